@@ -1,0 +1,217 @@
+"""ONNX export and int8 quantization, cached by model content hash.
+
+A cache entry is a directory `<cache>/<key>/` holding model.onnx (fp32, verified against torch),
+model.int8.onnx (onnxruntime dynamic int8) and info.json (params, weight bytes, FLOPs per sample
+at each sequence length asked for so far, export method, verification error). The key covers the
+model's content, the torch and onnxruntime versions and this module's EXPORT_VERSION.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from roi.io import write_json_atomic
+
+from .zoo import ModelSpec, content_hash, forward_params, load_torch
+
+log = logging.getLogger(__name__)
+
+EXPORT_VERSION = 1
+FP32_FILE, INT8_FILE, INFO_FILE = "model.onnx", "model.int8.onnx", "info.json"
+# Relative tolerance of the ONNX fp32 output against torch (max abs error / max abs output).
+EXPORT_RTOL = 1e-3
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get("ROI_CACHE_DIR") or Path.home() / ".cache" / "roi")
+
+
+def cache_key(spec: ModelSpec) -> str:
+    import hashlib
+
+    import onnxruntime
+    import torch
+
+    versions = f"torch={torch.__version__};ort={onnxruntime.__version__};v={EXPORT_VERSION}"
+    return hashlib.sha256(f"{content_hash(spec)};{versions}".encode()).hexdigest()[:24]
+
+
+def prepare(spec: ModelSpec, seq_lens: list[int], root: Path | None = None) -> dict:
+    """Export (or reuse) the ONNX fp32 and int8 files of a model; return its info dict."""
+    if spec.kind == "onnx":
+        return _prepare_onnx_file(spec, root or cache_root())
+    entry = (root or cache_root()) / "onnx" / cache_key(spec)
+    info_path = entry / INFO_FILE
+    info = json.loads(info_path.read_text()) if info_path.is_file() else None
+    missing = [s for s in seq_lens if info is None or str(s) not in info["flops_per_sample"]]
+    if info is not None and not missing:
+        return _with_paths(info, entry)
+    tm = load_torch(spec)
+    if info is None:
+        entry.mkdir(parents=True, exist_ok=True)
+        info = _export_and_quantize(tm, entry)
+    info["flops_per_sample"].update(_flops_by_seq(tm, missing))
+    write_json_atomic(info_path, info)
+    return _with_paths(info, entry)
+
+
+def _with_paths(info: dict, entry: Path) -> dict:
+    return {**info, "fp32_path": str(entry / FP32_FILE), "int8_path": str(entry / INT8_FILE)}
+
+
+def _flops_by_seq(tm, seq_lens: list[int]) -> dict[str, int]:
+    from .flops import count_flops
+
+    out = {}
+    for seq in seq_lens:
+        if tm.max_seq_len and seq > tm.max_seq_len:
+            continue
+        inputs = tm.make_inputs(1, seq, "cpu")
+        out[str(seq)] = count_flops(lambda: tm.module(**inputs))
+    return out
+
+
+def _export_and_quantize(tm, entry: Path) -> dict:
+    sample_seq = min(16, tm.max_seq_len or 16)
+    inputs = tm.make_inputs(2, sample_seq, "cpu")
+    method = _export(tm, inputs, entry / FP32_FILE)
+    err = _verify(tm, entry / FP32_FILE)
+    _quantize_int8(entry / FP32_FILE, entry / INT8_FILE)
+    params = sum(p.numel() for p in tm.module.parameters())
+    return {
+        "params": int(params),
+        "weight_bytes": int(sum(p.numel() * p.element_size() for p in tm.module.parameters())),
+        "weight_bytes_int8": _initializer_bytes(entry / INT8_FILE),
+        "vocab_size": tm.vocab_size,
+        "input_names": list(tm.input_names),
+        "is_causal_lm": tm.is_causal_lm,
+        "export_method": method,
+        "export_rel_err": err,
+        "flops_per_sample": {},
+    }
+
+
+def first_output_module(module, names: list[str]):
+    """Wrap a model so export sees positional tensors in and one tensor (logits) out."""
+    import torch
+
+    use_cache = "use_cache" in forward_params(module)
+
+    class FirstOutput(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.inner = module
+
+        def forward(self, *args):
+            kwargs = dict(zip(names, args))
+            if use_cache:
+                kwargs["use_cache"] = False
+            out = self.inner(**kwargs)
+            return out if isinstance(out, torch.Tensor) else out[0]  # logits / hidden states
+
+    return FirstOutput().eval()
+
+
+def _export(tm, inputs: dict, path: Path) -> str:
+    """torch.onnx.export with dynamic batch and sequence axes: dynamo first, TorchScript next."""
+    import torch
+
+    names = list(inputs)
+    wrapper = first_output_module(tm.module, names)
+    args = tuple(inputs[n] for n in names)
+    tmp = path.with_suffix(".tmp.onnx")
+    try:
+        from torch.export import Dim
+
+        batch, seq = Dim("batch", min=1, max=4096), Dim("seq", min=2, max=tm.max_seq_len or 65536)
+        shapes = tuple({0: batch, 1: seq} for _ in names)
+        with torch.no_grad():
+            torch.onnx.export(
+                wrapper, args, str(tmp), input_names=names, output_names=["output"],
+                dynamic_shapes=shapes, dynamo=True, external_data=False, verbose=False,
+            )
+        method = "dynamo"
+    except Exception as e:  # the dynamo exporter still rejects some models
+        log.info("dynamo export failed (%s); falling back to the TorchScript exporter", e)
+        axes = {n: {0: "batch", 1: "seq"} for n in names} | {"output": {0: "batch", 1: "seq"}}
+        with torch.no_grad():
+            torch.onnx.export(
+                wrapper, args, str(tmp), input_names=names, output_names=["output"],
+                dynamic_axes=axes, opset_version=17, dynamo=False,
+            )
+        method = "torchscript"
+    os.replace(tmp, path)
+    return method
+
+
+def _verify(tm, path: Path) -> float:
+    """Relative max error of ONNX Runtime fp32 against torch on a fresh shape; raise if off."""
+    import onnxruntime as ort
+    import torch
+
+    seq = min(24, tm.max_seq_len or 24)
+    inputs = tm.make_inputs(3, seq, "cpu")
+    with torch.no_grad():
+        ref = first_output_module(tm.module, list(inputs))(*inputs.values()).float().numpy()
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    got = sess.run(None, {k: v.numpy() for k, v in inputs.items()})[0]
+    scale = float(np.abs(ref).max()) or 1.0
+    rel = float(np.abs(got - ref).max()) / scale
+    if not np.isfinite(rel) or rel > EXPORT_RTOL:
+        raise RuntimeError(f"ONNX export differs from torch: relative max error {rel:.2e}")
+    return rel
+
+
+def _quantize_int8(src: Path, dst: Path) -> None:
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    fd, tmp = tempfile.mkstemp(dir=dst.parent, suffix=".onnx")
+    os.close(fd)
+    quantize_dynamic(str(src), tmp, weight_type=QuantType.QInt8)
+    os.replace(tmp, dst)
+
+
+def _initializer_bytes(path: Path) -> int:
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(str(path))
+    return int(sum(numpy_helper.to_array(t).nbytes for t in model.graph.initializer))
+
+
+def _initializer_params(path: Path) -> int:
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    return int(sum(int(np.prod(t.dims)) for t in model.graph.initializer))
+
+
+def _prepare_onnx_file(spec: ModelSpec, root: Path) -> dict:
+    """A user's ONNX file: measured as given (fp32) and quantized to int8 into the cache."""
+    entry = root / "onnx" / f"file-{content_hash(spec)}"
+    info_path = entry / INFO_FILE
+    if info_path.is_file():
+        return json.loads(info_path.read_text())
+    entry.mkdir(parents=True, exist_ok=True)
+    _quantize_int8(spec.path, entry / INT8_FILE)
+    info = {
+        "params": _initializer_params(spec.path),
+        "weight_bytes": _initializer_bytes(spec.path),
+        "weight_bytes_int8": _initializer_bytes(entry / INT8_FILE),
+        "vocab_size": None,
+        "input_names": None,
+        "is_causal_lm": False,
+        "export_method": "user-file",
+        "export_rel_err": None,
+        "flops_per_sample": {},  # FlopCounterMode counts torch ops; an ONNX graph has none
+        "fp32_path": str(spec.path.resolve()),
+        "int8_path": str(entry / INT8_FILE),
+    }
+    write_json_atomic(info_path, info)
+    return info

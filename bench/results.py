@@ -1,0 +1,112 @@
+"""The results table: one row per configuration, kept as results.jsonl and results.csv.
+
+results.jsonl is the source of truth; results.csv is rewritten beside it. Every append rewrites
+both atomically (temp file + os.replace), so an interrupted sweep leaves complete files that
+`--resume` continues from. Raw per-call samples go to raw/<row_id>.npz (numpy, no pickle).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from roi.io import write_text_atomic
+
+KEY_COLUMNS = ("model", "role", "backend", "device", "dtype", "batch_size", "seq_len", "threads")
+MEASURED_COLUMNS = (
+    "status", "error", "source",
+    "latency_ms_p50", "latency_ms_p90", "latency_ms_p95", "latency_ms_p99",
+    "latency_ms_mean", "latency_ms_std", "latency_ms_min", "latency_ms_max", "latency_ms_cv",
+    "n_calls", "throughput_samples_s", "throughput_tokens_s", "ttft_ms", "tpot_ms",
+    "peak_rss_mb", "rss_start_mb", "peak_gpu_mb", "params", "flops_per_sample", "weight_bytes",
+    "load_s", "cold_ms", "model_family", "export_method", "export_rel_err", "memory_method",
+    "row_id",
+)
+STATUSES = ("ok", "oom", "error", "timeout", "skipped")
+JSONL, CSV, RAW_DIR = "results.jsonl", "results.csv", "raw"
+
+
+def row_id(key: tuple) -> str:
+    return hashlib.sha256(json.dumps(list(key)).encode()).hexdigest()[:16]
+
+
+def _clean(value):
+    """JSON has no NaN: store missing figures as null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, np.generic):
+        return _clean(value.item())
+    return value
+
+
+class ResultsStore:
+    """Rows of one output directory, appended one at a time with atomic rewrites."""
+
+    def __init__(self, out_dir: str | Path):
+        self.out_dir = Path(out_dir)
+        self.rows: list[dict] = []
+        path = self.out_dir / JSONL
+        if path.is_file():
+            self.rows = [json.loads(line) for line in path.read_text().splitlines() if line]
+
+    def done_keys(self) -> set[tuple]:
+        """Keys already measured for good: ok rows, and rows whose outcome would not change."""
+        return {
+            tuple(r[c] for c in KEY_COLUMNS)
+            for r in self.rows
+            if r.get("status") in ("ok", "skipped", "oom")
+        }
+
+    def append(self, row: dict, samples: dict[str, np.ndarray] | None = None) -> None:
+        key = tuple(row[c] for c in KEY_COLUMNS)
+        row = {k: _clean(v) for k, v in row.items()}
+        row["row_id"] = row_id(key)
+        if samples:
+            raw = self.out_dir / RAW_DIR
+            raw.mkdir(parents=True, exist_ok=True)
+            tmp = raw / f".{row['row_id']}.tmp.npz"
+            np.savez(tmp, **samples)
+            tmp.replace(raw / f"{row['row_id']}.npz")
+        # A retried configuration replaces its earlier (failed) row.
+        self.rows = [r for r in self.rows if tuple(r[c] for c in KEY_COLUMNS) != key] + [row]
+        self._write()
+
+    def _write(self) -> None:
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        lines = "".join(json.dumps(r, default=str) + "\n" for r in self.rows)
+        write_text_atomic(self.out_dir / JSONL, lines)
+        write_text_atomic(self.out_dir / CSV, self.frame().to_csv(index=False))
+
+    def frame(self) -> pd.DataFrame:
+        return to_frame(self.rows)
+
+
+def to_frame(rows: list[dict]) -> pd.DataFrame:
+    """Rows as a DataFrame with the key and measured columns first, in a fixed order."""
+    df = pd.DataFrame(rows)
+    first = [c for c in (*KEY_COLUMNS, *MEASURED_COLUMNS) if c in df.columns]
+    rest = [c for c in df.columns if c not in first]
+    return df[first + rest]
+
+
+def load_samples(out_dir: str | Path, rid: str) -> dict[str, np.ndarray]:
+    path = Path(out_dir) / RAW_DIR / f"{rid}.npz"
+    if not path.is_file():
+        return {}
+    with np.load(path, allow_pickle=False) as data:
+        return {k: data[k] for k in data.files}
+
+
+def read_results(path: str | Path) -> pd.DataFrame:
+    """A results table from a run directory, results.jsonl or results.csv."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / JSONL
+    if path.suffix == ".jsonl":
+        return to_frame([json.loads(x) for x in path.read_text().splitlines() if x])
+    return pd.read_csv(path)

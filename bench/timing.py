@@ -1,0 +1,91 @@
+"""The timing loop: every call timed and kept raw.
+
+CPU: `time.perf_counter_ns` around each call. CUDA: a pair of CUDA events around each call and a
+synchronize after it, so the sample is device time of that call alone (queued work cannot leak
+into the next sample).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class TimingSettings:
+    warmup_calls: int = 5  # calls discarded before timing (caches, allocator, lazy init)
+    min_calls: int = 30  # at least this many timed calls ...
+    min_time_s: float = 2.0  # ... and at least this much timed wall time
+    max_time_s: float = 60.0  # stop here even short of min_calls (slow models) ...
+    floor_calls: int = 5  # ... but never with fewer than this many samples
+
+    @classmethod
+    def quick(cls) -> "TimingSettings":
+        return cls(warmup_calls=2, min_calls=10, min_time_s=0.5, max_time_s=10.0, floor_calls=3)
+
+
+def time_cpu(fn: Callable[[], object], settings: TimingSettings) -> np.ndarray:
+    """Per-call wall times in ns after warm-up, until min_calls and min_time_s are both met."""
+    for _ in range(settings.warmup_calls):
+        fn()
+    clock = time.perf_counter_ns
+    samples: list[int] = []
+    append = samples.append
+    min_ns, max_ns = int(settings.min_time_s * 1e9), int(settings.max_time_s * 1e9)
+    start = clock()
+    elapsed = 0
+    while (len(samples) < settings.min_calls or elapsed < min_ns) and (
+        elapsed < max_ns or len(samples) < settings.floor_calls
+    ):
+        t0 = clock()
+        fn()
+        t1 = clock()
+        append(t1 - t0)
+        elapsed = t1 - start
+    return np.asarray(samples, dtype=np.int64)
+
+
+def time_cuda(fn: Callable[[], object], settings: TimingSettings) -> np.ndarray:
+    """Per-call device times in ns measured with CUDA events, synchronizing after each call."""
+    import torch
+
+    for _ in range(settings.warmup_calls):
+        fn()
+    torch.cuda.synchronize()
+    samples: list[int] = []
+    min_s, max_s = settings.min_time_s, settings.max_time_s
+    start = time.perf_counter()
+    elapsed = 0.0
+    begin, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    while (len(samples) < settings.min_calls or elapsed < min_s) and (
+        elapsed < max_s or len(samples) < settings.floor_calls
+    ):
+        begin.record()
+        fn()
+        end.record()
+        end.synchronize()
+        samples.append(int(begin.elapsed_time(end) * 1e6))  # ms -> ns
+        elapsed = time.perf_counter() - start
+    return np.asarray(samples, dtype=np.int64)
+
+
+def time_calls(fn: Callable[[], object], settings: TimingSettings, device: str) -> np.ndarray:
+    return time_cuda(fn, settings) if device == "cuda" else time_cpu(fn, settings)
+
+
+def time_once_ms(fn: Callable[[], object], device: str = "cpu") -> float:
+    """One call's latency in ms (used for the cold first call)."""
+    if device == "cuda":
+        import torch
+
+        torch.cuda.synchronize()
+    t0 = time.perf_counter_ns()
+    fn()
+    if device == "cuda":
+        import torch
+
+        torch.cuda.synchronize()
+    return (time.perf_counter_ns() - t0) / 1e6

@@ -1,0 +1,328 @@
+"""Model specs: what a user may name on the command line, and how each becomes something to run.
+
+    builtin:NAME        a preset of the built-in GPT (teacher, student-5x ... student-50x)
+    builtin:k=v,k=v     the built-in GPT with fields overridden from the teacher's config
+    hf:DIR              a local Hugging Face checkpoint directory (safetensors), loaded offline
+    onnx:FILE           an existing ONNX model (onnxruntime backends only)
+    ckpt:DIR            a student written by the trainer (config.json + model.safetensors)
+
+Validation (`parse_spec`) touches only files and configs, never torch, so bad input is refused
+before anything is created. Loading (`load_torch`) builds the torch module.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Callable
+
+from roi.errors import InputError
+
+KINDS = ("builtin", "hf", "onnx", "ckpt")
+
+# Teacher ≈ 14.4 M params. Students shrink depth and width to the seed's compression ratios by
+# parameter count (5.2×, 10.0×, 20.5×, 52.7×; a test keeps each within 10% of its target).
+PRESETS: dict[str, dict[str, int]] = {
+    "teacher": dict(n_layer=8, n_embd=384, n_head=6),
+    "student-5x": dict(n_layer=6, n_embd=192, n_head=3),
+    "student-10x": dict(n_layer=3, n_embd=192, n_head=3),
+    "student-20x": dict(n_layer=2, n_embd=160, n_head=5),
+    "student-50x": dict(n_layer=2, n_embd=96, n_head=3),
+}
+DEFAULT_TEACHER = "builtin:teacher"
+AUTO_STUDENTS = tuple(f"builtin:{n}" for n in PRESETS if n != "teacher")
+BUILTIN_SEED = 0  # random init is seeded, so a preset's weights (and export cache key) are stable
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    spec: str  # as the user wrote it; used as the `model` column
+    kind: str
+    target: str  # preset / overrides for builtin, a path otherwise
+
+    @property
+    def path(self) -> Path:
+        return Path(self.target)
+
+    @property
+    def torch_capable(self) -> bool:
+        return self.kind != "onnx"
+
+
+@dataclass
+class TorchModel:
+    """A loaded torch model plus what bench needs to feed it."""
+
+    module: Any  # torch.nn.Module
+    input_names: tuple[str, ...]
+    make_inputs: Callable[[int, int, Any], dict]  # (batch, seq, device) -> kwargs
+    vocab_size: int
+    max_seq_len: int | None
+    is_causal_lm: bool
+    family: str
+    extra: dict = field(default_factory=dict)
+
+
+def parse_spec(spec: str) -> ModelSpec:
+    """Check a model spec and the files it names; raise InputError with one clear line."""
+    kind, sep, target = spec.partition(":")
+    if not sep or kind not in KINDS or not target:
+        raise InputError(
+            f"unknown model spec {spec!r}: expected builtin:NAME ({', '.join(PRESETS)}), "
+            "hf:DIR, onnx:FILE or ckpt:DIR"
+        )
+    parsed = ModelSpec(spec, kind, target)
+    _VALIDATORS[kind](parsed)
+    return parsed
+
+
+def builtin_config(target: str):
+    """GPTConfig for a preset name or a `k=v,k=v` override list (starting from the teacher)."""
+    from bench.models import GPTConfig  # torch-free module import is fine: dataclass only
+
+    if "=" not in target:
+        if target not in PRESETS:
+            raise InputError(
+                f"unknown built-in model {target!r}: allowed {', '.join(PRESETS)} "
+                "or overrides such as builtin:n_layer=2,n_embd=64,n_head=2"
+            )
+        return GPTConfig(**PRESETS[target])
+    allowed = {f.name: f.type for f in fields(GPTConfig)}
+    values: dict[str, Any] = dict(PRESETS["teacher"])
+    for item in target.split(","):
+        key, _, raw = item.partition("=")
+        if key not in allowed:
+            raise InputError(f"unknown built-in field {key!r}: allowed {', '.join(allowed)}")
+        values[key] = _parse_field(key, raw)
+    try:
+        return GPTConfig(**values)
+    except ValueError as e:
+        raise InputError(str(e)) from None
+
+
+def _parse_field(key: str, raw: str) -> int | bool:
+    if key == "bias":
+        if raw.lower() not in ("true", "false"):
+            raise InputError(f"built-in field bias must be true or false, got {raw!r}")
+        return raw.lower() == "true"
+    try:
+        return int(raw)
+    except ValueError:
+        raise InputError(f"built-in field {key} must be an integer, got {raw!r}") from None
+
+
+def _validate_builtin(spec: ModelSpec) -> None:
+    builtin_config(spec.target)
+
+
+def _validate_dir_with(spec: ModelSpec, required: tuple[str, ...], what: str) -> None:
+    path = spec.path
+    if not path.exists():
+        raise InputError(f"{spec.spec}: path {str(path)!r} does not exist")
+    if not path.is_dir():
+        raise InputError(f"{spec.spec}: {what} must be a directory, got a file")
+    for name in required:
+        if not (path / name).is_file():
+            raise InputError(f"{spec.spec}: {name} missing in {str(path)!r}: not a {what}")
+
+
+def _validate_hf(spec: ModelSpec) -> None:
+    _validate_dir_with(spec, ("config.json",), "Hugging Face checkpoint directory")
+    try:
+        cfg = json.loads((spec.path / "config.json").read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise InputError(f"{spec.spec}: config.json is not valid JSON ({e})") from None
+    if not isinstance(cfg, dict) or "model_type" not in cfg:
+        raise InputError(f"{spec.spec}: config.json has no model_type: not a Hugging Face config")
+    if not list(spec.path.glob("*.safetensors")):
+        raise InputError(
+            f"{spec.spec}: no *.safetensors weights in {str(spec.path)!r} "
+            "(pickled .bin weights are refused; convert them with save_pretrained)"
+        )
+
+
+def _validate_ckpt(spec: ModelSpec) -> None:
+    from distill.checkpoint import CONFIG_FILE, WEIGHTS_FILE, read_checkpoint_meta
+
+    _validate_dir_with(spec, (CONFIG_FILE, WEIGHTS_FILE), "trainer checkpoint directory")
+    try:
+        meta = read_checkpoint_meta(spec.path)
+        builtin_config(",".join(f"{k}={v}" for k, v in meta["config"].items()))
+    except (ValueError, json.JSONDecodeError) as e:
+        raise InputError(f"{spec.spec}: {e}") from None
+
+
+def _validate_onnx(spec: ModelSpec) -> None:
+    path = spec.path
+    if not path.is_file():
+        raise InputError(f"{spec.spec}: file {str(path)!r} does not exist")
+    import onnx  # protobuf only; cheap compared with a session
+
+    try:
+        onnx.load(str(path), load_external_data=False)
+    except Exception as e:  # onnx raises DecodeError and friends for non-models
+        raise InputError(f"{spec.spec}: {str(path)!r} is not an ONNX model ({type(e).__name__})")
+
+
+_VALIDATORS = {
+    "builtin": _validate_builtin,
+    "hf": _validate_hf,
+    "onnx": _validate_onnx,
+    "ckpt": _validate_ckpt,
+}
+
+
+def split_specs(text: str) -> list[str]:
+    """Split a comma-separated spec list; commas inside `builtin:k=v,k=v` stay with their spec
+    (a new spec starts only where a comma is followed by a known `kind:` prefix)."""
+    pattern = r",\s*(?=(?:%s):)" % "|".join(KINDS)
+    return [s.strip() for s in re.split(pattern, text) if s.strip()]
+
+
+def parse_students(students: str | list[str] | tuple[str, ...]) -> list[ModelSpec]:
+    if isinstance(students, str):
+        students = split_specs(students)
+    if list(students) == ["auto"]:
+        students = list(AUTO_STUDENTS)
+    return [parse_spec(s.strip()) for s in students]
+
+
+# --------------------------------------------------------------------------- loading (torch)
+
+
+def load_torch(spec: ModelSpec) -> TorchModel:
+    """Build the torch module for a spec (fp32, eval mode, on CPU; callers move it)."""
+    if spec.kind == "builtin":
+        import torch
+
+        from bench.models import GPT
+
+        torch.manual_seed(BUILTIN_SEED)
+        return _builtin_model(GPT(builtin_config(spec.target)).eval(), "builtin")
+    if spec.kind == "ckpt":
+        from distill.checkpoint import load_checkpoint
+
+        return _builtin_model(load_checkpoint(spec.path).eval(), "ckpt")
+    if spec.kind == "hf":
+        return _load_hf(spec.path)
+    raise InputError(f"{spec.spec}: an ONNX model cannot run on a torch backend")
+
+
+def _builtin_model(module, family: str) -> TorchModel:
+    import torch
+
+    cfg = module.config
+
+    def make_inputs(batch: int, seq: int, device) -> dict:
+        g = torch.Generator().manual_seed(1234)
+        return {"idx": torch.randint(0, cfg.vocab_size, (batch, seq), generator=g).to(device)}
+
+    return TorchModel(
+        module=module,
+        input_names=("idx",),
+        make_inputs=make_inputs,
+        vocab_size=cfg.vocab_size,
+        max_seq_len=cfg.block_size,
+        is_causal_lm=True,
+        family=family,
+        extra={"config": cfg.to_dict()},
+    )
+
+
+def hf_model_class(config):
+    """The transformers class for a config, picked from the config alone.
+
+    `architectures` names the exact class a checkpoint was saved from; without it, a decoder-only
+    model type gets AutoModelForCausalLM and anything else the bare AutoModel."""
+    import transformers
+    from transformers.models.auto import modeling_auto as ma
+
+    if getattr(config, "is_encoder_decoder", False):
+        raise InputError(
+            f"model_type {config.model_type!r} is an encoder-decoder: not supported; "
+            "allowed are encoders and decoder-only causal LMs"
+        )
+    for name in getattr(config, "architectures", None) or []:
+        cls = getattr(transformers, name, None)
+        if cls is not None:
+            return cls
+    causal = ma.MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+    masked = ma.MODEL_FOR_MASKED_LM_MAPPING_NAMES
+    if config.model_type in causal and config.model_type not in masked:
+        return transformers.AutoModelForCausalLM
+    return transformers.AutoModel
+
+
+def _load_hf(path: Path) -> TorchModel:
+    import torch
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(path, local_files_only=True)
+    cls = hf_model_class(config)
+    kwargs = {"local_files_only": True, "use_safetensors": True}
+    if hasattr(config, "_attn_implementation"):
+        kwargs["attn_implementation"] = "sdpa" if _supports_sdpa(cls) else "eager"
+    module = cls.from_pretrained(path, **kwargs).eval().to(torch.float32)
+    accepted = forward_params(module)
+    names = tuple(
+        n
+        for n in ("input_ids", "attention_mask", "token_type_ids")
+        if n in accepted and (n != "token_type_ids" or getattr(config, "type_vocab_size", 0))
+    )
+    vocab = int(config.vocab_size)
+    max_len = getattr(config, "max_position_embeddings", None) or getattr(
+        config, "n_positions", None
+    )
+
+    def make_inputs(batch: int, seq: int, device) -> dict:
+        g = torch.Generator().manual_seed(1234)
+        ids = torch.randint(0, vocab, (batch, seq), generator=g)
+        inputs = {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
+        inputs["token_type_ids"] = torch.zeros_like(ids)
+        return {k: v.to(device) for k, v in inputs.items() if k in names}
+
+    can_generate = getattr(module, "can_generate", lambda: False)()
+    return TorchModel(
+        module=module,
+        input_names=names,
+        make_inputs=make_inputs,
+        vocab_size=vocab,
+        max_seq_len=int(max_len) if max_len else None,
+        is_causal_lm=bool(can_generate),
+        family=f"hf-{config.model_type}",
+        extra={"hf_class": cls.__name__},
+    )
+
+
+def forward_params(module) -> set[str]:
+    """Names the module's forward accepts (HF models differ: token_type_ids, use_cache...)."""
+    import inspect
+
+    return set(inspect.signature(module.forward).parameters)
+
+
+def _supports_sdpa(cls) -> bool:
+    return bool(getattr(cls, "_supports_sdpa", False))
+
+
+# --------------------------------------------------------------------------- identity
+
+
+def content_hash(spec: ModelSpec) -> str:
+    """A stable hash of what the model computes: its files, or a preset's config + seed."""
+    h = hashlib.sha256()
+    if spec.kind == "builtin":
+        cfg = builtin_config(spec.target).to_dict()
+        h.update(json.dumps({"builtin": cfg, "seed": BUILTIN_SEED}, sort_keys=True).encode())
+        return h.hexdigest()[:20]
+    files = [spec.path] if spec.path.is_file() else sorted(p for p in spec.path.iterdir())
+    for f in files:
+        if f.is_file():
+            h.update(f.name.encode())
+            with open(f, "rb") as fh:
+                for chunk in iter(lambda: fh.read(1 << 20), b""):
+                    h.update(chunk)
+    return h.hexdigest()[:20]

@@ -1,0 +1,1 @@
+"""reports: pure functions from tables and plans to Markdown, HTML and figures."""

@@ -1,0 +1,101 @@
+"""The `roi` command line. Each subcommand maps to a plain function; heavy imports (torch,
+onnxruntime) happen inside the subcommand that needs them.
+
+Bad input prints one line, `error: ...`, and exits with code 2, with no traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from datetime import datetime
+from typing import Optional
+
+import typer
+
+from .errors import InputError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    help="Should we distill this model, to what size, on what hardware, and what will it save?",
+)
+
+
+@app.callback()
+def _root() -> None:
+    """Should we distill this model, to what size, on what hardware, and what will it save?"""
+
+
+def _default_out(prefix: str) -> str:
+    return f"runs/{prefix}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
+
+
+@app.command()
+def bench(
+    teacher: str = typer.Option("builtin:teacher", help="Teacher model spec: builtin:NAME, "
+                                "hf:DIR, onnx:FILE or ckpt:DIR."),
+    students: str = typer.Option("auto", help="Comma-separated student specs, or 'auto' for "
+                                 "builtin:student-5x,-10x,-20x,-50x."),
+    backends: str = typer.Option("torch-eager,ort-fp32,ort-int8", help="Comma-separated: "
+                                 "torch-eager, torch-eager-bf16, ort-fp32, ort-int8."),
+    batch_sizes: Optional[str] = typer.Option(None, help="Comma-separated batch sizes "
+                                              "[default: 1,8; 1 with --quick]."),
+    seq_lens: str = typer.Option("128", help="Comma-separated sequence lengths (tokens)."),
+    threads: Optional[str] = typer.Option(None, help="Comma-separated intra-op thread counts "
+                                          "to sweep [default: physical cores]."),
+    device: str = typer.Option("auto", help="cpu, cuda or auto (cuda when a GPU is visible)."),
+    out: Optional[str] = typer.Option(None, help="Output directory [default: "
+                                      "runs/bench-<time>]."),
+    resume: bool = typer.Option(False, help="Continue a sweep in --out, skipping "
+                                "configurations already measured."),
+    quick: bool = typer.Option(False, help="Fewer calls per configuration (≥10 calls, ≥0.5 s)."),
+    memory_budget_mb: Optional[float] = typer.Option(None, help="Skip configurations estimated "
+                                                     "above this and stop any that exceed it."),
+    timeout_s: Optional[float] = typer.Option(None, help="Per-configuration time limit "
+                                              "[default: 600 s; 300 s with --quick]."),
+    isolate: bool = typer.Option(True, help="Run each configuration in a fresh subprocess "
+                                 "(--no-isolate: faster, memory peaks mix)."),
+) -> None:
+    """Measure the teacher and candidate students: latency percentiles, throughput, memory."""
+    from bench.sweep import plan_sweep, run_plan
+
+    plan = plan_sweep(
+        teacher=teacher, students=students, backends=backends, batch_sizes=batch_sizes,
+        seq_lens=seq_lens, threads=threads, device=device, out=out or _default_out("bench"),
+        resume=resume, quick=quick, isolate=isolate, memory_budget_mb=memory_budget_mb,
+        timeout_s=timeout_s,
+    )
+    from .console import progress_bar, print_bench_summary
+
+    with progress_bar() as progress:
+        df = run_plan(plan, progress)
+    print_bench_summary(df, plan.out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        app(args=argv, prog_name="roi", standalone_mode=False)
+    except InputError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except typer.Abort:
+        print("aborted", file=sys.stderr)
+        return 130
+    except typer.TyperException as e:  # click's usage errors (typer vendors click)
+        if type(e).__name__ == "NoArgsIsHelpError":
+            print(e.ctx.get_help() if getattr(e, "ctx", None) else "usage: roi COMMAND --help")
+            return 0
+        print(f"error: {e.format_message()}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: rerun with --resume to continue", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,62 @@
+"""`roi bench` on the command line: bad input is one line, exit 2, nothing written."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from ..conftest import TINY, TINY_B
+
+
+def roi(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "roi.cli", *args], capture_output=True,
+                          text=True, cwd=cwd, timeout=300)
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["--teacher", "nope"], "unknown model spec"),
+    (["--students", "hf:/no/such/dir"], "does not exist"),
+    (["--teacher", "onnx:{junk}"], "not an ONNX model"),
+    (["--backends", "torch-eager,tensorrt"], "unknown backend tensorrt"),
+    (["--batch-sizes", "0"], "positive integers"),
+    (["--batch-sizes", "1,-8"], "positive integers"),
+    (["--batch-sizes", "one"], "comma-separated integers"),
+    (["--device", "tpu"], "cpu, cuda or auto"),
+    (["--memory-budget-mb", "-1"], "memory-budget-mb"),
+    (["--no-such-flag"], "No such option"),
+])
+def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, args, needle):
+    junk = tmp_path / "junk.onnx"
+    junk.write_text("not a model")
+    out = tmp_path / "out"
+    args = [a.format(junk=junk) for a in args]
+    proc = roi("bench", *args, "--out", str(out))
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and needle in lines[0] and lines[0].startswith("error:"), proc.stderr
+    assert "Traceback" not in proc.stderr + proc.stdout
+    assert not out.exists()
+
+
+def test_device_cuda_without_gpu_is_refused(tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present: --device cuda is valid here")
+    proc = roi("bench", "--device", "cuda", "--out", str(tmp_path / "o"))
+    assert proc.returncode == 2 and "no CUDA GPU" in proc.stderr
+    assert not (tmp_path / "o").exists()
+
+
+def test_cli_bench_runs_and_prints_a_summary(tmp_path):
+    out = tmp_path / "run"
+    proc = roi("bench", "--teacher", TINY, "--students", TINY_B, "--backends", "ort-fp32",
+               "--seq-lens", "16", "--threads", "1", "--quick", "--device", "cpu",
+               "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert "bench results" in proc.stdout and "speedup vs teacher" in proc.stdout
+    rows = [json.loads(x) for x in (out / "results.jsonl").read_text().splitlines()]
+    assert [r["status"] for r in rows] == ["ok", "ok"]
+    again = roi("bench", "--teacher", TINY, "--students", TINY_B, "--out", str(out))
+    assert again.returncode == 2 and "--resume" in again.stderr
