@@ -35,6 +35,16 @@ PRESETS: dict[str, dict[str, int]] = {
 DEFAULT_TEACHER = "builtin:teacher"
 AUTO_STUDENTS = tuple(f"builtin:{n}" for n in PRESETS if n != "teacher")
 BUILTIN_SEED = 0  # random init is seeded, so a preset's weights (and export cache key) are stable
+# The teacher preset has learned weights, shipped with the package (python -m distill.build_teacher
+# rebuilds them); every other preset is an architecture with seeded random weights.
+TEACHER_ASSET = Path(__file__).resolve().parent / "assets" / "teacher"
+
+
+def shipped_weights(target: str) -> Path | None:
+    """The shipped checkpoint directory of a preset, if it has one."""
+    if target == "teacher" and (TEACHER_ASSET / "model.safetensors").is_file():
+        return TEACHER_ASSET
+    return None
 
 
 @dataclass(frozen=True)
@@ -200,6 +210,11 @@ def load_torch(spec: ModelSpec) -> TorchModel:
 
         from bench.models import GPT
 
+        shipped = shipped_weights(spec.target)
+        if shipped is not None:
+            from distill.checkpoint import load_checkpoint
+
+            return _builtin_model(load_checkpoint(shipped).eval(), "builtin")
         torch.manual_seed(BUILTIN_SEED)
         return _builtin_model(GPT(builtin_config(spec.target)).eval(), "builtin")
     if spec.kind == "ckpt":
@@ -314,11 +329,12 @@ def _supports_sdpa(cls) -> bool:
 def content_hash(spec: ModelSpec) -> str:
     """A stable hash of what the model computes: its files, or a preset's config + seed."""
     h = hashlib.sha256()
-    if spec.kind == "builtin":
+    if spec.kind == "builtin" and shipped_weights(spec.target) is None:
         cfg = builtin_config(spec.target).to_dict()
         h.update(json.dumps({"builtin": cfg, "seed": BUILTIN_SEED}, sort_keys=True).encode())
         return h.hexdigest()[:20]
-    files = [spec.path] if spec.path.is_file() else sorted(p for p in spec.path.iterdir())
+    path = shipped_weights(spec.target) if spec.kind == "builtin" else spec.path
+    files = [path] if path.is_file() else sorted(p for p in path.iterdir())
     for f in files:
         if f.is_file():
             h.update(f.name.encode())

@@ -18,13 +18,14 @@ WEIGHTS_FILE = "model.safetensors"
 FAMILY_BUILTIN = "builtin-gpt"
 
 
-def save_checkpoint(model, out_dir: str | Path, extra: dict | None = None) -> Path:
-    """Write a built-in GPT's config and weights atomically into out_dir."""
+def save_checkpoint(model, out_dir: str | Path, extra: dict | None = None, dtype=None) -> Path:
+    """Write a built-in GPT's config and weights atomically into out_dir (weights cast to
+    `dtype` when given, e.g. torch.bfloat16 for a shipped asset; loading casts back to fp32)."""
     from safetensors.torch import save_file
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
+    state = {k: v.detach().to(dtype or v.dtype).contiguous() for k, v in model.state_dict().items()}
     state.pop("lm_head.weight", None)  # tied to wte.weight; safetensors refuses shared storage
     fd, tmp = tempfile.mkstemp(dir=out, suffix=".tmp")
     os.close(fd)
@@ -52,7 +53,7 @@ def load_checkpoint(ckpt_dir: str | Path):
 
     meta = read_checkpoint_meta(ckpt_dir)
     model = GPT(GPTConfig(**meta["config"]))
-    state = load_file(str(Path(ckpt_dir) / WEIGHTS_FILE))
+    state = {k: v.float() for k, v in load_file(str(Path(ckpt_dir) / WEIGHTS_FILE)).items()}
     state["lm_head.weight"] = state["wte.weight"]
     model.load_state_dict(state, strict=True)
     return model

@@ -1,0 +1,82 @@
+"""Trainer settings: one typed config, every field documented where it is declared.
+
+Loaded from the plan's trainer section or a YAML file (data only) and overridable field by field;
+a bad value is one InputError naming the field, what is allowed and what was received.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal, Optional
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from roi.errors import InputError
+
+
+class TrainConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    teacher: Optional[str] = Field("builtin:teacher", description="Teacher model spec; none "
+                                   "for plain cross-entropy training (how the teacher is built).")
+    student: str = Field("builtin:student-10x", description="Student architecture: a builtin "
+                         "preset or builtin:k=v overrides.")
+    init: Literal["teacher-layers", "random"] = Field(
+        "teacher-layers", description="Copy every k-th teacher layer (DistilBERT-style) where "
+        "shapes allow, else random.")
+    mode: Literal["kd", "ce"] = Field("kd", description="kd: distill from the teacher; ce: "
+                                      "labels only (the no-KD baseline, or teacher training).")
+    kd_loss: Literal["forward_kl", "reverse_kl", "jsd"] = "forward_kl"
+    temperature: float = Field(2.0, gt=0, description="Softmax temperature T of the KD term.")
+    alpha: float = Field(0.5, ge=0, le=1, description="Weight of the KD term; 1-alpha on CE.")
+    beta: float = Field(0.5, ge=0, le=1, description="Generalized JSD interpolation (jsd only).")
+    steps: int = Field(2000, gt=0, description="Optimizer steps.")
+    batch_size: int = Field(16, gt=0, description="Sequences per micro-batch.")
+    grad_accum: int = Field(1, gt=0, description="Micro-batches per optimizer step.")
+    block_size: int = Field(256, gt=1, description="Tokens per training sequence.")
+    lr: float = Field(1e-3, gt=0, description="Peak learning rate (AdamW).")
+    min_lr: float = Field(1e-4, ge=0, description="Final learning rate of the cosine decay.")
+    warmup_steps: int = Field(100, ge=0)
+    weight_decay: float = Field(0.1, ge=0)
+    grad_clip: float = Field(1.0, gt=0, description="Max global gradient norm.")
+    eval_every: int = Field(250, gt=0, description="Steps between validation evaluations.")
+    eval_windows: int = Field(64, gt=0, description="Held-out windows per evaluation.")
+    ckpt_every: int = Field(250, gt=0, description="Steps between resumable checkpoints.")
+    seed: int = 0
+    dtype: Literal["fp32", "bf16"] = Field("fp32", description="bf16 autocast (CPU needs native "
+                                           "bf16 to gain; elsewhere it is slower).")
+    threads: Optional[int] = Field(None, gt=0, description="torch intra-op threads.")
+    data_source: str = Field("stdlib", description="stdlib, or comma-separated .txt/.jsonl.")
+    val_fraction: float = Field(0.05, gt=0, lt=0.5)
+    test_fraction: float = Field(0.05, gt=0, lt=0.5)
+
+
+def _one_line(e: ValidationError, where: str) -> str:
+    err = e.errors()[0]
+    field = ".".join(str(p) for p in err["loc"]) or "(root)"
+    return f"{where}: {field}: {err['msg']} (received {err.get('input')!r})"
+
+
+def make_config(values: dict, where: str = "trainer settings") -> TrainConfig:
+    try:
+        return TrainConfig(**values)
+    except ValidationError as e:
+        raise InputError(_one_line(e, where)) from None
+
+
+def load_config(path: str | Path | None, overrides: dict | None = None) -> TrainConfig:
+    """Settings from a YAML file (or defaults), then field overrides; validated once."""
+    values: dict = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise InputError(f"config file {str(path)!r} does not exist")
+        try:
+            values = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as e:
+            raise InputError(f"{path}: malformed YAML ({str(e).splitlines()[0]})") from None
+        if not isinstance(values, dict):
+            raise InputError(f"{path}: expected a mapping of trainer settings")
+    values.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    return make_config(values, str(path or "trainer settings"))

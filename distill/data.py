@@ -1,0 +1,147 @@
+"""Training data: real text that ships with Python, byte-level, split deterministically.
+
+The default corpus is the Python standard library's own `.py` sources (tests, idlelib and
+lib2to3 left out): ≈ 11 MB of real code on every machine with Python, so a byte-level
+code-completion task needs no download. Users may pass their own .txt files or .jsonl files
+(one {"text": ...} object per line).
+
+Splits are by document, decided by a hash of the document's name and the split seed, so adding
+a file never moves another file between train, validation and test.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sysconfig
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from roi.errors import InputError
+
+DOC_SEPARATOR = 0  # NUL never occurs in source text; it marks document boundaries
+SPLITS = ("train", "val", "test")
+_EXCLUDED_DIRS = {"test", "tests", "idlelib", "lib2to3", "site-packages", "__pycache__"}
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    source: str = "stdlib"  # "stdlib", or comma-separated .txt / .jsonl paths
+    val_fraction: float = 0.05  # share of documents held out for validation
+    test_fraction: float = 0.05  # share held out for the final test
+    split_seed: int = 0  # changes which documents land in which split
+
+    def __post_init__(self) -> None:
+        for name in ("val_fraction", "test_fraction"):
+            v = getattr(self, name)
+            if not 0.0 < v < 0.5:
+                raise InputError(f"data.{name} must be in (0, 0.5), got {v!r}")
+
+
+def stdlib_documents() -> Iterator[tuple[str, bytes]]:
+    """(relative path, bytes) for every stdlib .py file, in sorted order."""
+    root = Path(sysconfig.get_paths()["stdlib"])
+    for path in sorted(root.rglob("*.py")):
+        rel = path.relative_to(root)
+        if not _EXCLUDED_DIRS.intersection(rel.parts):
+            yield str(rel), path.read_bytes()
+
+
+def file_documents(paths: list[Path]) -> Iterator[tuple[str, bytes]]:
+    for path in paths:
+        if not path.is_file():
+            raise InputError(f"data file {str(path)!r} does not exist")
+        if path.suffix == ".jsonl":
+            yield from _jsonl_documents(path)
+        else:
+            try:
+                yield str(path), path.read_text(encoding="utf-8").encode("utf-8")
+            except UnicodeDecodeError:
+                raise InputError(f"data file {str(path)!r} is not UTF-8 text") from None
+
+
+def _jsonl_documents(path: Path) -> Iterator[tuple[str, bytes]]:
+    for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            text = json.loads(line)["text"]
+        except (json.JSONDecodeError, KeyError, TypeError):
+            raise InputError(
+                f"{path}:{i}: each JSONL line must be an object with a \"text\" string"
+            ) from None
+        if not isinstance(text, str):
+            raise InputError(f"{path}:{i}: \"text\" must be a string, got {type(text).__name__}")
+        yield f"{path}:{i}", text.encode("utf-8")
+
+
+def documents(cfg: DataConfig) -> Iterator[tuple[str, bytes]]:
+    if cfg.source == "stdlib":
+        return stdlib_documents()
+    return file_documents([Path(p.strip()) for p in cfg.source.split(",") if p.strip()])
+
+
+def split_of(name: str, cfg: DataConfig) -> str:
+    """Which split a document belongs to: a stable hash of its name, not its position."""
+    digest = hashlib.sha256(f"{cfg.split_seed}:{name}".encode()).digest()
+    u = int.from_bytes(digest[:8], "big") / 2**64
+    if u < cfg.test_fraction:
+        return "test"
+    if u < cfg.test_fraction + cfg.val_fraction:
+        return "val"
+    return "train"
+
+
+def build_splits(cfg: DataConfig) -> dict[str, np.ndarray]:
+    """Byte arrays per split, documents joined by DOC_SEPARATOR."""
+    parts: dict[str, list[bytes]] = {s: [] for s in SPLITS}
+    for name, data in documents(cfg):
+        parts[split_of(name, cfg)].append(data)
+    sep = bytes([DOC_SEPARATOR])
+    out = {s: np.frombuffer(sep.join(docs), dtype=np.uint8).copy() for s, docs in parts.items()}
+    too_small = [s for s, a in out.items() if a.size < 1024]
+    if too_small:
+        raise InputError(
+            f"data source {cfg.source!r} is too small: split(s) {', '.join(too_small)} got "
+            "under 1 KiB; give more text or larger val/test fractions"
+        )
+    return out
+
+
+def fingerprint(splits: dict[str, np.ndarray]) -> str:
+    """A short hash of the split contents, recorded with every metric computed on them."""
+    h = hashlib.sha256()
+    for s in SPLITS:
+        h.update(s.encode())
+        h.update(splits[s].tobytes())
+    return h.hexdigest()[:16]
+
+
+class BatchSampler:
+    """Random training windows whose positions depend only on (seed, step).
+
+    Resuming at step k therefore sees exactly the batches an uninterrupted run would have seen,
+    with no sampler state to save."""
+
+    def __init__(self, data: np.ndarray, block_size: int, batch_size: int, seed: int):
+        if data.size <= block_size + 1:
+            raise InputError(f"training split has {data.size} bytes; need > {block_size + 1}")
+        self.data, self.block, self.batch, self.seed = data, block_size, batch_size, seed
+
+    def batch_at(self, step: int, micro: int = 0, rank: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        rng = np.random.default_rng([self.seed, step, micro, rank])
+        starts = rng.integers(0, self.data.size - self.block - 1, size=self.batch)
+        idx = starts[:, None] + np.arange(self.block + 1)[None, :]
+        windows = self.data[idx].astype(np.int64)  # (B, T+1)
+        return windows[:, :-1], windows[:, 1:]
+
+
+def eval_windows(data: np.ndarray, block_size: int, max_windows: int) -> np.ndarray:
+    """Non-overlapping windows over a held-out split, evenly spread, deterministic."""
+    n = (data.size - 1) // block_size
+    picks = np.linspace(0, n - 1, num=min(n, max_windows)).astype(np.int64)
+    idx = picks[:, None] * block_size + np.arange(block_size + 1)[None, :]
+    return data[idx].astype(np.int64)  # (N, T+1)

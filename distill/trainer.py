@@ -1,0 +1,275 @@
+"""The distillation recipe: setup, train, evaluate, save (one readable loop, small parts).
+
+Output directory layout (a `ckpt:DIR` that bench measures like any other model):
+    config.json, model.safetensors   the student (distill.checkpoint)
+    metrics.json                     final held-out metrics, settings, wall time
+    train_state.pt                   resumable state: model, optimizer, scheduler, RNG, step
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from roi.errors import InputError
+from roi.io import write_json_atomic
+
+from .checkpoint import save_checkpoint
+from .config import TrainConfig
+from .data import BatchSampler, DataConfig, build_splits, eval_windows, fingerprint
+
+log = logging.getLogger(__name__)
+STATE_FILE, METRICS_FILE = "train_state.pt", "metrics.json"
+Progress = Callable[[int, int, float], None]  # (step, total steps, last loss)
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or inf; the last good checkpoint is kept."""
+
+
+@dataclass
+class DistillResult:
+    out_dir: Path
+    metrics: dict
+
+
+# --------------------------------------------------------------------------- setup
+
+
+def build_student(cfg: TrainConfig, teacher: torch.nn.Module | None) -> tuple[torch.nn.Module, str]:
+    """The student architecture, initialized from teacher layers where shapes allow."""
+    from bench.models import GPT
+    from bench.zoo import builtin_config, parse_spec
+
+    spec = parse_spec(cfg.student)
+    if spec.kind != "builtin":
+        raise InputError(f"student must be a builtin architecture, got {cfg.student!r}")
+    torch.manual_seed(cfg.seed)
+    student = GPT(builtin_config(spec.target))
+    if cfg.init == "teacher-layers" and teacher is not None:
+        return student, init_from_teacher_layers(student, teacher)
+    return student, "random"
+
+
+def init_from_teacher_layers(student, teacher) -> str:
+    """Copy embeddings, final norm and every k-th block (DistilBERT's layer selection).
+
+    Needs equal width and heads; otherwise the student keeps its random init and says so."""
+    s, t = student.config, getattr(teacher, "config", None)
+    same = t is not None and (s.n_embd, s.n_head, s.vocab_size) == (t.n_embd, t.n_head,
+                                                                    t.vocab_size)
+    if not same or s.n_layer > t.n_layer or s.block_size > t.block_size:
+        return "random (teacher shapes differ)"
+    picks = np.linspace(0, t.n_layer - 1, s.n_layer).round().astype(int).tolist()
+    with torch.no_grad():
+        student.wte.weight.copy_(teacher.wte.weight)
+        student.wpe.weight.copy_(teacher.wpe.weight[: s.block_size])
+        student.ln_f.load_state_dict(teacher.ln_f.state_dict())
+        for i, j in enumerate(picks):
+            student.blocks[i].load_state_dict(teacher.blocks[j].state_dict())
+    return f"teacher layers {picks}"
+
+
+def load_teacher(cfg: TrainConfig) -> torch.nn.Module | None:
+    if cfg.mode == "ce" or cfg.teacher in (None, "none"):
+        return None
+    from bench.zoo import load_torch, parse_spec
+
+    tm = load_torch(parse_spec(cfg.teacher))
+    if tm.family not in ("builtin", "ckpt"):
+        raise InputError(f"teacher {cfg.teacher!r}: only builtin and ckpt teachers are supported "
+                         "by this trainer yet")
+    for p in tm.module.parameters():
+        p.requires_grad_(False)
+    return tm.module.eval()
+
+
+def lr_at(cfg: TrainConfig, step: int) -> float:
+    """Linear warm-up, then cosine decay from lr to min_lr at the last step."""
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    progress = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
+    return cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1 + math.cos(math.pi * min(1.0, progress)))
+
+
+def make_optimizer(cfg: TrainConfig, model: torch.nn.Module) -> torch.optim.Optimizer:
+    decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
+    no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay},
+              {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.95), fused=False)
+
+
+# --------------------------------------------------------------------------- loss
+
+
+def step_loss(cfg: TrainConfig, student, teacher, x, y, n_valid: int) -> torch.Tensor:
+    """Loss of one micro-batch, already divided by the valid tokens of the whole step."""
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.dtype == "bf16"):
+        logits = student(x)  # (B, T, V)
+    ce_sum = F.cross_entropy(logits.float().flatten(0, 1), y.flatten(), reduction="sum")
+    if teacher is None:
+        return ce_sum / n_valid
+    from . import losses
+
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.dtype == "bf16"):
+        t_logits = teacher(x)
+    kd_sum = losses.kd_sum(cfg.kd_loss, logits.float(), t_logits.float(), y,
+                           temperature=cfg.temperature, beta=cfg.beta)
+    return (cfg.alpha * kd_sum + (1 - cfg.alpha) * ce_sum) / n_valid
+
+
+# --------------------------------------------------------------------------- evaluation
+
+
+@torch.no_grad()
+def evaluate(model: torch.nn.Module, windows: np.ndarray, batch_size: int = 16) -> dict:
+    """Mean next-byte cross-entropy (nats), bits per byte, perplexity and top-1 accuracy."""
+    model.eval()
+    total, correct, count = 0.0, 0, 0
+    for i in range(0, len(windows), batch_size):
+        w = torch.from_numpy(windows[i : i + batch_size])
+        x, y = w[:, :-1], w[:, 1:]
+        logits = model(x).float()
+        total += F.cross_entropy(logits.flatten(0, 1), y.flatten(), reduction="sum").item()
+        correct += (logits.argmax(-1) == y).sum().item()
+        count += y.numel()
+    loss = total / count
+    return {"loss": loss, "bits_per_byte": loss / math.log(2), "perplexity": math.exp(loss),
+            "accuracy": correct / count, "tokens": count}
+
+
+# --------------------------------------------------------------------------- state
+
+
+def save_state(out: Path, student, opt, step: int, cfg: TrainConfig, data_fp: str) -> None:
+    """Everything a resumed run needs, written atomically (temp file + os.replace)."""
+    state = {
+        "step": step,
+        "model": student.state_dict(),
+        "optimizer": opt.state_dict(),
+        "torch_rng": torch.get_rng_state(),
+        "config": cfg.model_dump(),
+        "data_fingerprint": data_fp,
+    }
+    tmp = out / f".{STATE_FILE}.tmp"
+    torch.save(state, tmp)
+    os.replace(tmp, out / STATE_FILE)
+
+
+def load_state(out: Path, student, opt, cfg: TrainConfig, data_fp: str) -> int:
+    state = torch.load(out / STATE_FILE, weights_only=True)  # tensors and plain data only
+    if state["config"] != cfg.model_dump() or state["data_fingerprint"] != data_fp:
+        raise InputError(f"{out}: the saved run used other settings or data; --resume needs the "
+                         "same ones (or choose a new --out)")
+    student.load_state_dict(state["model"])
+    opt.load_state_dict(state["optimizer"])
+    torch.set_rng_state(state["torch_rng"])
+    return int(state["step"])
+
+
+class _StopFlag:
+    """SIGINT sets a flag; the loop saves a checkpoint at the end of the step and stops."""
+
+    def __init__(self):
+        self.stop = False
+        self._old = None
+
+    def __enter__(self):
+        try:
+            self._old = signal.signal(signal.SIGINT, self._handle)
+        except ValueError:  # not the main thread: no handler, Ctrl-C behaves as usual
+            self._old = None
+        return self
+
+    def _handle(self, signum, frame):
+        self.stop = True
+
+    def __exit__(self, *exc):
+        if self._old is not None:
+            signal.signal(signal.SIGINT, self._old)
+
+
+# --------------------------------------------------------------------------- the recipe
+
+
+def train(cfg: TrainConfig, out: str | Path, resume: bool = False,
+          progress: Progress | None = None) -> DistillResult:
+    """Train the student of `cfg` into `out`; return its held-out metrics."""
+    out = Path(out)
+    if (out / STATE_FILE).exists() and not resume:
+        raise InputError(f"{out} holds a training run: pass --resume or choose another --out")
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    t_start = time.perf_counter()
+    data = build_splits(DataConfig(cfg.data_source, cfg.val_fraction, cfg.test_fraction))
+    data_fp = fingerprint(data)
+    teacher = load_teacher(cfg)
+    student, init = build_student(cfg, teacher)
+    if cfg.block_size > student.config.block_size:
+        raise InputError(f"block_size {cfg.block_size} exceeds the student's context "
+                         f"{student.config.block_size}")
+    opt = make_optimizer(cfg, student)
+    out.mkdir(parents=True, exist_ok=True)
+    step = load_state(out, student, opt, cfg, data_fp) if resume and (out / STATE_FILE).exists() else 0
+    sampler = BatchSampler(data["train"], cfg.block_size, cfg.batch_size, cfg.seed)
+    val = eval_windows(data["val"], cfg.block_size, cfg.eval_windows)
+    history = []
+    with _StopFlag() as flag:
+        while step < cfg.steps:
+            loss = _train_step(cfg, student, teacher, opt, sampler, step)
+            step += 1
+            if progress:
+                progress(step, cfg.steps, loss)
+            if step % cfg.eval_every == 0 or step == cfg.steps:
+                history.append({"step": step, "train_loss": loss, **evaluate(student, val)})
+                student.train()
+            if step % cfg.ckpt_every == 0 or step == cfg.steps or flag.stop:
+                save_state(out, student, opt, step, cfg, data_fp)
+            if flag.stop:
+                raise KeyboardInterrupt(f"stopped at step {step}; checkpoint saved")
+    return _finish(cfg, out, student, teacher, data, data_fp, init, history,
+                   time.perf_counter() - t_start)
+
+
+def _train_step(cfg, student, teacher, opt, sampler, step: int) -> float:
+    student.train()
+    for group in opt.param_groups:
+        group["lr"] = lr_at(cfg, step)
+    n_valid = cfg.batch_size * cfg.block_size * cfg.grad_accum  # no padding in byte windows
+    total = 0.0
+    for micro in range(cfg.grad_accum):
+        x, y = (torch.from_numpy(a) for a in sampler.batch_at(step, micro))
+        loss = step_loss(cfg, student, teacher, x, y, n_valid)
+        if not torch.isfinite(loss):
+            raise TrainingDiverged(f"loss became {loss.item()} at step {step}: stopped; the last "
+                                   "good checkpoint is kept (try a lower lr)")
+        loss.backward()
+        total += loss.item()
+    torch.nn.utils.clip_grad_norm_(student.parameters(), cfg.grad_clip)
+    opt.step()
+    opt.zero_grad(set_to_none=True)
+    return total
+
+
+def _finish(cfg, out: Path, student, teacher, data, data_fp, init, history, wall_s) -> DistillResult:
+    test = eval_windows(data["test"], cfg.block_size, 4 * cfg.eval_windows)
+    metrics = {"student": evaluate(student, test), "student_params": student.num_params(),
+               "init": init, "settings": cfg.model_dump(), "data_fingerprint": data_fp,
+               "history": history, "wall_s": wall_s}
+    if teacher is not None:
+        metrics["teacher"] = evaluate(teacher, test)
+        metrics["retention_accuracy"] = metrics["student"]["accuracy"] / metrics["teacher"]["accuracy"]
+    save_checkpoint(student, out)
+    write_json_atomic(out / METRICS_FILE, metrics)
+    return DistillResult(out, metrics)
