@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from roi.io import write_text_atomic
+from roi.io import atomic_path, write_text_atomic
 
 KEY_COLUMNS = ("model", "role", "backend", "device", "dtype", "batch_size", "seq_len", "threads")
 MEASURED_COLUMNS = (
@@ -69,9 +69,8 @@ class ResultsStore:
         if samples:
             raw = self.out_dir / RAW_DIR
             raw.mkdir(parents=True, exist_ok=True)
-            tmp = raw / f".{row['row_id']}.tmp.npz"
-            np.savez(tmp, **samples)
-            tmp.replace(raw / f"{row['row_id']}.npz")
+            with atomic_path(raw / f"{row['row_id']}.npz") as tmp, open(tmp, "wb") as f:
+                np.savez(f, **samples)  # a file object: np.savez would append .npz to a path
         # A retried configuration replaces its earlier (failed) row.
         self.rows = [r for r in self.rows if tuple(r[c] for c in KEY_COLUMNS) != key] + [row]
         self._write()

@@ -7,11 +7,9 @@ the trainer writes and what `ckpt:DIR` in bench reads.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
-from roi.io import write_json_atomic
+from roi.io import atomic_path, write_json_atomic
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -27,10 +25,8 @@ def save_checkpoint(model, out_dir: str | Path, extra: dict | None = None, dtype
     out.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().to(dtype or v.dtype).contiguous() for k, v in model.state_dict().items()}
     state.pop("lm_head.weight", None)  # tied to wte.weight; safetensors refuses shared storage
-    fd, tmp = tempfile.mkstemp(dir=out, suffix=".tmp")
-    os.close(fd)
-    save_file(state, tmp)
-    os.replace(tmp, out / WEIGHTS_FILE)
+    with atomic_path(out / WEIGHTS_FILE) as tmp:
+        save_file(state, str(tmp))
     meta = {"family": FAMILY_BUILTIN, "config": model.config.to_dict(), **(extra or {})}
     write_json_atomic(out / CONFIG_FILE, meta)
     return out

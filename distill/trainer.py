@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import signal
 import time
 from dataclasses import dataclass
@@ -22,7 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from roi.errors import InputError
-from roi.io import write_json_atomic
+from roi.io import atomic_path, write_json_atomic
 
 from .checkpoint import save_checkpoint
 from .config import TrainConfig
@@ -162,9 +161,8 @@ def save_state(out: Path, student, opt, step: int, cfg: TrainConfig, data_fp: st
         "config": cfg.model_dump(),
         "data_fingerprint": data_fp,
     }
-    tmp = out / f".{STATE_FILE}.tmp"
-    torch.save(state, tmp)
-    os.replace(tmp, out / STATE_FILE)
+    with atomic_path(out / STATE_FILE) as tmp:
+        torch.save(state, tmp)
 
 
 def load_state(out: Path, student, opt, cfg: TrainConfig, data_fp: str) -> int:
