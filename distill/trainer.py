@@ -26,6 +26,7 @@ from roi.io import atomic_path, write_json_atomic
 from .checkpoint import save_checkpoint
 from .config import TrainConfig
 from .data import BatchSampler, DataConfig, build_splits, eval_windows, fingerprint
+from .losses import DistillationLoss, global_num_valid_tokens, normalize
 
 log = logging.getLogger(__name__)
 STATE_FILE, METRICS_FILE = "train_state.pt", "metrics.json"
@@ -112,20 +113,24 @@ def make_optimizer(cfg: TrainConfig, model: torch.nn.Module) -> torch.optim.Opti
 # --------------------------------------------------------------------------- loss
 
 
-def step_loss(cfg: TrainConfig, student, teacher, x, y, n_valid: int) -> torch.Tensor:
-    """Loss of one micro-batch, already divided by the valid tokens of the whole step."""
-    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.dtype == "bf16"):
-        logits = student(x)  # (B, T, V)
-    ce_sum = F.cross_entropy(logits.float().flatten(0, 1), y.flatten(), reduction="sum")
-    if teacher is None:
-        return ce_sum / n_valid
-    from . import losses
+def make_loss(cfg: TrainConfig) -> DistillationLoss:
+    """α·KD + (1−α)·CE; ce mode is α = 0 (the no-KD baseline, or teacher training)."""
+    alpha = 0.0 if cfg.mode == "ce" else cfg.alpha
+    return DistillationLoss(kind=cfg.kd_loss, temperature=cfg.temperature, alpha=alpha,
+                            beta=cfg.beta)
 
-    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.dtype == "bf16"):
-        t_logits = teacher(x)
-    kd_sum = losses.kd_sum(cfg.kd_loss, logits.float(), t_logits.float(), y,
-                           temperature=cfg.temperature, beta=cfg.beta)
-    return (cfg.alpha * kd_sum + (1 - cfg.alpha) * ce_sum) / n_valid
+
+def step_loss(cfg: TrainConfig, loss_fn: DistillationLoss, student, teacher, x, y,
+              n_valid) -> torch.Tensor:
+    """Loss of one micro-batch divided by the valid tokens of the whole step (losses.normalize)."""
+    autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.dtype == "bf16")
+    with autocast:
+        logits = student(x)  # (B, T, V)
+    t_logits = None
+    if teacher is not None and loss_fn.alpha > 0:
+        with torch.no_grad(), autocast:
+            t_logits = teacher(x)
+    return normalize(loss_fn(logits, t_logits, y).total, n_valid)
 
 
 # --------------------------------------------------------------------------- evaluation
@@ -218,6 +223,7 @@ def train(cfg: TrainConfig, out: str | Path, resume: bool = False,
         raise InputError(f"block_size {cfg.block_size} exceeds the student's context "
                          f"{student.config.block_size}")
     opt = make_optimizer(cfg, student)
+    loss_fn = make_loss(cfg)
     out.mkdir(parents=True, exist_ok=True)
     step = load_state(out, student, opt, cfg, data_fp) if resume and (out / STATE_FILE).exists() else 0
     sampler = BatchSampler(data["train"], cfg.block_size, cfg.batch_size, cfg.seed)
@@ -225,7 +231,7 @@ def train(cfg: TrainConfig, out: str | Path, resume: bool = False,
     history = []
     with _StopFlag() as flag:
         while step < cfg.steps:
-            loss = _train_step(cfg, student, teacher, opt, sampler, step)
+            loss = _train_step(cfg, loss_fn, student, teacher, opt, sampler, step)
             step += 1
             if progress:
                 progress(step, cfg.steps, loss)
@@ -240,15 +246,16 @@ def train(cfg: TrainConfig, out: str | Path, resume: bool = False,
                    time.perf_counter() - t_start)
 
 
-def _train_step(cfg, student, teacher, opt, sampler, step: int) -> float:
+def _train_step(cfg, loss_fn, student, teacher, opt, sampler, step: int) -> float:
     student.train()
     for group in opt.param_groups:
         group["lr"] = lr_at(cfg, step)
-    n_valid = cfg.batch_size * cfg.block_size * cfg.grad_accum  # no padding in byte windows
+    batches = [tuple(torch.from_numpy(a) for a in sampler.batch_at(step, m))
+               for m in range(cfg.grad_accum)]
+    n_valid = global_num_valid_tokens([y for _, y in batches])
     total = 0.0
-    for micro in range(cfg.grad_accum):
-        x, y = (torch.from_numpy(a) for a in sampler.batch_at(step, micro))
-        loss = step_loss(cfg, student, teacher, x, y, n_valid)
+    for x, y in batches:
+        loss = step_loss(cfg, loss_fn, student, teacher, x, y, n_valid)
         if not torch.isfinite(loss):
             raise TrainingDiverged(f"loss became {loss.item()} at step {step}: stopped; the last "
                                    "good checkpoint is kept (try a lower lr)")

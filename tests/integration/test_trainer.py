@@ -112,3 +112,34 @@ def test_yaml_config_and_overrides(tmp_path):
     path.write_text("steps: [unclosed\n")
     with pytest.raises(InputError, match="malformed YAML"):
         load_config(path)
+
+
+def test_kd_from_a_trained_teacher_reports_retention(tmp_path, corpus):
+    train(_cfg(corpus, steps=20, lr=3e-3), tmp_path / "teacher")
+    cfg = _cfg(corpus, teacher=f"ckpt:{tmp_path / 'teacher'}", mode="kd", steps=8,
+               student="builtin:n_layer=1,n_embd=32,n_head=2,block_size=32", alpha=0.7,
+               temperature=2.0)
+    result = train(cfg, tmp_path / "kd")
+    m = result.metrics
+    assert m["init"] == "teacher layers [0]"
+    assert m["retention_accuracy"] == m["student"]["accuracy"] / m["teacher"]["accuracy"]
+    assert 0 < m["student"]["loss"] < 10 and m["teacher"]["loss"] < 5.6
+
+
+def test_student_init_copies_selected_teacher_layers_or_stays_random():
+    from bench.models import GPT, GPTConfig
+    from distill.trainer import init_from_teacher_layers
+
+    torch.manual_seed(0)
+    teacher = GPT(GPTConfig(n_layer=4, n_embd=32, n_head=2, block_size=32))
+    student = GPT(GPTConfig(n_layer=2, n_embd=32, n_head=2, block_size=32))
+    assert init_from_teacher_layers(student, teacher) == "teacher layers [0, 3]"
+    for i, j in [(0, 0), (1, 3)]:
+        for (n, a), b in zip(student.blocks[i].state_dict().items(),
+                             teacher.blocks[j].state_dict().values()):
+            assert torch.equal(a, b), n
+    assert torch.equal(student.wte.weight, teacher.wte.weight)
+    narrow = GPT(GPTConfig(n_layer=2, n_embd=16, n_head=2, block_size=32))
+    before = [p.clone() for p in narrow.parameters()]
+    assert init_from_teacher_layers(narrow, teacher).startswith("random")
+    assert all(torch.equal(a, b) for a, b in zip(before, narrow.parameters()))
