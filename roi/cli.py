@@ -75,6 +75,45 @@ def bench(
     print_bench_summary(df, plan.out)
 
 
+HARDWARE_HELP = ("YAML file of extra or replacement hardware rows (same schema as the shipped "
+                 "catalog; a row with an existing name replaces it). Repeatable.")
+
+
+@app.command()
+def hardware(
+    hardware_files: Optional[list[str]] = typer.Option(None, "--hardware", metavar="FILE",
+                                                       help=HARDWARE_HELP),
+) -> None:
+    """Print the hardware catalog: price, peak compute, bandwidth, memory, power, sources."""
+    from .console import print_hardware
+    from .hardware import load_catalog
+
+    print_hardware(load_catalog(hardware_files or []))
+
+
+@app.command()
+def scenarios(
+    scenario: Optional[list[str]] = typer.Option(None, "--scenario", metavar="NAME|FILE",
+                                                 help="A preset name or a scenario YAML "
+                                                 "file to show instead of all presets. "
+                                                 "Repeatable."),
+    hardware_files: Optional[list[str]] = typer.Option(None, "--hardware", metavar="FILE",
+                                                       help=HARDWARE_HELP),
+) -> None:
+    """List the scenario presets (or given scenarios): workload, SLA, constraints, candidate
+    hardware and the seed's expected ranges."""
+    from .console import print_scenarios
+    from .hardware import load_catalog
+    from .scenarios import load_scenarios, presets
+
+    catalog = load_catalog(hardware_files or [])
+    if scenario:
+        found = [s for spec in scenario for s in load_scenarios(spec, catalog)]
+    else:
+        found = list(presets().values())
+    print_scenarios(found)
+
+
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:

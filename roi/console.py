@@ -87,3 +87,90 @@ def _int(value):
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return None
     return f"{int(value):,}"
+
+
+def _num(value: float | None, unit: str = "") -> str:
+    if value is None:
+        return "-"
+    text = f"{value:,.4g}" if value < 1e5 else f"{value:,.0f}"
+    return text + unit
+
+
+def _fig(hw, key: str) -> str:
+    """A figure with a '*' when it was not checked against its primary source."""
+    fig = getattr(hw, key)
+    return "-" if fig is None else _num(fig.value) + ("" if fig.verified else "*")
+
+
+def print_hardware(catalog) -> None:
+    """The hardware catalog, one row per entry; sources are numbered and listed below it."""
+    table = Table(title="hardware catalog (figures per accelerator; * = not verified against "
+                  "the primary source)")
+    for col in ("name", "kind", "price", "fp32 TFLOP/s", "bf16 TFLOP/s", "int8 TOP/s",
+                "BW GB/s", "mem GiB", "power W", "sources"):
+        table.add_column(col, justify="left" if col in ("name", "kind", "price",
+                                                        "sources") else "right")
+    refs: dict[str, int] = {}
+    for hw in catalog:
+        cited = [refs.setdefault(f"{f.source} ({f.source_date})", len(refs) + 1)
+                 for _, f in hw.figures()]
+        table.add_row(hw.name, hw.kind, _price(hw), _fig(hw, "peak_fp32_tflops"),
+                      _fig(hw, "peak_bf16_tflops"), _fig(hw, "peak_int8_tops"),
+                      _fig(hw, "memory_bandwidth_gb_s"), _fig(hw, "memory_gib"),
+                      _fig(hw, "power_w"), ",".join(map(str, dict.fromkeys(cited))))
+    out = _stdout()
+    out.print(table)
+    for text, number in refs.items():
+        out.print(f"[{number}] {text}", highlight=False, markup=False)
+
+
+def _usd(value: float) -> str:
+    return "$" + f"{value:,.4f}".rstrip("0").rstrip(".")
+
+
+def _price(hw) -> str:
+    if hw.kind == "cloud":
+        star = "" if hw.instance_usd_per_hour.verified else "*"
+        text = f"{_usd(hw.usd_per_hour)}/h{star}"
+        if hw.accelerators_per_instance > 1:
+            text += (f" ({hw.instance} {_usd(hw.instance_usd_per_hour.value)}/h "
+                     f"÷ {hw.accelerators_per_instance})")
+        elif hw.instance:
+            text += f" ({hw.instance})"
+        return text
+    return "-" if hw.unit_usd is None else f"{_usd(hw.unit_usd.value)} per unit"
+
+
+def print_scenarios(scenarios) -> None:
+    """Scenario presets: workload, SLA and constraints, then the seed's expected ranges."""
+    table = Table(title="scenarios")
+    for col in ("name", "arrival", "design QPS", "requests/day", "tokens in/out", "models",
+                "SLA", "constraints", "candidate hardware"):
+        table.add_column(col, justify="right" if col in ("design QPS", "requests/day",
+                                                         "models") else "left")
+    for s in scenarios:
+        w = s.workload
+        table.add_row(s.name, w.arrival, _num(w.design_qps), _num(w.daily_requests),
+                      f"{w.tokens_in_per_request}/{w.tokens_out_per_request}", str(w.models),
+                      f"p{s.sla.percentile:g} ≤ {s.sla.latency_ms:g} ms", _constraints(s),
+                      ", ".join(s.candidate_hardware))
+    seed = Table(title="the seed's expected ranges (ROI matrix, verbatim)")
+    for col in ("name", "seed row", "cost reduction", "latency improvement", "data transfer",
+                "best-fit size"):
+        seed.add_column(col)
+    for s in scenarios:
+        r = s.seed
+        seed.add_row(s.name, *(("-",) * 5 if r is None else (
+            r.scenario, r.inference_cost_reduction, r.latency_improvement, r.data_transfer,
+            r.best_fit_model_size)))
+    out = _stdout()
+    out.print(table)
+    out.print(seed)
+
+
+def _constraints(s) -> str:
+    c = s.constraints
+    parts = [f"memory ≤ {c.memory_limit_gib:g} GiB"] if c.memory_limit_gib else []
+    parts += [name for name, on in (("offline", c.offline), ("data locality",
+                                                             c.data_locality)) if on]
+    return ", ".join(parts) or "-"

@@ -1,0 +1,102 @@
+"""Typed configs from data-only YAML: reading a file and turning pydantic's errors into one line.
+
+Every message names the file, the field (with the row it sits in), what is allowed and what was
+received, so the CLI can print it as `error: ...` and exit 2.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import typing
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from .errors import InputError
+
+
+def read_yaml(path: str | Path, what: str) -> Any:
+    """The parsed content of a YAML file; InputError if it is missing, unreadable or malformed."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{what} file {path} does not exist")
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise InputError(f"{path}: not valid YAML{where}: {problem}") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise InputError(f"{what} file {path} cannot be read: {e}") from None
+
+
+def validate(cls: type[BaseModel], data: Any, where: str) -> BaseModel:
+    """`cls` built from `data`; a validation failure becomes one InputError line."""
+    try:
+        return cls.model_validate(data)
+    except ValidationError as e:
+        raise InputError(f"{where}{describe(e, cls)}") from None
+
+
+def describe(err: ValidationError, cls: type[BaseModel]) -> str:
+    """The first error of `err` as 'field: what is allowed; got what' (+ how many more)."""
+    first = err.errors()[0]
+    loc = tuple(first["loc"])
+    field = ".".join(str(x) for x in loc)
+    if first["type"] == "extra_forbidden":
+        allowed = ", ".join(_fields_at(cls, loc[:-1]))
+        text = f"{field}: unknown field; allowed fields: {allowed}"
+    elif first["type"] == "missing":
+        text = f"{field}: required field is missing"
+    elif first["type"] == "value_error" and isinstance(first.get("input"), dict):
+        # a rule across fields: its message names them
+        text = (f"{field}: " if field else "") + _allowed(first["msg"])
+    else:
+        text = f"{field}: {_allowed(first['msg'])}; got {_short(first.get('input'))}"
+    more = len(err.errors()) - 1
+    return text + (f" (and {more} more error{'s' if more > 1 else ''})" if more else "")
+
+
+def _allowed(msg: str) -> str:
+    """pydantic says 'Value error, X' or 'Input should be X': keep the X, the rule itself."""
+    return msg.removeprefix("Value error, ").replace("Input should be", "must be")
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    if isinstance(value, dt.date):
+        value = value.isoformat()
+    text = repr(value).replace("\n", " ")
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _fields_at(cls: type[BaseModel], loc: tuple) -> list[str]:
+    """Names of the fields of the model found at `loc` (for 'unknown field' messages)."""
+    model: Any = cls
+    for part in loc:
+        if not isinstance(part, str) or not _is_model(model):
+            continue  # list indexes and dict keys keep the same element model
+        field = model.model_fields.get(part)
+        model = _model_in(field.annotation) if field else None
+    return list(model.model_fields) if _is_model(model) else []
+
+
+def _is_model(x: Any) -> bool:
+    return isinstance(x, type) and issubclass(x, BaseModel)
+
+
+def _model_in(annotation: Any) -> Any:
+    if _is_model(annotation):
+        return annotation
+    for arg in typing.get_args(annotation):
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def iso_date(value: Any) -> Any:
+    """YAML reads an unquoted 2025-11-30 as a date: keep dates as ISO strings."""
+    return value.isoformat() if isinstance(value, dt.date) else value

@@ -1,0 +1,234 @@
+"""Deployment scenarios: the seed's ROI matrix as five presets, or the user's own YAML.
+
+A scenario says what traffic to serve (workload), how fast (SLA), under which limits
+(constraints), on which hardware (names in the catalog), and keeps the seed's expected ranges
+verbatim so a report can show them beside our own figures.
+"""
+
+from __future__ import annotations
+
+import re
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from .config import read_yaml, validate
+from .errors import InputError
+from .hardware import NAME_PATTERN, Catalog, load_catalog
+
+SECONDS_PER_DAY = 86_400
+Arrival = Literal["poisson", "offline", "single-stream"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Workload(_Strict):
+    """Traffic to serve. Give requests_per_day (volume), qps (design rate), or both."""
+
+    requests_per_day: Optional[float] = Field(None, gt=0, allow_inf_nan=False,
+                                              description="Requests per day (all models).")
+    qps: Optional[float] = Field(None, gt=0, allow_inf_nan=False, description="Design (peak) "
+                                 "requests per second that sizing must absorb (all models).")
+    peak_to_mean: float = Field(1.0, ge=1, allow_inf_nan=False, description="Peak over mean "
+                                "rate, used to derive qps from requests_per_day or back.")
+    tokens_in_per_request: int = Field(ge=1, description="Prompt tokens per request.")
+    tokens_out_per_request: int = Field(ge=0, description="Generated tokens per request.")
+    arrival: Arrival = Field(description="poisson: open-loop online traffic (MLPerf Server); "
+                             "offline: a backlog sized by throughput (MLPerf Offline); "
+                             "single-stream: one request at a time on a device.")
+    models: int = Field(1, ge=1, description="Distinct models served; traffic splits evenly.")
+
+    @model_validator(mode="after")
+    def _rate_given_once(self) -> "Workload":
+        if self.requests_per_day is None and self.qps is None:
+            raise ValueError("give requests_per_day or qps (or both)")
+        if self.requests_per_day is not None and self.qps is not None:
+            if self.peak_to_mean != 1.0:
+                raise ValueError("peak_to_mean is derived when both requests_per_day and qps "
+                                 "are given: leave it out")
+            if self.qps * (1 + 1e-9) < self.requests_per_day / SECONDS_PER_DAY:
+                raise ValueError(f"qps {self.qps:g} is below the mean rate of requests_per_day "
+                                 f"({self.requests_per_day / SECONDS_PER_DAY:.6g}/s)")
+        return self
+
+    @property
+    def mean_qps(self) -> float:
+        if self.requests_per_day is not None:
+            return self.requests_per_day / SECONDS_PER_DAY
+        return self.qps / self.peak_to_mean
+
+    @property
+    def design_qps(self) -> float:
+        return self.qps if self.qps is not None else self.mean_qps * self.peak_to_mean
+
+    @property
+    def daily_requests(self) -> float:
+        return self.mean_qps * SECONDS_PER_DAY
+
+    @property
+    def tokens_per_request(self) -> int:
+        return self.tokens_in_per_request + self.tokens_out_per_request
+
+
+class SLA(_Strict):
+    """End-to-end request latency (queueing + batching + service) at a percentile."""
+
+    percentile: float = Field(gt=0, lt=100, description="e.g. 99 for p99.")
+    latency_ms: float = Field(gt=0, allow_inf_nan=False, description="Bound in milliseconds.")
+
+
+class Constraints(_Strict):
+    memory_limit_gib: Optional[float] = Field(None, gt=0, allow_inf_nan=False, description=
+                                              "RAM a model may use, runtime included; "
+                                              "default: the hardware's memory.")
+    offline: bool = Field(False, description="Runs with no network (on-device or edge).")
+    data_locality: bool = Field(False, description="Data may not leave the premises/device.")
+
+
+_PCT = re.compile(r"^(\d+(?:\.\d+)?)-(\d+(?:\.\d+)?)%")
+_SIZE = re.compile(r"(\d+(?:\.\d+)?)([MB])-(\d+(?:\.\d+)?)([MB])")
+_SCALE = {"M": 1e6, "B": 1e9}
+
+
+class SeedRanges(_Strict):
+    """The seed's ROI-matrix row, verbatim; the parsed ranges are properties."""
+
+    scenario: str = Field(min_length=1)
+    inference_cost_reduction: str = Field(description="e.g. '50-70%'.")
+    latency_improvement: str = Field(description="e.g. '30-50%'.")
+    data_transfer: str = Field(description="e.g. '10-30% less' or 'Offline'.")
+    best_fit_model_size: str = Field(description="e.g. '7B-13B distilled'.")
+
+    @field_validator("inference_cost_reduction", "latency_improvement")
+    @classmethod
+    def _a_percent_range(cls, text: str) -> str:
+        if not _PCT.match(text):
+            raise ValueError("must be a percent range like '50-70%'")
+        return text
+
+    @field_validator("data_transfer")
+    @classmethod
+    def _transfer(cls, text: str) -> str:
+        if text != "Offline" and not _PCT.match(text):
+            raise ValueError("must be a percent range like '10-30% less' or 'Offline'")
+        return text
+
+    @field_validator("best_fit_model_size")
+    @classmethod
+    def _size(cls, text: str) -> str:
+        if not _SIZE.search(text):
+            raise ValueError("must hold a size range like '7B-13B' or '500M-1B'")
+        return text
+
+    @property
+    def cost_reduction(self) -> tuple[float, float]:
+        return _fractions(self.inference_cost_reduction)
+
+    @property
+    def latency_reduction(self) -> tuple[float, float]:
+        return _fractions(self.latency_improvement)
+
+    @property
+    def data_transfer_reduction(self) -> tuple[float, float] | None:
+        """None when the scenario sends nothing at all (offline)."""
+        return None if self.data_transfer == "Offline" else _fractions(self.data_transfer)
+
+    @property
+    def best_fit_params(self) -> tuple[float, float]:
+        lo, lo_unit, hi, hi_unit = _SIZE.search(self.best_fit_model_size).groups()
+        return float(lo) * _SCALE[lo_unit], float(hi) * _SCALE[hi_unit]
+
+
+def _fractions(text: str) -> tuple[float, float]:
+    lo, hi = _PCT.match(text).groups()
+    return float(lo) / 100, float(hi) / 100
+
+
+class Scenario(_Strict):
+    name: str = Field(pattern=NAME_PATTERN, description="Preset or user name.")
+    title: str = Field("", description="One-line human title.")
+    description: str = Field("", description="What is deployed and why it matters.")
+    basis: str = Field("", description="Where the workload and SLA figures come from.")
+    workload: Workload
+    sla: SLA
+    constraints: Constraints = Constraints()
+    candidate_hardware: list[str] = Field(min_length=1, description="Catalog names to cost.")
+    seed: Optional[SeedRanges] = Field(None, description="The seed's expected ranges.")
+
+    @model_validator(mode="after")
+    def _distinct_candidates(self) -> "Scenario":
+        dupes = sorted({h for h in self.candidate_hardware if self.candidate_hardware.count(h) > 1})
+        if dupes:
+            raise ValueError(f"candidate_hardware lists {', '.join(dupes)} more than once")
+        return self
+
+    def check_hardware(self, catalog: Catalog, where: str = "") -> None:
+        """InputError naming the first candidate that is not in the catalog."""
+        for i, name in enumerate(self.candidate_hardware):
+            if name not in catalog:
+                raise InputError(f"{where}scenario {self.name!r}: candidate_hardware[{i}]: "
+                                 f"unknown hardware {name!r}; known: {', '.join(catalog.names())}"
+                                 f" (add rows with --hardware FILE)")
+
+
+def parse_scenarios(data: Any, where: str) -> list[Scenario]:
+    """Scenarios from parsed YAML: one scenario mapping, or {scenarios: [mappings]}."""
+    if isinstance(data, dict) and "scenarios" in data:
+        if set(data) != {"scenarios"}:
+            extra = ", ".join(sorted(str(k) for k in data if k != "scenarios"))
+            raise InputError(f"{where}: unknown top-level key(s) {extra} beside 'scenarios'")
+        rows = data["scenarios"]
+        if not isinstance(rows, list) or not rows:
+            raise InputError(f"{where}: 'scenarios' must be a non-empty list of scenarios")
+    elif isinstance(data, dict):
+        rows = [data]
+    else:
+        raise InputError(f"{where}: must hold a scenario (a mapping) or 'scenarios: [...]'; "
+                         f"got {type(data).__name__ if data is not None else 'nothing'}")
+    out = []
+    for i, raw in enumerate(rows):
+        label = raw.get("name") if isinstance(raw, dict) else None
+        prefix = f"{where}: " + (f"scenarios[{i}]" if len(rows) > 1 else "scenario")
+        out.append(validate(Scenario, raw, prefix + (f" ({label!r})" if label else "") + ": "))
+    names = [s.name for s in out]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise InputError(f"{where}: scenario name(s) {', '.join(dupes)} appear more than once")
+    return out
+
+
+def presets() -> dict[str, Scenario]:
+    """The shipped presets by name, in the seed's order."""
+    path = resources.files("roi") / "data" / "scenarios.yaml"
+    with resources.as_file(path) as p:
+        return {s.name: s for s in parse_scenarios(read_yaml(p, "scenarios"), str(p))}
+
+
+def load_scenarios(spec: str | Path, catalog: Catalog | None = None) -> list[Scenario]:
+    """A preset by name, or the scenarios in a user YAML file; candidates checked in `catalog`
+    (default: the shipped catalog)."""
+    catalog = catalog if catalog is not None else load_catalog()
+    shipped = presets()
+    if str(spec) in shipped:
+        found, where = [shipped[str(spec)]], ""
+    elif Path(spec).is_file() or Path(spec).suffix in (".yaml", ".yml"):
+        found, where = parse_scenarios(read_yaml(spec, "scenario"), str(spec)), f"{spec}: "
+    else:
+        raise InputError(f"unknown scenario {str(spec)!r}: not a preset "
+                         f"({', '.join(shipped)}) nor a YAML file")
+    for s in found:
+        s.check_hardware(catalog, where)
+    return found
+
+
+def load_scenario(spec: str | Path, catalog: Catalog | None = None) -> Scenario:
+    """Exactly one scenario: a preset name, or a file holding one."""
+    found = load_scenarios(spec, catalog)
+    if len(found) != 1:
+        raise InputError(f"{spec}: holds {len(found)} scenarios where one is expected; "
+                         f"pass the file to load_scenarios")
+    return found[0]
