@@ -11,18 +11,18 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
 
-from roi.io import write_json_atomic
+from roi.io import atomic_path, write_json_atomic
 
-from .zoo import ModelSpec, content_hash, forward_params, load_torch
+from .zoo import ModelSpec, content_hash, load_torch, plain_forward_kwargs
 
 log = logging.getLogger(__name__)
 
-EXPORT_VERSION = 1
+EXPORT_VERSION = 2  # 2: the dynamo exporter is really tried; each export is verified
 FP32_FILE, INT8_FILE, INFO_FILE = "model.onnx", "model.int8.onnx", "info.json"
 # Relative tolerance of the ONNX fp32 output against torch (max abs error / max abs output).
 EXPORT_RTOL = 1e-3
@@ -36,10 +36,22 @@ def cache_key(spec: ModelSpec) -> str:
     import hashlib
 
     import onnxruntime
-    import torch
 
-    versions = f"torch={torch.__version__};ort={onnxruntime.__version__};v={EXPORT_VERSION}"
+    versions = f"torch={_torch_version()};ort={onnxruntime.__version__};v={EXPORT_VERSION}"
     return hashlib.sha256(f"{content_hash(spec)};{versions}".encode()).hexdigest()[:24]
+
+
+def _torch_version() -> str:
+    """torch's version from its package metadata: the sweep checks the cache in a fresh process
+    per model, and importing torch there only to read its version costs more than a cache hit."""
+    from importlib import metadata
+
+    try:
+        return metadata.version("torch")
+    except metadata.PackageNotFoundError:  # torch run from a source tree
+        import torch
+
+        return torch.__version__
 
 
 def prepare(spec: ModelSpec, seq_lens: list[int], root: Path | None = None) -> dict:
@@ -73,22 +85,23 @@ def _flops_by_seq(tm, seq_lens: list[int]) -> dict[str, int]:
         if tm.max_seq_len and seq > tm.max_seq_len:
             continue
         inputs = tm.make_inputs(1, seq, "cpu")
-        out[str(seq)] = count_flops(lambda: tm.module(**inputs))
+        # the same call as the torch backend's FLOP count, so torch and ORT rows agree
+        out[str(seq)] = count_flops(lambda: tm.module(**inputs, **tm.forward_kwargs))
     return out
 
 
 def _export_and_quantize(tm, entry: Path) -> dict:
     sample_seq = min(16, tm.max_seq_len or 16)
     inputs = tm.make_inputs(2, sample_seq, "cpu")
-    method = _export(tm, inputs, entry / FP32_FILE)
-    err = _verify(tm, entry / FP32_FILE)
-    _quantize_int8(entry / FP32_FILE, entry / INT8_FILE)
+    method, err = export_onnx(tm, inputs, entry / FP32_FILE)
+    quantize_int8(entry / FP32_FILE, entry / INT8_FILE)
     params = sum(p.numel() for p in tm.module.parameters())
     return {
         "params": int(params),
         "weight_bytes": int(sum(p.numel() * p.element_size() for p in tm.module.parameters())),
         "weight_bytes_int8": _initializer_bytes(entry / INT8_FILE),
         "vocab_size": tm.vocab_size,
+        "max_seq_len": tm.max_seq_len,
         "input_names": list(tm.input_names),
         "is_causal_lm": tm.is_causal_lm,
         "export_method": method,
@@ -97,11 +110,13 @@ def _export_and_quantize(tm, entry: Path) -> dict:
     }
 
 
-def first_output_module(module, names: list[str]):
-    """Wrap a model so export sees positional tensors in and one tensor (logits) out."""
+def first_output_module(module, names: list[str], fixed: dict | None = None):
+    """Wrap a model so export sees positional tensors in and one tensor (logits) out.
+
+    `fixed` are keyword arguments passed on every call (default: plain_forward_kwargs)."""
     import torch
 
-    use_cache = "use_cache" in forward_params(module)
+    fixed = plain_forward_kwargs(module) if fixed is None else fixed
 
     class FirstOutput(torch.nn.Module):
         def __init__(self):
@@ -109,45 +124,63 @@ def first_output_module(module, names: list[str]):
             self.inner = module
 
         def forward(self, *args):
-            kwargs = dict(zip(names, args))
-            if use_cache:
-                kwargs["use_cache"] = False
-            out = self.inner(**kwargs)
+            out = self.inner(**dict(zip(names, args)), **fixed)
             return out if isinstance(out, torch.Tensor) else out[0]  # logits / hidden states
 
     return FirstOutput().eval()
 
 
-def _export(tm, inputs: dict, path: Path) -> str:
-    """torch.onnx.export with dynamic batch and sequence axes: dynamo first, TorchScript next."""
+def export_onnx(tm, inputs: dict, path: Path) -> tuple[str, float]:
+    """Export with dynamic batch and sequence axes and verify; (method, relative error).
+
+    The dynamo exporter goes first, the TorchScript one next: each is kept only if it both
+    exports and matches torch, since a model dynamo traces can still come out wrong."""
+    tmp = path.with_suffix(".tmp.onnx")
+    failures = []
+    for method, export in (("dynamo", _export_dynamo), ("torchscript", _export_torchscript)):
+        try:
+            export(tm, inputs, tmp)
+            err = _verify(tm, tmp)
+        except Exception as e:  # exporters raise anything from UserError to SymbolicValueError
+            reason = (str(e).strip().splitlines() or [""])[0][:200]
+            log.info("%s export failed: %s: %s", method, type(e).__name__, reason)
+            failures.append(f"{method}: {type(e).__name__}: {reason}")
+            continue
+        os.replace(tmp, path)
+        return method, err
+    tmp.unlink(missing_ok=True)
+    raise RuntimeError("no exporter produced a matching ONNX model (" + "; ".join(failures) + ")")
+
+
+def _export_dynamo(tm, inputs: dict, path: Path) -> None:
+    import torch
+    from torch.export import Dim
+
+    names = list(inputs)
+    batch, seq = Dim("batch", min=1, max=4096), Dim("seq", min=2, max=tm.max_seq_len or 65536)
+    # forward(*args) has one (var-positional) parameter: its shapes go in a 1-tuple
+    shapes = (tuple({0: batch, 1: seq} for _ in names),)
+    with torch.no_grad(), warnings.catch_warnings():
+        # every input shares the two Dims on purpose; torch warns that the names are merged
+        warnings.filterwarnings("ignore", message=r".*axis name: \w+ will not be used")
+        torch.onnx.export(
+            first_output_module(tm.module, names, tm.forward_kwargs), tuple(inputs.values()),
+            str(path), input_names=names, output_names=["output"], dynamic_shapes=shapes,
+            dynamo=True, external_data=False, verbose=False,
+        )
+
+
+def _export_torchscript(tm, inputs: dict, path: Path) -> None:
     import torch
 
     names = list(inputs)
-    wrapper = first_output_module(tm.module, names)
-    args = tuple(inputs[n] for n in names)
-    tmp = path.with_suffix(".tmp.onnx")
-    try:
-        from torch.export import Dim
-
-        batch, seq = Dim("batch", min=1, max=4096), Dim("seq", min=2, max=tm.max_seq_len or 65536)
-        shapes = tuple({0: batch, 1: seq} for _ in names)
-        with torch.no_grad():
-            torch.onnx.export(
-                wrapper, args, str(tmp), input_names=names, output_names=["output"],
-                dynamic_shapes=shapes, dynamo=True, external_data=False, verbose=False,
-            )
-        method = "dynamo"
-    except Exception as e:  # the dynamo exporter still rejects some models
-        log.info("dynamo export failed (%s); falling back to the TorchScript exporter", e)
-        axes = {n: {0: "batch", 1: "seq"} for n in names} | {"output": {0: "batch", 1: "seq"}}
-        with torch.no_grad():
-            torch.onnx.export(
-                wrapper, args, str(tmp), input_names=names, output_names=["output"],
-                dynamic_axes=axes, opset_version=17, dynamo=False,
-            )
-        method = "torchscript"
-    os.replace(tmp, path)
-    return method
+    axes = {n: {0: "batch", 1: "seq"} for n in names} | {"output": {0: "batch", 1: "seq"}}
+    with torch.no_grad():
+        torch.onnx.export(
+            first_output_module(tm.module, names, tm.forward_kwargs), tuple(inputs.values()),
+            str(path), input_names=names, output_names=["output"], dynamic_axes=axes,
+            opset_version=17, dynamo=False,
+        )
 
 
 def _verify(tm, path: Path) -> float:
@@ -157,10 +190,14 @@ def _verify(tm, path: Path) -> float:
 
     seq = min(24, tm.max_seq_len or 24)
     inputs = tm.make_inputs(3, seq, "cpu")
+    wrapper = first_output_module(tm.module, list(inputs), tm.forward_kwargs)
     with torch.no_grad():
-        ref = first_output_module(tm.module, list(inputs))(*inputs.values()).float().numpy()
+        ref = wrapper(*inputs.values()).float().numpy()
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    got = sess.run(None, {k: v.numpy() for k, v in inputs.items()})[0]
+    # feed what the graph declares: an exporter may drop an input the outputs do not depend on
+    got = sess.run(None, {i.name: inputs[i.name].numpy() for i in sess.get_inputs()})[0]
+    if got.shape != ref.shape:
+        raise RuntimeError(f"ONNX output shape {got.shape} differs from torch's {ref.shape}")
     scale = float(np.abs(ref).max()) or 1.0
     rel = float(np.abs(got - ref).max()) / scale
     if not np.isfinite(rel) or rel > EXPORT_RTOL:
@@ -168,13 +205,11 @@ def _verify(tm, path: Path) -> float:
     return rel
 
 
-def _quantize_int8(src: Path, dst: Path) -> None:
+def quantize_int8(src: Path, dst: Path) -> None:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    fd, tmp = tempfile.mkstemp(dir=dst.parent, suffix=".onnx")
-    os.close(fd)
-    quantize_dynamic(str(src), tmp, weight_type=QuantType.QInt8)
-    os.replace(tmp, dst)
+    with atomic_path(dst) as tmp:
+        quantize_dynamic(str(src), str(tmp), weight_type=QuantType.QInt8)
 
 
 def _initializer_bytes(path: Path) -> int:
@@ -199,7 +234,7 @@ def _prepare_onnx_file(spec: ModelSpec, root: Path) -> dict:
     if info_path.is_file():
         return json.loads(info_path.read_text())
     entry.mkdir(parents=True, exist_ok=True)
-    _quantize_int8(spec.path, entry / INT8_FILE)
+    quantize_int8(spec.path, entry / INT8_FILE)
     info = {
         "params": _initializer_params(spec.path),
         "weight_bytes": _initializer_bytes(spec.path),

@@ -103,7 +103,7 @@ def _measure_torch(cfg: BenchConfig, settings: MeasureSettings) -> Measurement:
     import torch
 
     from .flops import count_flops
-    from .zoo import forward_params, load_torch, parse_spec
+    from .zoo import load_torch, parse_spec
 
     torch.set_num_threads(cfg.threads)
     if cfg.device == "cuda":
@@ -116,9 +116,7 @@ def _measure_torch(cfg: BenchConfig, settings: MeasureSettings) -> Measurement:
     load_s = time.perf_counter() - t0
     _check_seq(cfg, tm.max_seq_len)
     inputs = tm.make_inputs(cfg.batch_size, cfg.seq_len, cfg.device)
-    call_kwargs = dict(inputs)
-    if "use_cache" in forward_params(module) and tm.family.startswith("hf"):
-        call_kwargs["use_cache"] = False  # a plain forward; decode is measured separately
+    call_kwargs = {**inputs, **tm.forward_kwargs}  # a plain forward; decode is measured apart
 
     def call():
         with torch.inference_mode():
@@ -138,7 +136,7 @@ def _measure_torch(cfg: BenchConfig, settings: MeasureSettings) -> Measurement:
     row.update(
         params=int(params),
         weight_bytes=int(sum(p.numel() * p.element_size() for p in module.parameters())),
-        flops_per_sample=count_flops(lambda: module(**one)),
+        flops_per_sample=count_flops(lambda: module(**one, **tm.forward_kwargs)),
         load_s=load_s,
         cold_ms=cold_ms,
         model_family=tm.family,
@@ -200,15 +198,33 @@ def _decode_fns(tm, module):
 
         return prefill, step
 
+    from .zoo import forward_params
+
+    # transformers 5 renamed the cache argument and output from past_key_values to cache (the
+    # old name still works there, with a deprecation warning); use whichever forward declares.
+    cache_arg = "cache" if "cache" in forward_params(module) else "past_key_values"
+
     def hf_prefill(prompt):
-        out = module(**prompt, use_cache=True)
-        return out.logits[:, -1:].argmax(-1), out.past_key_values
+        logits, cache = _logits_and_cache(module(**prompt, use_cache=True))
+        return logits[:, -1:].argmax(-1), cache
 
     def hf_step(token, cache):
-        out = module(input_ids=token, past_key_values=cache, use_cache=True)
-        return out.logits[:, -1:].argmax(-1), out.past_key_values
+        logits, cache = _logits_and_cache(module(input_ids=token, use_cache=True,
+                                                   **{cache_arg: cache}))
+        return logits[:, -1:].argmax(-1), cache
 
     return hf_prefill, hf_step
+
+
+def _logits_and_cache(out) -> tuple:
+    """(logits, KV cache) of a causal LM's output: a ModelOutput (a dict whose cache entry is
+    `cache` in transformers 5, `past_key_values` before) or a plain (logits, cache, ...) tuple."""
+    if not isinstance(out, dict):
+        return out[0], out[1]
+    cache = next((out[k] for k in ("cache", "past_key_values") if k in out), None)
+    if cache is None:
+        raise RuntimeError(f"{type(out).__name__} holds no KV cache although use_cache=True")
+    return out["logits"], cache
 
 
 # --------------------------------------------------------------------------- onnxruntime
@@ -258,6 +274,7 @@ def ort_inputs(sess, batch: int, seq: int, vocab: int | None) -> dict[str, np.nd
 
 
 def _measure_ort(cfg: BenchConfig, settings: MeasureSettings, info: dict) -> Measurement:
+    _check_seq(cfg, info.get("max_seq_len"))  # as the torch row does: skipped, not a crash
     path = info["int8_path"] if cfg.dtype == "int8" else info["fp32_path"]
     t0 = time.perf_counter()
     sess = ort_session(path, cfg.threads, cfg.device)

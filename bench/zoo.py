@@ -74,6 +74,9 @@ class TorchModel:
     is_causal_lm: bool
     family: str
     extra: dict = field(default_factory=dict)
+    # Non-tensor keyword arguments of a plain forward pass (HF: use_cache=False), shared by the
+    # timed call, the FLOP count and the ONNX export so all three run the same computation.
+    forward_kwargs: dict = field(default_factory=dict)
 
 
 def parse_spec(spec: str) -> ModelSpec:
@@ -247,11 +250,12 @@ def _builtin_model(module, family: str) -> TorchModel:
     )
 
 
-def hf_model_class(config):
+def hf_model_class(config) -> type:
     """The transformers class for a config, picked from the config alone.
 
-    `architectures` names the exact class a checkpoint was saved from; without it, a decoder-only
-    model type gets AutoModelForCausalLM and anything else the bare AutoModel."""
+    `architectures` names the exact class a checkpoint was saved from; without it (or when it
+    names nothing this transformers has as a torch model), a decoder-only model type gets
+    AutoModelForCausalLM and anything else the bare AutoModel."""
     import transformers
     from transformers.models.auto import modeling_auto as ma
 
@@ -262,13 +266,19 @@ def hf_model_class(config):
         )
     for name in getattr(config, "architectures", None) or []:
         cls = getattr(transformers, name, None)
-        if cls is not None:
+        # transformers 4.x also exports TF/Flax classes (TFBertModel...) under the same names
+        if isinstance(cls, type) and issubclass(cls, transformers.PreTrainedModel):
             return cls
     causal = ma.MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
     masked = ma.MODEL_FOR_MASKED_LM_MAPPING_NAMES
-    if config.model_type in causal and config.model_type not in masked:
+    # Types in both tables (bert, roberta...) are encoders unless the config says decoder.
+    is_decoder = config.model_type not in masked or getattr(config, "is_decoder", False)
+    if config.model_type in causal and is_decoder:
         return transformers.AutoModelForCausalLM
     return transformers.AutoModel
+
+
+HF_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
 
 def _load_hf(path: Path) -> TorchModel:
@@ -276,40 +286,80 @@ def _load_hf(path: Path) -> TorchModel:
     from transformers import AutoConfig
 
     config = AutoConfig.from_pretrained(path, local_files_only=True)
+    # Named outputs everywhere: a config saved with return_dict=False makes some transformers
+    # versions' causal LMs fail inside their own forward (they read .last_hidden_state).
+    config.return_dict = True
     cls = hf_model_class(config)
-    kwargs = {"local_files_only": True, "use_safetensors": True}
+    kwargs = {"config": config, "local_files_only": True, "use_safetensors": True}
     if hasattr(config, "_attn_implementation"):
         kwargs["attn_implementation"] = "sdpa" if _supports_sdpa(cls) else "eager"
     module = cls.from_pretrained(path, **kwargs).eval().to(torch.float32)
-    accepted = forward_params(module)
-    names = tuple(
-        n
-        for n in ("input_ids", "attention_mask", "token_type_ids")
-        if n in accepted and (n != "token_type_ids" or getattr(config, "type_vocab_size", 0))
-    )
-    vocab = int(config.vocab_size)
-    max_len = getattr(config, "max_position_embeddings", None) or getattr(
-        config, "n_positions", None
-    )
+    names = hf_input_names(module, config)
+    vocab = _hf_vocab_size(module, config)
+    max_len = _hf_max_seq_len(module, config)
 
     def make_inputs(batch: int, seq: int, device) -> dict:
         g = torch.Generator().manual_seed(1234)
         ids = torch.randint(0, vocab, (batch, seq), generator=g)
-        inputs = {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
-        inputs["token_type_ids"] = torch.zeros_like(ids)
-        return {k: v.to(device) for k, v in inputs.items() if k in names}
+        inputs = {"input_ids": ids, "attention_mask": torch.ones_like(ids),
+                  "token_type_ids": torch.zeros_like(ids)}
+        return {k: inputs[k].to(device) for k in names}
 
-    can_generate = getattr(module, "can_generate", lambda: False)()
     return TorchModel(
         module=module,
         input_names=names,
         make_inputs=make_inputs,
         vocab_size=vocab,
-        max_seq_len=int(max_len) if max_len else None,
-        is_causal_lm=bool(can_generate),
+        max_seq_len=max_len,
+        is_causal_lm=bool(module.can_generate()),
         family=f"hf-{config.model_type}",
-        extra={"hf_class": cls.__name__},
+        extra={"hf_class": type(module).__name__},
+        forward_kwargs=plain_forward_kwargs(module),
     )
+
+
+def hf_input_names(module, config) -> tuple[str, ...]:
+    """The token inputs a HF model takes, in HF_INPUTS order.
+
+    token_type_ids only where the config has segment embeddings: GPT-2 accepts the argument but
+    would look the ids up in its token embedding, and DeBERTa-v2 sets type_vocab_size=0."""
+    accepted = forward_params(module)
+    names = [n for n in HF_INPUTS if n in accepted]
+    if not getattr(config, "type_vocab_size", 0):
+        names = [n for n in names if n != "token_type_ids"]
+    if "input_ids" not in names:
+        raise InputError(f"{type(module).__name__}.forward takes no input_ids: not a text model")
+    return tuple(names)
+
+
+def _hf_vocab_size(module, config) -> int:
+    """Rows of the input embedding (what ids may index); config.vocab_size where there is none."""
+    try:
+        rows = getattr(module.get_input_embeddings(), "num_embeddings", None)
+    except NotImplementedError:  # models without a standard embedding accessor
+        rows = None
+    return int(rows or config.vocab_size)
+
+
+def _hf_max_seq_len(module, config) -> int | None:
+    """The longest sequence the config allows (None where it names no limit).
+
+    RoBERTa-style embeddings number positions from padding_idx + 1 (their position embedding is
+    built with that padding_idx), so padding_idx + 1 of its rows are never a usable position."""
+    limit = getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None)
+    if not limit:
+        return None
+    for name, sub in module.named_modules():
+        pad = getattr(sub, "padding_idx", None)
+        if name.endswith("position_embeddings") and pad is not None:
+            return int(limit) - int(pad) - 1
+    return int(limit)
+
+
+def plain_forward_kwargs(module) -> dict:
+    """Keyword arguments that make a forward a plain one: no KV cache built or returned (decode
+    is measured separately, and a cache object in the outputs breaks the ONNX exporters)."""
+    return {"use_cache": False} if "use_cache" in forward_params(module) else {}
 
 
 def forward_params(module) -> set[str]:

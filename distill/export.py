@@ -1,0 +1,59 @@
+"""Export a trained student to ONNX (verified against torch) and int8, and measure what the
+quantized model keeps: the same held-out windows, the same metrics, through ONNX Runtime."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+
+from .config import TrainConfig
+from .data import DataConfig, build_splits, eval_windows
+
+ONNX_FILE, INT8_FILE = "student.onnx", "student.int8.onnx"
+
+
+def export_and_evaluate(ckpt_dir: Path, cfg: TrainConfig) -> dict:
+    from bench.export import export_onnx, quantize_int8
+    from bench.zoo import load_torch, parse_spec
+
+    tm = load_torch(parse_spec(f"ckpt:{ckpt_dir}"))
+    inputs = tm.make_inputs(2, min(16, cfg.block_size), "cpu")
+    method, rel_err = export_onnx(tm, inputs, ckpt_dir / ONNX_FILE)
+    quantize_int8(ckpt_dir / ONNX_FILE, ckpt_dir / INT8_FILE)
+    data = build_splits(DataConfig(cfg.data_source, cfg.val_fraction, cfg.test_fraction))
+    test = eval_windows(data["test"], cfg.block_size, 4 * cfg.eval_windows)
+    return {
+        "fp32": evaluate_onnx(ckpt_dir / ONNX_FILE, test, cfg.threads),
+        "int8": evaluate_onnx(ckpt_dir / INT8_FILE, test, cfg.threads),
+        "export": {"method": method, "rel_err": rel_err},
+    }
+
+
+def evaluate_onnx(path: Path, windows: np.ndarray, threads: int | None = None,
+                  batch_size: int = 16) -> dict:
+    """Next-token loss, bits per byte, perplexity and accuracy of an ONNX LM (input `idx`)."""
+    from bench.env import default_threads
+    from bench.measure import ort_session
+
+    sess = ort_session(str(path), threads or default_threads(), "cpu")
+    name = sess.get_inputs()[0].name
+    total, correct, count = 0.0, 0, 0
+    for i in range(0, len(windows), batch_size):
+        w = windows[i : i + batch_size]
+        x, y = w[:, :-1], w[:, 1:]
+        logits = sess.run(None, {name: x})[0].astype(np.float64)  # (B, T, V)
+        logz = _logsumexp(logits)
+        picked = np.take_along_axis(logits, y[..., None], axis=-1)[..., 0]
+        total += float((logz - picked).sum())
+        correct += int((logits.argmax(-1) == y).sum())
+        count += y.size
+    loss = total / count
+    return {"loss": loss, "bits_per_byte": loss / math.log(2), "perplexity": math.exp(loss),
+            "accuracy": correct / count, "tokens": count}
+
+
+def _logsumexp(x: np.ndarray) -> np.ndarray:
+    m = x.max(axis=-1)
+    return m + np.log(np.exp(x - m[..., None]).sum(axis=-1))

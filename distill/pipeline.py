@@ -1,0 +1,136 @@
+"""`roi distill`: from a plan to a measured student.
+
+Gate on the plan's decision, train the recommended student with KD and a no-KD baseline of the
+same size and steps, export the student to ONNX (verified) and int8, and measure retention on the
+held-out split for torch, ONNX fp32 and ONNX int8. Everything lands in one directory, which is
+itself a `ckpt:DIR` that bench measures:
+
+    DIR/config.json, model.safetensors      the distilled student
+    DIR/student.onnx, student.int8.onnx     its exports
+    DIR/metrics.json                        teacher, student, baseline, int8; retention; wall time
+    DIR/baseline/                           the no-KD baseline run
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import yaml
+
+from roi.errors import InputError
+from roi.io import write_json_atomic
+
+from .config import TrainConfig, load_config
+from .trainer import METRICS_FILE, DistillResult, Progress, train
+
+log = logging.getLogger(__name__)
+BASELINE_DIR = "baseline"
+
+
+def read_plan(path: str | Path) -> dict:
+    """plan.yaml as data, checked for what the trainer needs (decision and trainer section)."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"plan file {str(path)!r} does not exist")
+    try:
+        plan = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        raise InputError(f"{path}: malformed YAML ({str(e).splitlines()[0]})") from None
+    if not isinstance(plan, dict):
+        raise InputError(f"{path}: a plan is a mapping with decision and trainer sections")
+    decision = plan.get("decision")
+    if not isinstance(decision, dict) or not isinstance(decision.get("go"), bool):
+        raise InputError(f"{path}: decision.go must be true or false")
+    if not isinstance(plan.get("trainer"), dict):
+        raise InputError(f"{path}: trainer must be a mapping of trainer settings")
+    return plan
+
+
+def gate(plan: dict, force: bool) -> None:
+    """Refuse a no-go plan unless forced, quoting the decision's reasons."""
+    if plan["decision"]["go"] or force:
+        return
+    reasons = "; ".join(str(r) for r in plan["decision"].get("reasons") or []) or "no reason given"
+    raise InputError(f"the plan says no-go ({reasons}); pass --force to distill anyway")
+
+
+def parse_overrides(items: list[str]) -> dict:
+    """`key=value` pairs; values are YAML scalars (numbers, booleans, strings), never code."""
+    out = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise InputError(f"--set expects key=value, got {item!r}")
+        try:
+            out[key.strip()] = yaml.safe_load(raw)
+        except yaml.YAMLError:
+            raise InputError(f"--set {key}: cannot read value {raw!r}") from None
+    return out
+
+
+def settings_from_plan(plan: dict, config_file: str | None, overrides: dict) -> TrainConfig:
+    """Plan's trainer section, then a YAML file's settings, then --set overrides."""
+    file_values = load_config(config_file).model_dump(exclude_unset=True) if config_file else {}
+    return load_config(None, {**plan["trainer"], **file_values, **overrides})
+
+
+def distill_from_plan(plan_path: str | Path, out: str | Path, *, resume: bool = False,
+                      force: bool = False, config_file: str | None = None,
+                      overrides: dict | None = None,
+                      progress: Progress | None = None) -> DistillResult:
+    plan = read_plan(plan_path)
+    gate(plan, force)
+    cfg = settings_from_plan(plan, config_file, overrides or {})
+    return distill(cfg, out, resume=resume, progress=progress)
+
+
+def distill(cfg: TrainConfig, out: str | Path, *, resume: bool = False,
+            progress: Progress | None = None) -> DistillResult:
+    """Train student and baseline, export, and write the combined metrics.json."""
+    from bench.zoo import parse_spec
+
+    out = Path(out)
+    if cfg.mode != "kd" or not cfg.teacher:
+        raise InputError("distill needs mode: kd and a teacher (the baseline is trained too)")
+    parse_spec(cfg.teacher)  # a missing teacher path fails here, before anything is written
+    if out.exists() and any(out.iterdir()) and not resume:
+        raise InputError(f"{out} is not empty: pass --resume or choose another --out")
+    t0 = time.perf_counter()
+    student = train(cfg, out, resume=resume, progress=progress)
+    baseline_cfg = cfg.model_copy(update={"mode": "ce"})
+    baseline = train(baseline_cfg, out / BASELINE_DIR, resume=resume, progress=progress)
+    from .export import export_and_evaluate
+
+    exported = export_and_evaluate(out, cfg)
+    metrics = combine(student.metrics, baseline.metrics, exported, time.perf_counter() - t0)
+    write_json_atomic(out / METRICS_FILE, metrics)
+    return DistillResult(out, metrics)
+
+
+def combine(student: dict, baseline: dict, exported: dict, wall_s: float) -> dict:
+    """One metrics record: absolute figures per model, retention relative to the teacher."""
+    teacher = student["teacher"]
+
+    def retention(m: dict) -> float:
+        return m["accuracy"] / teacher["accuracy"]
+
+    return {
+        "teacher": teacher,
+        "student": student["student"],
+        "baseline": baseline["student"],
+        "student_onnx": exported["fp32"],
+        "student_int8": exported["int8"],
+        "retention_accuracy": retention(student["student"]),
+        "baseline_retention_accuracy": retention(baseline["student"]),
+        "int8_retention_accuracy": retention(exported["int8"]),
+        "kd_gain_accuracy": student["student"]["accuracy"] - baseline["student"]["accuracy"],
+        "student_params": student["student_params"],
+        "init": student["init"],
+        "export": exported["export"],
+        "settings": student["settings"],
+        "data_fingerprint": student["data_fingerprint"],
+        "history": {"student": student["history"], "baseline": baseline["history"]},
+        "wall_s": wall_s,
+    }
