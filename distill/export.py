@@ -3,13 +3,13 @@ quantized model keeps: the same held-out windows, the same metrics, through ONNX
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import numpy as np
 
 from .config import TrainConfig
 from .data import DataConfig, build_splits, eval_windows
+from .trainer import lm_metrics
 
 ONNX_FILE, INT8_FILE = "student.onnx", "student.int8.onnx"
 
@@ -49,9 +49,7 @@ def evaluate_onnx(path: Path, windows: np.ndarray, threads: int | None = None,
         total += float((logz - picked).sum())
         correct += int((logits.argmax(-1) == y).sum())
         count += y.size
-    loss = total / count
-    return {"loss": loss, "bits_per_byte": loss / math.log(2), "perplexity": math.exp(loss),
-            "accuracy": correct / count, "tokens": count}
+    return lm_metrics(total, correct, count)
 
 
 def _logsumexp(x: np.ndarray) -> np.ndarray:

@@ -148,7 +148,12 @@ def evaluate(model: torch.nn.Module, windows: np.ndarray, batch_size: int = 16) 
         total += F.cross_entropy(logits.flatten(0, 1), y.flatten(), reduction="sum").item()
         correct += (logits.argmax(-1) == y).sum().item()
         count += y.numel()
-    loss = total / count
+    return lm_metrics(total, correct, count)
+
+
+def lm_metrics(total_nats: float, correct: int, count: int) -> dict:
+    """Mean cross-entropy (nats per token), bits per byte, perplexity and top-1 accuracy."""
+    loss = total_nats / count
     return {"loss": loss, "bits_per_byte": loss / math.log(2), "perplexity": math.exp(loss),
             "accuracy": correct / count, "tokens": count}
 
