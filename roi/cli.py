@@ -114,6 +114,92 @@ def scenarios(
     print_scenarios(found)
 
 
+@app.command()
+def distill(
+    plan: str = typer.Option(..., help="plan.yaml written by roi plan (decision + trainer)."),
+    out: str = typer.Option(..., help="Output directory: the student checkpoint (ckpt:DIR), its "
+                            "ONNX and int8 exports, metrics.json, and the no-KD baseline."),
+    resume: bool = typer.Option(False, help="Continue an interrupted run in --out."),
+    force: bool = typer.Option(False, help="Train even when the plan says no-go."),
+    config: Optional[str] = typer.Option(None, help="YAML file of trainer settings overriding "
+                                         "the plan's trainer section."),
+    set_: list[str] = typer.Option([], "--set", help="Override one trainer setting, "
+                                   "key=value (repeatable), e.g. --set steps=500."),
+) -> None:
+    """Distill the plan's recommended student; measure retention against teacher and baseline."""
+    from distill.pipeline import distill_from_plan, parse_overrides
+
+    from .console import print_distill_summary, training_progress
+
+    overrides = parse_overrides(set_)
+    with training_progress() as progress:
+        result = distill_from_plan(plan, out, resume=resume, force=force, config_file=config,
+                                   overrides=overrides, progress=progress)
+    print_distill_summary(result.metrics, result.out_dir)
+
+
+@app.command()
+def plan(
+    results: list[str] = typer.Option(..., "--results", metavar="FILE", help="Results table: a "
+                                      "bench run directory, results.csv or results.jsonl (or "
+                                      "one written by hand in the same schema). Repeatable: "
+                                      "tables from several machines merge."),
+    scenario: list[str] = typer.Option(..., "--scenario", metavar="NAME|FILE", help="A preset "
+                                       "(cloud-batch, real-time-api, mobile-on-device, "
+                                       "embedded-iot, multi-model) or a scenario YAML file. "
+                                       "Repeatable."),
+    hardware_files: Optional[list[str]] = typer.Option(None, "--hardware", metavar="FILE",
+                                                       help=HARDWARE_HELP),
+    retention_threshold: float = typer.Option(0.95, help="Lowest acceptable accuracy "
+                                              "retention (student / teacher), a fraction; the "
+                                              "low end of a student's band must reach it."),
+    out: Optional[str] = typer.Option(None, help="Output directory for plan.yaml, plan.json "
+                                      "and sizing.csv [default: runs/plan-<time>]."),
+    local_peak_gflops: Optional[float] = typer.Option(None, help="Measured fp32 peak of the "
+                                                      "machine the results come from, GFLOP/s "
+                                                      "[default: the best rate a row reached]."),
+    metrics: Optional[list[str]] = typer.Option(None, "--metrics", metavar="SPEC=FILE",
+                                                help="A distilled student's metrics.json: its "
+                                                "measured retention replaces the prior. "
+                                                "Repeatable (ckpt:DIR students are found "
+                                                "without it)."),
+    engineering_weeks: float = typer.Option(2.0, help="Engineering effort of the project."),
+    engineering_usd_per_week: float = typer.Option(4000.0, help="Loaded cost of an engineer-"
+                                                   "week, USD."),
+    training_hardware: str = typer.Option("a10g", help="Catalog hardware that labels and "
+                                          "trains (its hourly price is charged)."),
+    training_hours: Optional[float] = typer.Option(None, help="Training time [default: "
+                                                   "estimated from FLOPs]."),
+    require_benefit: bool = typer.Option(True, help="Go only when the student saves money or "
+                                         "meets a scenario the teacher cannot "
+                                         "(--no-require-benefit: the seed's criteria alone)."),
+) -> None:
+    """Plan the distillation: cost and sizing per scenario and hardware, projection, decision,
+    recommended student and ROI; writes plan.yaml (read by roi distill) and plan.json."""
+    from .payback import RoiInputs
+    from .planner import plan as make_plan
+    from .planner import write_plan
+    from .retention import parse_metrics_args
+
+    inputs = RoiInputs(engineering_weeks=engineering_weeks,
+                       engineering_usd_per_week=engineering_usd_per_week,
+                       training_hardware=training_hardware, training_hours=training_hours)
+    result = make_plan(results, scenario, hardware=hardware_files or [],
+                       retention_threshold=retention_threshold,
+                       measured_retention=parse_metrics_args(metrics or []),
+                       local_peak_gflops=local_peak_gflops, roi_inputs=inputs,
+                       require_benefit=require_benefit)
+    out_dir = out or _default_out("plan")
+    from pathlib import Path
+
+    if Path(out_dir).exists() and not Path(out_dir).is_dir():
+        raise InputError(f"--out: must be a directory; got the file {out_dir}")
+    write_plan(result, out_dir)
+    from .console import print_plan_summary
+
+    print_plan_summary(result.to_dict(), out_dir)
+
+
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:

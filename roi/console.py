@@ -174,3 +174,143 @@ def _constraints(s) -> str:
     parts += [name for name, on in (("offline", c.offline), ("data locality",
                                                              c.data_locality)) if on]
     return ", ".join(parts) or "-"
+
+
+@contextlib.contextmanager
+def training_progress() -> Iterator:
+    """A callback (step, total, loss) drawing one bar per training run (student, baseline)."""
+    bar = Progress(TextColumn("{task.description:<28}"), BarColumn(), MofNCompleteColumn(),
+                   TextColumn("loss {task.fields[loss]:.4f}"), TimeElapsedColumn(),
+                   console=console)
+    state: dict = {"task": None, "runs": 0}
+
+    def update(step: int, total: int, loss: float) -> None:
+        if state["task"] is None or step < state["last"]:
+            state["runs"] += 1
+            name = "student (KD)" if state["runs"] == 1 else "baseline (no KD)"
+            state["task"] = bar.add_task(name, total=total, loss=float("nan"))
+        state["last"] = step
+        bar.update(state["task"], completed=step, loss=loss)
+
+    with bar:
+        yield update
+
+
+def print_distill_summary(metrics: dict, out: Path) -> None:
+    table = Table(title="held-out test split (next-byte prediction)")
+    for col in ("model", "accuracy", "bits/byte", "retention"):
+        table.add_column(col, justify="left" if col == "model" else "right")
+    teacher_acc = metrics["teacher"]["accuracy"]
+    for name, key in (("teacher", "teacher"), ("student (KD)", "student"),
+                      ("baseline (no KD)", "baseline"), ("student ONNX fp32", "student_onnx"),
+                      ("student ONNX int8", "student_int8")):
+        m = metrics[key]
+        table.add_row(name, f"{m['accuracy']:.4f}", f"{m['bits_per_byte']:.3f}",
+                      f"{m['accuracy'] / teacher_acc:.1%}")
+    out_console = _stdout()
+    out_console.print(table)
+    out_console.print(f"KD gain over baseline: {metrics['kd_gain_accuracy'] * 100:+.2f} points; "
+                      f"wall time {metrics['wall_s'] / 60:.1f} min; student: ckpt:{out}")
+
+
+def print_plan_summary(plan: dict, out) -> None:
+    """`roi plan`'s summary: decision and criteria, recommendation and alternatives, the best
+    hardware per scenario and model, ROI, and the projection's leave-one-out error."""
+    out_console = _stdout()
+    d = plan["decision"]
+    crit = Table(title=f"decision: {'GO' if d['go'] else 'NO-GO'} (the seed's five criteria, "
+                  "then a student that qualifies and a measured benefit)")
+    for col in ("scenario", "criterion", "value", "threshold", "verdict"):
+        crit.add_column(col)
+    for c in d["criteria"]:
+        crit.add_row(c["scenario"], c["name"], _plain_value(c["value"]),
+                     _plain_value(c["threshold"]), c["verdict"])
+    out_console.print(crit)
+    for reason in d["reasons"]:
+        out_console.print(f"  - {reason}", highlight=False, markup=False)
+    out_console.print(_students_table(plan))
+    if plan["recommended"] is None:
+        out_console.print(plan.get("no_recommendation_reason", ""), highlight=False,
+                          markup=False)
+    out_console.print(_best_table(plan))
+    _print_roi(out_console, plan["roi"])
+    for row in plan["projection"]["leave_one_out"]:
+        out_console.print(f"projection, leave-one-model-out on {row['machine']}: "
+                          f"{row['backend']} median error {row['median_ape']:.1%} "
+                          f"(goal <= {row['goal_median_ape']:.0%}; {row['n_predictions']} "
+                          f"predictions)", highlight=False, markup=False)
+    out_console.print(f"plan: {Path(out) / 'plan.yaml'} (+ plan.json, sizing.csv)")
+
+
+def _plain_value(v) -> str:
+    if isinstance(v, float):
+        return f"{v:,.0f}" if abs(v) >= 1000 else f"{v:g}"
+    return "-" if v is None else str(v)
+
+
+def _students_table(plan: dict) -> Table:
+    rec = plan["recommended"]
+    t = Table(title="students (ranked; retention band low end must reach "
+              f"{plan['retention_threshold'] * 100:g}%)")
+    for col in ("student", "params", "ratio", "retention", "deploy", "$/month", "verdict"):
+        t.add_column(col, justify="right" if col in ("params", "ratio", "$/month") else "left")
+    rows = ([dict(rec, qualifies=True, reasons=["recommended"])] if rec else [])
+    for i, r in enumerate(rows + plan["alternatives"]):
+        lo, hi = r["retention_band"]
+        cost = r.get("usd_per_month")
+        t.add_row(r["model"], f"{r['params']:,}", f"{r['compression_ratio']:.1f}×",
+                  f"{lo:.1%}–{hi:.1%} ({r.get('retention_source', 'prior')})",
+                  f"{r.get('deploy_backend')}/{r.get('deploy_dtype')}",
+                  "-" if cost is None else f"{cost:,.0f}",
+                  "recommended" if rec and i == 0 else
+                  ("qualifies" if r.get("qualifies") else "; ".join(r.get("reasons", []))[:90]))
+    return t
+
+
+def _best_table(plan: dict) -> Table:
+    t = Table(title="cheapest configuration per scenario and model ($/month at P50, P10–P90 band)")
+    for col in ("scenario", "model", "hardware", "config", "source", "service ms", "replicas",
+                "$/month", "band", "verdict"):
+        t.add_column(col, justify="right" if col in ("service ms", "replicas",
+                                                     "$/month") else "left")
+    sizing = {(s["scenario"], s["hardware"], s["model"]): s for s in plan["sizing"]}
+    best: dict = {}
+    for c in plan["cost"]:
+        key = (c["scenario"], c["model"])
+        rank = (not c["feasible"], c["usd_per_month"] if c["usd_per_month"] is not None
+                else math.inf)
+        if key not in best or rank < best[key][0]:
+            best[key] = (rank, c)
+    for (_, _), (_, c) in sorted(best.items()):
+        s = sizing[(c["scenario"], c["hardware"], c["model"])]
+        lo, hi = c.get("usd_per_month_p10"), c.get("usd_per_month_p90")
+        t.add_row(c["scenario"], c["model"], c["hardware"],
+                  f"{c['backend']}/{c['dtype']} b{c['batch_size']}", c["source"],
+                  _fmt(s.get("service_ms_p50"), 1), _fmt(c.get("replicas_p50"), 0),
+                  _fmt(c.get("usd_per_month"), 0),
+                  "-" if lo is None or hi is None else f"{lo:,.0f}–{hi:,.0f}",
+                  "ok" if c["feasible"] else c["reason"][:60])
+    return t
+
+
+def _print_roi(out_console, roi: dict) -> None:
+    one = roi["one_time"]
+    out_console.print(f"one-time cost ${one['total_usd']:,.0f} (labeling "
+                      f"${one['labeling_usd']:,.2f}, training ${one['training_usd']:,.2f}, "
+                      f"engineering ${one['engineering_usd']:,.0f})", highlight=False)
+    if "monthly_savings_usd" not in roi:
+        out_console.print(f"ROI: {roi.get('note', 'not computed')}", highlight=False)
+        return
+    if roi.get("student_note"):
+        out_console.print(f"ROI: {roi['student_note']}", highlight=False)
+    pay = roi["payback_months"]
+    mc = roi["monte_carlo"]
+    horizon = roi["horizon_months"]
+    out_console.print(
+        f"ROI ({roi['student']}): saves ${roi['monthly_savings_usd']:,.0f}/month "
+        f"(teacher ${roi['teacher_usd_per_month']:,.0f}, student "
+        f"${roi['student_usd_per_month']:,.0f}); payback "
+        f"{'never' if pay is None else f'{pay:.1f} months'}; {horizon}-month net "
+        f"${roi[f'net_{horizon}_months_usd']:,.0f}; Monte Carlo savings P10/P50/P90 "
+        + "/".join("-" if v is None else f"${v:,.0f}"
+                   for v in mc["monthly_savings_usd"].values()), highlight=False)

@@ -1,0 +1,427 @@
+"""`roi plan`: from results tables and scenarios to the distillation plan.
+
+(The module is planner.py, not plan.py, so that `roi.plan` can be the function: a submodule
+named plan would replace it as an attribute of the package as soon as anything imported it.)
+
+    results ──► calibration (roi.projection) ──► service times per hardware (roi.service)
+        ──► sizing and cost per scenario (roi.fleet) ──► retention + recommendation
+        ──► decision (roi.decision) ──► ROI (roi.payback) ──► plan.yaml / plan.json
+
+Everything is checked before anything is written; `write_plan` writes both files atomically.
+The plan's top-level keys are a contract with the trainer (roi distill reads `decision` and
+`trainer`) and the reports: see PLAN_KEYS.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Optional, Sequence, Union
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from .decision import Decision, criteria, decide
+from .errors import InputError
+from .fleet import Assumptions, best_per_hardware, best_per_model, scenario_grid
+from .hardware import Catalog, load_catalog
+from .io import write_json_atomic, write_text_atomic
+from .measurements import load_results, merge, prepare
+from .payback import Bands, Roi, RoiInputs, monte_carlo, one_time_cost, record_inputs, tornado
+from .projection import calibrate, check_memory_efficiency, leave_one_out_report
+from .recommend import DEFAULT_THRESHOLD, Candidate, candidates, check_threshold, recommend
+from .scenarios import Scenario, load_scenarios
+from .service import forward_times
+
+log = logging.getLogger(__name__)
+
+PLAN_VERSION = 1
+PLAN_KEYS = ("version", "scenarios", "decision", "recommended", "alternatives", "teacher",
+             "trainer", "cost", "sizing", "roi", "projection", "sources")
+# The trainer section: fields of distill.config.TrainConfig only (roi distill validates them).
+TRAINER_DEFAULTS = {"mode": "kd", "temperature": 2.0, "alpha": 0.5, "steps": 1500}
+TRAINER_BATCH_TOKENS = 16 * 256  # TrainConfig's default batch_size x block_size
+LOO_GOAL = 0.15
+
+ResultsArg = Union[pd.DataFrame, str, Path, Sequence[Union[pd.DataFrame, str, Path]]]
+ScenarioArg = Union[Scenario, str, Path, Sequence[Union[Scenario, str, Path]]]
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The plan as data (`document`: the contract's keys) plus the full sizing grid."""
+
+    document: dict
+    grid: pd.DataFrame = field(repr=False)
+
+    @property
+    def go(self) -> bool:
+        return bool(self.document["decision"]["go"])
+
+    @property
+    def recommended(self) -> Optional[dict]:
+        return self.document["recommended"]
+
+    def to_dict(self) -> dict:
+        return self.document
+
+
+# ------------------------------------------------------------------------------ inputs
+
+
+def resolve_catalog(hardware: Catalog | str | Path | Iterable | None) -> Catalog:
+    if isinstance(hardware, Catalog):
+        return hardware
+    return load_catalog(hardware)
+
+
+def resolve_scenarios(scenario: ScenarioArg, catalog: Catalog) -> list[Scenario]:
+    items = [scenario] if isinstance(scenario, (Scenario, str, Path)) else list(scenario)
+    if not items:
+        raise InputError("scenario: give at least one scenario (a preset name or a YAML file)")
+    out: list[Scenario] = []
+    for item in items:
+        if isinstance(item, Scenario):
+            item.check_hardware(catalog)
+            out.append(item)
+        else:
+            out.extend(load_scenarios(item, catalog))
+    names = [s.name for s in out]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise InputError(f"scenario: {', '.join(dupes)} given more than once")
+    return out
+
+
+def resolve_results(results: ResultsArg, catalog: Catalog) -> pd.DataFrame:
+    items = [results] if isinstance(results, (pd.DataFrame, str, Path)) else list(results)
+    paths = [i for i in items if not isinstance(i, pd.DataFrame)]
+    prepared = {"machine", "cv_source", "flops_source"}  # what roi.measurements.prepare adds
+    frames = [i if prepared <= set(i.columns) else prepare(i, catalog, i.attrs.get("where",
+                                                                               "results"))
+              for i in items if isinstance(i, pd.DataFrame)]
+    if paths:
+        frames.append(load_results(paths, catalog))
+    if not frames:
+        raise InputError("results: give at least one results table")
+    return merge(frames)
+
+
+def _teacher_and_students(results: pd.DataFrame) -> tuple[tuple[str, int], dict[str, int]]:
+    teachers = results[results["role"] == "teacher"]
+    names = sorted(teachers["model"].unique())
+    if not names:
+        raise InputError("results: role: no ok row has role teacher; allowed roles teacher, "
+                         "student; a plan compares students against one teacher")
+    if len(names) > 1:
+        raise InputError(f"results: role: {len(names)} teacher models ({', '.join(names)}); "
+                         f"allowed: exactly one teacher per plan")
+    students = results[results["role"] == "student"].groupby("model")["params"].first()
+    teacher_params = int(teachers["params"].iloc[0])
+    return (names[0], teacher_params), {m: int(p) for m, p in students.items()}
+
+
+# ------------------------------------------------------------------------------ the plan
+
+
+def plan(results: ResultsArg, scenario: ScenarioArg, *,
+         hardware: Catalog | str | Path | Iterable | None = None,
+         retention_threshold: float = DEFAULT_THRESHOLD,
+         measured_retention: dict[str, float] | None = None,
+         local_peak_gflops: float | None = None,
+         assumptions: Assumptions = Assumptions(),
+         roi_inputs: RoiInputs = RoiInputs(),
+         require_benefit: bool = True) -> Plan:
+    """The distillation plan for `results` (DataFrame(s) or results files) under `scenario`
+    (Scenario(s), preset names or YAML files). Raises InputError on bad input.
+
+    require_benefit=False gives the seed's framework alone: go when a criterion holds and a
+    student qualifies, even if our figures show the student saves nothing."""
+    check_threshold(retention_threshold)
+    check_memory_efficiency(assumptions.memory_efficiency)
+    if local_peak_gflops is not None and not (local_peak_gflops > 0):
+        raise InputError(f"local peak must be > 0 GFLOP/s; got {local_peak_gflops}")
+    catalog = resolve_catalog(hardware)
+    scenarios = resolve_scenarios(scenario, catalog)
+    training_hw = catalog.get(roi_inputs.training_hardware)
+    df = resolve_results(results, catalog)
+    (teacher, teacher_params), students = _teacher_and_students(df)
+
+    peaks = {"fp32": local_peak_gflops * 1e9} if local_peak_gflops else None
+    fits = calibrate(df, peaks)
+    names = list(dict.fromkeys([h for s in scenarios for h in s.candidate_hardware]
+                               + [training_hw.name]))
+    fwd = forward_times(df, fits, [catalog.get(n) for n in names],
+                        assumptions.memory_efficiency)
+    grid = pd.concat([scenario_grid(s, fwd, catalog, assumptions) for s in scenarios],
+                     ignore_index=True)
+    best_hw = best_per_hardware(grid)
+    best_model = best_per_model(best_hw)
+
+    ranked = candidates(best_model, students, teacher_params, retention_threshold,
+                        measured_retention)
+    chosen, why_none = recommend(ranked)
+    bills = {s.name: _teacher_bill(grid, s.name, teacher) for s in scenarios}
+    crit = [c for s in scenarios for c in criteria(s, bills[s.name]["usd_per_month"])]
+    roi = _roi_section(chosen, ranked, bills, scenarios, fwd, teacher, training_hw,
+                       roi_inputs, students)
+    benefit = _benefit(chosen, bills, roi)
+    if not require_benefit:
+        benefit = (True, benefit[1])
+    decision = decide(crit, chosen.model if chosen else None, why_none, benefit)
+    doc = _document(scenarios, decision, chosen, why_none, ranked, teacher, teacher_params,
+                    best_hw, roi, fits, df, fwd, grid, retention_threshold, assumptions,
+                    roi_inputs, local_peak_gflops)
+    return Plan(doc, grid)
+
+
+def _teacher_bill(grid: pd.DataFrame, scenario: str, teacher: str) -> dict:
+    """The teacher's monthly cost (P50 with its P10-P90 band): the cheapest configuration that
+    meets the scenario; where none does, the cheapest that fits memory sized by throughput
+    alone (SLA ignored), said so."""
+    t = grid[(grid["scenario"] == scenario) & (grid["model"] == teacher)]
+    ok = t[t["feasible"]]
+    if len(ok):
+        row = ok.sort_values("usd_per_month").iloc[0]
+        return {"usd_per_month": float(row["usd_per_month"]),
+                "usd_per_month_p10": float(row["usd_per_month_p10"]),
+                "usd_per_month_p90": float(row["usd_per_month_p90"]),
+                "basis": "cheapest configuration meeting the SLA", "config": _brief(row)}
+    fit = t[t["fits_memory"] & t["projectable"]]
+    if len(fit):
+        row = fit.sort_values("usd_per_month_throughput").iloc[0]
+        cost = float(row["usd_per_month_throughput"])
+        return {"usd_per_month": cost, "usd_per_month_p10": cost, "usd_per_month_p90": cost,
+                "basis": "the teacher meets the SLA on no candidate hardware: costed by "
+                "throughput alone (SLA ignored)", "config": _brief(row)}
+    return {"usd_per_month": None, "usd_per_month_p10": None, "usd_per_month_p90": None,
+            "basis": "the teacher fits or projects on no candidate hardware", "config": None}
+
+
+def _brief(row: pd.Series) -> dict:
+    return {"hardware": row["hardware"], "backend": row["backend"], "dtype": row["dtype"],
+            "batch_size": int(row["batch_size"]), "source": row["source"]}
+
+
+def _roi_section(chosen: Optional[Candidate], ranked, bills, scenarios, fwd, teacher,
+                 training_hw, inputs: RoiInputs, students) -> dict:
+    target = chosen or next((c for c in ranked if math.isfinite(c.usd_per_month)), None)
+    steps = TRAINER_DEFAULTS["steps"]
+    tokens = float(steps * TRAINER_BATCH_TOKENS)
+    params = target.params if target else min(students.values(), default=0)
+    one = one_time_cost(inputs, usd_per_hour=training_hw.usd_per_hour or 0.0,
+                        training_tokens=tokens, student_params=params,
+                        peak_bf16_flop_s=_bf16_peak(training_hw),
+                        teacher_tokens_per_s=_teacher_tokens_per_s(fwd, teacher, training_hw))
+    base = {"student": target.model if target else None, "inputs": record_inputs(inputs),
+            "one_time": one.record(), "teacher_bill": bills}
+    if chosen is None and target is not None:
+        base["student_note"] = ("no student qualifies: the figures are for the closest "
+                                "candidate, for comparison only")
+    teacher_cost = [bills[s.name]["usd_per_month"] for s in scenarios]
+    if target is None or any(c is None for c in teacher_cost):
+        base["note"] = ("no savings figure: " + ("no student is costed on every scenario"
+                        if target is None else "the teacher could not be costed"))
+        return base
+    per = {p["scenario"]: p for p in target.per_scenario}
+    student_cost = [per[s.name]["usd_per_month"] for s in scenarios]
+    requests = sum(s.workload.daily_requests * 730 / 24 for s in scenarios)
+    roi = Roi(one, float(sum(teacher_cost)), float(sum(student_cost)), requests,
+              inputs.horizon_months)
+    bands = _bands(scenarios, bills, target)
+    return {**base, **roi.record(), "assumption": "the student is deployed on its cheapest "
+            "feasible configuration per scenario; costs scale with request volume",
+            "tornado": tornado(roi, bands),
+            "monte_carlo": monte_carlo(roi, bands, inputs.monte_carlo_draws, inputs.seed),
+            "cost_bands": {"teacher_usd_per_month": list(bands.teacher),
+                           "student_usd_per_month": list(bands.student)}}
+
+
+def _bands(scenarios, bills, target: Candidate) -> Bands:
+    """P10/P50/P90 of the two monthly costs, summed over scenarios (the grid's cost bands)."""
+    per = {p["scenario"]: p for p in target.per_scenario}
+
+    def total(rows, key) -> float:
+        return float(sum(r[key] if r.get(key) is not None else r["usd_per_month"] for r in rows))
+
+    teacher = [bills[s.name] for s in scenarios]
+    student = [per[s.name] for s in scenarios]
+    return Bands(tuple(total(teacher, k) for k in ("usd_per_month_p10", "usd_per_month",
+                                                   "usd_per_month_p90")),
+                 tuple(total(student, k) for k in ("usd_per_month_p10", "usd_per_month",
+                                                   "usd_per_month_p90")))
+
+
+def _bf16_peak(hw) -> Optional[float]:
+    v = hw.figure("peak_bf16_tflops")
+    return v * 1e12 if v else None
+
+
+def _teacher_tokens_per_s(fwd: pd.DataFrame, teacher: str, hw) -> Optional[float]:
+    rows = fwd[(fwd["hardware"] == hw.name) & (fwd["model"] == teacher)]
+    rows = rows[np.isfinite(rows["fwd_ms_p50"].astype(float))]
+    if rows.empty:
+        return None
+    tps = rows["batch_size"] * rows["seq_len"] / (rows["fwd_ms_p50"] / 1e3)
+    return float(tps.max())
+
+
+def _benefit(chosen: Optional[Candidate], bills: dict, roi: dict) -> tuple[bool, str]:
+    """Does the recommended student change anything we measured? It saves money, or it meets a
+    scenario where the teacher meets the SLA nowhere."""
+    if chosen is None:
+        return False, ""
+    rescued = [s for s, b in bills.items() if b["basis"] != "cheapest configuration meeting "
+               "the SLA"]
+    if rescued:
+        return True, (f"the teacher cannot meet {', '.join(rescued)} on any candidate "
+                      f"hardware; the student can")
+    saving = roi.get("monthly_savings_usd")
+    if saving is None:
+        return True, ""
+    if saving > 0:
+        return True, (f"ROI: saves ${saving:,.0f}/month; pays back the "
+                      f"${roi['one_time']['total_usd']:,.0f} one-time cost in "
+                      f"{roi['payback_months']:.1f} months")
+    return False, (f"no measured benefit: the teacher already meets every scenario, at "
+                   f"${roi['teacher_usd_per_month']:,.0f}/month against the student's "
+                   f"${roi['student_usd_per_month']:,.0f}")
+
+
+# ------------------------------------------------------------------------------ document
+
+COST_COLUMNS = ["scenario", "hardware", "model", "role", "backend", "dtype", "batch_size",
+                "source", "usd_per_hour", "replicas_p50", "usd_per_month_p10", "usd_per_month",
+                "usd_per_month_p90", "usd_per_1m_requests", "usd_per_1m_tokens", "feasible",
+                "reason"]
+SIZING_COLUMNS = ["scenario", "hardware", "model", "backend", "dtype", "batch_size", "source",
+                  "service_ms_p10", "service_ms_p50", "service_ms_p90", "service_cv",
+                  "qps_per_replica_p50", "qps_per_replica_p90", "replicas_p50", "utilization",
+                  "meets_sla", "weights_mib", "activations_mib", "kv_cache_mib", "runtime_mib",
+                  "total_mib", "memory_limit_mib", "fits_memory", "memory_verdict", "note"]
+
+
+def _document(scenarios, decision: Decision, chosen: Optional[Candidate], why_none: str,
+              ranked: list[Candidate], teacher: str, teacher_params: int,
+              best_hw: pd.DataFrame, roi: dict, fits, df: pd.DataFrame, fwd: pd.DataFrame,
+              grid: pd.DataFrame, threshold: float, assumptions: Assumptions,
+              roi_inputs: RoiInputs, local_peak_gflops: Optional[float]) -> dict:
+    trainee = chosen or next(iter(ranked), None)
+    doc: dict[str, Any] = {
+        "version": PLAN_VERSION,
+        "scenarios": [s.name for s in scenarios],
+        "decision": decision.record(),
+        "recommended": _recommended(chosen),
+        "alternatives": [c.record() for c in ranked if c is not chosen],
+        "teacher": {"model": teacher, "params": int(teacher_params)},
+        "trainer": {"teacher": teacher, "student": trainee.model if trainee else teacher,
+                    **TRAINER_DEFAULTS},
+        "cost": _records(best_hw, COST_COLUMNS),
+        "sizing": _records(best_hw, SIZING_COLUMNS),
+        "roi": roi,
+        "projection": _projection(fits, local_peak_gflops, assumptions),
+        "sources": _sources(df, fwd, scenarios, ranked),
+        "retention_threshold": threshold,
+        "assumptions": assumptions.record(),
+        "scenario_details": [s.model_dump(mode="json") for s in scenarios],
+    }
+    if chosen is None:
+        doc["no_recommendation_reason"] = f"no student meets these constraints: {why_none}"
+        doc["trainer_note"] = ("no student qualifies, so the plan is no-go; the trainer section "
+                               "names the closest candidate for a forced run")
+    return _plain(doc)
+
+
+def _recommended(c: Optional[Candidate]) -> Optional[dict]:
+    if c is None:
+        return None
+    r = c.record()
+    keep = ("model", "params", "compression_ratio", "retention_band", "deploy_backend",
+            "deploy_dtype", "retention_source", "retention_note", "usd_per_month",
+            "per_scenario")
+    return {k: r[k] for k in keep}
+
+
+def _records(df: pd.DataFrame, cols: list[str]) -> list[dict]:
+    return df[[c for c in cols if c in df.columns]].to_dict(orient="records")
+
+
+def _projection(fits, local_peak_gflops, assumptions: Assumptions) -> dict:
+    loo = leave_one_out_report(fits)
+    for row in loo:
+        row["goal_median_ape"] = LOO_GOAL
+        row["meets_goal"] = row["median_ape"] <= LOO_GOAL
+    return {
+        "method": "time = overhead + max(FLOPs / (peak x compute efficiency(params)), weight "
+                  "bytes / (bandwidth x memory efficiency)); fitted per (machine, backend, "
+                  "dtype) on mean latency; P10-P90 band from leave-one-model-out errors",
+        "local_peak": {"gflop_s": local_peak_gflops, "source": "given" if local_peak_gflops
+                       else "best rate achieved by a measured row (a lower bound of the true "
+                       "peak: compute efficiencies, and so projections, come out optimistic)"},
+        "memory_efficiency": {"value": assumptions.memory_efficiency,
+                              "source": "assumption (compute-bound local runs cannot "
+                              "calibrate it)"},
+        "calibration": [f.record() for f in fits],
+        "leave_one_out": loo,
+    }
+
+
+def _sources(df: pd.DataFrame, fwd: pd.DataFrame, scenarios, ranked) -> dict:
+    machines = (df.groupby("machine")
+                .agg(rows=("model", "size"), hardware=("hardware", "first"),
+                     backends=("backend", lambda x: sorted(set(x))),
+                     results=("results_dir", lambda x: sorted(set(map(str, x)))))
+                .reset_index().to_dict(orient="records"))
+    wanted = {h for s in scenarios for h in s.candidate_hardware}
+    per_hw = []
+    for hw, g in fwd[fwd["hardware"].isin(wanted)].groupby("hardware", sort=True):
+        measured = g[g["source"] == "measured"]
+        per_hw.append({"hardware": hw,
+                       "source": "measured" if len(measured) == len(g) else
+                       "projected" if measured.empty else "measured and projected",
+                       "measured_rows": int(len(measured)), "projected_rows": int(len(g) -
+                                                                                  len(measured)),
+                       "measured_on": sorted(set(measured["measured_on"].dropna())),
+                       "projected_from": sorted({n.split(";")[0] for n in
+                                                 g.loc[g["source"] == "projected", "note"]})})
+    return {"machines": machines, "hardware": per_hw,
+            "retention": {c.model: c.retention.source for c in ranked},
+            "catalog": "roi/data/hardware.yaml (+ --hardware files); every figure with its "
+                       "source and date (roi hardware)"}
+
+
+def _plain(x: Any) -> Any:
+    """YAML/JSON-safe: numpy scalars to Python, NaN/inf to None, tuples to lists."""
+    if isinstance(x, dict):
+        return {str(k): _plain(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_plain(v) for v in x]
+    if isinstance(x, np.generic):
+        x = x.item()
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    return x
+
+
+def write_plan(p: Plan, out_dir: str | Path) -> tuple[Path, Path]:
+    """DIR/plan.yaml and DIR/plan.json (atomically), plus DIR/sizing.csv (the full grid)."""
+    out = Path(out_dir)
+    doc = p.to_dict()
+    text = yaml.safe_dump(doc, sort_keys=False, allow_unicode=True, width=100)
+    yaml_path = write_text_atomic(out / "plan.yaml", text)
+    json_path = write_json_atomic(out / "plan.json", doc)
+    write_text_atomic(out / "sizing.csv", p.grid.to_csv(index=False))
+    return yaml_path, json_path
+
+
+def read_plan(path: str | Path) -> dict:
+    """A plan.yaml or plan.json back as data."""
+    from .config import read_yaml
+
+    data = read_yaml(path, "plan")  # JSON is YAML
+    if not isinstance(data, dict) or data.get("version") != PLAN_VERSION:
+        raise InputError(f"{path}: not a plan (version {PLAN_VERSION} expected)")
+    return data

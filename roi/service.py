@@ -1,0 +1,163 @@
+"""From results rows to service times for sizing: one row per (hardware, model, backend, dtype,
+batch size), measured where that hardware was measured and projected otherwise.
+
+A forward pass over the measured sequence (the results' seq_len) is the unit the tables hold. A
+request of a scenario is a prefill of tokens_in plus tokens_out decode steps:
+
+    service = overhead + (forward - overhead) · tokens_in / seq_len + tokens_out · step
+
+(compute grows with tokens; attention's quadratic share is left out, which flatters long
+prompts), where a decode step is the measured time per output token (tpot_ms) where the row has
+one, else the roofline of a one-token forward that still reads all the weights. Projected rows
+keep the latency CV that the same configuration showed on the machine they were projected from.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+
+import numpy as np
+import pandas as pd
+
+from .hardware import Hardware
+from .projection import (
+    MEMORY_EFFICIENCY, Fit, TargetRates, own_rates, pick_reference, target_rates,
+)
+from .sizing import ServiceTime
+
+log = logging.getLogger(__name__)
+
+CONFIG_COLUMNS = ["model", "role", "backend", "dtype", "batch_size", "seq_len"]
+BANDS = ("p10", "p50", "p90")
+
+
+def model_configs(results: pd.DataFrame) -> pd.DataFrame:
+    """Every measured (model, backend, dtype, batch, seq) once, with its size figures."""
+    cols = CONFIG_COLUMNS + ["params", "flops_per_sample", "weight_bytes"]
+    return results[cols].drop_duplicates(CONFIG_COLUMNS).reset_index(drop=True)
+
+
+def machine_kinds(results: pd.DataFrame) -> dict[str, str]:
+    kinds = results.assign(k=np.where(results["device"].astype(str).str.startswith("cuda"),
+                                      "gpu", "cpu"))
+    return dict(zip(kinds["machine"], kinds["k"]))
+
+
+def forward_times(results: pd.DataFrame, fits: list[Fit], hardware: list[Hardware],
+                  memory_efficiency: float = MEMORY_EFFICIENCY) -> pd.DataFrame:
+    """Forward and decode-step times (P10/P50/P90 of the mean, ms) per hardware × config.
+
+    Columns: hardware, CONFIG_COLUMNS, size figures, fwd_ms_{p10,p50,p90}, step_ms_{...},
+    overhead_ms, service_cv, source (measured / projected), note, and the measured memory
+    figures of the row the latency shape comes from."""
+    configs = model_configs(results).to_dict("records")
+    kinds = machine_kinds(results)
+    # the row a projection keeps its CV and memory from: the same configuration on the machine
+    # with the lowest mean (the least disturbed run)
+    shapes: dict[tuple, dict] = {}
+    for rec in results.sort_values("latency_ms_mean").to_dict("records"):
+        shapes.setdefault(_key(rec), rec)
+    measured: dict[tuple, dict] = {}
+    for rec in results[results["hardware"].notna()].to_dict("records"):
+        measured.setdefault((rec["hardware"], *_key(rec)), rec)
+    rows = [_one(hw, c, measured, shapes, fits, kinds, memory_efficiency)
+            for hw in hardware for c in configs]
+    return pd.DataFrame(rows)
+
+
+def _key(rec: dict) -> tuple:
+    return tuple(rec[c] for c in CONFIG_COLUMNS)
+
+
+def _one(hw, c, measured, shapes, fits, kinds, memory_efficiency) -> dict:
+    row = measured.get((hw.name, *_key(c)))
+    machines = {r["machine"] for k, r in measured.items() if k[0] == hw.name}
+    own = {(f.backend, f.dtype): f for f in fits if f.machine in machines}
+    if row is not None:
+        return _measured(hw, c, row, own.get((c["backend"], c["dtype"])))
+    rates = _rates(hw, c, own, fits, kinds, memory_efficiency)
+    return _projected(hw, c, rates, shapes[_key(c)])
+
+
+def _rates(hw, c, own, fits, kinds, memory_efficiency) -> TargetRates | str:
+    if (c["backend"], c["dtype"]) in own:
+        return own_rates(own[(c["backend"], c["dtype"])])
+    gpu = (hw.kind == "cloud" and not hw.vcpus) or hw.kind == "device"  # accelerators
+    ref = pick_reference(fits, c["backend"], c["dtype"], gpu, kinds)
+    if ref is None:
+        return f"no calibration for {c['backend']}/{c['dtype']} (fewer than 2 measured sizes)"
+    return target_rates(ref, hw, memory_efficiency)
+
+
+def _base(hw: Hardware, c: dict) -> dict:
+    return {"hardware": hw.name, "hardware_kind": hw.kind,
+            **{k: c[k] for k in CONFIG_COLUMNS},
+            "params": int(c["params"]), "flops_per_sample": float(c["flops_per_sample"]),
+            "weight_bytes": float(c["weight_bytes"])}
+
+
+def _memory(row: dict) -> dict:
+    return {"peak_rss_mb": row.get("peak_rss_mb", np.nan),
+            "rss_start_mb": row.get("rss_start_mb", np.nan)}
+
+
+def _measured(hw: Hardware, c: dict, row: dict, fit: Fit | None) -> dict:
+    mean = float(row["latency_ms_mean"])
+    overhead = fit.overhead_ms if fit is not None else 0.0
+    if math.isfinite(row.get("tpot_ms", np.nan)) and row["tpot_ms"] > 0:
+        step, step_note = float(row["tpot_ms"]), "measured tpot"
+    elif fit is not None:
+        step = float(own_rates(fit).predict_ms(_step_flops(c), c["weight_bytes"], c["params"]))
+        step_note = "decode step from this hardware's calibration"
+    else:
+        step, step_note = mean / float(c["seq_len"]), "decode step = forward / seq_len"
+    return {**_base(hw, c), **{f"fwd_ms_{b}": mean for b in BANDS},
+            **{f"step_ms_{b}": step for b in BANDS},
+            "overhead_ms": min(overhead, mean), "service_cv": float(row["latency_ms_cv"]),
+            "source": "measured", "measured_on": row["machine"],
+            "note": f"measured on {row['machine']}; {step_note}", **_memory(row)}
+
+
+def _projected(hw: Hardware, c: dict, rates: TargetRates | str, shape: dict) -> dict:
+    out = {**_base(hw, c), "service_cv": float(shape["latency_ms_cv"]), "source": "projected",
+           "measured_on": None, **_memory(shape)}
+    if isinstance(rates, str):
+        nan = {f"{k}_ms_{b}": np.nan for k in ("fwd", "step") for b in BANDS}
+        return {**out, **nan, "overhead_ms": np.nan, "note": rates}
+    fwd = float(rates.predict_ms(c["flops_per_sample"] * c["batch_size"], c["weight_bytes"],
+                                 c["params"]))
+    step = float(rates.predict_ms(_step_flops(c), c["weight_bytes"], c["params"]))
+    lo, hi = rates.band
+    note = f"projected from {rates.fit.machine} {rates.fit.backend}/{rates.fit.dtype}"
+    return {**out, "fwd_ms_p10": fwd * lo, "fwd_ms_p50": fwd, "fwd_ms_p90": fwd * hi,
+            "step_ms_p10": step * lo, "step_ms_p50": step, "step_ms_p90": step * hi,
+            "overhead_ms": min(rates.overhead_ms, fwd * lo),
+            "note": note + (f"; {rates.note}" if rates.note else "")}
+
+
+def _step_flops(c: dict) -> float:
+    """One decode step: one new token per sequence of the batch."""
+    return float(c["flops_per_sample"]) / float(c["seq_len"]) * float(c["batch_size"])
+
+
+def request_service_ms(fwd: pd.DataFrame, tokens_in: int, tokens_out: int) -> pd.DataFrame:
+    """Service time of one batch of requests (prefill tokens_in + tokens_out decode steps) as
+    service_ms_{p10,p50,p90} columns beside `fwd`'s."""
+    out = fwd.copy()
+    scale = tokens_in / out["seq_len"].astype(float)
+    for b in BANDS:
+        over = np.minimum(out["overhead_ms"], out[f"fwd_ms_{b}"])
+        prefill = over + (out[f"fwd_ms_{b}"] - over) * scale
+        out[f"service_ms_{b}"] = prefill + tokens_out * out[f"step_ms_{b}"]
+    return out
+
+
+def service_time(row: pd.Series, band: str = "p50", raw_ms: np.ndarray | None = None
+                 ) -> ServiceTime:
+    """The service-time distribution of one row for roi.sizing: the raw per-call samples where
+    bench stored them (scaled to the request), else a mean and CV."""
+    mean = float(row[f"service_ms_{band}"])
+    if raw_ms is not None and len(raw_ms):
+        return ServiceTime.from_samples(np.asarray(raw_ms, float) * mean / np.mean(raw_ms))
+    return ServiceTime.from_mean_cv(mean, float(row["service_cv"]))

@@ -1,0 +1,163 @@
+import json
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+import yaml
+
+import roi
+from distill.config import TrainConfig
+from roi.errors import InputError
+from roi.planner import PLAN_KEYS, Plan, plan, read_plan, write_plan
+from roi.scenarios import Scenario, presets
+
+from .plan_helpers import FIXTURE, synthetic_results
+
+SLOW_CPU = dict(gflop_s=0.5, overhead_ms=1.0)  # teacher ~1.6 s a request, s10 ~0.26 s
+
+
+def _scenario(hardware=("c7i.xlarge",), latency_ms=500.0, qps=5.0) -> Scenario:
+    return Scenario.model_validate({
+        "name": "own", "workload": {"qps": qps, "tokens_in_per_request": 128,
+                                    "tokens_out_per_request": 0, "arrival": "poisson"},
+        "sla": {"percentile": 99, "latency_ms": latency_ms},
+        "candidate_hardware": list(hardware)})
+
+
+@pytest.fixture(scope="module")
+def fixture_plan() -> Plan:
+    return plan(pd.read_csv(FIXTURE), "real-time-api")
+
+
+def test_contract_keys_and_trainer_section(fixture_plan):
+    doc = fixture_plan.to_dict()
+    assert all(k in doc for k in PLAN_KEYS) and doc["version"] == 1
+    assert doc["scenarios"] == ["real-time-api"]
+    assert isinstance(doc["decision"]["go"], bool) and doc["decision"]["reasons"]
+    for c in doc["decision"]["criteria"]:
+        assert {"name", "value", "threshold", "verdict"} <= set(c)
+    rec = doc["recommended"]
+    assert {"model", "params", "compression_ratio", "retention_band", "deploy_backend",
+            "deploy_dtype"} <= set(rec)
+    assert rec["model"].startswith("builtin:student-") and rec["retention_band"][0] >= 0.95
+    assert doc["teacher"] == {"model": "builtin:teacher", "params": 14393088}
+    trainer = doc["trainer"]
+    assert trainer == {"teacher": "builtin:teacher", "student": rec["model"], "mode": "kd",
+                       "temperature": 2.0, "alpha": 0.5, "steps": 1500}
+    assert set(trainer) <= set(TrainConfig.model_fields)
+    TrainConfig(**trainer)  # every key a valid trainer setting
+    assert {a["model"] for a in doc["alternatives"]} | {rec["model"]} == {
+        f"builtin:student-{k}x" for k in (5, 10, 20, 50)}
+
+
+def test_the_real_table_projection_and_sources(fixture_plan):
+    doc = fixture_plan.to_dict()
+    loo = {r["backend"]: r for r in doc["projection"]["leave_one_out"]}
+    assert set(loo) == {"ort", "torch-eager"} and loo["ort"]["n_predictions"] == 20
+    assert {r["source"] for r in doc["sources"]["hardware"]} == {"projected"}
+    assert {r["source"] for r in doc["cost"]} == {"projected"}
+    assert len(doc["cost"]) == len(doc["sizing"]) == 10 * 5  # hardware x models
+    assert doc["sources"]["machines"][0]["hardware"] is None  # the bench CPU is no catalog row
+
+
+def test_yaml_and_json_round_trip(fixture_plan, tmp_path):
+    y, j = write_plan(fixture_plan, tmp_path / "out")
+    from_yaml = yaml.safe_load(y.read_text())
+    assert from_yaml == json.loads(j.read_text()) == read_plan(y)
+    assert list(from_yaml)[:len(PLAN_KEYS)] == list(PLAN_KEYS)
+    assert (tmp_path / "out" / "sizing.csv").is_file()
+    assert not list((tmp_path / "out").glob(".*tmp"))
+
+
+def test_python_api_is_roi_plan_without_torch():
+    code = ("import sys, pandas as pd, roi; "
+            f"p = roi.plan(pd.read_csv({str(FIXTURE)!r}), 'embedded-iot'); "
+            "import roi.planner; assert roi.plan is roi.planner.plan; "
+            "print(type(p).__name__, [m for m in ('torch', 'onnxruntime') if m in sys.modules])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "Plan []"
+    assert roi.Plan is Plan
+
+
+def test_a_student_that_rescues_the_sla_is_go():
+    p = plan(synthetic_results(**SLOW_CPU), _scenario(latency_ms=450)).to_dict()
+    bill = p["roi"]["teacher_bill"]["own"]
+    assert "meets the SLA on no candidate hardware" in bill["basis"]
+    assert p["decision"]["go"] is True
+    assert any("the teacher cannot meet own" in r for r in p["decision"]["reasons"])
+    assert p["recommended"]["model"] in {"m:s5", "m:s10", "m:s20"}  # s50's band is under 95%
+
+
+def test_savings_and_payback_when_the_student_needs_fewer_replicas():
+    slower = dict(SLOW_CPU, gflop_s=0.2)
+    p = plan(synthetic_results(**slower), _scenario(latency_ms=20_000, qps=20)).to_dict()
+    roi_ = p["roi"]
+    assert roi_["teacher_usd_per_month"] > roi_["student_usd_per_month"] > 0
+    assert roi_["payback_months"] == pytest.approx(
+        roi_["one_time"]["total_usd"] / roi_["monthly_savings_usd"])
+    assert roi_["tornado"] and roi_["monte_carlo"]["payback_months"]["p50"] is not None
+    assert p["decision"]["go"] is True  # the teacher's bill is over $10K a month
+    assert any(r.startswith("ROI: saves $") for r in p["decision"]["reasons"])
+
+
+def test_no_student_meets_these_constraints(fixture_plan):
+    p = plan(pd.read_csv(FIXTURE), "real-time-api", retention_threshold=0.999).to_dict()
+    assert p["recommended"] is None and p["decision"]["go"] is False
+    assert p["no_recommendation_reason"].startswith("no student meets these constraints")
+    assert "under the 99.9% threshold" in p["no_recommendation_reason"]
+    assert isinstance(p["trainer"], dict) and p["trainer"]["student"].startswith("builtin:")
+
+
+def test_seed_only_decision_when_benefit_is_not_required(fixture_plan):
+    assert fixture_plan.go is False  # tiny models: every GPU is overhead-bound, same cost
+    assert any("no measured benefit" in r for r in fixture_plan.to_dict()["decision"]["reasons"])
+    seed_only = plan(pd.read_csv(FIXTURE), "real-time-api", require_benefit=False)
+    assert seed_only.go is True
+
+
+def test_tables_from_two_machines_merge_and_each_hardware_says_its_source():
+    cpu = synthetic_results()
+    gpu = synthetic_results(device="cuda", env_gpu="NVIDIA L4", overhead_ms=0.05,
+                            gflop_s=3000.0)
+    p = plan([cpu, gpu], _scenario(hardware=("l4", "a10g", "c7i.xlarge"))).to_dict()
+    src = {r["hardware"]: r for r in p["sources"]["hardware"]}
+    assert src["l4"]["source"] == "measured" and src["l4"]["measured_on"] == ["NVIDIA L4"]
+    assert src["a10g"]["source"] == "projected"
+    assert src["a10g"]["projected_from"] == ["projected from NVIDIA L4 ort/fp32"]
+    assert src["c7i.xlarge"]["projected_from"] == ["projected from Test CPU (2 logical CPUs) "
+                                                   "ort/fp32"]
+    assert len(p["sources"]["machines"]) == 2
+
+
+def test_several_scenarios_in_one_plan():
+    p = plan(pd.read_csv(FIXTURE), ["real-time-api", "embedded-iot"]).to_dict()
+    assert p["scenarios"] == ["real-time-api", "embedded-iot"]
+    assert {c["scenario"] for c in p["decision"]["criteria"]} == set(p["scenarios"])
+    assert {s["scenario"] for s in p["recommended"]["per_scenario"]} == set(p["scenarios"])
+
+
+@pytest.mark.parametrize("results,scenario,kw,needle", [
+    (lambda: synthetic_results(), "no-such-preset", {}, "unknown scenario 'no-such-preset'"),
+    (lambda: synthetic_results().assign(role="student"), "real-time-api", {},
+     "no ok row has role teacher"),
+    (lambda: pd.concat([synthetic_results(), synthetic_results(
+        models={"m:teacher2": 10_000_000})]), "real-time-api", {}, "2 teacher models"),
+    (lambda: synthetic_results(), "real-time-api", {"retention_threshold": 95},
+     "retention threshold must be in (0, 1]"),
+    (lambda: synthetic_results(), "real-time-api", {"local_peak_gflops": -1},
+     "local peak must be > 0"),
+    (lambda: synthetic_results(), ["real-time-api", "real-time-api"], {},
+     "real-time-api given more than once"),
+])
+def test_bad_input_through_the_api(results, scenario, kw, needle):
+    with pytest.raises(InputError) as e:
+        plan(results(), scenario, **kw)
+    assert needle in str(e.value)
+
+
+def test_every_preset_plans():
+    for name in presets():
+        doc = plan(synthetic_results(), name).to_dict()
+        assert doc["scenarios"] == [name] and doc["trainer"]["mode"] == "kd"
