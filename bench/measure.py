@@ -85,7 +85,7 @@ def measure(cfg: BenchConfig, settings: MeasureSettings, info: dict | None = Non
             raise ValueError("the ORT backends need the prepared export info")
         m = _measure_ort(cfg, settings, info)
     m.row.update(
-        status="ok", error="", rss_start_mb=rss_start, peak_rss_mb=env.peak_rss_mb(),
+        status="ok", error="", rss_start_mb=rss_start, peak_rss_mb=env.peak_rss_mb(), rounds=1,
     )
     return m
 

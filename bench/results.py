@@ -24,7 +24,7 @@ MEASURED_COLUMNS = (
     "latency_ms_mean", "latency_ms_std", "latency_ms_min", "latency_ms_max", "latency_ms_cv",
     "n_calls", "throughput_samples_s", "throughput_tokens_s", "ttft_ms", "tpot_ms",
     "peak_rss_mb", "rss_start_mb", "peak_gpu_mb", "params", "flops_per_sample", "weight_bytes",
-    "load_s", "cold_ms", "model_family", "export_method", "export_rel_err", "memory_method",
+    "load_s", "cold_ms", "rounds", "model_family", "export_method", "export_rel_err", "memory_method",
     "row_id",
 )
 STATUSES = ("ok", "oom", "error", "timeout", "skipped")
@@ -61,6 +61,22 @@ class ResultsStore:
             for r in self.rows
             if r.get("status") in ("ok", "skipped", "oom")
         }
+
+    def get(self, key: tuple) -> dict | None:
+        for r in self.rows:
+            if tuple(r[c] for c in KEY_COLUMNS) == key:
+                return r
+        return None
+
+    def rounds_done(self, key: tuple) -> int:
+        """Measurement rounds already pooled in a row; failures count 0 (they are retried) and
+        skipped / oom rows count as complete (another round would end the same way)."""
+        row = self.get(key)
+        if row is None or row.get("status") in ("error", "timeout"):
+            return 0
+        if row.get("status") != "ok":
+            return 1 << 30
+        return int(row.get("rounds") or 1)
 
     def append(self, row: dict, samples: dict[str, np.ndarray] | None = None) -> None:
         key = tuple(row[c] for c in KEY_COLUMNS)

@@ -25,7 +25,7 @@ from roi.errors import InputError
 from . import env
 from .measure import DEFAULT_VARIANTS, VARIANTS, BenchConfig, MeasureSettings, measure
 from .results import KEY_COLUMNS, ResultsStore, load_samples
-from .stats import speedup_ci
+from .stats import speedup_ci, summarize_ns, throughput
 from .zoo import DEFAULT_TEACHER, ModelSpec, builtin_config, parse_spec, parse_students
 
 log = logging.getLogger(__name__)
@@ -52,6 +52,7 @@ class SweepPlan:
     isolate: bool = True
     memory_budget_mb: float | None = None
     timeout_s: float = 600.0
+    rounds: int = 1
     configs: list[BenchConfig] = field(default_factory=list)
 
 
@@ -110,6 +111,7 @@ def plan_sweep(
     isolate: bool = True,
     memory_budget_mb: float | None = None,
     timeout_s: float | None = None,
+    rounds: int | None = None,
 ) -> SweepPlan:
     """Validate every input (raising InputError) and list the configurations, in run order."""
     t = parse_spec(teacher)
@@ -128,7 +130,10 @@ def plan_sweep(
         isolate=isolate,
         memory_budget_mb=memory_budget_mb,
         timeout_s=timeout_s or (300.0 if quick else 600.0),
+        rounds=rounds if rounds is not None else (1 if quick else 2),
     )
+    if plan.rounds < 1:
+        raise InputError(f"--rounds must be >= 1, got {plan.rounds}")
     if memory_budget_mb is not None and memory_budget_mb <= 0:
         raise InputError(f"--memory-budget-mb must be > 0, got {memory_budget_mb}")
     results = plan.out / "results.jsonl"
@@ -153,22 +158,53 @@ def _configs(plan: SweepPlan) -> list[BenchConfig]:
 
 
 def run_plan(plan: SweepPlan, progress: Progress | None = None) -> pd.DataFrame:
-    """Measure every configuration of a validated plan; return the whole results table."""
+    """Measure every configuration of a validated plan; return the whole results table.
+
+    With several rounds the whole sweep repeats and each row pools the samples of its rounds:
+    a configuration's samples then come from moments spread over the sweep, so the slow drift
+    of a shared machine (seconds to minutes) averages out instead of landing on one row."""
     store = ResultsStore(plan.out)
-    done = store.done_keys() if plan.resume else set()
-    todo = [c for c in plan.configs if c.key() not in done]
+    done = {c.key(): store.rounds_done(c.key()) if plan.resume else 0 for c in plan.configs}
+    jobs = [(r, c) for r in range(plan.rounds) for c in plan.configs if done[c.key()] <= r]
     fp = env.fingerprint(_gpu_name(plan.device))
-    infos = _prepare_exports(plan, todo, progress)
-    for i, cfg in enumerate(todo):
+    infos = _prepare_exports(plan, [c for _, c in jobs], progress)
+    for i, (rnd, cfg) in enumerate(jobs):
         if progress:
-            progress(f"{cfg.model} {cfg.variant} b{cfg.batch_size} s{cfg.seq_len}", i, len(todo))
+            label = f"{cfg.model} {cfg.variant} b{cfg.batch_size} s{cfg.seq_len}"
+            progress(label + (f" r{rnd + 1}" if plan.rounds > 1 else ""), i, len(jobs))
         row, samples = _run_one(plan, cfg, infos)
+        previous = store.get(cfg.key()) if rnd > 0 else None
+        if previous is not None and previous.get("status") == "ok":
+            if row.get("status") != "ok":
+                log.warning("round %d of %s failed (%s); keeping %s earlier round(s)", rnd + 1,
+                            cfg.key(), row.get("error"), previous.get("rounds", 1))
+                continue
+            earlier = load_samples(plan.out, previous["row_id"])
+            row, samples = merge_rounds(cfg, previous, earlier, row, samples)
         store.append({**cfg.key_columns(), "source": "measured", **row, **fp}, samples)
     if progress:
-        progress("done", len(todo), len(todo))
+        progress("done", len(jobs), len(jobs))
     df = store.frame()
     write_speedups(plan.out, df)
     return df
+
+
+def merge_rounds(cfg: BenchConfig, prev: dict, prev_samples: dict, row: dict,
+                 samples: dict) -> tuple[dict, dict]:
+    """Pool a new round's raw samples into a row; statistics are recomputed from all samples.
+
+    Load time and cold first call stay those of the first round; peak memory is the maximum."""
+    pooled = {k: np.concatenate([prev_samples[k], v]) for k, v in samples.items()
+              if k in prev_samples}
+    merged = {k: v for k, v in prev.items() if k not in ("row_id",)}
+    merged.update(summarize_ns(pooled["latency_ns"]))
+    merged.update(throughput(cfg.batch_size, cfg.seq_len, merged["latency_ms_mean"]))
+    for name in ("ttft", "tpot"):
+        if f"{name}_ns" in pooled:
+            merged[f"{name}_ms"] = float(np.median(pooled[f"{name}_ns"])) / 1e6
+    merged["peak_rss_mb"] = max(prev.get("peak_rss_mb") or 0.0, row.get("peak_rss_mb") or 0.0)
+    merged["rounds"] = int(prev.get("rounds") or 1) + 1
+    return merged, pooled
 
 
 def run(progress: Progress | None = None, **kwargs) -> pd.DataFrame:

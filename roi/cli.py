@@ -58,6 +58,9 @@ def bench(
                                               "[default: 600 s; 300 s with --quick]."),
     isolate: bool = typer.Option(True, help="Run each configuration in a fresh subprocess "
                                  "(--no-isolate: faster, memory peaks mix)."),
+    rounds: Optional[int] = typer.Option(None, help="Repeat the sweep and pool each row's "
+                                         "samples across rounds, so machine drift averages out "
+                                         "[default: 2; 1 with --quick]."),
 ) -> None:
     """Measure the teacher and candidate students: latency percentiles, throughput, memory."""
     from bench.sweep import plan_sweep, run_plan
@@ -66,7 +69,7 @@ def bench(
         teacher=teacher, students=students, backends=backends, batch_sizes=batch_sizes,
         seq_lens=seq_lens, threads=threads, device=device, out=out or _default_out("bench"),
         resume=resume, quick=quick, isolate=isolate, memory_budget_mb=memory_budget_mb,
-        timeout_s=timeout_s,
+        timeout_s=timeout_s, rounds=rounds,
     )
     from .console import progress_bar, print_bench_summary
 

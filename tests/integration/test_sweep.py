@@ -119,3 +119,19 @@ def test_onnx_file_and_checkpoint_specs(tmp_path, sweep):
     ref = tiny[(tiny.model == TINY_B) & (tiny.backend == "torch-eager")].iloc[0]
     assert ckpt_torch.params == ref["params"] and ckpt_torch.flops_per_sample == ref[
         "flops_per_sample"]
+
+
+def test_rounds_pool_samples_and_resume_adds_missing_rounds(tmp_path):
+    args = dict(teacher=TINY, students=TINY_B, backends="ort-fp32", out=tmp_path / "r", **COMMON)
+    one = bench.run(rounds=1, **args).set_index("model")
+    two = bench.run(rounds=2, resume=True, **args).set_index("model")
+    assert (one["rounds"] == 1).all() and (two["rounds"] == 2).all()
+    for model in (TINY, TINY_B):
+        raw = load_samples(tmp_path / "r", two.loc[model, "row_id"])["latency_ns"]
+        assert len(raw) == two.loc[model, "n_calls"] > one.loc[model, "n_calls"]
+        assert two.loc[model, "latency_ms_p50"] == pytest.approx(np.percentile(raw / 1e6, 50))
+        assert two.loc[model, "load_s"] == one.loc[model, "load_s"]  # first round's cold figures
+    again = bench.run(rounds=2, resume=True, **args)
+    assert list(again["n_calls"]) == list(two.reset_index()["n_calls"])  # nothing left to do
+    with pytest.raises(InputError, match="rounds"):
+        bench.run(rounds=0, **{**args, "out": tmp_path / "x"})
