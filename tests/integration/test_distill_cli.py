@@ -12,6 +12,8 @@ from distill.trainer import train
 
 from .test_trainer import corpus  # noqa: F401  (module-scoped fixture)
 
+pytestmark = pytest.mark.slow  # end to end: subprocesses that import torch; still run in CI
+
 STUDENT = "builtin:n_layer=1,n_embd=32,n_head=2,block_size=32"
 
 

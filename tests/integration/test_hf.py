@@ -10,6 +10,8 @@ from bench.export import EXPORT_RTOL, first_output_module, prepare
 from bench.zoo import hf_model_class, load_torch, parse_spec
 from roi.errors import InputError
 
+pytestmark = pytest.mark.slow  # end to end: subprocesses that import torch; still run in CI
+
 transformers = pytest.importorskip("transformers")  # the optional `hf` extra
 
 VOCAB, HIDDEN, CONTEXT = 96, 32, 64

@@ -12,6 +12,8 @@ from roi.errors import InputError
 
 from ..conftest import TINY, TINY_B
 
+pytestmark = pytest.mark.slow  # end to end: subprocesses that import torch; still run in CI
+
 COMMON = dict(seq_lens="16", batch_sizes="1", threads="1", device="cpu", quick=True)
 
 
