@@ -161,10 +161,12 @@ def lm_metrics(total_nats: float, correct: int, count: int) -> dict:
 # --------------------------------------------------------------------------- state
 
 
-def save_state(out: Path, student, opt, step: int, cfg: TrainConfig, data_fp: str) -> None:
+def save_state(out: Path, student, opt, step: int, cfg: TrainConfig, data_fp: str,
+               history: list[dict]) -> None:
     """Everything a resumed run needs, written atomically (temp file + os.replace)."""
     state = {
         "step": step,
+        "history": history,
         "model": student.state_dict(),
         "optimizer": opt.state_dict(),
         "torch_rng": torch.get_rng_state(),
@@ -175,7 +177,7 @@ def save_state(out: Path, student, opt, step: int, cfg: TrainConfig, data_fp: st
         torch.save(state, tmp)
 
 
-def load_state(out: Path, student, opt, cfg: TrainConfig, data_fp: str) -> int:
+def load_state(out: Path, student, opt, cfg: TrainConfig, data_fp: str) -> tuple[int, list]:
     state = torch.load(out / STATE_FILE, weights_only=True)  # tensors and plain data only
     if state["config"] != cfg.model_dump() or state["data_fingerprint"] != data_fp:
         raise InputError(f"{out}: the saved run used other settings or data; --resume needs the "
@@ -183,7 +185,7 @@ def load_state(out: Path, student, opt, cfg: TrainConfig, data_fp: str) -> int:
     student.load_state_dict(state["model"])
     opt.load_state_dict(state["optimizer"])
     torch.set_rng_state(state["torch_rng"])
-    return int(state["step"])
+    return int(state["step"]), list(state.get("history", []))
 
 
 class _StopFlag:
@@ -230,10 +232,11 @@ def train(cfg: TrainConfig, out: str | Path, resume: bool = False,
     opt = make_optimizer(cfg, student)
     loss_fn = make_loss(cfg)
     out.mkdir(parents=True, exist_ok=True)
-    step = load_state(out, student, opt, cfg, data_fp) if resume and (out / STATE_FILE).exists() else 0
+    step, history = 0, []
+    if resume and (out / STATE_FILE).exists():
+        step, history = load_state(out, student, opt, cfg, data_fp)
     sampler = BatchSampler(data["train"], cfg.block_size, cfg.batch_size, cfg.seed)
     val = eval_windows(data["val"], cfg.block_size, cfg.eval_windows)
-    history = []
     with _StopFlag() as flag:
         while step < cfg.steps:
             loss = _train_step(cfg, loss_fn, student, teacher, opt, sampler, step)
@@ -244,7 +247,7 @@ def train(cfg: TrainConfig, out: str | Path, resume: bool = False,
                 history.append({"step": step, "train_loss": loss, **evaluate(student, val)})
                 student.train()
             if step % cfg.ckpt_every == 0 or step == cfg.steps or flag.stop:
-                save_state(out, student, opt, step, cfg, data_fp)
+                save_state(out, student, opt, step, cfg, data_fp, history)
             if flag.stop:
                 raise KeyboardInterrupt(f"stopped at step {step}; checkpoint saved")
     return _finish(cfg, out, student, teacher, data, data_fp, init, history,

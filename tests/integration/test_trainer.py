@@ -56,7 +56,7 @@ from distill.config import make_config
 from distill.trainer import train
 cfg = make_config({cfg})
 def progress(step, total, loss):
-    if step == 6:
+    if step == 10:
         os.kill(os.getpid(), signal.SIGKILL)
 train(cfg, sys.argv[1], progress=progress)
 """
@@ -64,18 +64,19 @@ train(cfg, sys.argv[1], progress=progress)
 
 def test_sigkill_then_resume_ends_with_identical_weights(tmp_path, corpus):
     cfg = _cfg(corpus)
-    train(cfg, tmp_path / "straight")
+    straight = train(cfg, tmp_path / "straight")
     script = KILLER.format(cfg=repr(cfg.model_dump()))
     proc = subprocess.run([sys.executable, "-c", script, str(tmp_path / "killed")],
                           capture_output=True, text=True)
     assert proc.returncode == -9, proc.stderr
     state = torch.load(tmp_path / "killed" / STATE_FILE, weights_only=True)
-    assert state["step"] == 4  # the checkpoint before the kill
+    assert state["step"] == 8 and len(state["history"]) == 1  # checkpoint before the kill
     with pytest.raises(InputError, match="--resume"):
         train(cfg, tmp_path / "killed")
-    train(cfg, tmp_path / "killed", resume=True)
+    resumed = train(cfg, tmp_path / "killed", resume=True)
     a, b = _weights(tmp_path / "straight"), _weights(tmp_path / "killed")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert resumed.metrics["history"] == straight.metrics["history"]  # evaluations survive too
 
 
 def test_resume_with_other_settings_is_refused(tmp_path, corpus):
