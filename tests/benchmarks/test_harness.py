@@ -14,28 +14,18 @@ import os
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from bench.env import cpu_model
 from bench.timing import TimingSettings, time_cpu
 from bench.zoo import load_torch, parse_spec
 
-FIGURES = Path(__file__).with_name("figures.jsonl")
+from .figures import record
+
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def record(name: str, **figures) -> None:
-    entry = {"benchmark": name, "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-             "cpu": cpu_model(), "cores": os.cpu_count(), "torch": torch.__version__, **figures}
-    print(json.dumps(entry))
-    with open(FIGURES, "a") as f:
-        f.write(json.dumps(entry) + "\n")
-
 
 def _forward(spec: str, batch: int = 1, seq: int = 128):
     tm = load_torch(parse_spec(spec))
@@ -65,7 +55,7 @@ def test_fidelity_against_torch_utils_benchmark(benchmark, spec):
     ratio = float(np.median(ours) / np.median(theirs))
     benchmark.extra_info.update(ours_ms=ours, timer_ms=theirs, ratio=ratio)
     benchmark.pedantic(call, rounds=3, iterations=1)
-    record("fidelity", model=spec, threads=threads, harness_p50_ms=float(np.median(ours)),
+    record("fidelity", torch=torch.__version__, model=spec, threads=threads, harness_p50_ms=float(np.median(ours)),
            timer_median_ms=float(np.median(theirs)), ratio=ratio)
     assert abs(ratio - 1) <= 0.03
 

@@ -24,7 +24,7 @@ from roi.measurements import load_results
 from roi.projection import calibrate, leave_one_out_report
 from roi.service import forward_times
 
-from .test_roi_sizing import record
+from .figures import record
 
 FIXTURE = Path(__file__).resolve().parent.parent / "fixtures" / "bench_results.csv"
 GOAL = 0.15

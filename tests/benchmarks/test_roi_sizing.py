@@ -8,12 +8,6 @@ p99 within 10% of a discrete-event simulation over utilizations 0.3–0.9 (M/M/1
 
 from __future__ import annotations
 
-import json
-import os
-import platform
-import time
-from datetime import datetime, timezone
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -23,18 +17,7 @@ from roi.simulation import simulated_quantile_ms
 from roi.sizing import ServiceTime, response_time_quantile_ms
 
 from ..unit.test_cost import grid_of
-
-FIGURES = Path(__file__).with_name("figures.jsonl")
-
-
-def record(name: str, **figures) -> None:
-    entry = {"benchmark": name, "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-             "cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
-             **figures}
-    print(json.dumps(entry))
-    with open(FIGURES, "a") as f:
-        f.write(json.dumps(entry) + "\n")
-
+from .figures import record
 
 @pytest.mark.parametrize("method", ["cramer-lundberg", "allen-cunneen"])
 def test_ten_thousand_evaluations_within_one_second(benchmark, method):
