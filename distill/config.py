@@ -44,10 +44,13 @@ class TrainConfig(BaseModel):
     eval_windows: int = Field(64, gt=0, description="Held-out windows per evaluation.")
     ckpt_every: int = Field(250, gt=0, description="Steps between resumable checkpoints.")
     seed: int = 0
-    dtype: Literal["fp32", "bf16"] = Field("fp32", description="bf16 autocast (CPU needs native "
-                                           "bf16 to gain; elsewhere it is slower).")
+    dtype: Literal["fp32", "bf16"] = Field("fp32", description="bf16 autocast (GPUs, and CPUs with "
+                                           "native bf16; elsewhere it is slower).")
+    device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$", description="auto (cuda "
+                        "when a GPU is visible), cpu, cuda or cuda:N.")
     threads: Optional[int] = Field(None, gt=0, description="torch intra-op threads.")
-    data_source: str = Field("stdlib", description="stdlib, or comma-separated .txt/.jsonl.")
+    data_source: str = Field("stdlib", description="stdlib, pysrc:DIR (a tree of .py files), or "
+                             "comma-separated .txt/.jsonl.")
     val_fraction: float = Field(0.05, gt=0, lt=0.5)
     test_fraction: float = Field(0.05, gt=0, lt=0.5)
 

@@ -29,7 +29,7 @@ _EXCLUDED_DIRS = {"test", "tests", "idlelib", "lib2to3", "site-packages", "__pyc
 
 @dataclass(frozen=True)
 class DataConfig:
-    source: str = "stdlib"  # "stdlib", or comma-separated .txt / .jsonl paths
+    source: str = "stdlib"  # "stdlib", "pysrc:DIR" (a tree of .py files), or .txt/.jsonl paths
     val_fraction: float = 0.05  # share of documents held out for validation
     test_fraction: float = 0.05  # share held out for the final test
     split_seed: int = 0  # changes which documents land in which split
@@ -41,9 +41,14 @@ class DataConfig:
                 raise InputError(f"data.{name} must be in (0, 0.5), got {v!r}")
 
 
-def stdlib_documents() -> Iterator[tuple[str, bytes]]:
-    """(relative path, bytes) for every stdlib .py file, in sorted order."""
-    root = Path(sysconfig.get_paths()["stdlib"])
+def stdlib_documents(root: Path | None = None) -> Iterator[tuple[str, bytes]]:
+    """(relative path, bytes) for every stdlib .py file, in sorted order.
+
+    `root` reads a copy of a standard library elsewhere (`pysrc:DIR`), so a machine with another
+    Python version can train on exactly the same corpus, splits and fingerprint."""
+    root = Path(sysconfig.get_paths()["stdlib"]) if root is None else root
+    if not root.is_dir():
+        raise InputError(f"data source pysrc:{root}: not a directory")
     for path in sorted(root.rglob("*.py")):
         rel = path.relative_to(root)
         if not _EXCLUDED_DIRS.intersection(rel.parts):
@@ -81,6 +86,8 @@ def _jsonl_documents(path: Path) -> Iterator[tuple[str, bytes]]:
 def documents(cfg: DataConfig) -> Iterator[tuple[str, bytes]]:
     if cfg.source == "stdlib":
         return stdlib_documents()
+    if cfg.source.startswith("pysrc:"):
+        return stdlib_documents(Path(cfg.source.removeprefix("pysrc:")))
     return file_documents([Path(p.strip()) for p in cfg.source.split(",") if p.strip()])
 
 

@@ -132,5 +132,6 @@ def combine(student: dict, baseline: dict, exported: dict, wall_s: float) -> dic
         "settings": student["settings"],
         "data_fingerprint": student["data_fingerprint"],
         "history": {"student": student["history"], "baseline": baseline["history"]},
+        "speed": {"student": student.get("speed"), "baseline": baseline.get("speed")},
         "wall_s": wall_s,
     }

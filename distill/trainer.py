@@ -94,6 +94,16 @@ def load_teacher(cfg: TrainConfig) -> torch.nn.Module | None:
     return tm.module.eval()
 
 
+def resolve_device(name: str) -> torch.device:
+    """auto → the GPU when one is visible, else the CPU; an unavailable GPU is refused."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(name)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise InputError(f"device {name!r}: no CUDA GPU is visible here (use cpu or auto)")
+    return dev
+
+
 def lr_at(cfg: TrainConfig, step: int) -> float:
     """Linear warm-up, then cosine decay from lr to min_lr at the last step."""
     if step < cfg.warmup_steps:
@@ -107,7 +117,8 @@ def make_optimizer(cfg: TrainConfig, model: torch.nn.Module) -> torch.optim.Opti
     no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
     groups = [{"params": decay, "weight_decay": cfg.weight_decay},
               {"params": no_decay, "weight_decay": 0.0}]
-    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.95), fused=False)
+    fused = next(model.parameters()).is_cuda  # one kernel per step on GPU; CPU keeps foreach
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.95), fused=fused)
 
 
 # --------------------------------------------------------------------------- loss
@@ -123,7 +134,7 @@ def make_loss(cfg: TrainConfig) -> DistillationLoss:
 def step_loss(cfg: TrainConfig, loss_fn: DistillationLoss, student, teacher, x, y,
               n_valid) -> torch.Tensor:
     """Loss of one micro-batch divided by the valid tokens of the whole step (losses.normalize)."""
-    autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.dtype == "bf16")
+    autocast = torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=cfg.dtype == "bf16")
     with autocast:
         logits = student(x)  # (B, T, V)
     t_logits = None
@@ -140,9 +151,10 @@ def step_loss(cfg: TrainConfig, loss_fn: DistillationLoss, student, teacher, x, 
 def evaluate(model: torch.nn.Module, windows: np.ndarray, batch_size: int = 16) -> dict:
     """Mean next-byte cross-entropy (nats), bits per byte, perplexity and top-1 accuracy."""
     model.eval()
+    device = next(model.parameters()).device
     total, correct, count = 0.0, 0, 0
     for i in range(0, len(windows), batch_size):
-        w = torch.from_numpy(windows[i : i + batch_size])
+        w = torch.from_numpy(windows[i : i + batch_size]).to(device)
         x, y = w[:, :-1], w[:, 1:]
         logits = model(x).float()
         total += F.cross_entropy(logits.flatten(0, 1), y.flatten(), reduction="sum").item()
@@ -170,6 +182,7 @@ def save_state(out: Path, student, opt, step: int, cfg: TrainConfig, data_fp: st
         "model": student.state_dict(),
         "optimizer": opt.state_dict(),
         "torch_rng": torch.get_rng_state(),
+        "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
         "config": cfg.model_dump(),
         "data_fingerprint": data_fp,
     }
@@ -177,14 +190,27 @@ def save_state(out: Path, student, opt, step: int, cfg: TrainConfig, data_fp: st
         torch.save(state, tmp)
 
 
+_RUN_ONLY = ("device", "threads")  # where a run executes, not what it computes: may change on resume
+
+
+def _same_run(saved: dict, cfg: TrainConfig) -> bool:
+    now = cfg.model_dump()
+    return {k: v for k, v in saved.items() if k not in _RUN_ONLY} == {
+        k: v for k, v in now.items() if k not in _RUN_ONLY}
+
+
 def load_state(out: Path, student, opt, cfg: TrainConfig, data_fp: str) -> tuple[int, list]:
-    state = torch.load(out / STATE_FILE, weights_only=True)  # tensors and plain data only
-    if state["config"] != cfg.model_dump() or state["data_fingerprint"] != data_fp:
+    device = next(student.parameters()).device
+    # tensors and plain data only
+    state = torch.load(out / STATE_FILE, weights_only=True, map_location=device)
+    if not _same_run(state["config"], cfg) or state["data_fingerprint"] != data_fp:
         raise InputError(f"{out}: the saved run used other settings or data; --resume needs the "
                          "same ones (or choose a new --out)")
     student.load_state_dict(state["model"])
     opt.load_state_dict(state["optimizer"])
-    torch.set_rng_state(state["torch_rng"])
+    torch.set_rng_state(state["torch_rng"].cpu())
+    if state.get("cuda_rng") and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all([r.cpu() for r in state["cuda_rng"]])
     return int(state["step"]), list(state.get("history", []))
 
 
@@ -222,10 +248,14 @@ def train(cfg: TrainConfig, out: str | Path, resume: bool = False,
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     t_start = time.perf_counter()
+    device = resolve_device(cfg.device)
     data = build_splits(DataConfig(cfg.data_source, cfg.val_fraction, cfg.test_fraction))
     data_fp = fingerprint(data)
     teacher = load_teacher(cfg)
     student, init = build_student(cfg, teacher)
+    student.to(device)
+    if teacher is not None:
+        teacher.to(device)
     if cfg.block_size > student.config.block_size:
         raise InputError(f"block_size {cfg.block_size} exceeds the student's context "
                          f"{student.config.block_size}")
@@ -237,9 +267,11 @@ def train(cfg: TrainConfig, out: str | Path, resume: bool = False,
         step, history = load_state(out, student, opt, cfg, data_fp)
     sampler = BatchSampler(data["train"], cfg.block_size, cfg.batch_size, cfg.seed)
     val = eval_windows(data["val"], cfg.block_size, cfg.eval_windows)
+    speed = _Speed(cfg)
     with _StopFlag() as flag:
         while step < cfg.steps:
-            loss = _train_step(cfg, loss_fn, student, teacher, opt, sampler, step)
+            with speed:
+                loss = _train_step(cfg, loss_fn, student, teacher, opt, sampler, step, device)
             step += 1
             if progress:
                 progress(step, cfg.steps, loss)
@@ -251,14 +283,37 @@ def train(cfg: TrainConfig, out: str | Path, resume: bool = False,
             if flag.stop:
                 raise KeyboardInterrupt(f"stopped at step {step}; checkpoint saved")
     return _finish(cfg, out, student, teacher, data, data_fp, init, history,
-                   time.perf_counter() - t_start)
+                   time.perf_counter() - t_start, speed.summary(device))
 
 
-def _train_step(cfg, loss_fn, student, teacher, opt, sampler, step: int) -> float:
+class _Speed:
+    """Wall time of the training steps alone (evaluation and checkpoints excluded)."""
+
+    def __init__(self, cfg: TrainConfig):
+        self.tokens_per_step = cfg.batch_size * cfg.grad_accum * cfg.block_size
+        self.seconds, self.steps = 0.0, 0
+
+    def __enter__(self):
+        self._t0 = time.perf_counter()
+
+    def __exit__(self, *exc):
+        self.seconds += time.perf_counter() - self._t0  # loss.item() synchronizes a GPU step
+        self.steps += 1
+
+    def summary(self, device: torch.device) -> dict:
+        s = max(self.seconds, 1e-9)
+        return {"device": str(device), "steps_timed": self.steps, "train_s": self.seconds,
+                "tokens_per_s": self.steps * self.tokens_per_step / s,
+                "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else ""}
+
+
+def _train_step(cfg, loss_fn, student, teacher, opt, sampler, step: int,
+                device: torch.device) -> float:
     student.train()
     for group in opt.param_groups:
         group["lr"] = lr_at(cfg, step)
-    batches = [tuple(torch.from_numpy(a) for a in sampler.batch_at(step, m))
+    batches = [tuple(torch.from_numpy(a).to(device, non_blocking=True)
+                     for a in sampler.batch_at(step, m))
                for m in range(cfg.grad_accum)]
     n_valid = global_num_valid_tokens([y for _, y in batches])
     total = 0.0
@@ -275,11 +330,12 @@ def _train_step(cfg, loss_fn, student, teacher, opt, sampler, step: int) -> floa
     return total
 
 
-def _finish(cfg, out: Path, student, teacher, data, data_fp, init, history, wall_s) -> DistillResult:
+def _finish(cfg, out: Path, student, teacher, data, data_fp, init, history, wall_s,
+            speed: dict) -> DistillResult:
     test = eval_windows(data["test"], cfg.block_size, 4 * cfg.eval_windows)
     metrics = {"student": evaluate(student, test), "student_params": student.num_params(),
                "init": init, "settings": cfg.model_dump(), "data_fingerprint": data_fp,
-               "history": history, "wall_s": wall_s}
+               "history": history, "wall_s": wall_s, "speed": speed}
     if teacher is not None:
         metrics["teacher"] = evaluate(teacher, test)
         metrics["retention_accuracy"] = metrics["student"]["accuracy"] / metrics["teacher"]["accuracy"]

@@ -144,3 +144,14 @@ def test_student_init_copies_selected_teacher_layers_or_stays_random():
     before = [p.clone() for p in narrow.parameters()]
     assert init_from_teacher_layers(narrow, teacher).startswith("random")
     assert all(torch.equal(a, b) for a, b in zip(before, narrow.parameters()))
+
+
+def test_device_is_resolved_and_an_absent_gpu_refused(monkeypatch):
+    from distill.trainer import resolve_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert resolve_device("auto").type == "cpu" and resolve_device("cpu").type == "cpu"
+    with pytest.raises(InputError, match="no CUDA GPU"):
+        resolve_device("cuda")
+    with pytest.raises(InputError, match="device"):
+        make_config({"device": "tpu"})

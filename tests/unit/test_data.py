@@ -74,3 +74,13 @@ def test_eval_windows_are_disjoint_and_deterministic():
     assert w.shape == (5, 11) and np.array_equal(w, eval_windows(data, 10, 5))
     starts = w[:, 0].astype(int)
     assert (np.diff(starts) % 256 != 0).all()
+
+
+def test_pysrc_reads_a_copied_library_with_the_same_names_and_splits(tmp_path):
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "mod.py").write_text("x = 1\n" * 400)
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "tests" / "test_mod.py").write_text("assert True\n")
+    assert dict(stdlib_documents(tmp_path)) == {"pkg/mod.py": b"x = 1\n" * 400}
+    with pytest.raises(InputError, match="not a directory"):
+        build_splits(DataConfig(source=f"pysrc:{tmp_path / 'missing'}"))
