@@ -23,7 +23,8 @@ def save_checkpoint(model, out_dir: str | Path, extra: dict | None = None, dtype
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().to("cpu", dtype or v.dtype).contiguous() for k, v in model.state_dict().items()}
+    state = {k: v.detach().to("cpu", dtype or v.dtype).contiguous()
+             for k, v in model.state_dict().items()}
     state.pop("lm_head.weight", None)  # tied to wte.weight; safetensors refuses shared storage
     with atomic_path(out / WEIGHTS_FILE) as tmp:
         save_file(state, str(tmp))

@@ -31,6 +31,12 @@ class TrainConfig(BaseModel):
     temperature: float = Field(2.0, gt=0, description="Softmax temperature T of the KD term.")
     alpha: float = Field(0.5, ge=0, le=1, description="Weight of the KD term; 1-alpha on CE.")
     beta: float = Field(0.5, ge=0, le=1, description="Generalized JSD interpolation (jsd only).")
+    teacher_cache: bool = Field(True, description="Cache the teacher's top-k logits on disk "
+                                "and reuse them across runs; false runs the teacher live (dense).")
+    teacher_topk: int = Field(32, gt=0, description="k of the teacher-logit cache (the rest of "
+                              "the teacher's probability is kept as one bucket).")
+    teacher_cache_dir: Optional[str] = Field(None, description="Cache root [default: "
+                                             "$ROI_CACHE_DIR/teacher-logits or ~/.cache/roi/...].")
     steps: int = Field(2000, gt=0, description="Optimizer steps.")
     batch_size: int = Field(16, gt=0, description="Sequences per micro-batch.")
     grad_accum: int = Field(1, gt=0, description="Micro-batches per optimizer step.")

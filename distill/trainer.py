@@ -131,17 +131,39 @@ def make_loss(cfg: TrainConfig) -> DistillationLoss:
                             beta=cfg.beta)
 
 
-def step_loss(cfg: TrainConfig, loss_fn: DistillationLoss, student, teacher, x, y,
-              n_valid) -> torch.Tensor:
+def autocast_for(cfg: TrainConfig):
+    """device type -> the autocast context of cfg.dtype (a no-op context for fp32)."""
+    return lambda device_type: torch.autocast(device_type, dtype=torch.bfloat16,
+                                              enabled=cfg.dtype == "bf16")
+
+
+def teacher_source(cfg: TrainConfig, teacher, loss_fn: DistillationLoss, data_fp: str,
+                   rank: int = 0):
+    """What gives the KD target of a micro-batch: None (no KD), the disk cache, or live logits."""
+    from .teacher_cache import CachedTeacher, LiveTeacher, TeacherCache, cache_key, default_root
+
+    if teacher is None or loss_fn.alpha == 0:
+        return None
+    if not cfg.teacher_cache:
+        return LiveTeacher(teacher, autocast_for(cfg))
+    from bench.zoo import content_hash, parse_spec
+
+    key = cache_key(teacher_hash=content_hash(parse_spec(cfg.teacher)), data_fingerprint=data_fp,
+                    k=cfg.teacher_topk, temperature=cfg.temperature, dtype=cfg.dtype,
+                    block_size=cfg.block_size, batch_size=cfg.batch_size, seed=cfg.seed)
+    root = Path(cfg.teacher_cache_dir) if cfg.teacher_cache_dir else default_root()
+    k = min(cfg.teacher_topk, teacher.config.vocab_size)
+    cache = TeacherCache(root, key, k, cfg.temperature, teacher.config.vocab_size, rank)
+    return CachedTeacher(teacher, cache, autocast_for(cfg))
+
+
+def step_loss(cfg: TrainConfig, loss_fn: DistillationLoss, student, target, x, y, n_valid,
+              step: int = 0, micro: int = 0) -> torch.Tensor:
     """Loss of one micro-batch divided by the valid tokens of the whole step (losses.normalize)."""
-    autocast = torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=cfg.dtype == "bf16")
-    with autocast:
+    with autocast_for(cfg)(x.device.type):
         logits = student(x)  # (B, T, V)
-    t_logits = None
-    if teacher is not None and loss_fn.alpha > 0:
-        with torch.no_grad(), autocast:
-            t_logits = teacher(x)
-    return normalize(loss_fn(logits, t_logits, y).total, n_valid)
+    t_target = target(x, step, micro) if target is not None else None
+    return normalize(loss_fn(logits, t_target, y).total, n_valid)
 
 
 # --------------------------------------------------------------------------- evaluation
@@ -190,7 +212,8 @@ def save_state(out: Path, student, opt, step: int, cfg: TrainConfig, data_fp: st
         torch.save(state, tmp)
 
 
-_RUN_ONLY = ("device", "threads")  # where a run executes, not what it computes: may change on resume
+# where a run executes, not what it computes: these may change on resume
+_RUN_ONLY = ("device", "threads", "teacher_cache_dir")
 
 
 def _same_run(saved: dict, cfg: TrainConfig) -> bool:
@@ -266,12 +289,13 @@ def train(cfg: TrainConfig, out: str | Path, resume: bool = False,
     if resume and (out / STATE_FILE).exists():
         step, history = load_state(out, student, opt, cfg, data_fp)
     sampler = BatchSampler(data["train"], cfg.block_size, cfg.batch_size, cfg.seed)
+    target = teacher_source(cfg, teacher, loss_fn, data_fp)
     val = eval_windows(data["val"], cfg.block_size, cfg.eval_windows)
     speed = _Speed(cfg)
     with _StopFlag() as flag:
         while step < cfg.steps:
             with speed:
-                loss = _train_step(cfg, loss_fn, student, teacher, opt, sampler, step, device)
+                loss = _train_step(cfg, loss_fn, student, target, opt, sampler, step, device)
             step += 1
             if progress:
                 progress(step, cfg.steps, loss)
@@ -283,7 +307,7 @@ def train(cfg: TrainConfig, out: str | Path, resume: bool = False,
             if flag.stop:
                 raise KeyboardInterrupt(f"stopped at step {step}; checkpoint saved")
     return _finish(cfg, out, student, teacher, data, data_fp, init, history,
-                   time.perf_counter() - t_start, speed.summary(device))
+                   time.perf_counter() - t_start, speed.summary(device, target))
 
 
 class _Speed:
@@ -300,14 +324,17 @@ class _Speed:
         self.seconds += time.perf_counter() - self._t0  # loss.item() synchronizes a GPU step
         self.steps += 1
 
-    def summary(self, device: torch.device) -> dict:
+    def summary(self, device: torch.device, target=None) -> dict:
         s = max(self.seconds, 1e-9)
+        cache = getattr(target, "cache", None)
         return {"device": str(device), "steps_timed": self.steps, "train_s": self.seconds,
                 "tokens_per_s": self.steps * self.tokens_per_step / s,
-                "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else ""}
+                "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else "",
+                "teacher": ("none" if target is None else "cache" if cache else "live"),
+                "teacher_cache": cache.stats() if cache else None}
 
 
-def _train_step(cfg, loss_fn, student, teacher, opt, sampler, step: int,
+def _train_step(cfg, loss_fn, student, target, opt, sampler, step: int,
                 device: torch.device) -> float:
     student.train()
     for group in opt.param_groups:
@@ -317,8 +344,8 @@ def _train_step(cfg, loss_fn, student, teacher, opt, sampler, step: int,
                for m in range(cfg.grad_accum)]
     n_valid = global_num_valid_tokens([y for _, y in batches])
     total = 0.0
-    for x, y in batches:
-        loss = step_loss(cfg, loss_fn, student, teacher, x, y, n_valid)
+    for micro, (x, y) in enumerate(batches):
+        loss = step_loss(cfg, loss_fn, student, target, x, y, n_valid, step, micro)
         if not torch.isfinite(loss):
             raise TrainingDiverged(f"loss became {loss.item()} at step {step}: stopped; the last "
                                    "good checkpoint is kept (try a lower lr)")
@@ -338,7 +365,8 @@ def _finish(cfg, out: Path, student, teacher, data, data_fp, init, history, wall
                "history": history, "wall_s": wall_s, "speed": speed}
     if teacher is not None:
         metrics["teacher"] = evaluate(teacher, test)
-        metrics["retention_accuracy"] = metrics["student"]["accuracy"] / metrics["teacher"]["accuracy"]
+        metrics["retention_accuracy"] = (metrics["student"]["accuracy"]
+                                         / metrics["teacher"]["accuracy"])
     save_checkpoint(student, out)
     write_json_atomic(out / METRICS_FILE, metrics)
     return DistillResult(out, metrics)
