@@ -14,6 +14,7 @@ itself a `ckpt:DIR` that bench measures:
 from __future__ import annotations
 
 import logging
+import os
 import time
 from pathlib import Path
 
@@ -101,6 +102,8 @@ def distill(cfg: TrainConfig, out: str | Path, *, resume: bool = False,
     student = train(cfg, out, resume=resume, progress=progress)
     baseline_cfg = cfg.model_copy(update={"mode": "ce"})
     baseline = train(baseline_cfg, out / BASELINE_DIR, resume=resume, progress=progress)
+    if int(os.environ.get("RANK", "0")) != 0:  # under torchrun, rank 0 exports and reports
+        return DistillResult(out, {})
     from .export import export_and_evaluate
 
     exported = export_and_evaluate(out, cfg)

@@ -8,8 +8,10 @@ Output directory layout (a `ckpt:DIR` that bench measures like any other model):
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
+import os
 import signal
 import time
 from dataclasses import dataclass
@@ -259,6 +261,45 @@ class _StopFlag:
             signal.signal(signal.SIGINT, self._old)
 
 
+# --------------------------------------------------------------------------- DDP
+
+
+@dataclass
+class Dist:
+    """Where this process stands in a torchrun job (rank 0 of 1 without one)."""
+
+    rank: int = 0
+    world: int = 1
+    owned: bool = False  # this trainer initialized the process group, so it tears it down
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    def barrier(self) -> None:
+        if self.world > 1:
+            torch.distributed.barrier()
+
+    def close(self) -> None:
+        if self.owned and torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
+
+
+def setup_distributed(device: torch.device) -> tuple[Dist, torch.device]:
+    """Join the torchrun job named by WORLD_SIZE/RANK/LOCAL_RANK (gloo on CPU, nccl on GPU)."""
+    dist = torch.distributed
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1 and not (dist.is_available() and dist.is_initialized()):
+        return Dist(), device
+    if device.type == "cuda":
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(device)
+    owned = not dist.is_initialized()
+    if owned:
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return Dist(dist.get_rank(), dist.get_world_size(), owned), device
+
+
 # --------------------------------------------------------------------------- the recipe
 
 
@@ -271,7 +312,15 @@ def train(cfg: TrainConfig, out: str | Path, resume: bool = False,
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     t_start = time.perf_counter()
-    device = resolve_device(cfg.device)
+    ddp, device = setup_distributed(resolve_device(cfg.device))
+    try:
+        return _train(cfg, out, resume, progress, ddp, device, t_start)
+    finally:
+        ddp.close()
+
+
+def _train(cfg: TrainConfig, out: Path, resume: bool, progress: Progress | None, ddp: Dist,
+           device: torch.device, t_start: float) -> DistillResult:
     data = build_splits(DataConfig(cfg.data_source, cfg.val_fraction, cfg.test_fraction))
     data_fp = fingerprint(data)
     teacher = load_teacher(cfg)
@@ -289,32 +338,45 @@ def train(cfg: TrainConfig, out: str | Path, resume: bool = False,
     if resume and (out / STATE_FILE).exists():
         step, history = load_state(out, student, opt, cfg, data_fp)
     sampler = BatchSampler(data["train"], cfg.block_size, cfg.batch_size, cfg.seed)
-    target = teacher_source(cfg, teacher, loss_fn, data_fp)
+    target = teacher_source(cfg, teacher, loss_fn, data_fp, rank=ddp.rank)
     val = eval_windows(data["val"], cfg.block_size, cfg.eval_windows)
-    speed = _Speed(cfg)
+    model = student
+    if ddp.world > 1:  # gradients averaged over ranks; the loss is scaled by the world to match
+        model = torch.nn.parallel.DistributedDataParallel(
+            student, device_ids=[device.index] if device.type == "cuda" else None)
+    speed = _Speed(cfg, ddp.world)
     with _StopFlag() as flag:
         while step < cfg.steps:
             with speed:
-                loss = _train_step(cfg, loss_fn, student, target, opt, sampler, step, device)
+                loss, stop = _train_step(cfg, loss_fn, model, target, opt, sampler, step, device,
+                                         ddp, flag.stop)
             step += 1
-            if progress:
+            if progress and ddp.main:
                 progress(step, cfg.steps, loss)
-            if step % cfg.eval_every == 0 or step == cfg.steps:
+            if (step % cfg.eval_every == 0 or step == cfg.steps) and ddp.main:
                 history.append({"step": step, "train_loss": loss, **evaluate(student, val)})
                 student.train()
-            if step % cfg.ckpt_every == 0 or step == cfg.steps or flag.stop:
-                save_state(out, student, opt, step, cfg, data_fp, history)
-            if flag.stop:
+            if step % cfg.ckpt_every == 0 or step == cfg.steps or stop:
+                if ddp.main:
+                    save_state(out, student, opt, step, cfg, data_fp, history)
+                ddp.barrier()
+            if stop:
                 raise KeyboardInterrupt(f"stopped at step {step}; checkpoint saved")
-    return _finish(cfg, out, student, teacher, data, data_fp, init, history,
-                   time.perf_counter() - t_start, speed.summary(device, target))
+    if not ddp.main:  # rank 0 evaluates and writes; the others are done
+        ddp.barrier()
+        return DistillResult(out, {})
+    result = _finish(cfg, out, student, teacher, data, data_fp, init, history,
+                     time.perf_counter() - t_start, speed.summary(device, target))
+    ddp.barrier()
+    return result
 
 
 class _Speed:
     """Wall time of the training steps alone (evaluation and checkpoints excluded)."""
 
-    def __init__(self, cfg: TrainConfig):
-        self.tokens_per_step = cfg.batch_size * cfg.grad_accum * cfg.block_size
+    def __init__(self, cfg: TrainConfig, world: int = 1):
+        self.tokens_per_step = cfg.batch_size * cfg.grad_accum * cfg.block_size * world
+        self.world = world
         self.seconds, self.steps = 0.0, 0
 
     def __enter__(self):
@@ -331,30 +393,44 @@ class _Speed:
                 "tokens_per_s": self.steps * self.tokens_per_step / s,
                 "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else "",
                 "teacher": ("none" if target is None else "cache" if cache else "live"),
-                "teacher_cache": cache.stats() if cache else None}
+                "teacher_cache": cache.stats() if cache else None, "world_size": self.world}
 
 
-def _train_step(cfg, loss_fn, student, target, opt, sampler, step: int,
-                device: torch.device) -> float:
-    student.train()
+def _train_step(cfg, loss_fn, model, target, opt, sampler, step: int, device: torch.device,
+                ddp: Dist | None = None, stop: bool = False) -> tuple[float, bool]:
+    """One optimizer step over grad_accum micro-batches (per rank); returns the global mean loss
+    and whether any rank was asked to stop (SIGINT).
+
+    Micro-batch m of rank r reads the sampler's window set m·world + r, so N ranks with
+    grad_accum a see exactly the batches of one process with grad_accum N·a (same weights)."""
+    ddp = ddp or Dist()
+    model.train()
     for group in opt.param_groups:
         group["lr"] = lr_at(cfg, step)
+    index = [m * ddp.world + ddp.rank for m in range(cfg.grad_accum)]
     batches = [tuple(torch.from_numpy(a).to(device, non_blocking=True)
-                     for a in sampler.batch_at(step, m))
-               for m in range(cfg.grad_accum)]
-    n_valid = global_num_valid_tokens([y for _, y in batches])
-    total = 0.0
-    for micro, (x, y) in enumerate(batches):
-        loss = step_loss(cfg, loss_fn, student, target, x, y, n_valid, step, micro)
-        if not torch.isfinite(loss):
-            raise TrainingDiverged(f"loss became {loss.item()} at step {step}: stopped; the last "
-                                   "good checkpoint is kept (try a lower lr)")
-        loss.backward()
-        total += loss.item()
-    torch.nn.utils.clip_grad_norm_(student.parameters(), cfg.grad_clip)
+                     for a in sampler.batch_at(step, i)) for i in index]
+    n_valid = global_num_valid_tokens([y for _, y in batches])  # all ranks, all micro-batches
+    total = torch.zeros((), device=device)
+    for m, (i, (x, y)) in enumerate(zip(index, batches)):
+        last = m == len(batches) - 1
+        sync = contextlib.nullcontext() if last or ddp.world == 1 else model.no_sync()
+        with sync:
+            loss = step_loss(cfg, loss_fn, model, target, x, y, n_valid, step, i)
+            loss = loss * ddp.world  # DDP averages gradients over ranks; undo it (losses.normalize)
+            loss.backward()
+        total += loss.detach() / ddp.world
+    flags = torch.stack([total, torch.tensor(float(stop), device=device)])
+    if ddp.world > 1:
+        torch.distributed.all_reduce(flags)
+    loss_value, any_stop = flags[0].item(), flags[1].item() > 0
+    if not math.isfinite(loss_value):
+        raise TrainingDiverged(f"loss became {loss_value} at step {step}: stopped; the last "
+                               "good checkpoint is kept (try a lower lr)")
+    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
     opt.step()
     opt.zero_grad(set_to_none=True)
-    return total
+    return loss_value, any_stop
 
 
 def _finish(cfg, out: Path, student, teacher, data, data_fp, init, history, wall_s,
