@@ -52,6 +52,8 @@ class TrainConfig(BaseModel):
     seed: int = 0
     dtype: Literal["fp32", "bf16"] = Field("fp32", description="bf16 autocast (GPUs, and CPUs with "
                                            "native bf16; elsewhere it is slower).")
+    compile: bool = Field(False, description="torch.compile the student's training forward "
+                          "(first steps slower while it compiles).")
     device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$", description="auto (cuda "
                         "when a GPU is visible), cpu, cuda or cuda:N.")
     threads: Optional[int] = Field(None, gt=0, description="torch intra-op threads.")

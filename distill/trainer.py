@@ -215,7 +215,7 @@ def save_state(out: Path, student, opt, step: int, cfg: TrainConfig, data_fp: st
 
 
 # where a run executes, not what it computes: these may change on resume
-_RUN_ONLY = ("device", "threads", "teacher_cache_dir")
+_RUN_ONLY = ("device", "threads", "teacher_cache_dir", "compile")
 
 
 def _same_run(saved: dict, cfg: TrainConfig) -> bool:
@@ -340,10 +340,10 @@ def _train(cfg: TrainConfig, out: Path, resume: bool, progress: Progress | None,
     sampler = BatchSampler(data["train"], cfg.block_size, cfg.batch_size, cfg.seed)
     target = teacher_source(cfg, teacher, loss_fn, data_fp, rank=ddp.rank)
     val = eval_windows(data["val"], cfg.block_size, cfg.eval_windows)
-    model = student
+    model = torch.compile(student) if cfg.compile else student  # same parameters, same state
     if ddp.world > 1:  # gradients averaged over ranks; the loss is scaled by the world to match
         model = torch.nn.parallel.DistributedDataParallel(
-            student, device_ids=[device.index] if device.type == "cuda" else None)
+            model, device_ids=[device.index] if device.type == "cuda" else None)
     speed = _Speed(cfg, ddp.world)
     with _StopFlag() as flag:
         while step < cfg.steps:

@@ -45,7 +45,8 @@ def test_ce_training_learns_and_writes_a_checkpoint(tmp_path, corpus):
     result = train(_cfg(corpus, steps=40, eval_every=20, lr=3e-3), tmp_path / "run")
     hist = result.metrics["history"]
     assert hist[-1]["loss"] < hist[0]["loss"] < 5.6  # below uniform over 256 bytes (5.55 nats)
-    assert (tmp_path / "run" / "config.json").is_file() and (tmp_path / "run" / STATE_FILE).is_file()
+    run = tmp_path / "run"
+    assert (run / "config.json").is_file() and (run / STATE_FILE).is_file()
     saved = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert saved["student"]["accuracy"] == result.metrics["student"]["accuracy"]
 
@@ -155,3 +156,42 @@ def test_device_is_resolved_and_an_absent_gpu_refused(monkeypatch):
         resolve_device("cuda")
     with pytest.raises(InputError, match="device"):
         make_config({"device": "tpu"})
+
+
+INTERRUPTER = """
+import os, signal, sys
+from distill.config import make_config
+from distill.trainer import train
+cfg = make_config({cfg})
+def progress(step, total, loss):
+    if step == 5:
+        os.kill(os.getpid(), signal.SIGINT)
+try:
+    train(cfg, sys.argv[1], progress=progress)
+except KeyboardInterrupt as e:
+    print("interrupted:", e)
+    sys.exit(130)
+"""
+
+
+def test_sigint_saves_a_checkpoint_and_resume_finishes_identically(tmp_path, corpus):
+    cfg = _cfg(corpus, ckpt_every=100)  # no periodic checkpoint before the interrupt
+    straight = train(cfg, tmp_path / "straight")
+    script = INTERRUPTER.format(cfg=repr(cfg.model_dump()))
+    proc = subprocess.run([sys.executable, "-c", script, str(tmp_path / "stopped")],
+                          capture_output=True, text=True)
+    assert proc.returncode == 130 and "checkpoint saved" in proc.stdout, proc.stderr
+    state = torch.load(tmp_path / "stopped" / STATE_FILE, weights_only=True)
+    assert 5 <= state["step"] < cfg.steps
+    assert not (tmp_path / "stopped" / "model.safetensors").exists()  # unfinished: no student
+    train(cfg, tmp_path / "stopped", resume=True)
+    a, b = _weights(tmp_path / "straight"), _weights(tmp_path / "stopped")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert straight.metrics["history"][-1]["step"] == cfg.steps
+
+
+@pytest.mark.slow
+def test_compiled_student_trains_to_the_same_loss(tmp_path, corpus):
+    eager = train(_cfg(corpus, steps=4, eval_every=4), tmp_path / "eager").metrics
+    compiled = train(_cfg(corpus, steps=4, eval_every=4, compile=True), tmp_path / "c").metrics
+    assert compiled["history"][-1]["loss"] == pytest.approx(eager["history"][-1]["loss"], rel=1e-3)
