@@ -59,6 +59,8 @@ class TrainConfig(BaseModel):
     threads: Optional[int] = Field(None, gt=0, description="torch intra-op threads.")
     data_source: str = Field("stdlib", description="stdlib, pysrc:DIR (a tree of .py files), or "
                              "comma-separated .txt/.jsonl.")
+    tokenizer: str = Field("auto", description="auto: a Hugging Face teacher's own tokenizer "
+                           "when its directory has one, else bytes; bytes; or a tokenizer DIR.")
     val_fraction: float = Field(0.05, gt=0, lt=0.5)
     test_fraction: float = Field(0.05, gt=0, lt=0.5)
 

@@ -33,6 +33,7 @@ class DataConfig:
     val_fraction: float = 0.05  # share of documents held out for validation
     test_fraction: float = 0.05  # share held out for the final test
     split_seed: int = 0  # changes which documents land in which split
+    tokenizer: str | None = None  # a Hugging Face tokenizer directory; None: bytes are tokens
 
     def __post_init__(self) -> None:
         for name in ("val_fraction", "test_fraction"):
@@ -102,18 +103,59 @@ def split_of(name: str, cfg: DataConfig) -> str:
     return "train"
 
 
+class HFTokens:
+    """A Hugging Face tokenizer (local files only) as this module needs it: ids of a document,
+    the separator between documents, and how many UTF-8 bytes each id stands for (so that bits
+    per byte stay comparable with the byte-level default)."""
+
+    def __init__(self, path: str):
+        try:
+            from transformers import AutoTokenizer
+
+            self.tok = AutoTokenizer.from_pretrained(path, local_files_only=True)
+        except (OSError, ValueError) as e:
+            raise InputError(f"tokenizer {path!r}: cannot load it ({str(e).splitlines()[0]})"
+                             ) from None
+        self.vocab_size = len(self.tok)
+        sep = self.tok.eos_token_id if self.tok.eos_token_id is not None else self.tok.sep_token_id
+        self.separator = int(sep) if sep is not None else 0
+        self.token_bytes = np.array([len(self.tok.decode([i]).encode("utf-8"))
+                                     for i in range(self.vocab_size)], dtype=np.int64)
+
+    def encode(self, data: bytes) -> list[int]:
+        return self.tok(data.decode("utf-8", errors="replace"), add_special_tokens=False,
+                        verbose=False)["input_ids"]
+
+
+def has_tokenizer(path: str | Path) -> bool:
+    path = Path(path)
+    return any((path / f).is_file() for f in ("tokenizer.json", "tokenizer_config.json",
+                                              "vocab.json", "tokenizer.model"))
+
+
 def build_splits(cfg: DataConfig) -> dict[str, np.ndarray]:
-    """Byte arrays per split, documents joined by DOC_SEPARATOR."""
+    """Token arrays per split, documents joined by a separator: bytes (uint8, DOC_SEPARATOR)
+    by default, or a Hugging Face tokenizer's ids (int32, its end-of-text id)."""
     parts: dict[str, list[bytes]] = {s: [] for s in SPLITS}
     for name, data in documents(cfg):
         parts[split_of(name, cfg)].append(data)
-    sep = bytes([DOC_SEPARATOR])
-    out = {s: np.frombuffer(sep.join(docs), dtype=np.uint8).copy() for s, docs in parts.items()}
+    if cfg.tokenizer:
+        tok = HFTokens(cfg.tokenizer)
+        out = {}
+        for s, docs in parts.items():
+            ids: list[int] = []
+            for d in docs:
+                ids += tok.encode(d) + [tok.separator]
+            out[s] = np.asarray(ids[:-1], dtype=np.int32)
+    else:
+        sep = bytes([DOC_SEPARATOR])
+        out = {s: np.frombuffer(sep.join(docs), dtype=np.uint8).copy()
+               for s, docs in parts.items()}
     too_small = [s for s, a in out.items() if a.size < 1024]
     if too_small:
         raise InputError(
             f"data source {cfg.source!r} is too small: split(s) {', '.join(too_small)} got "
-            "under 1 KiB; give more text or larger val/test fractions"
+            "under 1,024 tokens; give more text or larger val/test fractions"
         )
     return out
 

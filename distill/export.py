@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from .config import TrainConfig
-from .data import DataConfig, build_splits, eval_windows
-from .trainer import lm_metrics
+from .data import build_splits, eval_windows
+from .trainer import data_config, lm_metrics, token_bytes_of
 
 ONNX_FILE, INT8_FILE = "student.onnx", "student.int8.onnx"
 
@@ -22,17 +22,18 @@ def export_and_evaluate(ckpt_dir: Path, cfg: TrainConfig) -> dict:
     inputs = tm.make_inputs(2, min(16, cfg.block_size), "cpu")
     method, rel_err = export_onnx(tm, inputs, ckpt_dir / ONNX_FILE)
     quantize_int8(ckpt_dir / ONNX_FILE, ckpt_dir / INT8_FILE)
-    data = build_splits(DataConfig(cfg.data_source, cfg.val_fraction, cfg.test_fraction))
-    test = eval_windows(data["test"], cfg.block_size, 4 * cfg.eval_windows)
+    dcfg = data_config(cfg)
+    test = eval_windows(build_splits(dcfg)["test"], cfg.block_size, 4 * cfg.eval_windows)
+    token_bytes = token_bytes_of(dcfg)
     return {
-        "fp32": evaluate_onnx(ckpt_dir / ONNX_FILE, test, cfg.threads),
-        "int8": evaluate_onnx(ckpt_dir / INT8_FILE, test, cfg.threads),
+        "fp32": evaluate_onnx(ckpt_dir / ONNX_FILE, test, cfg.threads, token_bytes=token_bytes),
+        "int8": evaluate_onnx(ckpt_dir / INT8_FILE, test, cfg.threads, token_bytes=token_bytes),
         "export": {"method": method, "rel_err": rel_err},
     }
 
 
 def evaluate_onnx(path: Path, windows: np.ndarray, threads: int | None = None,
-                  batch_size: int = 16) -> dict:
+                  batch_size: int = 16, token_bytes: np.ndarray | None = None) -> dict:
     """Next-token loss, bits per byte, perplexity and accuracy of an ONNX LM (input `idx`)."""
     from bench.env import default_threads
     from bench.measure import ort_session
@@ -49,7 +50,8 @@ def evaluate_onnx(path: Path, windows: np.ndarray, threads: int | None = None,
         total += float((logz - picked).sum())
         correct += int((logits.argmax(-1) == y).sum())
         count += y.size
-    return lm_metrics(total, correct, count)
+    n_bytes = int(token_bytes[windows[:, 1:]].sum()) if token_bytes is not None else None
+    return lm_metrics(total, correct, count, n_bytes)
 
 
 def _logsumexp(x: np.ndarray) -> np.ndarray:

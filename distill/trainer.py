@@ -48,8 +48,67 @@ class DistillResult:
 # --------------------------------------------------------------------------- setup
 
 
+def data_config(cfg: TrainConfig) -> DataConfig:
+    """The corpus and tokenization of a run (also what export re-reads for its evaluation)."""
+    return DataConfig(cfg.data_source, cfg.val_fraction, cfg.test_fraction,
+                      tokenizer=resolve_tokenizer(cfg))
+
+
+def resolve_tokenizer(cfg: TrainConfig) -> str | None:
+    """None for byte tokens; else the directory of the Hugging Face tokenizer to use."""
+    from .data import has_tokenizer
+
+    if cfg.tokenizer == "bytes":
+        return None
+    if cfg.tokenizer != "auto":
+        if not has_tokenizer(cfg.tokenizer):
+            raise InputError(f"tokenizer {cfg.tokenizer!r}: no tokenizer files there (expected "
+                             "tokenizer.json or tokenizer_config.json); or use auto or bytes")
+        return cfg.tokenizer
+    teacher = cfg.teacher or ""
+    if teacher.startswith("hf:") and has_tokenizer(teacher[3:]):
+        return teacher[3:]
+    return None
+
+
+def token_bytes_of(dcfg: DataConfig) -> np.ndarray | None:
+    """UTF-8 bytes per token id (for bits per byte), or None when tokens are bytes."""
+    from .data import HFTokens
+
+    return HFTokens(dcfg.tokenizer).token_bytes if dcfg.tokenizer else None
+
+
+class HFCausalLM(torch.nn.Module):
+    """A Hugging Face causal LM as the trainer calls a teacher: ids (B, T) -> logits (B, T, V)."""
+
+    def __init__(self, module: torch.nn.Module, vocab_size: int, max_len: int):
+        super().__init__()
+        self.module, self.vocab_size, self.max_len = module, vocab_size, max_len
+
+    def forward(self, idx: torch.Tensor) -> torch.Tensor:
+        return self.module(input_ids=idx).logits
+
+
+def hf_teacher_shape(cfg: TrainConfig) -> tuple[int, int] | None:
+    """(vocabulary, context) of a Hugging Face teacher, from its config alone; else None."""
+    if not (cfg.teacher or "").startswith("hf:"):
+        return None
+    from transformers import AutoConfig
+
+    conf = AutoConfig.from_pretrained(cfg.teacher[3:], local_files_only=True)
+    limit = getattr(conf, "max_position_embeddings", None) or getattr(conf, "n_positions", None)
+    return int(conf.vocab_size), int(limit or 1 << 30)
+
+
+def vocab_of(model: torch.nn.Module) -> int:
+    return getattr(model, "vocab_size", None) or model.config.vocab_size
+
+
 def build_student(cfg: TrainConfig, teacher: torch.nn.Module | None) -> tuple[torch.nn.Module, str]:
-    """The student architecture, initialized from teacher layers where shapes allow."""
+    """The student architecture, initialized from teacher layers where shapes allow. Its
+    vocabulary follows a Hugging Face teacher's (unless the spec sets vocab_size itself)."""
+    from dataclasses import replace
+
     from bench.models import GPT
     from bench.zoo import builtin_config, parse_spec
 
@@ -57,7 +116,11 @@ def build_student(cfg: TrainConfig, teacher: torch.nn.Module | None) -> tuple[to
     if spec.kind != "builtin":
         raise InputError(f"student must be a builtin architecture, got {cfg.student!r}")
     torch.manual_seed(cfg.seed)
-    student = GPT(builtin_config(spec.target))
+    arch = builtin_config(spec.target)
+    shape = hf_teacher_shape(cfg)  # also for the no-KD baseline, which loads no teacher
+    if shape is not None and "vocab_size=" not in spec.target:
+        arch = replace(arch, vocab_size=shape[0], block_size=min(arch.block_size, shape[1]))
+    student = GPT(arch)
     if cfg.init == "teacher-layers" and teacher is not None:
         return student, init_from_teacher_layers(student, teacher)
     return student, "random"
@@ -67,7 +130,9 @@ def init_from_teacher_layers(student, teacher) -> str:
     """Copy embeddings, final norm and every k-th block (DistilBERT's layer selection).
 
     Needs equal width and heads; otherwise the student keeps its random init and says so."""
-    s, t = student.config, getattr(teacher, "config", None)
+    from bench.models import GPT
+
+    s, t = student.config, teacher.config if isinstance(teacher, GPT) else None
     same = t is not None and (s.n_embd, s.n_head, s.vocab_size) == (t.n_embd, t.n_head,
                                                                     t.vocab_size)
     if not same or s.n_layer > t.n_layer or s.block_size > t.block_size:
@@ -88,12 +153,15 @@ def load_teacher(cfg: TrainConfig) -> torch.nn.Module | None:
     from bench.zoo import load_torch, parse_spec
 
     tm = load_torch(parse_spec(cfg.teacher))
-    if tm.family not in ("builtin", "ckpt"):
-        raise InputError(f"teacher {cfg.teacher!r}: only builtin and ckpt teachers are supported "
-                         "by this trainer yet")
-    for p in tm.module.parameters():
+    module = tm.module
+    if tm.family.startswith("hf-"):
+        if not tm.is_causal_lm:
+            raise InputError(f"teacher {cfg.teacher!r}: a {tm.extra.get('hf_class')} is not a "
+                             "causal language model (it cannot predict the next token)")
+        module = HFCausalLM(tm.module, tm.vocab_size, tm.max_seq_len or 1 << 30)
+    for p in module.parameters():
         p.requires_grad_(False)
-    return tm.module.eval()
+    return module.eval()
 
 
 def resolve_device(name: str) -> torch.device:
@@ -154,8 +222,8 @@ def teacher_source(cfg: TrainConfig, teacher, loss_fn: DistillationLoss, data_fp
                     k=cfg.teacher_topk, temperature=cfg.temperature, dtype=cfg.dtype,
                     block_size=cfg.block_size, batch_size=cfg.batch_size, seed=cfg.seed)
     root = Path(cfg.teacher_cache_dir) if cfg.teacher_cache_dir else default_root()
-    k = min(cfg.teacher_topk, teacher.config.vocab_size)
-    cache = TeacherCache(root, key, k, cfg.temperature, teacher.config.vocab_size, rank)
+    k = min(cfg.teacher_topk, vocab_of(teacher))
+    cache = TeacherCache(root, key, k, cfg.temperature, vocab_of(teacher), rank)
     return CachedTeacher(teacher, cache, autocast_for(cfg))
 
 
@@ -172,11 +240,13 @@ def step_loss(cfg: TrainConfig, loss_fn: DistillationLoss, student, target, x, y
 
 
 @torch.no_grad()
-def evaluate(model: torch.nn.Module, windows: np.ndarray, batch_size: int = 16) -> dict:
-    """Mean next-byte cross-entropy (nats), bits per byte, perplexity and top-1 accuracy."""
+def evaluate(model: torch.nn.Module, windows: np.ndarray, batch_size: int = 16,
+             token_bytes: np.ndarray | None = None) -> dict:
+    """Mean next-token cross-entropy (nats), bits per byte, perplexity and top-1 accuracy."""
     model.eval()
     device = next(model.parameters()).device
     total, correct, count = 0.0, 0, 0
+    n_bytes = int(token_bytes[windows[:, 1:]].sum()) if token_bytes is not None else None
     for i in range(0, len(windows), batch_size):
         w = torch.from_numpy(windows[i : i + batch_size]).to(device)
         x, y = w[:, :-1], w[:, 1:]
@@ -184,14 +254,17 @@ def evaluate(model: torch.nn.Module, windows: np.ndarray, batch_size: int = 16) 
         total += F.cross_entropy(logits.flatten(0, 1), y.flatten(), reduction="sum").item()
         correct += (logits.argmax(-1) == y).sum().item()
         count += y.numel()
-    return lm_metrics(total, correct, count)
+    return lm_metrics(total, correct, count, n_bytes)
 
 
-def lm_metrics(total_nats: float, correct: int, count: int) -> dict:
-    """Mean cross-entropy (nats per token), bits per byte, perplexity and top-1 accuracy."""
+def lm_metrics(total_nats: float, correct: int, count: int, n_bytes: int | None = None) -> dict:
+    """Mean cross-entropy (nats per token), bits per byte (of the UTF-8 text the tokens stand
+    for; tokens are bytes by default), perplexity per token and top-1 accuracy."""
     loss = total_nats / count
-    return {"loss": loss, "bits_per_byte": loss / math.log(2), "perplexity": math.exp(loss),
-            "accuracy": correct / count, "tokens": count}
+    n_bytes = n_bytes or count
+    return {"loss": loss, "bits_per_byte": total_nats / math.log(2) / n_bytes,
+            "perplexity": math.exp(loss), "accuracy": correct / count, "tokens": count,
+            "bytes": n_bytes}
 
 
 # --------------------------------------------------------------------------- state
@@ -321,8 +394,10 @@ def train(cfg: TrainConfig, out: str | Path, resume: bool = False,
 
 def _train(cfg: TrainConfig, out: Path, resume: bool, progress: Progress | None, ddp: Dist,
            device: torch.device, t_start: float) -> DistillResult:
-    data = build_splits(DataConfig(cfg.data_source, cfg.val_fraction, cfg.test_fraction))
+    dcfg = data_config(cfg)
+    data = build_splits(dcfg)
     data_fp = fingerprint(data)
+    token_bytes = token_bytes_of(dcfg)
     teacher = load_teacher(cfg)
     student, init = build_student(cfg, teacher)
     student.to(device)
@@ -354,7 +429,8 @@ def _train(cfg: TrainConfig, out: Path, resume: bool, progress: Progress | None,
             if progress and ddp.main:
                 progress(step, cfg.steps, loss)
             if (step % cfg.eval_every == 0 or step == cfg.steps) and ddp.main:
-                history.append({"step": step, "train_loss": loss, **evaluate(student, val)})
+                history.append({"step": step, "train_loss": loss,
+                                **evaluate(student, val, token_bytes=token_bytes)})
                 student.train()
             if step % cfg.ckpt_every == 0 or step == cfg.steps or stop:
                 if ddp.main:
@@ -366,7 +442,7 @@ def _train(cfg: TrainConfig, out: Path, resume: bool, progress: Progress | None,
         ddp.barrier()
         return DistillResult(out, {})
     result = _finish(cfg, out, student, teacher, data, data_fp, init, history,
-                     time.perf_counter() - t_start, speed.summary(device, target))
+                     time.perf_counter() - t_start, speed.summary(device, target), token_bytes)
     ddp.barrier()
     return result
 
@@ -434,13 +510,14 @@ def _train_step(cfg, loss_fn, model, target, opt, sampler, step: int, device: to
 
 
 def _finish(cfg, out: Path, student, teacher, data, data_fp, init, history, wall_s,
-            speed: dict) -> DistillResult:
+            speed: dict, token_bytes=None) -> DistillResult:
     test = eval_windows(data["test"], cfg.block_size, 4 * cfg.eval_windows)
-    metrics = {"student": evaluate(student, test), "student_params": student.num_params(),
+    metrics = {"student": evaluate(student, test, token_bytes=token_bytes),
+               "student_params": student.num_params(),
                "init": init, "settings": cfg.model_dump(), "data_fingerprint": data_fp,
                "history": history, "wall_s": wall_s, "speed": speed}
     if teacher is not None:
-        metrics["teacher"] = evaluate(teacher, test)
+        metrics["teacher"] = evaluate(teacher, test, token_bytes=token_bytes)
         metrics["retention_accuracy"] = (metrics["student"]["accuracy"]
                                          / metrics["teacher"]["accuracy"])
     save_checkpoint(student, out)
