@@ -249,8 +249,25 @@ def estimate_memory_mb(spec: ModelSpec, cfg: BenchConfig) -> float:
     return BASELINE_RSS_MB + 3 * weight_mb
 
 
+def projected_row(spec: ModelSpec, cfg: BenchConfig) -> dict:
+    """The row of a `config:` model: never run, so no latency; what its architecture fixes
+    (params, weight bytes in the row's dtype, prompt FLOPs per sample) is computed and the row
+    says it is projected."""
+    from roi.llm_arch import load_config
+
+    arch = load_config(spec.target)
+    return {"status": "skipped", "source": "projected",
+            "error": "config: model (architecture, no weights) was not run: params, weight "
+                     "bytes and FLOPs are computed; roi/llm_serving.py projects its serving",
+            "params": arch.params, "weight_bytes": arch.weight_bytes(cfg.dtype),
+            "flops_per_sample": arch.prefill_flops(cfg.seq_len),
+            "model_family": f"config-{arch.family or 'llm'}"}
+
+
 def _run_one(plan: SweepPlan, cfg: BenchConfig, infos: dict) -> tuple[dict, dict | None]:
     spec = parse_spec(cfg.model)
+    if not spec.runnable:
+        return projected_row(spec, cfg), None
     reason = _skip_reason(plan, cfg, spec)
     if reason:
         return {"status": "skipped", "error": reason}, None
@@ -340,7 +357,8 @@ def _gpu_name(device: str) -> str:
 
 def _prepare_exports(plan: SweepPlan, todo: list[BenchConfig], progress: Progress | None):
     """Export each model needing ORT once (cached); map spec -> info, or -> error message."""
-    models = list(dict.fromkeys(c.model for c in todo if c.backend == "ort"))
+    models = list(dict.fromkeys(c.model for c in todo
+                                if c.backend == "ort" and not c.model.startswith("config:")))
     infos: dict[str, dict | str] = {}
     for i, model in enumerate(models):
         if progress:

@@ -5,6 +5,8 @@
     hf:DIR              a local Hugging Face checkpoint directory (safetensors), loaded offline
     onnx:FILE           an existing ONNX model (onnxruntime backends only)
     ckpt:DIR            a student written by the trainer (config.json + model.safetensors)
+    config:FILE         an architecture only (a Hugging Face config.json, our YAML, or a shipped
+                        name such as config:llama-3-70b): never run, costed by roi/llm_serving.py
 
 Validation (`parse_spec`) touches only files and configs, never torch, so bad input is refused
 before anything is created. Loading (`load_torch`) builds the torch module.
@@ -21,7 +23,7 @@ from typing import Any, Callable
 
 from roi.errors import InputError
 
-KINDS = ("builtin", "hf", "onnx", "ckpt")
+KINDS = ("builtin", "hf", "onnx", "ckpt", "config")
 
 # Teacher ≈ 14.4 M params. Students shrink depth and width to the seed's compression ratios by
 # parameter count (5.2×, 10.0×, 20.5×, 52.7×; a test keeps each within 10% of its target).
@@ -59,7 +61,12 @@ class ModelSpec:
 
     @property
     def torch_capable(self) -> bool:
-        return self.kind != "onnx"
+        return self.kind not in ("onnx", "config")
+
+    @property
+    def runnable(self) -> bool:
+        """False for `config:` models: an architecture without weights is projected, not run."""
+        return self.kind != "config"
 
 
 @dataclass
@@ -85,7 +92,7 @@ def parse_spec(spec: str) -> ModelSpec:
     if not sep or kind not in KINDS or not target:
         raise InputError(
             f"unknown model spec {spec!r}: expected builtin:NAME ({', '.join(PRESETS)}), "
-            "hf:DIR, onnx:FILE or ckpt:DIR"
+            "hf:DIR, onnx:FILE, ckpt:DIR or config:FILE"
         )
     parsed = ModelSpec(spec, kind, target)
     _VALIDATORS[kind](parsed)
@@ -180,11 +187,18 @@ def _validate_onnx(spec: ModelSpec) -> None:
         raise InputError(f"{spec.spec}: {str(path)!r} is not an ONNX model ({type(e).__name__})")
 
 
+def _validate_config(spec: ModelSpec) -> None:
+    from roi.llm_arch import load_config
+
+    load_config(spec.target)  # InputError names the file and field
+
+
 _VALIDATORS = {
     "builtin": _validate_builtin,
     "hf": _validate_hf,
     "onnx": _validate_onnx,
     "ckpt": _validate_ckpt,
+    "config": _validate_config,
 }
 
 
@@ -226,6 +240,9 @@ def load_torch(spec: ModelSpec) -> TorchModel:
         return _builtin_model(load_checkpoint(spec.path).eval(), "ckpt")
     if spec.kind == "hf":
         return _load_hf(spec.path)
+    if spec.kind == "config":
+        raise InputError(f"{spec.spec}: an architecture without weights cannot run; it is "
+                         "projected (roi/llm_serving.py)")
     raise InputError(f"{spec.spec}: an ONNX model cannot run on a torch backend")
 
 
@@ -379,6 +396,11 @@ def _supports_sdpa(cls) -> bool:
 def content_hash(spec: ModelSpec) -> str:
     """A stable hash of what the model computes: its files, or a preset's config + seed."""
     h = hashlib.sha256()
+    if spec.kind == "config":
+        from roi.llm_arch import load_config
+
+        h.update(load_config(spec.target).arch.model_dump_json().encode())
+        return h.hexdigest()[:20]
     if spec.kind == "builtin" and shipped_weights(spec.target) is None:
         cfg = builtin_config(spec.target).to_dict()
         h.update(json.dumps({"builtin": cfg, "seed": BUILTIN_SEED}, sort_keys=True).encode())
