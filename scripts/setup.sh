@@ -7,3 +7,17 @@ cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[dev]"
+
+# Headless Chromium renders report.html in tests/integration/test_report_render.py (that test
+# skips without it). Debian's `chromium` from apt, where this user may install (root, or
+# password-less sudo); ROI_SKIP_CHROMIUM=1 skips this step.
+if [ "${ROI_SKIP_CHROMIUM:-0}" != 1 ] && command -v apt-get >/dev/null 2>&1 \
+    && ! command -v chromium >/dev/null 2>&1 && ! command -v chromium-browser >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo -n"; fi
+    if { $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+            $SUDO apt-get install -y -qq --no-install-recommends chromium; } >/dev/null 2>&1; then
+        echo "setup: installed $(chromium --version 2>/dev/null | head -1)"
+    else
+        echo "setup: could not install chromium with apt; the report render test will skip" >&2
+    fi
+fi

@@ -1,0 +1,379 @@
+"""PNG figures with matplotlib (the Agg canvas, no pyplot and no display).
+
+Each function takes plain data (DataFrames, the plan's records) and returns the PNG as bytes, or
+None when there is nothing to draw: the report then says why, instead of showing an empty plot.
+Labels never go through mathtext, so a model named `$x$` or `<script>` is drawn as typed.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Sequence
+
+import matplotlib
+import numpy as np
+import pandas as pd
+from matplotlib import ticker
+from matplotlib.figure import Figure
+
+from .fmt import number, sig, usd
+
+TEACHER_COLOR = "#555555"
+RECOMMENDED_COLOR = "#d62728"
+PALETTE = ["#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2",
+           "#bcbd22"]
+STYLE = {"text.parse_math": False, "font.size": 9, "axes.titlesize": 10,
+         "axes.spines.top": False, "axes.spines.right": False, "axes.grid": True,
+         "grid.alpha": 0.3, "legend.fontsize": 8, "legend.frameon": False}
+DPI = 100
+
+
+def _new(width: float, height: float) -> Figure:
+    return Figure(figsize=(width, height), dpi=DPI, layout="constrained")
+
+
+def _png(fig: Figure) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", metadata={"Software": None})
+    return buf.getvalue()
+
+
+def _render(draw, *args, **kwargs) -> bytes | None:
+    """Run a draw function under the report style; it returns a Figure or None."""
+    with matplotlib.rc_context(STYLE):
+        fig = draw(*args, **kwargs)
+        return None if fig is None else _png(fig)
+
+
+def _grid(n: int, per_row: int, width: float = 10.0, row_height: float = 3.2):
+    cols = min(n, per_row)
+    rows = math.ceil(n / cols)
+    fig = _new(width, row_height * rows + 0.3)
+    axes = fig.subplots(rows, cols, squeeze=False).ravel()
+    for ax in axes[n:]:
+        ax.set_visible(False)
+    return fig, axes[:n]
+
+
+def _plain_log(axis) -> None:
+    """Log-axis ticks as plain numbers (the default labels are mathtext, which is off here)."""
+    axis.set_major_formatter(ticker.FuncFormatter(lambda v, _: sig(v, 2)))
+    axis.set_minor_formatter(ticker.NullFormatter())
+
+
+def _usd_axis(axis) -> None:
+    axis.set_major_formatter(ticker.FuncFormatter(lambda v, _: usd(v)))
+
+
+def model_colors(models: Sequence[str], teacher: str = "",
+                 recommended: str = "") -> dict[str, str]:
+    """Teacher grey, recommended red, other students from the palette, stable by order."""
+    colors, i = {}, 0
+    for m in models:
+        if m == teacher:
+            colors[m] = TEACHER_COLOR
+        elif m == recommended:
+            colors[m] = RECOMMENDED_COLOR
+        else:
+            colors[m] = PALETTE[i % len(PALETTE)]
+            i += 1
+    return colors
+
+
+# ------------------------------------------------------------------------------ measurements
+
+
+def latency_vs_batch(results: pd.DataFrame, teacher: str = "",
+                     recommended: str = "") -> bytes | None:
+    """Measured median latency (whiskers to p90) against batch size, one panel per runtime."""
+    return _render(_latency_vs_batch, results, teacher, recommended)
+
+
+def _latency_vs_batch(df: pd.DataFrame, teacher: str, recommended: str) -> Figure | None:
+    if df.empty:
+        return None
+    runtimes = sorted(df.groupby(["backend", "dtype"]).groups)
+    models = list(dict.fromkeys(df.sort_values("params", ascending=False)["model"]))
+    colors = model_colors(models, teacher, recommended)
+    fig, axes = _grid(len(runtimes), 3)
+    for ax, (backend, dtype) in zip(axes, runtimes):
+        sub = df[(df["backend"] == backend) & (df["dtype"] == dtype)]
+        for model in models:
+            g = sub[sub["model"] == model].sort_values("batch_size")
+            if g.empty:
+                continue
+            y = g["latency"].to_numpy(float)
+            hi = np.maximum(g["latency_hi"].to_numpy(float) - y, 0)
+            ax.errorbar(g["batch_size"], y, yerr=[np.zeros_like(hi), hi], marker="o", ms=4,
+                        capsize=2, color=colors[model], label=model,
+                        lw=2.2 if model == recommended else 1.3)
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
+        _plain_log(ax.xaxis)
+        _plain_log(ax.yaxis)
+        ax.set_title(f"{backend} / {dtype}")
+        ax.set_xlabel("batch size")
+        ax.set_ylabel("latency per call, ms")
+    axes[0].legend(loc="upper left")
+    return fig
+
+
+# ------------------------------------------------------------------------------ cost and sizing
+
+
+def throughput_per_dollar(rows: pd.DataFrame, colors: dict[str, str]) -> bytes | None:
+    """Requests served per dollar per hardware (one replica at its P50 capacity), one panel per
+    scenario; hatched bars miss the SLA. rows: scenario, hardware, model, requests_per_usd,
+    meets_sla."""
+    return _render(_throughput_per_dollar, rows, colors)
+
+
+def _throughput_per_dollar(rows: pd.DataFrame, colors: dict[str, str]) -> Figure | None:
+    if rows.empty:
+        return None
+    scenarios = list(dict.fromkeys(rows["scenario"]))
+    models = [m for m in colors if m in set(rows["model"])]
+    n_hw = rows.groupby("scenario")["hardware"].nunique().max()
+    fig, axes = _grid(len(scenarios), 2, row_height=max(2.8, 0.32 * n_hw * len(models) + 1))
+    for ax, scenario in zip(axes, scenarios):
+        sub = rows[rows["scenario"] == scenario]
+        hardware = sorted(set(sub["hardware"]))
+        h = 0.8 / max(len(models), 1)
+        for j, model in enumerate(models):
+            g = sub[sub["model"] == model].set_index("hardware")
+            for i, hw in enumerate(hardware):
+                if hw not in g.index:
+                    continue
+                r = g.loc[hw]
+                ax.barh(i + j * h - 0.4 + h / 2, r["requests_per_usd"], height=h,
+                        color=colors[model], hatch=None if r["meets_sla"] else "///",
+                        edgecolor="white", label=model if i == 0 or hw == hardware[0] else None)
+        ax.set_yticks(range(len(hardware)), hardware)
+        ax.set_xscale("log")
+        _plain_log(ax.xaxis)
+        ax.set_xlabel("requests per dollar (one replica at P50 capacity)")
+        ax.set_title(scenario)
+    handles, labels = axes[0].get_legend_handles_labels()
+    uniq = dict(zip(labels, handles))
+    axes[0].legend(uniq.values(), uniq.keys(), loc="lower right")
+    return fig
+
+
+def cost_per_scenario(rows: pd.DataFrame, colors: dict[str, str]) -> bytes | None:
+    """Monthly cost at P50 with the P10-P90 band, teacher and students, one panel per scenario.
+    rows: scenario, model, usd_per_month, usd_per_month_p10, usd_per_month_p90 (NaN: no
+    configuration meets the scenario)."""
+    return _render(_cost_per_scenario, rows, colors)
+
+
+def _cost_per_scenario(rows: pd.DataFrame, colors: dict[str, str]) -> Figure | None:
+    if rows.empty:
+        return None
+    scenarios = list(dict.fromkeys(rows["scenario"]))
+    fig, axes = _grid(len(scenarios), 3, row_height=3.4)
+    for ax, scenario in zip(axes, scenarios):
+        sub = rows[rows["scenario"] == scenario]
+        models = [m for m in colors if m in set(sub["model"])]
+        sub = sub.set_index("model").loc[models]
+        y = sub["usd_per_month"].to_numpy(float)
+        ok = np.isfinite(y)
+        lo = np.where(ok, y - sub["usd_per_month_p10"].fillna(sub["usd_per_month"]), 0)
+        hi = np.where(ok, sub["usd_per_month_p90"].fillna(sub["usd_per_month"]) - y, 0)
+        x = np.arange(len(models))
+        ax.bar(x[ok], y[ok], color=[colors[m] for m, k in zip(models, ok) if k],
+               yerr=[np.maximum(lo[ok], 0), np.maximum(hi[ok], 0)], capsize=3)
+        top = np.nanmax(np.where(ok, y + hi, np.nan)) if ok.any() else 0.0
+        top = top if top > 0 else 1.0
+        for i in np.flatnonzero(ok):
+            ax.text(i, y[i] + hi[i] + 0.02 * top, usd(y[i]), ha="center", va="bottom",
+                    fontsize=7)
+        for i in np.flatnonzero(~ok):
+            ax.text(i, 0.02 * top, "meets no\nconfiguration", ha="center", va="bottom",
+                    fontsize=7, color="#a00")
+        if ok.any() and not np.any(y[ok] > 0):
+            ax.text(0.5, 0.5, "no running cost: the hardware is\nbought per unit or already "
+                    "owned", transform=ax.transAxes, ha="center", color="#555")
+        ax.set_ylim(0, top * 1.2)
+        _usd_axis(ax.yaxis)
+        ax.set_xticks(x, [_short(m) for m in models], rotation=30, ha="right")
+        ax.set_ylabel("USD per month (P50, P10–P90 bar)")
+        ax.set_title(scenario)
+    return fig
+
+
+def _short(name: str, width: int = 22) -> str:
+    return name if len(name) <= width else name[: width - 1] + "…"
+
+
+# ------------------------------------------------------------------------------ retention
+
+
+def pareto(points: pd.DataFrame, threshold: float | None,
+           achieved: float | None = None, achieved_model: str = "") -> bytes | None:
+    """Retention band against monthly cost; the front of points no other beats on both; the
+    recommended student starred. points: model, usd_per_month, retention_lo, retention_hi,
+    kind (teacher / recommended / qualifies / fails)."""
+    return _render(_pareto, points, threshold, achieved, achieved_model)
+
+
+def pareto_front(points: pd.DataFrame) -> pd.DataFrame:
+    """Points for which no other point is at most as costly with at least as much retention
+    (strictly better in one), by mid-band retention; sorted by cost."""
+    pts = points[np.isfinite(points["usd_per_month"].astype(float))].copy()
+    pts["mid"] = (pts["retention_lo"] + pts["retention_hi"]) / 2
+    keep = []
+    for i, r in pts.iterrows():
+        dominated = ((pts["usd_per_month"] <= r["usd_per_month"]) & (pts["mid"] >= r["mid"])
+                     & ((pts["usd_per_month"] < r["usd_per_month"]) | (pts["mid"] > r["mid"])))
+        if not dominated.any():
+            keep.append(i)
+    return pts.loc[keep].sort_values(["usd_per_month", "mid"])
+
+
+def _pareto(points: pd.DataFrame, threshold: float | None, achieved: float | None,
+            achieved_model: str) -> Figure | None:
+    pts = points[np.isfinite(points["usd_per_month"].astype(float))]
+    if pts.empty:
+        return None
+    fig = _new(7.5, 4.2)
+    ax = fig.subplots()
+    style = {"teacher": (TEACHER_COLOR, "s", 60), "recommended": (RECOMMENDED_COLOR, "*", 220),
+             "qualifies": (PALETTE[0], "o", 50), "fails": ("#999999", "o", 40)}
+    for kind, (color, marker, size) in style.items():
+        g = pts[pts["kind"] == kind]
+        if g.empty:
+            continue
+        mid = (g["retention_lo"] + g["retention_hi"]) / 2
+        ax.errorbar(g["usd_per_month"], mid, yerr=[mid - g["retention_lo"],
+                    g["retention_hi"] - mid], fmt="none", ecolor=color, capsize=3, alpha=0.7)
+        ax.scatter(g["usd_per_month"], mid, color=color, marker=marker, s=size, zorder=3,
+                   label=kind)
+        for _, r in g.iterrows():
+            ax.annotate(_short(r["model"], 28), (r["usd_per_month"], (r["retention_lo"]
+                        + r["retention_hi"]) / 2), xytext=(6, 4), textcoords="offset points",
+                        fontsize=7)
+    front = pareto_front(pts)
+    ax.plot(front["usd_per_month"], front["mid"], "--", color="#444", lw=1, label="Pareto front",
+            drawstyle="steps-post")
+    if threshold is not None:
+        ax.axhline(threshold, color="#a00", lw=1, ls=":", label=f"threshold {threshold:.0%}")
+    if achieved is not None and achieved_model in set(pts["model"]):
+        x = float(pts.loc[pts["model"] == achieved_model, "usd_per_month"].iloc[0])
+        ax.scatter([x], [achieved], marker="D", color="black", s=50, zorder=4,
+                   label="achieved (distilled)")
+    ax.yaxis.set_major_formatter(ticker.PercentFormatter(1.0))
+    _usd_axis(ax.xaxis)
+    ax.set_xlabel("USD per month (cheapest configuration meeting every scenario, P50)")
+    ax.set_ylabel("accuracy retention (band)")
+    ax.legend(loc="lower right")
+    return fig
+
+
+# ------------------------------------------------------------------------------ ROI
+
+
+def payback_curve(one_time_usd: float, savings: tuple[float | None, float, float | None],
+                  horizon_months: int, payback_months: float | None) -> bytes | None:
+    """Cumulative net against months: -one-time + savings x month, at the Monte Carlo P10/P90
+    savings (band) and P50 (line)."""
+    return _render(_payback_curve, one_time_usd, savings, horizon_months, payback_months)
+
+
+def _payback_curve(one_time: float, savings, horizon: int,
+                   payback: float | None) -> Figure | None:
+    if number(one_time) is None or number(savings[1]) is None:
+        return None
+    end = max(horizon, min(60, math.ceil(1.3 * payback))) if payback else horizon
+    m = np.linspace(0, end, 200)
+    fig = _new(7.5, 3.6)
+    ax = fig.subplots()
+    lo, mid, hi = (number(s) if number(s) is not None else savings[1] for s in savings)
+    ax.fill_between(m, -one_time + lo * m, -one_time + hi * m, color=PALETTE[0], alpha=0.2,
+                    label="savings P10–P90 (Monte Carlo)")
+    ax.plot(m, -one_time + mid * m, color=PALETTE[0], lw=2, label="P50")
+    ax.axhline(0, color="black", lw=0.8)
+    ax.axvline(horizon, color="#888", ls=":", lw=1, label=f"horizon ({horizon} months)")
+    if payback is not None and payback <= end:
+        ax.scatter([payback], [0], color=RECOMMENDED_COLOR, zorder=3,
+                   label=f"payback {payback:.1f} months")
+    else:
+        ax.text(0.02, 0.92, "never pays back at these savings", transform=ax.transAxes,
+                color="#a00")
+    _usd_axis(ax.yaxis)
+    ax.set_xlabel("months after the one-time cost")
+    ax.set_ylabel("cumulative net, USD")
+    ax.legend(loc="lower right")
+    return fig
+
+
+def tornado(rows: list[dict], base_net_usd: float, horizon_months: int) -> bytes | None:
+    """Net over the horizon as each input moves to its low and high value, others at base;
+    widest swing on top."""
+    return _render(_tornado, rows, base_net_usd, horizon_months)
+
+
+def _tornado(rows: list[dict], base: float, horizon: int) -> Figure | None:
+    rows = [r for r in rows if number(r.get("net_at_low_usd")) is not None
+            and number(r.get("net_at_high_usd")) is not None]
+    if not rows or number(base) is None:
+        return None
+    rows = sorted(rows, key=lambda r: abs(r["net_at_high_usd"] - r["net_at_low_usd"]))
+    fig = _new(7.5, 0.5 * len(rows) + 1.4)
+    ax = fig.subplots()
+    for i, r in enumerate(rows):
+        for value, color, label in ((r["net_at_low_usd"], PALETTE[0], "input at low"),
+                                    (r["net_at_high_usd"], PALETTE[3], "input at high")):
+            ax.barh(i, value - base, left=base, color=color, height=0.6,
+                    label=label if i == 0 else None)
+    ax.axvline(base, color="black", lw=1)
+    ax.set_yticks(range(len(rows)), [r["input"] for r in rows])
+    _usd_axis(ax.xaxis)
+    ax.set_xlabel(f"net over {horizon} months, USD (base {base:,.0f})")
+    ax.legend(loc="lower right")
+    return fig
+
+
+# ------------------------------------------------------------------------------ achieved
+
+
+def predicted_vs_achieved(band: Sequence[float] | None, achieved: dict[str, float],
+                          latency: pd.DataFrame) -> bytes | None:
+    """Left: the plan's retention band against the retention the distilled student reached
+    (per runtime, and the no-KD baseline). Right, when the student was benchmarked again:
+    latency predicted (the same architecture, measured before training) against achieved.
+    latency: config, predicted_ms, achieved_ms."""
+    return _render(_predicted_vs_achieved, band, achieved, latency)
+
+
+def _predicted_vs_achieved(band, achieved: dict[str, float],
+                           latency: pd.DataFrame) -> Figure | None:
+    if not achieved and latency.empty:
+        return None
+    panels = int(bool(achieved)) + int(not latency.empty)
+    fig = _new(10 if panels == 2 else 6, 3.6)
+    axes = list(fig.subplots(1, panels, squeeze=False).ravel())
+    if achieved:
+        ax = axes.pop(0)
+        names = list(achieved)
+        ax.bar(range(len(names)), [achieved[n] for n in names],
+               color=[TEACHER_COLOR if "baseline" in n else PALETTE[0] for n in names])
+        if band is not None and all(number(b) is not None for b in band):
+            ax.axhspan(band[0], band[1], color=RECOMMENDED_COLOR, alpha=0.15,
+                       label="predicted band")
+            ax.legend(loc="lower right")
+        ax.set_xticks(range(len(names)), names, rotation=15)
+        ax.yaxis.set_major_formatter(ticker.PercentFormatter(1.0))
+        ax.set_ylim(0, 1.05)
+        ax.set_ylabel("accuracy retention vs teacher")
+        ax.set_title("retention: predicted band vs achieved")
+    if not latency.empty:
+        ax = axes.pop(0)
+        x = np.arange(len(latency))
+        ax.bar(x - 0.2, latency["predicted_ms"], width=0.4, color="#bbbbbb", label="predicted")
+        ax.bar(x + 0.2, latency["achieved_ms"], width=0.4, color=PALETTE[0], label="achieved")
+        ax.set_xticks(x, latency["config"], rotation=30, ha="right")
+        ax.set_ylabel("latency per call, ms")
+        ax.set_title("latency: predicted vs achieved")
+        ax.legend(loc="upper left")
+    return fig

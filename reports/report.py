@@ -1,0 +1,179 @@
+"""build / write / render_run_dir: from a run directory (or a results table, a plan and optional
+distillation metrics) to report.md, report.html and figures/*.png.
+
+A run directory, as `roi run` lays it out:
+
+    RUN/bench/results.csv            the teacher and candidate students measured
+    RUN/plan/plan.json (plan.yaml)   the plan
+    RUN/distill/metrics.json         optional: the distilled student's metrics
+    RUN/bench-student/results.csv    optional: the distilled student measured again
+    RUN/report/                      written here: report.md, report.html, figures/*.png
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from roi.errors import InputError
+from roi.io import atomic_path, write_text_atomic
+
+from . import html, markdown
+from .document import Figure, Report
+from .sections import SECTIONS, Inputs, method_section
+
+log = logging.getLogger(__name__)
+
+REPORT_DIR = "report"
+RESULTS = ("bench/results.csv", "bench/results.jsonl")
+PLAN = ("plan/plan.json", "plan/plan.yaml")
+METRICS = "distill/metrics.json"
+STUDENT_RESULTS = ("bench-student/results.csv", "bench-student/results.jsonl")
+TITLE = "Distillation ROI report"
+# Sections of the separate renderings: reports.select(report, *PARTS["sizing"]).
+PARTS = {"decision": ("summary", "decision", "scenarios", "roi", "method"),
+         "sizing": ("summary", "sizing", "measurements", "method"),
+         "distill-plan": ("summary", "students", "distill-plan", "achieved", "method")}
+_SAFE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+
+
+@dataclass(frozen=True)
+class Written:
+    """The files `write` wrote."""
+
+    markdown: Path
+    html: Path
+    figures: tuple[Path, ...]
+
+
+def _plan_document(plan: Any) -> dict:
+    """A roi Plan, a plan dict, or a path to plan.json / plan.yaml."""
+    if hasattr(plan, "to_dict"):
+        return plan.to_dict()
+    if isinstance(plan, (str, Path)):
+        from roi.planner import read_plan
+
+        return read_plan(plan)
+    if isinstance(plan, dict):
+        return plan
+    raise InputError(f"plan: expected a Plan, a plan dict or a plan file; got "
+                     f"{type(plan).__name__}")
+
+
+def build(source: str | Path | pd.DataFrame | None = None, plan: Any = None,
+          metrics: dict | None = None, *, student_results: pd.DataFrame | None = None,
+          title: str = TITLE) -> Report:
+    """The report of a run directory (`build(run_dir)`), or of a results table and a plan
+    (`build(results_df, plan, metrics)`; results may be None). Pure: reads, writes nothing."""
+    if isinstance(source, (str, Path)) and plan is None:
+        return assemble(read_run_dir(Path(source)), title)
+    if plan is None:
+        raise InputError("build: give a run directory, or a results table and a plan")
+    return assemble(Inputs(_plan_document(plan), source, metrics, student_results), title)
+
+
+def assemble(inp: Inputs, title: str = TITLE) -> Report:
+    figures: dict[str, bytes] = {}
+    sections = [make(inp, figures) for make in SECTIONS]
+    shown = [b for s in sections for b in s.blocks if isinstance(b, Figure)]
+    sections.append(method_section(inp, figures, shown))
+    return Report(title, _subtitle(inp), tuple(sections), figures)
+
+
+def _subtitle(inp: Inputs) -> str:
+    when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    scenarios = ", ".join(inp.plan.get("scenarios") or []) or "no scenario"
+    return f"Teacher {inp.teacher}; scenarios: {scenarios}. Generated {when}."
+
+
+# ------------------------------------------------------------------------------ reading
+
+
+def _first(run: Path, names: tuple[str, ...]) -> Path | None:
+    return next((run / n for n in names if (run / n).is_file()), None)
+
+
+def _read_results(path: Path | None) -> pd.DataFrame | None:
+    if path is None:
+        return None
+    from roi.measurements import read_table
+
+    return read_table(path)
+
+
+def _read_metrics(path: Path) -> dict | None:
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        raise InputError(f"{path}: cannot read distillation metrics "
+                         f"({str(e).splitlines()[0]})") from None
+    if not isinstance(data, dict):
+        raise InputError(f"{path}: distillation metrics must be a JSON object")
+    return data
+
+
+def read_run_dir(run: Path) -> Inputs:
+    """A run directory's inputs; only the plan is required."""
+    if not run.is_dir():
+        raise InputError(f"run directory {run} does not exist")
+    plan_path = _first(run, PLAN)
+    if plan_path is None:
+        raise InputError(f"{run}: no plan ({' or '.join(PLAN)}); run `roi plan` first")
+    results_path = _first(run, RESULTS)
+    student_path = _first(run, STUDENT_RESULTS)
+    origin = {"plan": str(plan_path),
+              "results": str(results_path) if results_path else "absent",
+              "distillation metrics": str(run / METRICS) if (run / METRICS).is_file()
+              else "absent (pending)",
+              "student re-bench": str(student_path) if student_path else "absent (pending)"}
+    return Inputs(_plan_document(plan_path), _read_results(results_path),
+                  _read_metrics(run / METRICS), _read_results(student_path), origin)
+
+
+# ------------------------------------------------------------------------------ writing
+
+
+def _inside(root: Path, path: Path) -> Path:
+    """`path`, refused unless it resolves inside `root` (a figure name never escapes)."""
+    if not path.resolve().is_relative_to(root.resolve()):
+        raise InputError(f"refusing to write {path}: outside the output directory {root}")
+    return path
+
+
+def write(report: Report, out_dir: str | Path) -> Written:
+    """out_dir/report.md, out_dir/report.html and out_dir/figures/NAME.png, each atomically;
+    the HTML last, so that its presence means the report is whole. Figures an earlier
+    write left there and this report no longer shows are removed."""
+    out = Path(out_dir)
+    fig_dir = out / markdown.FIGURES_DIR
+    written = []
+    for name, png in report.figures.items():
+        if not _SAFE_NAME.match(name):
+            raise InputError(f"figure name {name!r}: allowed lower-case letters, digits, - and _")
+        path = _inside(out, fig_dir / f"{name}.png")
+        with atomic_path(path) as tmp:
+            tmp.write_bytes(png)
+        written.append(path)
+    if fig_dir.is_dir():
+        for stale in fig_dir.glob("*.png"):
+            if stale not in written and _SAFE_NAME.match(stale.stem):
+                stale.unlink()
+    md = write_text_atomic(_inside(out, out / "report.md"), markdown.render(report))
+    page = write_text_atomic(_inside(out, out / "report.html"), html.render(report))
+    log.info("report: %s (+ report.md, %d figures)", page, len(written))
+    return Written(md, page, tuple(written))
+
+
+def render_run_dir(run_dir: str | Path, out_dir: str | Path | None = None) -> Written:
+    """Read RUN/{bench,plan,distill,bench-student}, write RUN/report (or out_dir)."""
+    run = Path(run_dir)
+    return write(build(run), out_dir if out_dir is not None else run / REPORT_DIR)

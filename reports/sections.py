@@ -1,0 +1,790 @@
+"""The report's sections, built from the results table, the plan document, and (when present) the
+distillation metrics and a benchmark of the distilled student.
+
+Each `*_section` function returns a Section and puts the PNGs it shows into `figures`. Cells and
+sentences are display text made by reports.fmt, so a missing figure reads as a dash or says
+why, never "nan" or "None".
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from . import figures as fig
+from . import fmt
+from .document import Bullets, Facts, Figure, Heading, Section, Table, Text
+
+Figures = dict[str, bytes]
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """What a report is made of. plan: the plan document (plan.json / Plan.to_dict())."""
+
+    plan: dict
+    results: pd.DataFrame | None = None
+    metrics: dict | None = None
+    student_results: pd.DataFrame | None = None
+    origin: dict[str, str] = field(default_factory=dict)  # input -> where it was read from
+
+    @property
+    def teacher(self) -> str:
+        return str((self.plan.get("teacher") or {}).get("model") or "teacher")
+
+    @property
+    def recommended(self) -> dict | None:
+        return self.plan.get("recommended")
+
+    @property
+    def planned(self) -> str:
+        """The student the trainer section names (recommended, or the closest candidate)."""
+        return str((self.plan.get("trainer") or {}).get("student") or "")
+
+    @property
+    def trained(self) -> str:
+        """The student actually distilled (metrics.json's settings) when it is one of the
+        plan's candidates, else the planned one."""
+        done = ((self.metrics or {}).get("settings") or {}).get("student")
+        known = {c.get("model") for c in self.candidates}
+        return str(done) if done in known else self.planned
+
+    @property
+    def candidates(self) -> list[dict]:
+        rec = [{**self.recommended, "qualifies": True, "recommended": True}] \
+            if self.recommended else []
+        return rec + list(self.plan.get("alternatives") or [])
+
+    @property
+    def models(self) -> list[str]:
+        """Teacher first, then students from the largest down."""
+        students = sorted(self.candidates, key=lambda c: -(fmt.number(c.get("params")) or 0))
+        return [self.teacher] + [str(c["model"]) for c in students]
+
+    @property
+    def colors(self) -> dict[str, str]:
+        rec = self.recommended["model"] if self.recommended else self.trained
+        return fig.model_colors(self.models, self.teacher, rec)
+
+
+def _table(rows: list[dict], caption: str = "") -> Table:
+    """A Table of display strings; values that are not text yet go through fmt.text."""
+    df = pd.DataFrame(rows)
+    return Table(df.map(lambda v: v if isinstance(v, str) and v else fmt.text(v)), caption)
+
+
+def _figure(figures: Figures, name: str, png: bytes | None, caption: str, method: str,
+            missing: str) -> Figure | Text:
+    """The Figure block when there is a PNG, else a note saying why there is none."""
+    if png is None:
+        return Text(f"No {caption[0].lower() + caption[1:]} figure: {missing}", "note")
+    figures[name] = png
+    return Figure(name, caption, method)
+
+
+def _scenario_details(plan: dict) -> list[dict]:
+    details = {d.get("name"): d for d in plan.get("scenario_details") or []}
+    return [details.get(s) or {"name": s} for s in plan.get("scenarios") or []]
+
+
+def _best_cost(plan: dict) -> pd.DataFrame:
+    """Per (scenario, model): the cheapest configuration meeting the scenario (NaN cost where
+    none does, with the first configuration's reason)."""
+    cost = pd.DataFrame(plan.get("cost") or [])
+    if cost.empty:
+        return cost
+    rows = []
+    for (scenario, model), g in cost.groupby(["scenario", "model"], sort=False):
+        ok = g[g["feasible"].astype(bool)]
+        if len(ok):
+            rows.append(ok.sort_values("usd_per_month").iloc[0].to_dict())
+        else:
+            rows.append({"scenario": scenario, "model": model, "role": g["role"].iloc[0],
+                         "usd_per_month": np.nan, "usd_per_month_p10": np.nan,
+                         "usd_per_month_p90": np.nan, "feasible": False,
+                         "reason": "; ".join(dict.fromkeys(g["reason"].astype(str)))[:300]})
+    order = {s: i for i, s in enumerate(plan.get("scenarios") or [])}
+    out = pd.DataFrame(rows)
+    return out.sort_values("scenario", key=lambda c: c.map(order).fillna(len(order)),
+                           kind="stable").reset_index(drop=True)
+
+
+def _sizing_lookup(plan: dict) -> dict[tuple, dict]:
+    return {(r["scenario"], r["hardware"], r["model"]): r for r in plan.get("sizing") or []}
+
+
+# ------------------------------------------------------------------------------ summary
+
+
+def _per_month(value: Any) -> str:
+    return "not costed" if fmt.number(value) is None else fmt.usd(value) + " / month"
+
+
+def summary_section(inp: Inputs, figures: Figures) -> Section:
+    plan, roi, rec = inp.plan, inp.plan.get("roi") or {}, inp.recommended
+    go = bool((plan.get("decision") or {}).get("go"))
+    reasons = list((plan.get("decision") or {}).get("reasons") or [])
+    if go and rec:
+        lead = (f"GO: distill {inp.teacher} into {rec['model']} ({fmt.params(rec.get('params'))}"
+                f" parameters, {fmt.num(rec.get('compression_ratio'), 1)}× fewer).")
+    else:
+        lead = "NO-GO: " + (reasons[0] if reasons else "the plan gives no reason") + "."
+    mc = (roi.get("monte_carlo") or {}).get("monthly_savings_usd") or {}
+    saved = fmt.number(roi.get("monthly_savings_usd")) is not None
+    facts = [
+        ("Decision", "go" if go else "no-go"),
+        ("Recommended student", f"{rec['model']} ({fmt.params(rec.get('params'))}, "
+         f"{fmt.num(rec.get('compression_ratio'), 1)}×)" if rec else
+         "none qualifies (see why below)"),
+        ("Retention band", f"{fmt.pct_band(rec.get('retention_band'))} "
+         f"({rec.get('retention_source') or 'prior'})" if rec else fmt.DASH),
+        ("Deploy as", f"{rec.get('deploy_backend')} / {rec.get('deploy_dtype')}" if rec
+         else fmt.DASH),
+        ("Teacher cost", _per_month(roi.get("teacher_usd_per_month"))),
+        ("Student cost", _per_month(roi.get("student_usd_per_month"))),
+        ("Monthly savings", fmt.usd(roi.get("monthly_savings_usd"), "not computed")
+         + (f" (Monte Carlo P10–P90 {fmt.usd(mc.get('p10'))}–{fmt.usd(mc.get('p90'))})"
+            if fmt.number(mc.get("p10")) is not None else "")),
+        ("One-time cost", fmt.usd((roi.get("one_time") or {}).get("total_usd"))),
+        ("Payback", fmt.months(roi.get("payback_months")) if saved else "not computed"),
+        (f"Net over {roi.get('horizon_months') or 12} months",
+         fmt.usd(roi.get(f"net_{roi.get('horizon_months') or 12}_months_usd"))),
+        ("Scenarios", ", ".join(plan.get("scenarios") or []) or fmt.DASH),
+    ]
+    blocks = [Text(lead, "go" if go else "nogo"), Facts(tuple(facts))]
+    if reasons:
+        blocks += [Heading("Why"), Bullets(tuple(reasons))]
+    if roi.get("student_note"):
+        blocks.append(Text(roi["student_note"], "note"))
+    return Section("summary", "Executive summary", tuple(blocks))
+
+
+# ------------------------------------------------------------------------------ decision
+
+
+def _criterion_value(name: str, value: Any) -> str:
+    if "bill" in name:
+        return fmt.usd(value, "unknown") + " / month"
+    if "latency" in name:
+        return fmt.text(value, "unknown") + " ms"
+    if "QPS" in name:
+        return fmt.sig(value, 4, "unknown") + " QPS"
+    return fmt.text(value, "unknown")
+
+
+def decision_section(inp: Inputs, figures: Figures) -> Section:
+    decision = inp.plan.get("decision") or {}
+    rows = [{"scenario": c.get("scenario") or fmt.DASH, "criterion": c.get("name"),
+             "value": _criterion_value(str(c.get("name")), c.get("value")),
+             "threshold": _criterion_value(str(c.get("name")), c.get("threshold")),
+             "verdict": c.get("verdict"), "why": c.get("reason")}
+            for c in decision.get("criteria") or []]
+    blocks: list = [Text("The seed's rule: distillation is worth pursuing if any of five "
+                         "criteria holds. This planner adds two checks before saying go: a "
+                         "student must qualify (retention band above the threshold, meets every "
+                         "scenario) and bring a measured benefit (it saves money, or meets a "
+                         "scenario the teacher cannot).")]
+    blocks.append(_table(rows, "Every criterion, per scenario") if rows else
+                  Text("The plan lists no criteria.", "note"))
+    if decision.get("reasons"):
+        blocks += [Heading("Decision: " + ("go" if decision.get("go") else "no-go")),
+                   Bullets(tuple(decision["reasons"]))]
+    return Section("decision", "Decision framework", tuple(blocks))
+
+
+# ------------------------------------------------------------------------------ scenarios
+
+
+def _reduction(student: Any, teacher: Any) -> float | None:
+    s, t = fmt.number(student), fmt.number(teacher)
+    return None if s is None or t is None or t <= 0 else 1 - s / t
+
+
+def _range_verdict(value: float | None, text: str) -> str:
+    m = re.match(r"\s*(\d+(?:\.\d+)?)\s*-\s*(\d+(?:\.\d+)?)\s*%", text or "")
+    if value is None or not m:
+        return fmt.DASH
+    lo, hi = float(m.group(1)) / 100, float(m.group(2)) / 100
+    return "inside" if lo <= value <= hi else ("below" if value < lo else "above")
+
+
+def _local_latency_ratio(inp: Inputs, student: str) -> tuple[float | None, str]:
+    """1 - student/teacher median latency measured here, at the student's deploy runtime,
+    smallest batch: a like-for-like measured figure."""
+    df = _ok_results(inp.results)
+    rec = next((c for c in inp.candidates if c["model"] == student), {})
+    if df.empty:
+        return None, "no results table"
+    for backend, dtype in ((rec.get("deploy_backend"), rec.get("deploy_dtype")), (None, None)):
+        sub = df if backend is None else df[(df["backend"] == backend) & (df["dtype"] == dtype)]
+        t, s = sub[sub["model"] == inp.teacher], sub[sub["model"] == student]
+        both = t.merge(s, on=["backend", "dtype", "batch_size", "seq_len"], suffixes=("_t", "_s"))
+        if len(both):
+            row = both.sort_values(["batch_size", "seq_len"]).iloc[0]
+            return (_reduction(row["latency_s"], row["latency_t"]),
+                    (f"measured here: {row['backend']}/{row['dtype']}, batch "
+                    f"{int(row['batch_size'])}, {int(row['seq_len'])} tokens, p50"))
+    return None, "teacher and student share no measured configuration"
+
+
+def _weights_ratio(inp: Inputs, student: str) -> float | None:
+    df = _ok_results(inp.results)
+    if df.empty or "weight_bytes" not in df:
+        return None
+    w = df.groupby("model")["weight_bytes"].min()
+    return _reduction(w.get(student), w.get(inp.teacher))
+
+
+def _seed_rows(inp: Inputs, detail: dict, best: pd.DataFrame, student: str) -> list[dict]:
+    seed = detail.get("seed") or {}
+    name = detail.get("name")
+    per = best[best["scenario"] == name].set_index("model") if len(best) else pd.DataFrame()
+
+    def cost(model: str) -> Any:
+        return per["usd_per_month"].get(model) if len(per) else None
+
+    saved = _reduction(cost(student), cost(inp.teacher))
+    faster, how = _local_latency_ratio(inp, student)
+    lighter = _weights_ratio(inp, student)
+    rec_params = next((c.get("params") for c in inp.candidates if c["model"] == student), None)
+    return [
+        {"figure": "inference cost reduction", "seed expects":
+         seed.get("inference_cost_reduction") or fmt.DASH, "ours": fmt.pct(saved),
+         "where ours is": _range_verdict(saved, seed.get("inference_cost_reduction", "")),
+         "how ours was obtained": "1 − student / teacher monthly cost, each on its cheapest "
+         "configuration meeting the scenario (projected or measured, P50)"
+         if saved is not None else "the teacher or the student could not be costed (or the "
+         "teacher costs nothing here)"},
+        {"figure": "latency improvement", "seed expects":
+         seed.get("latency_improvement") or fmt.DASH, "ours": fmt.pct(faster),
+         "where ours is": _range_verdict(faster, seed.get("latency_improvement", "")),
+         "how ours was obtained": how},
+        {"figure": "data transfer", "seed expects": seed.get("data_transfer") or fmt.DASH,
+         "ours": fmt.pct(lighter) + " less" if lighter is not None else fmt.DASH,
+         "where ours is": _range_verdict(lighter, seed.get("data_transfer", "")),
+         "how ours was obtained": "weight bytes to ship (teacher vs student, smallest dtype "
+         "measured); request traffic is not modelled"},
+        {"figure": "best-fit model size", "seed expects":
+         seed.get("best_fit_model_size") or fmt.DASH,
+         "ours": fmt.params(rec_params) + " params" if rec_params else fmt.DASH,
+         "where ours is": fmt.DASH,
+         "how ours was obtained": f"our student of a {fmt.params(_teacher_params(inp))} teacher;"
+         " the seed sizes students of 70B-class teachers, so compare ratios, not sizes"},
+    ]
+
+
+def _teacher_params(inp: Inputs) -> Any:
+    return (inp.plan.get("teacher") or {}).get("params")
+
+
+def _cost_rows(inp: Inputs, best: pd.DataFrame, scenario: str) -> list[dict]:
+    rows = []
+    sizing = _sizing_lookup(inp.plan)
+    for model in inp.models:
+        g = best[(best["scenario"] == scenario) & (best["model"] == model)]
+        if g.empty:
+            continue
+        r = g.iloc[0]
+        feasible = bool(r.get("feasible"))
+        s = sizing.get((scenario, r.get("hardware"), model), {}) if feasible else {}
+        rows.append({
+            "model": model, "role": r.get("role") or fmt.DASH,
+            "hardware": r.get("hardware") if feasible else fmt.DASH,
+            "config": f"{r['backend']}/{r['dtype']} b{int(r['batch_size'])}" if feasible
+            else fmt.DASH,
+            "source": r.get("source") if feasible else fmt.DASH,
+            "service ms (P50)": fmt.sig(s.get("service_ms_p50")),
+            "replicas": fmt.num(r.get("replicas_p50"), 0),
+            "USD / month (P10–P90)": fmt.usd_band(r.get("usd_per_month"),
+                                                  r.get("usd_per_month_p10"),
+                                                  r.get("usd_per_month_p90")),
+            "USD / 1M requests": fmt.usd(r.get("usd_per_1m_requests")),
+            "verdict": "meets the scenario" if feasible else f"no configuration: {r['reason']}"})
+    return rows
+
+
+def _workload_text(detail: dict) -> str:
+    w, sla, c = detail.get("workload") or {}, detail.get("sla") or {}, \
+        detail.get("constraints") or {}
+    rate = (f"{fmt.sig(w.get('qps'), 4)} QPS at peak" if fmt.number(w.get("qps")) is not None
+            else f"{fmt.sig(w.get('requests_per_day'), 4)} requests / day")
+    parts = [rate, f"{fmt.text(w.get('arrival'))} arrivals",
+             (f"{fmt.text(w.get('tokens_in_per_request'))} tokens in / "
+             f"{fmt.text(w.get('tokens_out_per_request'))} out per request"),
+             f"SLA p{fmt.text(sla.get('percentile'))} ≤ {fmt.text(sla.get('latency_ms'))} ms"]
+    if fmt.number(c.get("memory_limit_gib")) is not None:
+        parts.append(f"memory limit {fmt.text(c['memory_limit_gib'])} GiB")
+    if c.get("offline"):
+        parts.append("offline")
+    if c.get("data_locality"):
+        parts.append("data must stay local")
+    return "Workload: " + "; ".join(parts) + "."
+
+
+def scenarios_section(inp: Inputs, figures: Figures) -> Section:
+    best = _best_cost(inp.plan)
+    student = inp.recommended["model"] if inp.recommended else inp.trained
+    cost_rows = best[["scenario", "model", "usd_per_month", "usd_per_month_p10",
+                      "usd_per_month_p90"]] if len(best) else pd.DataFrame()
+    blocks: list = [_figure(
+        figures, "cost_per_scenario", fig.cost_per_scenario(cost_rows, inp.colors),
+        "Cost per scenario, teacher vs students",
+        "Monthly fleet cost of each model on its cheapest configuration meeting the scenario: "
+        "M/G/c sizing at the P50 service time (bar) and at P10/P90 (whisker); service times "
+        "measured where the hardware was measured, projected by the calibrated roofline "
+        "otherwise.", "the plan holds no cost rows.")]
+    for detail in _scenario_details(inp.plan):
+        name = detail.get("name") or fmt.DASH
+        blocks += [Heading(f"{detail.get('title') or name} ({name})")]
+        if detail.get("description"):
+            blocks.append(Text(detail["description"]))
+        blocks.append(Text(_workload_text(detail)))
+        if student:
+            blocks.append(_table(_seed_rows(inp, detail, best, student),
+                                 f"The seed's expected ranges beside our figures ({student} vs "
+                                 f"{inp.teacher})"))
+        rows = _cost_rows(inp, best, name) if len(best) else []
+        blocks.append(_table(rows, "Cheapest configuration per model") if rows else
+                      Text("No cost rows for this scenario.", "note"))
+        if detail.get("basis"):
+            blocks.append(Text("Basis: " + detail["basis"], "note"))
+    return Section("scenarios", "Scenarios", tuple(blocks))
+
+
+# ------------------------------------------------------------------------------ sizing
+
+
+def _throughput_rows(inp: Inputs, shown: list[str]) -> pd.DataFrame:
+    cost = {(r["scenario"], r["hardware"], r["model"]): r for r in inp.plan.get("cost") or []}
+    rows = []
+    for key, s in _sizing_lookup(inp.plan).items():
+        price = fmt.number(cost.get(key, {}).get("usd_per_hour"))
+        qps = fmt.number(s.get("qps_per_replica_p50"))
+        if key[2] in shown and price and qps:
+            rows.append({"scenario": key[0], "hardware": key[1], "model": key[2],
+                         "requests_per_usd": qps * 3600 / price,
+                         "meets_sla": bool(s.get("meets_sla"))})
+    return pd.DataFrame(rows)
+
+
+def sizing_section(inp: Inputs, figures: Figures) -> Section:
+    student = inp.recommended["model"] if inp.recommended else inp.trained
+    shown = [m for m in (inp.teacher, student) if m]
+    cost = {(r["scenario"], r["hardware"], r["model"]): r for r in inp.plan.get("cost") or []}
+    rows = []
+    for key, s in _sizing_lookup(inp.plan).items():
+        if key[2] not in shown:
+            continue
+        c = cost.get(key, {})
+        rows.append({
+            "scenario": key[0], "hardware": key[1], "model": key[2],
+            "config": f"{s.get('backend')}/{s.get('dtype')} b{fmt.num(s.get('batch_size'), 0)}",
+            "source": s.get("source"),
+            "service ms P50 (P10–P90)": f"{fmt.sig(s.get('service_ms_p50'))} "
+            f"({fmt.sig(s.get('service_ms_p10'))}–{fmt.sig(s.get('service_ms_p90'))})",
+            "QPS / replica": fmt.sig(s.get("qps_per_replica_p50")),
+            "replicas": fmt.num(s.get("replicas_p50"), 0),
+            "utilization": fmt.pct(s.get("utilization")),
+            "memory": s.get("memory_verdict") or fmt.DASH,
+            "meets SLA": fmt.text(s.get("meets_sla")),
+            "USD / month": fmt.usd(c.get("usd_per_month"), "not feasible")})
+    colors = {m: inp.colors[m] for m in shown if m in inp.colors}
+    blocks: list = [
+        Text("A replica is an M/G/c queue under Poisson arrivals: the most QPS it takes while "
+             "the SLA percentile holds (Erlang C with a Cramér–Lundberg waiting-time tail), "
+             "replicas = ceil(QPS / QPS per replica), memory checked against the device "
+             "(weights + activations + KV cache + runtime). The SLA counts as met at the slow "
+             "(P90) end of the service-time band."),
+        _figure(figures, "throughput_per_dollar",
+                fig.throughput_per_dollar(_throughput_rows(inp, shown), colors),
+                "Throughput per dollar per hardware",
+                "Requests one replica serves per dollar: P50 capacity under the SLA × 3600 / "
+                "the hourly price (catalog, with source and date); hatched bars miss the SLA.",
+                "no candidate hardware has an hourly price (devices are costed per unit)."),
+        _table(rows, f"Sizing, teacher and {student or 'student'}: the best configuration per "
+                     "hardware") if rows else Text("The plan holds no sizing rows.", "note")]
+    return Section("sizing", "Hardware sizing", tuple(blocks))
+
+
+# ------------------------------------------------------------------------------ measurements
+
+
+def _ok_results(df: pd.DataFrame | None) -> pd.DataFrame:
+    """ok rows with a `latency` (p50, else mean) and `latency_hi` (p90, else latency)."""
+    if df is None or df.empty or "model" not in df:
+        return pd.DataFrame(columns=["model", "backend", "dtype", "batch_size", "seq_len",
+                                     "latency", "latency_hi", "params"])
+    ok = df[df["status"].fillna("ok") == "ok"].copy() if "status" in df else df.copy()
+    p50 = ok["latency_ms_p50"] if "latency_ms_p50" in ok else pd.Series(np.nan, ok.index)
+    mean = ok["latency_ms_mean"] if "latency_ms_mean" in ok else pd.Series(np.nan, ok.index)
+    ok["latency"] = pd.to_numeric(p50, errors="coerce").fillna(pd.to_numeric(mean,
+                                                                               errors="coerce"))
+    p90 = ok["latency_ms_p90"] if "latency_ms_p90" in ok else pd.Series(np.nan, ok.index)
+    ok["latency_hi"] = pd.to_numeric(p90, errors="coerce").fillna(ok["latency"])
+    if "params" not in ok:
+        ok["params"] = 0
+    return ok[np.isfinite(ok["latency"].astype(float))]
+
+
+def measurements_section(inp: Inputs, figures: Figures) -> Section:
+    df = _ok_results(inp.results)
+    if inp.results is None:
+        return Section("measurements", "Measurements", (
+            Text("No results table was given: the plan's figures are all that is shown.",
+                 "note"),))
+    rec = inp.recommended["model"] if inp.recommended else inp.trained
+    blocks: list = [_figure(
+        figures, "latency_vs_batch", fig.latency_vs_batch(df, inp.teacher, rec),
+        "Latency vs batch size per model and backend",
+        "Measured on this machine: median latency per call (marker) with the p90 whisker, from "
+        "the raw per-call samples of each configuration.", "the results table has no ok row.")]
+    rows = [{"model": r["model"], "role": r.get("role"), "backend": r["backend"],
+             "dtype": r["dtype"], "batch": fmt.num(r["batch_size"], 0),
+             "seq": fmt.num(r.get("seq_len"), 0), "p50 ms": fmt.sig(r.get("latency_ms_p50")),
+             "p90 ms": fmt.sig(r.get("latency_ms_p90")), "p99 ms": fmt.sig(r.get("latency_ms_p99")),
+             "samples / s": fmt.sig(r.get("throughput_samples_s")),
+             "peak RSS MB": fmt.num(r.get("peak_rss_mb"), 0),
+             "source": r.get("source") or "measured"}
+            for _, r in df.sort_values(["backend", "dtype", "batch_size", "params"],
+                                       ascending=[True, True, True, False]).iterrows()]
+    if rows:
+        blocks.append(_table(rows, "Measured configurations (status ok)"))
+    bad = inp.results[inp.results["status"].fillna("ok") != "ok"] if "status" in inp.results \
+        else pd.DataFrame()
+    if len(bad):
+        blocks.append(_table([{"model": r["model"], "backend": r.get("backend"),
+                               "dtype": r.get("dtype"), "batch": fmt.num(r.get("batch_size"), 0),
+                               "status": r["status"], "error": r.get("error")}
+                              for _, r in bad.iterrows()], "Configurations that did not run"))
+    return Section("measurements", "Measurements", tuple(blocks))
+
+
+# ------------------------------------------------------------------------------ students
+
+
+def _candidate_verdict(c: dict) -> str:
+    if c.get("recommended"):
+        return "recommended"
+    return "qualifies" if c.get("qualifies") else "; ".join(c.get("reasons") or []) or \
+        "does not qualify"
+
+
+def _pareto_points(inp: Inputs) -> pd.DataFrame:
+    roi = inp.plan.get("roi") or {}
+    teacher_cost = fmt.number(roi.get("teacher_usd_per_month"))
+    rows = [{"model": inp.teacher, "usd_per_month": teacher_cost, "retention_lo": 1.0,
+             "retention_hi": 1.0, "kind": "teacher"}] if teacher_cost is not None else []
+    for c in inp.candidates:
+        band = c.get("retention_band") or [None, None]
+        if fmt.number(band[0]) is None or fmt.number(band[1]) is None:
+            continue
+        kind = "recommended" if c.get("recommended") else \
+            ("qualifies" if c.get("qualifies") else "fails")
+        rows.append({"model": c["model"], "usd_per_month": fmt.number(c.get("usd_per_month")),
+                     "retention_lo": float(band[0]), "retention_hi": float(band[1]),
+                     "kind": kind})
+    df = pd.DataFrame(rows, columns=["model", "usd_per_month", "retention_lo", "retention_hi",
+                                     "kind"])
+    return df.astype({"usd_per_month": float})
+
+
+def students_section(inp: Inputs, figures: Figures) -> Section:
+    threshold = fmt.number(inp.plan.get("retention_threshold"))
+    rows = [{"student": c["model"], "params": fmt.params(c.get("params")),
+             "compression": fmt.num(c.get("compression_ratio"), 1) + "×",
+             "retention band": fmt.pct_band(c.get("retention_band")),
+             "retention source": c.get("retention_source") or fmt.DASH,
+             "deploy": f"{c.get('deploy_backend')}/{c.get('deploy_dtype')}",
+             "USD / month": fmt.usd(c.get("usd_per_month"), "not costed on every scenario"),
+             "verdict": _candidate_verdict(c)} for c in inp.candidates]
+    achieved = fmt.number((inp.metrics or {}).get("retention_accuracy"))
+    png = fig.pareto(_pareto_points(inp), threshold, achieved, inp.trained)
+    blocks: list = [
+        Text(f"Retention comes from the seed's priors (50× keeps 92–98%, 20× 95–99%, 5× "
+             f"98–99.5%), interpolated in log compression ratio, unless a measured metrics.json "
+             f"replaces it. The recommended student is the cheapest whose band's low end reaches "
+             f"the {fmt.pct(threshold, 0)} threshold and that meets every scenario."),
+        _figure(figures, "retention_pareto", png, "Retention vs cost Pareto front",
+                "Retention band (prior or measured) against the monthly cost summed over the "
+                "scenarios; the dashed line joins the points no other beats on both.",
+                "no candidate is costed on every scenario."),
+        _table(rows, "Candidate students, ranked") if rows else
+        Text("The plan has no student candidates.", "note")]
+    notes = [c["retention_note"] for c in inp.candidates if c.get("retention_note")]
+    if notes:
+        blocks.append(Bullets(tuple(notes)))
+    return Section("students", "Students and retention", tuple(blocks))
+
+
+# ------------------------------------------------------------------------------ ROI
+
+
+def roi_section(inp: Inputs, figures: Figures) -> Section:
+    roi = inp.plan.get("roi") or {}
+    one = roi.get("one_time") or {}
+    horizon = int(roi.get("horizon_months") or 12)
+    blocks: list = [Facts((
+        ("Labeling (teacher inference)", fmt.usd(one.get("labeling_usd"))),
+        ("Training", fmt.usd(one.get("training_usd"))),
+        ("Engineering", fmt.usd(one.get("engineering_usd"))),
+        ("One-time total", fmt.usd(one.get("total_usd"))),
+        ("Break-even volume", fmt.sig(roi.get("break_even_requests_per_month"), 3,
+                                      "never (no savings)") + " requests / month"),
+    ))]
+    inputs = [{"input": k.replace("_", " "), "value": fmt.text(v.get("value")),
+               "source": v.get("source") or (f"catalog price {fmt.usd(v.get('usd_per_hour'))}"
+                                             f" / hour" if "usd_per_hour" in v else fmt.DASH)}
+              for k, v in (one.get("inputs") or {}).items() if isinstance(v, dict)]
+    if inputs:
+        blocks.append(_table(inputs, "One-time cost inputs and where each comes from"))
+    if roi.get("note"):
+        blocks.append(Text(roi["note"].capitalize() + ": no payback curve or tornado.", "note"))
+        return Section("roi", "Return on investment", tuple(blocks))
+    mc = roi.get("monte_carlo") or {}
+    savings = mc.get("monthly_savings_usd") or {}
+    point = fmt.number(roi.get("monthly_savings_usd"))
+    blocks.append(_figure(
+        figures, "payback_curve",
+        fig.payback_curve(fmt.number(one.get("total_usd")),
+                          (savings.get("p10"), point, savings.get("p90")), horizon,
+                          fmt.number(roi.get("payback_months"))),
+        "Payback curve",
+        f"Cumulative net = −one-time cost + monthly savings × months; the band is the seeded "
+        f"Monte Carlo's P10–P90 of savings ({fmt.num(mc.get('draws'), 0)} draws, seed "
+        f"{fmt.text(mc.get('seed'))}) over the teacher and student cost bands.",
+        "the savings could not be computed."))
+    blocks.append(Text(
+        f"Monte Carlo: savings P10/P50/P90 {fmt.usd(savings.get('p10'))} / "
+        f"{fmt.usd(savings.get('p50'))} / {fmt.usd(savings.get('p90'))} per month; probability "
+        f"the student saves money {fmt.pct(mc.get('probability_savings_positive'), 0)}."))
+    tor = roi.get("tornado") or []
+    base = fmt.number(roi.get(f"net_{horizon}_months_usd"))
+    blocks.append(_figure(
+        figures, "tornado", fig.tornado(tor, base, horizon), "Tornado chart",
+        f"Net over {horizon} months with one input at its low or high value and the others at "
+        f"base (one-at-a-time sensitivity).", "the plan holds no sensitivity rows."))
+    if tor:
+        blocks.append(_table([{"input": r.get("input"), "low": fmt.sig(r.get("low_value")),
+                               "high": fmt.sig(r.get("high_value")),
+                               "net at low": fmt.usd(r.get("net_at_low_usd")),
+                               "net at high": fmt.usd(r.get("net_at_high_usd")),
+                               "swing": fmt.usd(r.get("swing_usd"))} for r in tor],
+                             "Sensitivity"))
+    if roi.get("assumption"):
+        blocks.append(Text("Assumption: " + roi["assumption"] + ".", "note"))
+    return Section("roi", "Return on investment", tuple(blocks))
+
+
+# ------------------------------------------------------------------------------ distillation
+
+
+def distill_plan_section(inp: Inputs, figures: Figures) -> Section:
+    trainer = inp.plan.get("trainer") or {}
+    go = bool((inp.plan.get("decision") or {}).get("go"))
+    rows = [{"setting": k, "value": fmt.text(v)} for k, v in trainer.items()]
+    student = next((c for c in inp.candidates if c["model"] == inp.planned), {})
+    blocks: list = [Text(
+        f"Train {inp.planned or fmt.DASH} ({fmt.params(student.get('params'))} parameters, "
+        f"{fmt.num(student.get('compression_ratio'), 1)}× fewer than the teacher) from "
+        f"{inp.teacher} by knowledge distillation, then a no-KD baseline of the same size and "
+        f"steps; export to ONNX and dynamic int8 and measure all of them on the held-out split: "
+        f"`roi distill --plan plan/plan.yaml --out distill`.")]
+    if not go:
+        blocks.append(Text("The plan is no-go: `roi distill` refuses it unless given --force.",
+                           "note"))
+    if inp.plan.get("trainer_note"):
+        blocks.append(Text(inp.plan["trainer_note"], "note"))
+    blocks.append(_table(rows, "Trainer settings (plan.yaml's trainer section)") if rows else
+                  Text("The plan has no trainer section.", "note"))
+    return Section("distill-plan", "Distillation plan", tuple(blocks))
+
+
+def _metric_rows(metrics: dict) -> list[dict]:
+    names = {"teacher": "teacher", "student": "student (KD, torch)", "student_onnx":
+             "student (ONNX fp32)", "student_int8": "student (ONNX int8)",
+             "baseline": "baseline (no KD)"}
+    teacher_acc = fmt.number((metrics.get("teacher") or {}).get("accuracy"))
+    rows = []
+    for key, label in names.items():
+        m = metrics.get(key)
+        if not isinstance(m, dict):
+            continue
+        acc = fmt.number(m.get("accuracy"))
+        rows.append({"model": label, "next-byte accuracy": fmt.pct(acc),
+                     "retention": fmt.pct(acc / teacher_acc if acc is not None and teacher_acc
+                                          else None),
+                     "bits / byte": fmt.num(m.get("bits_per_byte"), 3),
+                     "perplexity": fmt.num(m.get("perplexity"), 2),
+                     "test tokens": fmt.num(m.get("tokens"), 0)})
+    return rows
+
+
+def _band_verdict(value: float | None, band: Any) -> str:
+    if value is None or not isinstance(band, (list, tuple)) or len(band) != 2 \
+            or fmt.number(band[0]) is None:
+        return fmt.DASH
+    return "inside the band" if band[0] <= value <= band[1] else \
+        ("below the band" if value < band[0] else "above the band")
+
+
+def _latency_pairs(inp: Inputs) -> pd.DataFrame:
+    """Predicted (the student's architecture measured before training) beside achieved (the
+    distilled student benchmarked again), on the configurations both measured."""
+    cols = ["config", "predicted_ms", "achieved_ms"]
+    before = _ok_results(inp.results)
+    after = _ok_results(inp.student_results)
+    if before.empty or after.empty:
+        return pd.DataFrame(columns=cols)
+    before = before[before["model"] == inp.trained]
+    if "role" in after and (after["role"] == "student").any():
+        after = after[after["role"] == "student"]
+    after = after[after["model"] != inp.teacher]
+    keys = ["backend", "dtype", "batch_size", "seq_len"]
+    both = before.merge(after, on=keys, suffixes=("_b", "_a"))
+    if both.empty:
+        return pd.DataFrame(columns=cols)
+    both = both.drop_duplicates(keys).sort_values(keys)
+    return pd.DataFrame({
+        "config": [f"{r.backend}/{r.dtype} b{int(r.batch_size)}" for r in both.itertuples()],
+        "predicted_ms": both["latency_b"].to_numpy(float),
+        "achieved_ms": both["latency_a"].to_numpy(float)})
+
+
+def achieved_section(inp: Inputs, figures: Figures) -> Section:
+    title = "Predicted vs achieved"
+    m = inp.metrics
+    if not m:
+        return Section("achieved", title, (Text(
+            "Pending: no distillation has run yet (no distill/metrics.json). Run `roi distill "
+            "--plan plan/plan.yaml --out distill`, then benchmark the student again with "
+            "`roi bench --students ckpt:distill --out bench-student`; this section then shows "
+            "the plan's predictions beside what the student achieved.", "pending"),))
+    student = next((c for c in inp.candidates if c["model"] == inp.trained), {})
+    band = student.get("retention_band")
+    ret, ret8 = fmt.number(m.get("retention_accuracy")), fmt.number(
+        m.get("int8_retention_accuracy"))
+    gain = fmt.number(m.get("kd_gain_accuracy"))
+    rows = [
+        {"quantity": "accuracy retention (torch)", "predicted": fmt.pct_band(band),
+         "achieved": fmt.pct(ret), "verdict": _band_verdict(ret, band)},
+        {"quantity": "accuracy retention (ONNX int8)", "predicted": fmt.pct_band(band),
+         "achieved": fmt.pct(ret8), "verdict": _band_verdict(ret8, band)},
+        {"quantity": "KD gain over the no-KD baseline", "predicted": "> 0 points",
+         "achieved": fmt.num(100 * gain, 2, fmt.DASH) + " points" if gain is not None
+         else fmt.DASH, "verdict": fmt.DASH if gain is None else
+         ("KD helped" if gain > 0 else "KD did not help")},
+        {"quantity": "student parameters", "predicted": fmt.params(student.get("params")),
+         "achieved": fmt.params(m.get("student_params")), "verdict": fmt.DASH}]
+    settings = m.get("settings") or {}
+    blocks: list = [_table(rows, f"The plan's predictions for {inp.trained or fmt.DASH} "
+                                 f"beside the distilled student")]
+    done = settings.get("student")
+    if done and done != inp.planned:
+        blocks.append(Text(f"The plan's trainer section names {inp.planned or fmt.DASH}; the "
+                           f"distillation trained {done}"
+                           + (", so its own predictions are shown." if done == inp.trained else
+                              ", which the plan does not cover: compare with care."), "note"))
+    latency = _latency_pairs(inp)
+    achieved = {k: v for k, v in (("KD torch", ret), ("KD int8", ret8), (
+        "baseline", fmt.number(m.get("baseline_retention_accuracy")))) if v is not None}
+    blocks.append(_figure(
+        figures, "predicted_vs_achieved", fig.predicted_vs_achieved(band, achieved, latency),
+        "Predicted vs achieved",
+        "Retention: next-byte accuracy of the distilled student over the teacher's on the "
+        "held-out test split (metrics.json) against the plan's band. Latency: the same "
+        "architecture measured before training against the distilled student benchmarked "
+        "again.", "metrics.json holds no retention figure."))
+    if latency.empty:
+        blocks.append(Text("Latency re-bench pending: no benchmark of the distilled student "
+                           "(bench-student/results.csv) sharing a configuration with the plan's"
+                           " measurements.", "pending"))
+    else:
+        blocks.append(_table([{"config": r.config, "predicted ms": fmt.sig(r.predicted_ms),
+                               "achieved ms": fmt.sig(r.achieved_ms),
+                               "achieved / predicted": fmt.num(r.achieved_ms / r.predicted_ms,
+                                                               2) + "×"}
+                              for r in latency.itertuples()], "Latency per call (p50)"))
+    blocks.append(_table(_metric_rows(m), "Held-out test metrics (metrics.json)"))
+    blocks.append(Text(f"Training: {fmt.text(settings.get('steps'))} steps, {fmt.text(settings.get('kd_loss'))}"
+                       f" KD at T={fmt.text(settings.get('temperature'))}, "
+                       f"α={fmt.text(settings.get('alpha'))}; student init "
+                       f"{fmt.text(m.get('init'))}; wall time "
+                       f"{fmt.num((fmt.number(m.get('wall_s')) or 0) / 60, 1)} min; export "
+                       f"{fmt.text((m.get('export') or {}).get('method'))} (max relative error "
+                       f"{fmt.sig((m.get('export') or {}).get('rel_err'))})."))
+    return Section("achieved", title, tuple(blocks))
+
+
+# ------------------------------------------------------------------------------ method
+
+ENV_COLUMNS = {"env_cpu": "CPU", "env_cores": "cores", "env_logical_cpus": "logical CPUs",
+               "env_gpu": "GPU", "env_python": "Python", "env_torch": "torch",
+               "env_onnxruntime": "onnxruntime", "env_os": "OS", "env_git_commit": "git commit",
+               "env_time": "measured at"}
+
+
+def _environment(df: pd.DataFrame | None) -> tuple[tuple[str, str], ...]:
+    if df is None:
+        return ()
+    out = []
+    for col, label in ENV_COLUMNS.items():
+        if col not in df:
+            continue
+        values = [fmt.text(v, "") for v in df[col].dropna().unique()]
+        values = sorted(v for v in values if v)
+        if col == "env_time" and len(values) > 1:
+            values = [f"{values[0]} to {values[-1]}"]
+        if values:
+            out.append((label, ", ".join(values[:4]) + (" …" if len(values) > 4 else "")))
+    return tuple(out)
+
+
+def method_section(inp: Inputs, figures: Figures, shown: list[Figure]) -> Section:
+    proj = inp.plan.get("projection") or {}
+    env = _environment(inp.results)
+    blocks: list = [Heading("Environment")]
+    blocks.append(Facts(env) if env else Text("The results table carries no environment "
+                                              "fingerprint.", "note"))
+    blocks += [Heading("How each figure was measured or projected"),
+               Bullets(tuple(f"{f.caption}: {f.method}" for f in shown))
+               if shown else Text("No figures.", "note"),
+               Heading("Projection")]
+    if proj.get("method"):
+        blocks.append(Text("Roofline projection: " + proj["method"] + "."))
+    peak = proj.get("local_peak") or {}
+    if peak.get("source"):
+        blocks.append(Text(f"Local peak: {fmt.sig(peak.get('gflop_s'), 3, 'not given')} GFLOP/s"
+                           f" ({peak['source']})."))
+    loo = [{"machine": r.get("machine"), "backend": r.get("backend"),
+            "median error": fmt.pct(r.get("median_ape")), "max error": fmt.pct(r.get("max_ape")),
+            "predictions": fmt.num(r.get("n_predictions"), 0),
+            "goal": "≤ " + fmt.pct(r.get("goal_median_ape"), 0),
+            "meets goal": fmt.text(r.get("meets_goal"))} for r in proj.get("leave_one_out") or []]
+    if loo:
+        blocks.append(_table(loo, "Leave-one-model-out check of the projection"))
+    hw = [{"hardware": r.get("hardware"), "service times": r.get("source"),
+           "measured rows": fmt.num(r.get("measured_rows"), 0),
+           "projected rows": fmt.num(r.get("projected_rows"), 0),
+           "measured on": fmt.text(r.get("measured_on"))}
+          for r in (inp.plan.get("sources") or {}).get("hardware") or []]
+    if hw:
+        blocks.append(_table(hw, "Where each hardware's service times come from"))
+    assumptions = inp.plan.get("assumptions") or {}
+    if assumptions:
+        blocks += [Heading("Assumptions"),
+                   Facts(tuple((k.replace("_", " "), fmt.text(v)) for k, v in
+                               assumptions.items()))]
+    if inp.origin:
+        blocks += [Heading("Inputs"), Facts(tuple(inp.origin.items()))]
+    return Section("method", "Environment and method", tuple(blocks))
+
+
+SECTIONS: tuple[Callable[[Inputs, Figures], Section], ...] = (
+    summary_section, decision_section, scenarios_section, sizing_section,
+    measurements_section, students_section, roi_section, distill_plan_section,
+    achieved_section)
