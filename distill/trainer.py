@@ -187,8 +187,8 @@ def make_optimizer(cfg: TrainConfig, model: torch.nn.Module) -> torch.optim.Opti
     no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
     groups = [{"params": decay, "weight_decay": cfg.weight_decay},
               {"params": no_decay, "weight_decay": 0.0}]
-    fused = next(model.parameters()).is_cuda  # one kernel per step on GPU; CPU keeps foreach
-    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.95), fused=fused)
+    # fused: one kernel for all parameters (CPU and CUDA) instead of ~10 small ops per tensor
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.95), fused=True)
 
 
 # --------------------------------------------------------------------------- loss

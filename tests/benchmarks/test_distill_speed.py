@@ -9,6 +9,8 @@ fresh `distill.trainer.train` of STEPS steps whose training-step time (evaluatio
 metrics["speed"]. FLOPs of one step are counted by torch's FlopCounterMode around a real step
 (student forward + backward, plus the teacher forward when it runs); MFU = those FLOPs × steps /
 training seconds / the measured fp32 matmul peak of this machine at the same thread count.
+For reference the same is measured for a plain cross-entropy training loop of the 14 M teacher
+architecture (no distillation).
 """
 
 from __future__ import annotations
@@ -79,16 +81,22 @@ def test_cache_speedup_and_mfu(tmp_path):
         assert cached[-1]["teacher_cache"]["hits"] == STEPS
     tps_live = statistics.median(s["tokens_per_s"] for s in live)
     tps_cache = statistics.median(s["tokens_per_s"] for s in cached)
+    plain_cfg = make_config({**BASE, "teacher": None, "mode": "ce", "student": "builtin:teacher",
+                             "steps": 6})  # the reference: a plain 14 M GPT training loop
+    plain = train(plain_cfg, tmp_path / "plain").metrics["speed"]
     peak, peak_n = matmul_peak_flop_s()
     flops_live, flops_cache = step_flops(live_cfg), step_flops(cache_cfg)
     tokens_per_step = BASE["batch_size"] * BASE["block_size"]
     mfu_live = flops_live * tps_live / tokens_per_step / peak
     mfu_cache = flops_cache * tps_cache / tokens_per_step / peak
+    flops_plain = step_flops(plain_cfg)
+    mfu_plain = flops_plain * plain["tokens_per_s"] / tokens_per_step / peak
     record("distill_cache_speed", tokens_per_s_live=round(tps_live), tokens_per_s_cache=round(
         tps_cache), speedup=round(tps_cache / tps_live, 3), first_fill_tokens_per_s=round(
         warm["tokens_per_s"]), step_flops_live=flops_live, step_flops_cache=flops_cache,
         matmul_peak_gflop_s=round(peak / 1e9, 1), matmul_peak_n=peak_n,
         mfu_live=round(mfu_live, 3), mfu_cache=round(mfu_cache, 3), threads=THREADS,
+        mfu_plain_14m_gpt=round(mfu_plain, 3), step_flops_plain=flops_plain,
         live_runs=[round(s["tokens_per_s"]) for s in live],
         cache_runs=[round(s["tokens_per_s"]) for s in cached])
     assert tps_cache >= 1.5 * tps_live
