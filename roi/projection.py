@@ -48,6 +48,13 @@ from .hardware import Hardware
 
 log = logging.getLogger(__name__)
 
+# Carrying a CPU calibration to an accelerator: the roofline's terms carry, the CPU's fixed
+# per-call overhead does not (a GPU's small-model floor is its kernel launches, not the CPU's
+# per-op work). Checked once: torch eager fp32 rows of an NVIDIA H200 predicted from this
+# project's 2-vCPU Xeon calibration came out 1.4-4.4x too slow (measured / predicted 0.23-0.73,
+# median 0.30; BENCHMARKS.md "GPU"). Such projections keep their point estimate (conservative:
+# it never understates cost) and widen the band's low end by this factor.
+CROSS_KIND_LOW = 0.2
 MEMORY_EFFICIENCY = 0.6  # fraction of datasheet bandwidth large streaming reads reach (STREAM-like)
 DEFAULT_BAND = (0.7, 1.5)  # multipliers when too few model sizes were measured to estimate one
 _RIDGE_GRID = np.concatenate([[0.0], np.geomspace(0.5, 2e4, 60)])  # FLOP per byte

@@ -87,7 +87,18 @@ def _rates(hw, c, own, fits, kinds, memory_efficiency) -> TargetRates | str:
     ref = pick_reference(fits, c["backend"], c["dtype"], gpu, kinds)
     if ref is None:
         return f"no calibration for {c['backend']}/{c['dtype']} (fewer than 2 measured sizes)"
-    return target_rates(ref, hw, memory_efficiency)
+    rates = target_rates(ref, hw, memory_efficiency)
+    if gpu and kinds.get(ref.machine) != "gpu" and not isinstance(rates, str):
+        from dataclasses import replace
+
+        from .projection import CROSS_KIND_LOW
+
+        why = (f"calibrated on a CPU, carried to an accelerator: the CPU's per-call overhead "
+               f"does not carry (band low end x{CROSS_KIND_LOW}; measure the accelerator to "
+               "cost it from its own rows)")
+        rates = replace(rates, band=(rates.band[0] * CROSS_KIND_LOW, rates.band[1]),
+                        note="; ".join(x for x in (rates.note, why) if x))
+    return rates
 
 
 def _base(hw: Hardware, c: dict) -> dict:

@@ -102,3 +102,27 @@ def test_the_reference_calibration_prefers_the_same_kind_of_machine():
     assert pick_reference([cpu], "ort", "int8", True, kinds) is None
     with pytest.raises(InputError, match="memory_efficiency"):
         check_memory_efficiency(1.5)
+
+
+def test_cpu_calibration_carried_to_a_gpu_says_so_and_widens_its_band():
+    from pathlib import Path
+
+    from roi.hardware import load_catalog
+    from roi.measurements import load_results
+    from roi.projection import CROSS_KIND_LOW, calibrate
+    from roi.service import forward_times
+
+    fixtures = Path(__file__).resolve().parent.parent / "fixtures"
+    catalog = load_catalog()
+    cpu = load_results([fixtures / "bench_results.csv"], catalog)
+    fits = calibrate(cpu)
+    fwd = forward_times(cpu, fits, [catalog.get("h200")])
+    row = fwd[(fwd["backend"] == "torch-eager") & (fwd["batch_size"] == 1)].iloc[0]
+    assert row["source"] == "projected" and "carried to an accelerator" in row["note"]
+    own = next(f for f in fits if f.backend == "torch-eager")
+    assert row["fwd_ms_p10"] == pytest.approx(row["fwd_ms_p50"] * own.band[0] * CROSS_KIND_LOW)
+    # the H200's own rows (measured there) cover it: they bracket the truth the band must hold
+    gpu = load_results([fixtures / "gpu_h200_results.csv"], catalog)
+    measured = gpu[(gpu["backend"] == "torch-eager") & (gpu["dtype"] == "fp32")
+                   & (gpu["batch_size"] == 1) & (gpu["model"] == row["model"])]
+    assert row["fwd_ms_p10"] <= float(measured["latency_ms_mean"].iloc[0]) <= row["fwd_ms_p90"]
