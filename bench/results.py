@@ -28,11 +28,28 @@ MEASURED_COLUMNS = (
     "row_id",
 )
 STATUSES = ("ok", "oom", "error", "timeout", "skipped")
+# A load test (source = loadgen, bench/loadgen.py) of one configuration may run several times,
+# at different scenarios and rates: those columns join the key, so its rows never replace the
+# configuration's single-call measurement or one another.
+LOADGEN_KEY_COLUMNS = ("loadgen_scenario", "loadgen_mode", "loadgen_target_qps",
+                       "loadgen_latency_bound_ms")
 JSONL, CSV, RAW_DIR = "results.jsonl", "results.csv", "raw"
 
 
 def row_id(key: tuple) -> str:
     return hashlib.sha256(json.dumps(list(key)).encode()).hexdigest()[:16]
+
+
+def is_loadgen(row: dict) -> bool:
+    return row.get("source") == "loadgen"
+
+
+def row_key(row: dict) -> tuple:
+    """A row's identity: the key columns, plus the load-test settings for loadgen rows."""
+    key = tuple(row[c] for c in KEY_COLUMNS)
+    if is_loadgen(row):
+        key += ("loadgen", *(row.get(c) for c in LOADGEN_KEY_COLUMNS))
+    return key
 
 
 def _clean(value):
@@ -59,12 +76,13 @@ class ResultsStore:
         return {
             tuple(r[c] for c in KEY_COLUMNS)
             for r in self.rows
-            if r.get("status") in ("ok", "skipped", "oom")
+            if r.get("status") in ("ok", "skipped", "oom") and not is_loadgen(r)
         }
 
     def get(self, key: tuple) -> dict | None:
+        """The single-call measurement (not a load test) of a configuration key."""
         for r in self.rows:
-            if tuple(r[c] for c in KEY_COLUMNS) == key:
+            if not is_loadgen(r) and tuple(r[c] for c in KEY_COLUMNS) == key:
                 return r
         return None
 
@@ -79,7 +97,7 @@ class ResultsStore:
         return int(row.get("rounds") or 1)
 
     def append(self, row: dict, samples: dict[str, np.ndarray] | None = None) -> None:
-        key = tuple(row[c] for c in KEY_COLUMNS)
+        key = row_key(row)
         row = {k: _clean(v) for k, v in row.items()}
         row["row_id"] = row_id(key)
         if samples:
@@ -88,7 +106,7 @@ class ResultsStore:
             with atomic_path(raw / f"{row['row_id']}.npz") as tmp, open(tmp, "wb") as f:
                 np.savez(f, **samples)  # a file object: np.savez would append .npz to a path
         # A retried configuration replaces its earlier (failed) row.
-        self.rows = [r for r in self.rows if tuple(r[c] for c in KEY_COLUMNS) != key] + [row]
+        self.rows = [r for r in self.rows if row_key(r) != key] + [row]
         self._write()
 
     def _write(self) -> None:

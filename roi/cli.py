@@ -138,7 +138,8 @@ def distill(
     with training_progress() as progress:
         result = distill_from_plan(plan, out, resume=resume, force=force, config_file=config,
                                    overrides=overrides, progress=progress)
-    print_distill_summary(result.metrics, result.out_dir)
+    if result.metrics:  # under torchrun only rank 0 reports
+        print_distill_summary(result.metrics, result.out_dir)
 
 
 @app.command()
@@ -201,6 +202,162 @@ def plan(
     from .console import print_plan_summary
 
     print_plan_summary(result.to_dict(), out_dir)
+
+
+@app.command()
+def loadtest(
+    model: str = typer.Option(..., help="Model spec: builtin:NAME, hf:DIR, onnx:FILE or "
+                              "ckpt:DIR."),
+    backend: str = typer.Option("ort-fp32", help="torch-eager, torch-eager-bf16, ort-fp32 or "
+                                "ort-int8."),
+    scenario: str = typer.Option("server", help="LoadGen scenario: singlestream (p90), "
+                                 "multistream (p99), server (Poisson arrivals, p99 bound) or "
+                                 "offline (throughput)."),
+    qps: Optional[float] = typer.Option(None, help="server: target QPS (with --find-peak, "
+                                        "where the search starts); offline: expected QPS."),
+    latency_ms: Optional[float] = typer.Option(None, help="server: the latency bound (ms) at "
+                                               "--percentile."),
+    percentile: Optional[float] = typer.Option(None, help="Latency percentile claimed "
+                                               "[default: the scenario's: 90 singlestream, "
+                                               "99 multistream and server]."),
+    find_peak: bool = typer.Option(False, help="server: search the highest QPS that stays "
+                                   "VALID (bracket from --qps, then bisection over runs)."),
+    out: Optional[str] = typer.Option(None, help="Run directory: results.jsonl/.csv (the "
+                                      "table roi plan reads) and LoadGen's logs under "
+                                      "loadgen/ [default: runs/loadtest-<time>]."),
+    seq_len: int = typer.Option(128, help="Tokens per sample."),
+    threads: Optional[int] = typer.Option(None, help="Intra-op threads of the backend "
+                                          "[default: physical cores]."),
+    max_batch: int = typer.Option(1, help="Dynamic batching: most samples per backend call."),
+    batch_window_ms: float = typer.Option(0.0, help="How long a worker waits for a batch to "
+                                          "fill after its first sample (0: take what is "
+                                          "queued)."),
+    workers: int = typer.Option(1, help="SUT worker threads, each running batches."),
+    min_duration_ms: int = typer.Option(10_000, help="LoadGen's minimum run time per test."),
+    min_query_count: Optional[int] = typer.Option(None, help="LoadGen's minimum queries "
+                                                  "[default: what early stopping needs for "
+                                                  "the percentile: 64 for p90, 662 for p99]."),
+    samples: int = typer.Option(256, help="Distinct real inputs in the query-sample library."),
+    role: Optional[str] = typer.Option(None, help="teacher or student [default: the role the "
+                                       "results table gives the model; teacher for "
+                                       "builtin:teacher]."),
+    precision: float = typer.Option(0.05, help="--find-peak: stop when the VALID / INVALID "
+                                    "bracket is this close (relative)."),
+    max_runs: int = typer.Option(10, help="--find-peak: most LoadGen runs."),
+) -> None:
+    """Load-test a model on MLPerf LoadGen; the summary becomes a row (source loadgen) of the
+    results table roi plan reads, and --find-peak a measured peak the planner prefers."""
+    from bench.loadgen import LoadtestSettings, check_settings
+
+    if precision <= 0 or max_runs < 2:
+        raise InputError(f"--precision must be > 0 and --max-runs >= 2; got {precision:g}, "
+                         f"{max_runs}")
+    if find_peak and scenario != "server":
+        raise InputError(f"--find-peak searches a server QPS; got --scenario {scenario}")
+    from bench.env import default_threads
+
+    settings = check_settings(LoadtestSettings(
+        model=model, variant=backend, scenario=scenario, qps=qps, latency_ms=latency_ms,
+        percentile=percentile, seq_len=seq_len, threads=threads or default_threads(),
+        max_batch=max_batch, batch_window_ms=batch_window_ms, workers=workers,
+        min_duration_ms=min_duration_ms, min_query_count=min_query_count, samples=samples,
+        role=role))
+    out_dir = out or _default_out("loadtest")
+    from pathlib import Path
+
+    if Path(out_dir).exists() and not Path(out_dir).is_dir():
+        raise InputError(f"--out: must be a directory; got the file {out_dir}")
+    from .console import print_loadtest_run
+
+    if find_peak:
+        from bench.loadgen import find_peak as search
+
+        result = search(settings, out_dir, precision=precision, max_runs=max_runs,
+                        progress=lambda r: print_loadtest_run(r.row))
+        _print_peak(result, settings, out_dir)
+    else:
+        from bench.loadgen import run_one
+
+        print_loadtest_run(run_one(settings, out_dir).row)
+        print(f"results: {Path(out_dir) / 'results.jsonl'} (+ results.csv); LoadGen logs under "
+              f"{Path(out_dir) / 'loadgen'}")
+
+
+def _print_peak(result, settings, out_dir) -> None:
+    if result.peak_qps is None:
+        print(f"no VALID run: even {result.runs[-1].row['loadgen_target_qps']:g} QPS failed "
+              f"the p{settings.claimed_percentile:g} <= {settings.latency_ms:g} ms bound")
+        return
+    hi = result.bracket[1]
+    print(f"peak: {result.peak_qps:.1f} QPS VALID at p{settings.claimed_percentile:g} <= "
+          f"{settings.latency_ms:g} ms" + (f" ({hi:.1f} QPS was INVALID)" if hi else
+                                           " (no INVALID rate found within --max-runs)")
+          + f"; {len(result.runs)} runs; row appended to {out_dir}/results.jsonl")
+
+
+# ------------------------------------------------------------------------------ roi run / report
+
+
+@app.command("run")
+def run_command(
+    config: Optional[str] = typer.Option(None, metavar="FILE", help="YAML run config: teacher, "
+                                         "students, scenarios, hardware, retention_threshold, "
+                                         "bench and trainer settings (README, `roi run`)."),
+    quick: bool = typer.Option(False, help="The smaller budget (<= 3 minutes on 2 CPU cores): "
+                               "batch 1, fewer calls, a short distillation."),
+    out: Optional[str] = typer.Option(None, help="Run directory [default: runs/<time>]; an "
+                                      "existing one resumes where it stopped."),
+) -> None:
+    """From the question to the answer: bench, plan the scenarios, report, and (on go) distill
+    the recommended student, bench it and report predicted beside achieved."""
+    from .run import default_out, execute, open_run, summary_line
+    from .runconfig import load_run_config
+
+    run_dir = out or str(default_out())
+    run = open_run(load_run_config(config), run_dir, "quick" if quick else "default",
+                   _ConsoleHooks())
+    try:
+        result = execute(run)
+    except KeyboardInterrupt:
+        again = " ".join(["roi run", *(["--config", config] if config else []),
+                          *(["--quick"] if quick else []), "--out", run_dir])
+        print(f"interrupted: `{again}` resumes where it stopped", file=sys.stderr)
+        sys.exit(130)
+    print(summary_line(result.summary))
+
+
+class _ConsoleHooks:
+    """roi run's terminal: a line per step, rich progress bars for bench and distill."""
+
+    def step(self, index: int, total: int, name: str, status: str, detail: str = "") -> None:
+        from .console import console
+        from .run import step_line
+
+        console.print(step_line(index, total, name, status, detail), highlight=False,
+                      markup=False)
+
+    def bench_progress(self):
+        from .console import progress_bar
+
+        return progress_bar()
+
+    def train_progress(self):
+        from .console import training_progress
+
+        return training_progress()
+
+
+@app.command()
+def report(
+    run_dir: str = typer.Argument(..., metavar="DIR", help="A run directory (roi run --out)."),
+    out: Optional[str] = typer.Option(None, help="Where to write [default: DIR/report]."),
+) -> None:
+    """Render a run directory again: report.html, report.md, figures/ and the decision, sizing
+    and distill-plan parts, from DIR/{bench,plan,distill,bench-student}."""
+    from .run import render
+
+    page = render(run_dir, out)
+    print(f"report: {page} (+ report.md, figures/; decision/, sizing/, distill-plan/)")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -314,3 +314,23 @@ def _print_roi(out_console, roi: dict) -> None:
         f"${roi[f'net_{horizon}_months_usd']:,.0f}; Monte Carlo savings P10/P50/P90 "
         + "/".join("-" if v is None else f"${v:,.0f}"
                    for v in mc["monthly_savings_usd"].values()), highlight=False)
+
+
+def print_loadtest_run(row: dict) -> None:
+    """One line per LoadGen run: verdict, rates, latency percentiles, early stopping."""
+    rate = row.get("loadgen_target_qps")
+    lat = lambda k: row.get(f"latency_ms_{k}")  # noqa: E731
+    parts = [f"{row['loadgen_scenario']}" + (f" {rate:g} QPS" if rate else ""),
+             f"{row['loadgen_result']}" + (f" ({row['loadgen_invalid_reasons']})"
+                                          if row.get("loadgen_invalid_reasons") else "")]
+    if row.get("loadgen_scheduled_qps"):
+        parts.append(f"scheduled {row['loadgen_scheduled_qps']:.1f} QPS")
+    if row.get("loadgen_completed_qps"):
+        parts.append(f"completed {row['loadgen_completed_qps']:.1f} samples/s")
+    if lat("p50") is not None:
+        parts.append(f"p50 {lat('p50'):.2f} / p90 {lat('p90'):.2f} / p99 {lat('p99'):.2f} ms")
+    if row.get("predicted_latency_ms_at_target") is not None:
+        parts.append(f"predicted p{row['loadgen_percentile']:g} "
+                     f"{row['predicted_latency_ms_at_target']:.2f} ms")
+    parts.append(f"early stopping {row['loadgen_early_stopping']}")
+    print("; ".join(parts))

@@ -50,8 +50,13 @@ class Assumptions:
 
 
 def scenario_grid(scenario: Scenario, fwd: pd.DataFrame, catalog: Catalog,
-                  assumptions: Assumptions = Assumptions()) -> pd.DataFrame:
-    """Every configuration of `fwd` on the scenario's candidate hardware, sized and costed."""
+                  assumptions: Assumptions = Assumptions(),
+                  peaks: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Every configuration of `fwd` on the scenario's candidate hardware, sized and costed.
+
+    `peaks` (roi.measurements.loadgen_peaks) are QPS per replica measured under load: where
+    one applies to a row, it replaces the predicted figure (measured beats predicted) and the
+    row's qps_source says so."""
     w = scenario.workload
     rows = fwd[fwd["hardware"].isin(scenario.candidate_hardware)]
     if w.arrival == "single-stream":  # one request at a time: batches never form
@@ -63,6 +68,7 @@ def scenario_grid(scenario: Scenario, fwd: pd.DataFrame, catalog: Catalog,
     g["scenario"] = scenario.name
     _prices_and_limits(g, scenario, catalog, assumptions)
     _size(g, scenario, assumptions)
+    _measured_peaks(g, scenario, peaks)
     if w.models > 1:
         _pack(g, scenario)
     _verdicts(g, scenario)
@@ -112,6 +118,72 @@ def _size(g: pd.DataFrame, scenario: Scenario, a: Assumptions) -> None:
     cap = g["batch_size"] * 1000 / g["service_ms_p50"]
     replicas = np.ceil(np.round(w.design_qps / cap, 9))
     g["usd_per_month_throughput"] = replicas * g["usd_per_hour"] * HOURS_PER_MONTH
+
+
+PREDICTED = "predicted"
+MEASURED = "measured (LoadGen peak)"
+
+
+def _measured_peaks(g: pd.DataFrame, scenario: Scenario, peaks: pd.DataFrame | None) -> None:
+    """Put a LoadGen peak in place of the predicted QPS per replica where one applies."""
+    g["qps_per_replica_predicted"] = g["qps_per_replica_p50"]
+    g["qps_source"] = PREDICTED
+    g["qps_note"] = ""
+    if peaks is None or peaks.empty or not len(g):
+        return
+    w = scenario.workload
+    for i in g.index[g["source"] == "measured"]:
+        peak, note = _applicable_peak(g.loc[i], peaks, scenario)
+        g.loc[i, "qps_note"] = note
+        if peak is None:
+            continue
+        qps = float(peak["loadgen_peak_qps"])
+        replicas = np.ceil(np.round(w.design_qps / w.models / qps, 9)) * w.models
+        for b in BANDS:  # a measured figure has no projection band
+            g.loc[i, f"qps_per_replica_{b}"] = qps
+            g.loc[i, f"replicas_{b}"] = replicas
+            g.loc[i, f"usd_per_month_{b}"] = replicas * g.loc[i, "usd_per_hour"] * HOURS_PER_MONTH
+        g.loc[i, "utilization"] = (w.design_qps / replicas * g.loc[i, "service_ms_p50"] / 1000
+                                   / g.loc[i, "batch_size"])
+        g.loc[i, "qps_source"] = MEASURED
+
+
+def _applicable_peak(row: pd.Series, peaks: pd.DataFrame, scenario: Scenario):
+    """(the best LoadGen peak that measured this row's configuration under this scenario's
+    conditions, or None; a note on what was used or why a peak of the same model did not)."""
+    same = peaks[(peaks["model"] == row["model"]) & (peaks["backend"] == row["backend"])
+                 & (peaks["dtype"] == row["dtype"])]
+    on_this = same["hardware"] == row["hardware"]
+    on_this = on_this.where(same["hardware"].notna(), same["machine"] == row["measured_on"])
+    same = same[on_this.astype(bool)]
+    if same.empty:
+        return None, ""
+    w, sla = scenario.workload, scenario.sla
+    why = []
+    if w.arrival != "poisson":
+        why.append(f"the scenario's arrivals are {w.arrival}, LoadGen's Server runs are Poisson")
+    if w.tokens_in_per_request != row["seq_len"] or w.tokens_out_per_request:
+        why.append(f"its requests are {w.tokens_in_per_request} tokens in + "
+                   f"{w.tokens_out_per_request} out; the load test sent one "
+                   f"{int(row['seq_len'])}-token forward pass per query")
+    fit = same[(same["batch_size"] == row["batch_size"]) & (same["seq_len"] == row["seq_len"])
+               & (same["loadgen_percentile"] >= sla.percentile - 1e-9)
+               & (same["loadgen_latency_bound_ms"] <= sla.latency_ms + 1e-9)]
+    if fit.empty:
+        p = same.iloc[0]
+        why.append(f"measured at max batch {int(p['batch_size'])}, seq {int(p['seq_len'])}, "
+                   f"p{p['loadgen_percentile']:g} <= {p['loadgen_latency_bound_ms']:g} ms; this "
+                   f"row is batch {int(row['batch_size'])}, the SLA p{sla.percentile:g} <= "
+                   f"{sla.latency_ms:g} ms")
+    if why:
+        return None, "LoadGen peak not used: " + "; ".join(why)
+    best = fit.sort_values("loadgen_peak_qps").iloc[-1]
+    where = best.get("loadgen_log_dir")
+    return best, (f"LoadGen peak {best['loadgen_peak_qps']:g} QPS at "
+                  f"p{best['loadgen_percentile']:g} <= {best['loadgen_latency_bound_ms']:g} ms "
+                  f"(predicted {row['qps_per_replica_p50']:.1f})"
+                  + (f"; logs {best.get('results_dir')}/{where}" if isinstance(where, str)
+                     else ""))
 
 
 def _pack(g: pd.DataFrame, scenario: Scenario) -> None:
@@ -192,7 +264,8 @@ def _reason(r: pd.Series, scenario: Scenario) -> str:
 BEST_COLUMNS = [
     "scenario", "hardware", "hardware_kind", "model", "role", "backend", "dtype", "batch_size",
     "params", "source", "service_ms_p10", "service_ms_p50", "service_ms_p90", "service_cv",
-    "qps_per_replica_p50", "qps_per_replica_p90", "replicas_p50", "utilization",
+    "qps_per_replica_p50", "qps_per_replica_p90", "qps_per_replica_predicted", "qps_source",
+    "qps_note", "replicas_p50", "utilization",
     "usd_per_hour", "usd_per_month_p10", "usd_per_month", "usd_per_month_p90",
     "usd_per_1m_requests", "usd_per_1m_tokens", "usd_per_month_throughput", "total_mib",
     "weights_mib", "activations_mib", "kv_cache_mib", "runtime_mib", "memory_limit_mib",

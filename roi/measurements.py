@@ -106,12 +106,42 @@ def load_results(paths: Iterable[str | Path], catalog: Catalog) -> pd.DataFrame:
     return merge(prepare(read_table(p), catalog, str(p)) for p in paths)
 
 
+PEAK_COLUMNS = ("loadgen_peak_qps", "loadgen_percentile", "loadgen_latency_bound_ms")
+
+
+def loadgen_peaks(df: pd.DataFrame, catalog: Catalog, where: str = "results") -> pd.DataFrame:
+    """The measured peaks of a results table: ok rows of `roi loadtest --find-peak` (source
+    loadgen, loadgen_mode find-peak), with the machine and catalog hardware they ran on.
+    Empty where the table has none."""
+    needed = ("source", "loadgen_mode", *PEAK_COLUMNS, *REQUIRED_COLUMNS)
+    if any(c not in df.columns for c in needed):
+        return pd.DataFrame()
+    text = lambda c: df[c].fillna("").astype(str).str.strip().str.lower()  # noqa: E731
+    keep = (text("source") == "loadgen") & (text("loadgen_mode") == "find-peak") & (
+        text("status") == "ok")
+    peaks = df[keep].copy()
+    for col in (*PEAK_COLUMNS, "batch_size", "seq_len"):
+        peaks[col] = pd.to_numeric(peaks[col], errors="coerce")
+    peaks = peaks[np.isfinite(peaks["loadgen_peak_qps"]) & (peaks["loadgen_peak_qps"] > 0)]
+    if peaks.empty:
+        return pd.DataFrame()
+    if "device" not in peaks.columns:
+        peaks["device"] = "cpu"
+    peaks = peaks.reset_index(drop=True)
+    peaks["machine"] = _machine(peaks)
+    peaks["hardware"] = _hardware(peaks, catalog, where)
+    if "results_dir" not in peaks.columns:
+        peaks["results_dir"] = None
+    return peaks
+
+
 def _measured_only(ok: pd.DataFrame, where: str) -> pd.DataFrame:
     """Rows bench projected (source = projected) or measured under load (loadgen) are no
     service-time measurements: the planner calibrates on measured rows only."""
     if "source" not in ok.columns:
         return ok
-    source = ok["source"].astype(str).str.strip().str.lower()
+    # fillna first: pandas 3 keeps a missing value missing through astype(str)
+    source = ok["source"].fillna("").astype(str).str.strip().str.lower()
     keep = source.isin(["measured", "nan", "none", ""])
     if not keep.any():
         raise InputError(f"{where}: source: no ok row is measured; allowed: measured (rows "

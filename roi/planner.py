@@ -29,7 +29,7 @@ from .errors import InputError
 from .fleet import Assumptions, best_per_hardware, best_per_model, scenario_grid
 from .hardware import Catalog, load_catalog
 from .io import write_json_atomic, write_text_atomic
-from .measurements import load_results, merge, prepare
+from .measurements import load_results, loadgen_peaks, merge, prepare, read_table
 from .payback import Bands, Roi, RoiInputs, monte_carlo, one_time_cost, record_inputs, tornado
 from .projection import calibrate, check_memory_efficiency, leave_one_out_report
 from .recommend import DEFAULT_THRESHOLD, Candidate, candidates, check_threshold, recommend
@@ -113,6 +113,16 @@ def resolve_results(results: ResultsArg, catalog: Catalog) -> pd.DataFrame:
     return merge(frames)
 
 
+def resolve_peaks(results: ResultsArg, catalog: Catalog) -> pd.DataFrame:
+    """LoadGen peaks (roi loadtest --find-peak rows) of every results table given."""
+    items = [results] if isinstance(results, (pd.DataFrame, str, Path)) else list(results)
+    frames = [loadgen_peaks(i if isinstance(i, pd.DataFrame) else read_table(i), catalog,
+                            str(i) if not isinstance(i, pd.DataFrame) else "results")
+              for i in items]
+    frames = [f for f in frames if not f.empty]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
 def _teacher_and_students(results: pd.DataFrame) -> tuple[tuple[str, int], dict[str, int]]:
     teachers = results[results["role"] == "teacher"]
     names = sorted(teachers["model"].unique())
@@ -159,7 +169,8 @@ def plan(results: ResultsArg, scenario: ScenarioArg, *,
                                + [training_hw.name]))
     fwd = forward_times(df, fits, [catalog.get(n) for n in names],
                         assumptions.memory_efficiency)
-    grid = pd.concat([scenario_grid(s, fwd, catalog, assumptions) for s in scenarios],
+    peaks = resolve_peaks(results, catalog)
+    grid = pd.concat([scenario_grid(s, fwd, catalog, assumptions, peaks) for s in scenarios],
                      ignore_index=True)
     best_hw = best_per_hardware(grid)
     best_model = best_per_model(best_hw)
@@ -297,14 +308,15 @@ def _benefit(chosen: Optional[Candidate], bills: dict, roi: dict) -> tuple[bool,
 # ------------------------------------------------------------------------------ document
 
 COST_COLUMNS = ["scenario", "hardware", "model", "role", "backend", "dtype", "batch_size",
-                "source", "usd_per_hour", "replicas_p50", "usd_per_month_p10", "usd_per_month",
-                "usd_per_month_p90", "usd_per_1m_requests", "usd_per_1m_tokens", "feasible",
-                "reason"]
+                "source", "qps_source", "usd_per_hour", "replicas_p50", "usd_per_month_p10",
+                "usd_per_month", "usd_per_month_p90", "usd_per_1m_requests", "usd_per_1m_tokens",
+                "feasible", "reason"]
 SIZING_COLUMNS = ["scenario", "hardware", "model", "backend", "dtype", "batch_size", "source",
                   "service_ms_p10", "service_ms_p50", "service_ms_p90", "service_cv",
-                  "qps_per_replica_p50", "qps_per_replica_p90", "replicas_p50", "utilization",
-                  "meets_sla", "weights_mib", "activations_mib", "kv_cache_mib", "runtime_mib",
-                  "total_mib", "memory_limit_mib", "fits_memory", "memory_verdict", "note"]
+                  "qps_per_replica_p50", "qps_per_replica_p90", "qps_per_replica_predicted",
+                  "qps_source", "qps_note", "replicas_p50", "utilization", "meets_sla",
+                  "weights_mib", "activations_mib", "kv_cache_mib", "runtime_mib", "total_mib",
+                  "memory_limit_mib", "fits_memory", "memory_verdict", "note"]
 
 
 def _document(scenarios, decision: Decision, chosen: Optional[Candidate], why_none: str,
@@ -326,7 +338,7 @@ def _document(scenarios, decision: Decision, chosen: Optional[Candidate], why_no
         "sizing": _records(best_hw, SIZING_COLUMNS),
         "roi": roi,
         "projection": _projection(fits, local_peak_gflops, assumptions),
-        "sources": _sources(df, fwd, scenarios, ranked),
+        "sources": _sources(df, fwd, scenarios, ranked, best_hw),
         "retention_threshold": threshold,
         "assumptions": assumptions.record(),
         "scenario_details": [s.model_dump(mode="json") for s in scenarios],
@@ -372,7 +384,26 @@ def _projection(fits, local_peak_gflops, assumptions: Assumptions) -> dict:
     }
 
 
-def _sources(df: pd.DataFrame, fwd: pd.DataFrame, scenarios, ranked) -> dict:
+def _qps_sources(best_hw: pd.DataFrame) -> dict:
+    """Which QPS-per-replica figure each chosen configuration used: a LoadGen peak measured
+    under load where one applies (measured beats predicted), else the sizing model's."""
+    cols = ["scenario", "hardware", "model", "backend", "dtype", "batch_size",
+            "qps_per_replica_p50", "qps_per_replica_predicted", "qps_source", "qps_note"]
+    if "qps_source" not in best_hw.columns:
+        return {"measured": [], "predicted": int(len(best_hw)), "not_used": []}
+    measured = best_hw["qps_source"] != "predicted"
+    noted = ~measured & (best_hw["qps_note"].astype(str) != "")
+    return {"measured": _records(best_hw[measured], cols),
+            "predicted": int((~measured).sum()),
+            "not_used": _records(best_hw[noted], cols),
+            "rule": "a LoadGen peak (roi loadtest --find-peak) of the same configuration on "
+                    "the same machine, at the scenario's percentile and a bound no looser than "
+                    "its latency, for requests of one forward pass of the measured length, "
+                    "replaces the predicted QPS per replica; elsewhere the M/G/1 sizing's"}
+
+
+def _sources(df: pd.DataFrame, fwd: pd.DataFrame, scenarios, ranked,
+             best_hw: pd.DataFrame) -> dict:
     machines = (df.groupby("machine")
                 .agg(rows=("model", "size"), hardware=("hardware", "first"),
                      backends=("backend", lambda x: sorted(set(x))),
@@ -391,6 +422,7 @@ def _sources(df: pd.DataFrame, fwd: pd.DataFrame, scenarios, ranked) -> dict:
                        "projected_from": sorted({n.split(";")[0] for n in
                                                  g.loc[g["source"] == "projected", "note"]})})
     return {"machines": machines, "hardware": per_hw,
+            "qps_per_replica": _qps_sources(best_hw),
             "retention": {c.model: c.retention.source for c in ranked},
             "catalog": "roi/data/hardware.yaml (+ --hardware files); every figure with its "
                        "source and date (roi hardware)"}

@@ -35,3 +35,23 @@ def test_resume_keys_and_retried_rows_replace_failures(tmp_path):
     df = read_results(tmp_path)
     assert len(df) == 2
     assert df.set_index("model").loc["bad-model", "status"] == "ok"
+
+
+def test_loadgen_rows_keep_their_own_identity(tmp_path):
+    store = ResultsStore(tmp_path)
+    store.append(_row("m", p50=1.0))
+    load = dict(_row("m", p50=9.0), source="loadgen", loadgen_scenario="server",
+                loadgen_mode="performance", loadgen_target_qps=50.0,
+                loadgen_latency_bound_ms=100.0)
+    store.append(load)
+    store.append(dict(load, loadgen_target_qps=80.0, latency_ms_p50=12.0))
+    store.append(dict(load, latency_ms_p50=8.0))  # the same load test again replaces its row
+    reopened = ResultsStore(tmp_path)
+    assert len(reopened.rows) == 3
+    key = tuple(_row("m")[c] for c in KEY_COLUMNS)
+    assert reopened.get(key)["latency_ms_p50"] == 1.0  # the single-call row, not a load test
+    assert reopened.done_keys() == {key}
+    loads = sorted((r["loadgen_target_qps"], r["latency_ms_p50"]) for r in reopened.rows
+                   if r.get("source") == "loadgen")
+    assert loads == [(50.0, 8.0), (80.0, 12.0)]
+    assert len({r["row_id"] for r in reopened.rows}) == 3

@@ -1,0 +1,772 @@
+"""Load tests on MLPerf LoadGen (`mlperf_loadgen`, PyPI mlcommons-loadgen).
+
+LoadGen generates the traffic, times every sample and decides VALID / INVALID; this module is
+the system under test (SUT) around any bench model and backend, and the query-sample library
+(QSL) it draws from:
+
+    LoadGen ──issue_query──► queue ──► worker thread(s): take up to max_batch samples (waiting
+       ▲                                at most batch_window_ms after the first), run one batch
+       └────────QuerySamplesComplete◄── on the backend, answer each sample with its output
+
+Scenarios: singlestream (one query at a time, p90), multistream (queries of N samples back to
+back, p99), server (Poisson arrivals at a target QPS, p99 under a latency bound), offline (all
+samples at once, throughput). Every run leaves LoadGen's own logs (mlperf_log_summary.txt,
+mlperf_log_detail.txt, ...) in its own directory under OUT/loadgen/, and its summary, parsed,
+becomes one row of OUT's results table (source = loadgen), the table `roi plan` reads.
+
+The QSL holds real inputs of the measured shape: windows of seq_len bytes of the Python standard
+library's own sources for byte-level models (the built-in GPT's vocabulary), seeded token ids
+for other vocabularies.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import queue
+import re
+import sysconfig
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+
+from roi.errors import InputError
+
+from . import env
+from .measure import VARIANTS
+from .results import ResultsStore
+
+log = logging.getLogger(__name__)
+
+# name on the command line -> LoadGen's TestScenario member
+SCENARIOS = {"singlestream": "SingleStream", "multistream": "MultiStream", "server": "Server",
+             "offline": "Offline"}
+# The percentile each scenario claims (MLPerf's rules): SingleStream p90, MultiStream and Server
+# p99; Offline claims throughput only.
+PERCENTILE = {"singlestream": 90.0, "multistream": 99.0, "server": 99.0, "offline": None}
+# LoadGen's early stopping needs at least this many queries to give a verdict at the percentile
+# claimed (64 for p90 and 662 for p99 with one slow query allowed; loadgen/early_stopping.cc),
+# so the default short run asks for them and a run stays short only where the SUT is fast.
+MIN_QUERIES = {"singlestream": 64, "multistream": 662, "server": 662, "offline": 1}
+DEFAULT_MIN_DURATION_MS = 10_000
+SUMMARY, DETAIL = "mlperf_log_summary.txt", "mlperf_log_detail.txt"
+LOG_DIR = "loadgen"
+
+
+@dataclass(frozen=True)
+class LoadtestSettings:
+    """One load test: the model and backend, LoadGen's scenario and settings, the SUT's."""
+
+    model: str  # a bench model spec
+    variant: str = "ort-fp32"  # a key of bench.measure.VARIANTS
+    scenario: str = "server"  # a key of SCENARIOS
+    qps: float | None = None  # server: target QPS; offline: expected QPS (sizes the query)
+    latency_ms: float | None = None  # server: the latency bound at `percentile`
+    percentile: float | None = None  # default: the scenario's (PERCENTILE)
+    seq_len: int = 128
+    threads: int = 1  # intra-op threads of the backend
+    max_batch: int = 1  # dynamic batching: most samples per backend call
+    batch_window_ms: float = 0.0  # how long a worker waits for a batch to fill (0: take what
+    # is queued now)
+    workers: int = 1  # threads pulling batches off the queue, each with its own backend call
+    min_duration_ms: int = DEFAULT_MIN_DURATION_MS
+    min_query_count: int | None = None  # default: MIN_QUERIES[scenario]
+    max_duration_ms: int = 0  # 0: no cap (LoadGen's default)
+    samples: int = 256  # QSL size (distinct real inputs)
+    samples_per_query: int = 8  # multistream
+    device: str = "cpu"
+    role: str | None = None  # teacher / student; default: from the results table or the spec
+    seed: int = 0  # LoadGen's schedule / sample-index / QSL seeds
+
+    @property
+    def claimed_percentile(self) -> float | None:
+        return self.percentile if self.percentile is not None else PERCENTILE[self.scenario]
+
+    @property
+    def queries(self) -> int:
+        return self.min_query_count or MIN_QUERIES[self.scenario]
+
+
+def check_settings(s: LoadtestSettings) -> LoadtestSettings:
+    """Refuse bad settings with one line (before any model is loaded); return them completed."""
+    if s.scenario not in SCENARIOS:
+        raise InputError(f"--scenario: unknown scenario {s.scenario!r}; allowed: "
+                         f"{', '.join(SCENARIOS)}")
+    if s.variant not in VARIANTS:
+        raise InputError(f"--backend: unknown backend {s.variant!r}; allowed: "
+                         f"{', '.join(VARIANTS)}")
+    if s.scenario == "server" and s.qps is None:
+        raise InputError("--qps: the server scenario needs a target QPS (> 0)")
+    if s.scenario == "server" and s.latency_ms is None:
+        raise InputError("--latency-ms: the server scenario needs a latency bound in ms (> 0)")
+    for name, value in (("qps", s.qps), ("latency-ms", s.latency_ms)):
+        if value is not None and not (math.isfinite(value) and value > 0):
+            raise InputError(f"--{name} must be > 0; got {value:g}")
+    p = s.percentile
+    if p is not None and not (0 < p < 100):
+        raise InputError(f"--percentile must be in (0, 100); got {p:g}")
+    ints = {"seq-len": s.seq_len, "threads": s.threads, "max-batch": s.max_batch,
+            "workers": s.workers, "samples": s.samples, "samples-per-query": s.samples_per_query,
+            "min-duration-ms": s.min_duration_ms, "min-query-count": s.queries}
+    bad = {k: v for k, v in ints.items() if not (isinstance(v, int) and v >= 1)}
+    if bad:
+        k, v = next(iter(bad.items()))
+        raise InputError(f"--{k} must be a positive integer; got {v!r}")
+    if not (math.isfinite(s.batch_window_ms) and s.batch_window_ms >= 0):
+        raise InputError(f"--batch-window-ms must be >= 0; got {s.batch_window_ms:g}")
+    if s.role is not None and s.role not in ("teacher", "student"):
+        raise InputError(f"--role: allowed teacher, student; got {s.role!r}")
+    from .zoo import parse_spec
+
+    spec = parse_spec(s.model)
+    if VARIANTS[s.variant][0] == "torch-eager" and not spec.torch_capable:
+        raise InputError(f"{s.model}: an ONNX model runs on the ort backends only "
+                         f"(ort-fp32, ort-int8); got --backend {s.variant}")
+    return s
+
+
+# --------------------------------------------------------------------------- backends
+
+
+@dataclass
+class Backend:
+    """A model ready to run batches of token ids: run(ids (B, T) int64) -> (B,) int64 outputs
+    (each sample's argmax over the last output position: its prediction)."""
+
+    run: Callable[[np.ndarray], np.ndarray]
+    vocab_size: int
+    max_seq_len: int | None
+    byte_level: bool
+    thread_settings: dict = field(default_factory=dict)
+    params: int | None = None
+
+
+def load_backend(model: str, variant: str, threads: int, device: str = "cpu",
+                 seq_len: int = 128) -> Backend:
+    """Load a model spec on a backend (torch-eager, torch-eager-bf16, ort-fp32, ort-int8)."""
+    from .zoo import parse_spec
+
+    spec = parse_spec(model)
+    backend, dtype = VARIANTS[variant]
+    try:
+        if backend == "torch-eager":
+            return _torch_backend(spec, dtype, threads, device)
+        return _ort_backend(spec, dtype, threads, device, seq_len)
+    except InputError:
+        raise
+    except Exception as e:  # noqa: BLE001 (a spec that validates yet does not load)
+        first = (str(e).strip().splitlines() or [""])[0][:200]
+        raise InputError(f"{model}: bench cannot load it on {variant}: "
+                         f"{type(e).__name__}: {first}") from None
+
+
+def _torch_backend(spec, dtype: str, threads: int, device: str) -> Backend:
+    import torch
+
+    from .measure import _torch_dtype
+    from .zoo import load_torch
+
+    torch.set_num_threads(threads)
+    tm = load_torch(spec)
+    module = tm.module.to(device=device, dtype=_torch_dtype(dtype))
+    names, fixed = tm.input_names, tm.forward_kwargs
+
+    def run(ids: np.ndarray) -> np.ndarray:
+        x = torch.from_numpy(ids).to(device)
+        feeds = {"idx": x} if names == ("idx",) else _hf_feeds(names, x, torch)
+        with torch.inference_mode():
+            out = module(**feeds, **fixed)
+        out = out if isinstance(out, torch.Tensor) else out[0]
+        return _predictions(out.float().cpu().numpy())
+
+    settings = {"torch_intra_op_threads": torch.get_num_threads(),
+                "torch_inter_op_threads": torch.get_num_interop_threads()}
+    return Backend(run, tm.vocab_size, tm.max_seq_len, tm.vocab_size == 256, settings,
+                   int(sum(p.numel() for p in module.parameters())))
+
+
+def _hf_feeds(names: Sequence[str], x, torch) -> dict:
+    extra = {"attention_mask": torch.ones_like(x), "token_type_ids": torch.zeros_like(x)}
+    return {n: x if n == "input_ids" else extra[n] for n in names}
+
+
+def _ort_backend(spec, dtype: str, threads: int, device: str, seq_len: int) -> Backend:
+    from .export import prepare
+    from .measure import ort_session
+
+    info = prepare(spec, [seq_len])
+    sess = ort_session(info["int8_path"] if dtype == "int8" else info["fp32_path"], threads,
+                       device)
+    inputs = sess.get_inputs()
+    vocab = info.get("vocab_size") or 100
+
+    def run(ids: np.ndarray) -> np.ndarray:
+        return _predictions(sess.run(None, _ort_feeds(inputs, ids))[0])
+
+    opts = sess.get_session_options()
+    settings = {"ort_intra_op_threads": opts.intra_op_num_threads,
+                "ort_inter_op_threads": opts.inter_op_num_threads,
+                "ort_execution_mode": str(opts.execution_mode).split(".")[-1],
+                "ort_providers": ",".join(sess.get_providers())}
+    return Backend(run, int(vocab), info.get("max_seq_len"), vocab == 256, settings,
+                   info.get("params"))
+
+
+def _ort_feeds(inputs, ids: np.ndarray) -> dict[str, np.ndarray]:
+    """Token ids for the graph's id input; masks all ones, type/position ids zero."""
+    feeds = {}
+    for inp in inputs:
+        name = inp.name.lower()
+        dtype = np.int32 if "int32" in inp.type else np.int64
+        if "mask" in name:
+            feeds[inp.name] = np.ones(ids.shape, dtype)
+        elif "type" in name or "position" in name:
+            feeds[inp.name] = np.zeros(ids.shape, dtype)
+        else:
+            feeds[inp.name] = ids.astype(dtype, copy=False)
+    return feeds
+
+
+def _predictions(out: np.ndarray) -> np.ndarray:
+    """One int64 per sample: the argmax over the last axis at the last position."""
+    out = np.asarray(out)
+    if out.ndim == 1:
+        return out.astype(np.int64)
+    flat = out.reshape(out.shape[0], -1, out.shape[-1])
+    return flat[:, -1].argmax(-1).astype(np.int64)
+
+
+# --------------------------------------------------------------------------- the QSL
+
+
+def real_inputs(n: int, seq_len: int, vocab_size: int, byte_level: bool,
+                seed: int = 0) -> np.ndarray:
+    """(n, seq_len) int64 token ids: for byte-level models, n windows of the standard library's
+    own .py sources (the built-in models' training domain); else seeded ids below vocab_size."""
+    rng = np.random.default_rng(seed)
+    if byte_level:
+        text = _stdlib_bytes(n * seq_len * 4)
+        if text.size >= seq_len + 1:
+            starts = rng.integers(0, text.size - seq_len, n)
+            return np.stack([text[s:s + seq_len] for s in starts]).astype(np.int64)
+    return rng.integers(0, vocab_size, (n, seq_len), dtype=np.int64)
+
+
+def _stdlib_bytes(want: int) -> np.ndarray:
+    root = Path(sysconfig.get_paths()["stdlib"])
+    chunks, size = [], 0
+    for path in sorted(root.glob("*.py")):  # top-level modules: plain code, stable order
+        try:
+            data = path.read_bytes()
+        except OSError:
+            continue
+        chunks.append(np.frombuffer(data, np.uint8))
+        size += len(data)
+        if size >= want:
+            break
+    return np.concatenate(chunks) if chunks else np.zeros(0, np.uint8)
+
+
+# --------------------------------------------------------------------------- the SUT
+
+
+class BatchingSUT:
+    """The system under test: LoadGen's issue_query puts samples on a queue; `workers` threads
+    each take up to max_batch of them (waiting at most batch_window_ms after the first for the
+    batch to fill), run them as one batch and answer each sample with its output.
+
+    It counts what it was issued and what it answered: `check()` says whether every issued
+    sample was answered exactly once with a complete response."""
+
+    _STOP = object()
+
+    def __init__(self, run: Callable[[np.ndarray], np.ndarray], samples: np.ndarray,
+                 complete: Callable[[list], None], response: Callable[[int, int, int], object],
+                 *, max_batch: int = 1, batch_window_ms: float = 0.0, workers: int = 1):
+        self.run, self.samples = run, samples
+        self.complete, self.response = complete, response
+        self.max_batch, self.window_s = max_batch, batch_window_ms / 1000.0
+        self.queue: queue.Queue = queue.Queue()
+        self.lock = threading.Lock()
+        self.issued: dict[int, int] = {}
+        self.answered: dict[int, int] = {}
+        self.bad_responses = 0
+        self.batches: list[int] = []
+        self.service_ns: list[int] = []  # each batch's backend call, timed inside the SUT
+        self.idle_ns: list[int] = []  # how long its worker sat idle before that call
+        self.in_sut_ns: list[int] = []  # per sample: issue_query to its batch's end
+        self._last_end: dict[int, int] = {}
+        self.errors: list[str] = []
+        self.threads = [threading.Thread(target=self._work, daemon=True, name=f"sut-{i}")
+                        for i in range(workers)]
+
+    def start(self) -> BatchingSUT:
+        for t in self.threads:
+            t.start()
+        return self
+
+    def stop(self) -> None:
+        for _ in self.threads:
+            self.queue.put(self._STOP)
+        for t in self.threads:
+            t.join()
+
+    # LoadGen's two callbacks
+    def issue_query(self, query_samples) -> None:
+        with self.lock:
+            for s in query_samples:
+                self.issued[s.id] = self.issued.get(s.id, 0) + 1
+        now = time.perf_counter_ns()
+        for s in query_samples:
+            self.queue.put((s.id, s.index, now))
+
+    def flush_queries(self) -> None:
+        pass  # nothing is held back: a batch waits at most batch_window_ms
+
+    def _take_batch(self) -> list | None:
+        first = self.queue.get()
+        if first is self._STOP:
+            return None
+        batch = [first]
+        deadline = time.perf_counter() + self.window_s
+        while len(batch) < self.max_batch:
+            left = deadline - time.perf_counter()
+            try:
+                item = self.queue.get(timeout=left) if left > 0 else self.queue.get_nowait()
+            except queue.Empty:
+                break
+            if item is self._STOP:
+                self.queue.put(item)  # for this worker's next take
+                break
+            batch.append(item)
+        return batch
+
+    def _work(self) -> None:
+        while (batch := self._take_batch()) is not None:
+            ids = [b[0] for b in batch]
+            try:
+                x = self.samples[[b[1] for b in batch]]
+                t0 = time.perf_counter_ns()
+                out = self.run(x)
+                end = time.perf_counter_ns()
+                worker = threading.get_ident()
+                self.idle_ns.append(t0 - self._last_end.get(worker, t0))
+                self.service_ns.append(end - t0)
+                self.in_sut_ns.extend(end - b[2] for b in batch)
+                self._last_end[worker] = end
+                out = np.ascontiguousarray(out, np.int64)
+                if out.shape != (len(batch),):
+                    raise RuntimeError(f"backend returned shape {out.shape} for a batch of "
+                                       f"{len(batch)}")
+            except Exception as e:  # noqa: BLE001 (answer anyway: unanswered hangs LoadGen)
+                self.errors.append(f"{type(e).__name__}: {e}")
+                out = None
+            self._answer(ids, out)
+
+    def _answer(self, ids: list[int], out: np.ndarray | None) -> None:
+        item = out.itemsize if out is not None else 0
+        base = out.ctypes.data if out is not None else 0
+        responses = [self.response(i, base + k * item, item) for k, i in enumerate(ids)]
+        with self.lock:
+            self.batches.append(len(ids))
+            for i in ids:
+                self.answered[i] = self.answered.get(i, 0) + 1
+            self.bad_responses += 0 if out is not None else len(ids)
+        self.complete(responses)  # LoadGen reads the data during the call; `out` lives until then
+
+    def check(self) -> list[str]:
+        """Problems found: samples never answered, answered twice, or answered with no data."""
+        problems = list(dict.fromkeys(self.errors))[:3]
+        missing = [i for i in self.issued if i not in self.answered]
+        twice = [i for i, n in self.answered.items() if n != 1 or self.issued.get(i) != 1]
+        if missing:
+            problems.append(f"{len(missing)} issued sample(s) never answered")
+        if twice:
+            problems.append(f"{len(twice)} sample(s) issued or answered more than once")
+        if self.bad_responses:
+            problems.append(f"{self.bad_responses} response(s) without output")
+        return problems
+
+    @property
+    def mean_batch(self) -> float:
+        return float(np.mean(self.batches)) if self.batches else float("nan")
+
+
+# --------------------------------------------------------------------------- one run
+
+
+@dataclass
+class LoadtestResult:
+    row: dict
+    summary: dict
+    log_dir: Path
+    problems: list[str]
+
+    @property
+    def valid(self) -> bool:
+        return bool(self.summary.get("valid")) and not self.problems
+
+
+def _test_settings(lg, s: LoadtestSettings, expected_ms: float | None):
+    ts = lg.TestSettings()
+    ts.scenario = getattr(lg.TestScenario, SCENARIOS[s.scenario])
+    ts.mode = lg.TestMode.PerformanceOnly
+    ts.min_duration_ms = s.min_duration_ms
+    ts.min_query_count = s.queries
+    ts.max_duration_ms = s.max_duration_ms
+    ts.qsl_rng_seed = ts.sample_index_rng_seed = ts.schedule_rng_seed = s.seed
+    pct = (s.claimed_percentile or 99.0) / 100
+    if s.scenario == "server":
+        ts.server_target_qps = float(s.qps)
+        ts.server_target_latency_ns = int(s.latency_ms * 1e6)
+        ts.server_target_latency_percentile = pct
+    elif s.scenario == "singlestream":
+        ts.single_stream_target_latency_percentile = pct
+        if expected_ms:  # LoadGen plans min_duration / expected queries: err on the short side
+            ts.single_stream_expected_latency_ns = int(0.7 * expected_ms * 1e6)
+    elif s.scenario == "multistream":
+        ts.multi_stream_samples_per_query = s.samples_per_query
+        ts.multi_stream_target_latency_percentile = pct
+        if expected_ms:
+            per_query = expected_ms * math.ceil(s.samples_per_query / s.max_batch)
+            ts.multi_stream_expected_latency_ns = int(0.7 * per_query * 1e6)
+    elif s.scenario == "offline":
+        # LoadGen sizes the one query as expected QPS x min duration; ask for 25% more than
+        # the estimate so the run does outlast min_duration (otherwise it is INVALID).
+        qps = s.qps or (1000.0 * s.max_batch * s.workers / expected_ms if expected_ms else 100)
+        ts.offline_expected_qps = float(qps) * 1.25
+    return ts
+
+
+def run_one(s: LoadtestSettings, out: str | Path, backend: Backend | None = None,
+            samples: np.ndarray | None = None, *, mode: str = "performance",
+            store: bool = True) -> LoadtestResult:
+    """Run one LoadGen test; keep its logs in OUT/loadgen/<run>/ and append its row to OUT's
+    results table (unless store=False)."""
+    import mlperf_loadgen as lg
+
+    out = Path(out)
+    backend = backend or load_backend(s.model, s.variant, s.threads, s.device, s.seq_len)
+    if backend.max_seq_len and s.seq_len > backend.max_seq_len:
+        raise InputError(f"--seq-len {s.seq_len} exceeds {s.model}'s context of "
+                         f"{backend.max_seq_len}")
+    if samples is None:
+        samples = real_inputs(s.samples, s.seq_len, backend.vocab_size, backend.byte_level,
+                              s.seed)
+    expected_ms = _warm_up(backend, samples)
+    log_dir = out / LOG_DIR / _run_name(s)
+    log_dir.mkdir(parents=True, exist_ok=True)
+    sut = BatchingSUT(backend.run, samples, lg.QuerySamplesComplete, lg.QuerySampleResponse,
+                      max_batch=s.max_batch, batch_window_ms=s.batch_window_ms,
+                      workers=s.workers).start()
+    sut_handle = lg.ConstructSUT(sut.issue_query, sut.flush_queries)
+    n = len(samples)
+    qsl = lg.ConstructQSL(n, n, lambda idx: None, lambda idx: None)  # all held in memory
+    log_settings = lg.LogSettings()
+    log_settings.log_output.outdir = str(log_dir)
+    log_settings.log_output.copy_summary_to_stdout = False
+    t0 = time.perf_counter()
+    try:
+        lg.StartTestWithLogSettings(sut_handle, qsl, _test_settings(lg, s, expected_ms),
+                                    log_settings)
+    finally:
+        sut.stop()
+        lg.DestroyQSL(qsl)
+        lg.DestroySUT(sut_handle)
+    wall_s = time.perf_counter() - t0
+    summary = parse_summary((log_dir / SUMMARY).read_text())
+    problems = sut.check()
+    row = result_row(s, summary, sut, backend, log_dir, out, wall_s, mode, problems)
+    row.update(predictions(s, out))
+    service = np.asarray(sut.service_ns, np.int64)
+    if service.size:  # the backend's own time per batch under this load, beside LoadGen's
+        row.update(service_under_load(s, service / 1e6, out))
+    if store:
+        ResultsStore(out).append(row, {"service_ns": service, "idle_ns": np.asarray(
+            sut.idle_ns, np.int64), "in_sut_ns": np.asarray(sut.in_sut_ns, np.int64)}
+            if service.size else None)
+    return LoadtestResult(row, summary, log_dir, problems)
+
+
+def _warm_up(backend: Backend, samples: np.ndarray, calls: int = 5) -> float:
+    """A few untimed calls (first-call allocations out of the test); their median, in ms, tells
+    LoadGen what latency to expect where a scenario needs it."""
+    times = []
+    for i in range(calls):
+        t0 = time.perf_counter()
+        backend.run(samples[i % len(samples)][None])
+        times.append((time.perf_counter() - t0) * 1000)
+    return float(np.median(times[1:] if len(times) > 1 else times))
+
+
+def _run_name(s: LoadtestSettings) -> str:
+    model = re.sub(r"[^A-Za-z0-9.=-]+", "_", s.model).strip("_")[:60]
+    rate = f"-{s.qps:g}qps" if s.qps and s.scenario == "server" else ""
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S-%f")
+    return f"{s.scenario}-{model}-{s.variant}{rate}-{stamp}"
+
+
+# --------------------------------------------------------------------------- the summary
+
+
+_NUMBER = r"([-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)"
+
+
+def parse_summary(text: str) -> dict:
+    """LoadGen's mlperf_log_summary.txt as data: scenario, mode, VALID / INVALID and why,
+    early-stopping verdict and detail, QPS figures and latency percentiles (ms)."""
+    def field_(pattern: str) -> str | None:
+        m = re.search(pattern, text, re.MULTILINE)
+        return m.group(1).strip() if m else None
+
+    out: dict = {"scenario": field_(r"^Scenario\s*:\s*(.+)$"),
+                 "mode": field_(r"^Mode\s*:\s*(.+)$"),
+                 "result": field_(r"^Result is\s*:\s*(\w+)")}
+    if out["result"] is None:
+        raise ValueError("not a LoadGen summary: no 'Result is' line")
+    out["valid"] = out["result"] == "VALID"
+    checks = {}
+    for name, verdict in re.findall(r"^\s+(.+?)\s*:\s*(Yes|NO)\s*$", text, re.MULTILINE):
+        checks[name.strip().lower()] = verdict == "Yes"
+    out["checks"] = checks
+    out["early_stopping_met"] = checks.get("early stopping satisfied")
+    out["invalid_reasons"] = [k.replace(" satisfied", "") + " not satisfied"
+                              for k, ok in checks.items() if not ok]
+    out["early_stopping"] = _block(text, "Early Stopping Result:")
+    out["recommendations"] = _block(text, "Recommendations:")
+    numbers = {
+        "completed_qps": r"^Completed samples per second\s*:\s*" + _NUMBER,
+        "scheduled_qps": r"^Scheduled samples per second\s*:\s*" + _NUMBER,
+        "offline_qps": r"^Samples per second\s*:\s*" + _NUMBER,
+        "qps_with_overhead": r"^QPS w/ loadgen overhead\s*:\s*" + _NUMBER,
+        "qps_without_overhead": r"^QPS w/o loadgen overhead\s*:\s*" + _NUMBER,
+        "target_qps": r"^target_qps\s*:\s*" + _NUMBER,
+        "target_latency_ns": r"^target_latency \(ns\)\s*:\s*" + _NUMBER,
+        "min_duration_ms": r"^min_duration \(ms\)\s*:\s*" + _NUMBER,
+        "min_query_count": r"^min_query_count\s*:\s*" + _NUMBER,
+        "samples_per_query": r"^samples_per_query\s*:\s*" + _NUMBER,
+    }
+    for key, pat in numbers.items():
+        value = field_(pat)
+        out[key] = float(value) if value is not None else None
+    out["latency_ms"] = {}
+    for label, ns in re.findall(r"^(Min|Max|Mean|\d+\.\d+ percentile) latency \(ns\)\s*:\s*"
+                                + _NUMBER, text, re.MULTILINE):
+        first = label.split()[0]
+        key = f"p{float(first):g}" if first[0].isdigit() else first.lower()
+        out["latency_ms"].setdefault(key, float(ns) / 1e6)  # MultiStream lists per-query first
+    claimed = re.search(r"^(\d+(?:\.\d+)?)th percentile latency \(ns\)\s*:\s*" + _NUMBER,
+                        text, re.MULTILINE)
+    if claimed:
+        out["claimed_percentile"] = float(claimed.group(1))
+        out["claimed_latency_ms"] = float(claimed.group(2)) / 1e6
+    estimate = re.search(r"Early stopping (\d+(?:\.\d+)?)th percentile estimate:\s*" + _NUMBER,
+                         text)
+    if estimate:
+        out["early_stopping_estimate_ms"] = float(estimate.group(2)) / 1e6
+    return out
+
+
+def _block(text: str, header: str) -> str:
+    """The ` * ...` lines under a header, joined into one line."""
+    lines = text.splitlines()
+    try:
+        start = next(i for i, x in enumerate(lines) if x.strip() == header)
+    except StopIteration:
+        return ""
+    body = []
+    for line in lines[start + 1:]:
+        if not line.strip() or not line[0].isspace():  # a blank line or the next header
+            break
+        body.append(line.strip().lstrip("* ").strip())
+    return " ".join(body)
+
+
+# --------------------------------------------------------------------------- the row
+
+
+def default_role(model: str, out: Path) -> str:
+    """The role a results table already gives the model, else teacher for the default teacher."""
+    from .zoo import DEFAULT_TEACHER
+
+    for r in ResultsStore(out).rows:
+        if r.get("model") == model and r.get("role") in ("teacher", "student"):
+            return r["role"]
+    return "teacher" if model == DEFAULT_TEACHER else "student"
+
+
+def result_row(s: LoadtestSettings, summary: dict, sut: BatchingSUT, backend: Backend,
+               log_dir: Path, out: Path, wall_s: float, mode: str,
+               problems: list[str]) -> dict:
+    backend_col, dtype = VARIANTS[s.variant]
+    lat = summary["latency_ms"]
+    completed = summary.get("completed_qps") or summary.get("offline_qps") or summary.get(
+        "qps_with_overhead")
+    reasons = summary["invalid_reasons"] + problems
+    row = {
+        "model": s.model, "role": s.role or default_role(s.model, out), "backend": backend_col,
+        "device": s.device, "dtype": dtype, "batch_size": s.max_batch, "seq_len": s.seq_len,
+        "threads": s.threads,
+        "status": "error" if problems else "ok", "error": "; ".join(problems), "source": "loadgen",
+        **{f"latency_ms_{k}": lat.get(k) for k in ("p50", "p90", "p95", "p99", "mean", "min",
+                                                   "max")},
+        "latency_ms_p99.9": lat.get("p99.9"),
+        "n_calls": len(sut.answered), "throughput_samples_s": completed,
+        "throughput_tokens_s": completed * s.seq_len if completed else None,
+        "params": backend.params,
+        "loadgen_scenario": s.scenario, "loadgen_mode": mode,
+        "loadgen_target_qps": float(s.qps) if s.qps and s.scenario in ("server", "offline")
+        else None,
+        "loadgen_latency_bound_ms": float(s.latency_ms) if s.latency_ms else None,
+        "loadgen_percentile": s.claimed_percentile,
+        "loadgen_scheduled_qps": summary.get("scheduled_qps"),
+        "loadgen_completed_qps": completed,
+        "loadgen_result": summary["result"] if not problems else "INVALID",
+        "loadgen_valid": bool(summary["valid"] and not problems),
+        "loadgen_invalid_reasons": "; ".join(reasons),
+        "loadgen_early_stopping": {True: "satisfied", False: "not satisfied"}.get(
+            summary.get("early_stopping_met"), "n/a"),
+        "loadgen_early_stopping_detail": summary.get("early_stopping", ""),
+        "loadgen_early_stopping_estimate_ms": summary.get("early_stopping_estimate_ms"),
+        "loadgen_claimed_latency_ms": summary.get("claimed_latency_ms"),
+        "loadgen_queries": len(sut.issued), "loadgen_wall_s": wall_s,
+        "loadgen_min_duration_ms": s.min_duration_ms, "loadgen_min_query_count": s.queries,
+        "loadgen_workers": s.workers, "loadgen_max_batch": s.max_batch,
+        "loadgen_batch_window_ms": s.batch_window_ms, "loadgen_mean_batch": sut.mean_batch,
+        "loadgen_samples": len(sut.samples), "loadgen_seed": s.seed,
+        "loadgen_log_dir": str(log_dir.relative_to(out)) if log_dir.is_relative_to(out)
+        else str(log_dir),
+        **{f"backend_{k}": v for k, v in backend.thread_settings.items()},
+        **env.fingerprint(),
+    }
+    return row
+
+
+def single_call_row(s: LoadtestSettings, out: Path) -> dict | None:
+    """bench's single-call measurement of this configuration at batch 1 in OUT's table."""
+    backend_col, dtype = VARIANTS[s.variant]
+    want = (s.model, backend_col, s.device, dtype, 1, s.seq_len, s.threads)
+    for r in ResultsStore(out).rows:
+        if r.get("source", "measured") in ("measured", None) and r.get("status") == "ok" and (
+                r["model"], r["backend"], r["device"], r["dtype"], r["batch_size"],
+                r["seq_len"], r["threads"]) == want:
+            return r
+    return None
+
+
+def predictions(s: LoadtestSettings, out: Path) -> dict:
+    """The planner's figures for this server run (roi.loadcheck), from bench's single-call row
+    of the same configuration in OUT's table (raw samples where kept): the response-time
+    percentile at the target QPS, and the highest QPS LoadGen should call VALID. Empty where
+    there is no such row, or the SUT batches (the M/G/1 model is for one sample at a time)."""
+    if s.scenario != "server" or s.max_batch != 1 or s.workers != 1:
+        return {}
+    base = single_call_row(s, out)
+    if base is None:
+        return {}
+    from roi.loadcheck import predicted_peak_qps, predicted_quantile_ms
+    from roi.sizing import ServiceTime
+
+    from .results import load_samples
+
+    raw = load_samples(out, base["row_id"]).get("latency_ns")
+    service = (ServiceTime.from_samples(raw / 1e6) if raw is not None and raw.size else
+               ServiceTime.from_mean_cv(base["latency_ms_mean"], base.get("latency_ms_cv") or 0))
+    pct = s.claimed_percentile
+    peak = predicted_peak_qps(service, pct, s.latency_ms, min_duration_s=s.min_duration_ms / 1e3,
+                              min_queries=s.queries)
+    return {"predicted_latency_ms_at_target": predicted_quantile_ms(service, s.qps, pct),
+            "predicted_utilization": s.qps * float(service.mean_ms) / 1000,
+            "predicted_peak_qps": peak.qps, "predicted_peak_percentile": peak.percentile,
+            "predicted_from_row": base["row_id"]}
+
+
+def service_under_load(s: LoadtestSettings, ms: np.ndarray, out: Path) -> dict:
+    """The backend's service times as the SUT timed them during the run, and the sizing
+    model's p99 from them: set beside the prediction from bench's isolated back-to-back calls,
+    it tells a wrong queueing model from a service time that changed under load."""
+    figures = {"loadgen_service_ms_mean": float(ms.mean()),
+               "loadgen_service_ms_p50": float(np.percentile(ms, 50)),
+               "loadgen_service_ms_p99": float(np.percentile(ms, 99)),
+               "loadgen_service_ms_cv": float(ms.std() / ms.mean())}
+    if s.scenario == "server" and s.max_batch == 1 and s.workers == 1 and ms.min() > 0:
+        from roi.loadcheck import predicted_quantile_ms
+        from roi.sizing import ServiceTime
+
+        figures["predicted_latency_ms_under_load"] = predicted_quantile_ms(
+            ServiceTime.from_samples(ms), s.qps, s.claimed_percentile)
+    base = single_call_row(s, out) if s.max_batch == 1 else None
+    if base:  # how much slower the backend ran under load than bench measured it alone
+        figures["service_inflation_under_load"] = float(ms.mean()) / base["latency_ms_mean"]
+    return figures
+
+
+# --------------------------------------------------------------------------- the peak
+
+
+@dataclass
+class PeakSearch:
+    """The highest server QPS LoadGen calls VALID, by bracketing then bisection over runs."""
+
+    peak_qps: float | None
+    runs: list[LoadtestResult]
+    bracket: tuple[float, float | None]
+
+
+def find_peak(s: LoadtestSettings, out: str | Path, *, precision: float = 0.05,
+              max_runs: int = 10, step: float = 1.5,
+              progress: Callable[[LoadtestResult], None] | None = None,
+              backend: Backend | None = None, samples: np.ndarray | None = None) -> PeakSearch:
+    """Search the highest target QPS whose run stays VALID, starting from s.qps: multiply (or
+    divide) by `step` until the verdict flips, then bisect (geometric midpoint) until the
+    bracket is within `precision` (relative) or `max_runs` runs are spent. LoadGen's own
+    FindPeakPerformance mode does the same kind of search but reports through its logs only;
+    running the search here keeps every run's row and logs. The peak row (loadgen_mode
+    find-peak) repeats the last VALID run's figures with loadgen_peak_qps set."""
+    if not (precision > 0 and max_runs >= 2 and step > 1):
+        raise InputError("find-peak needs precision > 0, max_runs >= 2 and step > 1")
+    backend = backend or load_backend(s.model, s.variant, s.threads, s.device, s.seq_len)
+    if samples is None:
+        samples = real_inputs(s.samples, s.seq_len, backend.vocab_size, backend.byte_level,
+                              s.seed)
+    lo: LoadtestResult | None = None
+    hi: float | None = None
+    runs: list[LoadtestResult] = []
+    qps = float(s.qps)
+    while len(runs) < max_runs:
+        r = run_one(replace(s, qps=qps), out, backend, samples, mode="find-peak-step")
+        runs.append(r)
+        if progress:
+            progress(r)
+        if r.problems:
+            break  # a broken SUT: no verdict to search on
+        if r.valid:
+            lo = r
+        else:
+            hi = qps if hi is None else min(hi, qps)
+        lo_qps = lo.row["loadgen_target_qps"] if lo else None
+        if lo_qps is not None and hi is not None and hi / lo_qps <= 1 + precision:
+            break
+        if hi is None:
+            qps = qps * step
+        elif lo_qps is None:
+            qps = qps / step
+        else:
+            qps = math.sqrt(lo_qps * hi)
+        qps = float(f"{qps:.4g}")  # rates a reader can type back in
+    peak = lo.row["loadgen_target_qps"] if lo else None
+    if lo is not None:
+        row = {**lo.row, "loadgen_mode": "find-peak", "loadgen_peak_qps": peak,
+               "loadgen_peak_bracket_high_qps": hi, "loadgen_peak_runs": len(runs),
+               "loadgen_peak_precision": precision}
+        ResultsStore(out).append(row)
+    return PeakSearch(peak, runs, (peak or 0.0, hi))
+
+
+def settings_record(s: LoadtestSettings) -> dict:
+    return asdict(s)

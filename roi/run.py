@@ -1,0 +1,392 @@
+"""`roi run`: one command from the question to the answer, in one run directory.
+
+    RUN/run.yaml           the settings used (config over the profile's budget)
+    RUN/state.json         the steps finished, with their wall times
+    RUN/bench/             1. the teacher and candidate students measured        (roi bench)
+    RUN/plan/              2. the plan: scenarios, sizing, decision, ROI          (roi plan)
+    RUN/report/            3. the report (report.html, report.md, figures/; decision/, sizing/
+                              and distill-plan/ hold the same sections as separate reports)
+                              -- gate: a no-go plan stops here and says so --
+    RUN/distill/           4. the recommended student distilled, exported, int8  (roi distill)
+    RUN/bench-student/     5. the distilled student measured beside the teacher  (roi bench)
+    RUN/report/            6. the final report: predicted beside achieved
+    RUN/summary.json       the answer in a few numbers
+
+Resume: each finished step is recorded in state.json (written atomically after its outputs);
+rerunning with the same directory skips finished steps whose outputs are still there, continues
+an interrupted bench or distillation from its own checkpoints, and redoes from scratch a step
+whose inputs were redone. A run directory keeps its settings: rerunning it with others is
+refused.
+
+This module lives in `roi` because it is the CLI's job, and it imports bench, distill and
+reports (and so torch) only inside the steps that need them: `import roi.run` stays light.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import shutil
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, ContextManager, Optional
+
+import yaml
+
+from .errors import InputError
+from .io import write_json_atomic, write_text_atomic
+from .runconfig import RunConfig, check, load_run_config, resolved
+
+log = logging.getLogger(__name__)
+
+RUN_FILE, STATE_FILE, SUMMARY_FILE = "run.yaml", "state.json", "summary.json"
+Progress = Callable[..., None]
+
+
+class Hooks:
+    """What the caller sees of a run. The default logs; the CLI draws progress bars."""
+
+    def step(self, index: int, total: int, name: str, status: str, detail: str = "") -> None:
+        """status: start or resume (detail: what the step does), done (detail: wall time),
+        skip (finished earlier)."""
+        log.info("%s", step_line(index, total, name, status, detail))
+
+    def bench_progress(self) -> ContextManager[Optional[Progress]]:
+        return contextlib.nullcontext(None)
+
+    def train_progress(self) -> ContextManager[Optional[Progress]]:
+        return contextlib.nullcontext(None)
+
+
+def step_line(index: int, total: int, name: str, status: str, detail: str = "") -> str:
+    text = {"start": f"{detail}...", "resume": f"resuming: {detail}...",
+            "skip": "finished earlier, skipped", "done": f"done in {detail}"}.get(status, status)
+    return f"[{index}/{total}] {name}: {text}"
+
+
+@dataclass
+class Run:
+    """A run directory and the settings it runs with (`settings` is run.yaml)."""
+
+    out: Path
+    settings: dict
+    hooks: Hooks = field(default_factory=Hooks)
+
+    def path(self, *parts: str) -> Path:
+        return self.out.joinpath(*parts)
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str
+    what: str
+    owns: Optional[str]  # the directory the step writes (cleared when it starts over)
+    needs: tuple[str, ...]  # steps whose outputs it reads
+    outputs: tuple[str, ...]  # files that must exist for the step to count as finished
+    action: Callable[[Run], Any]
+
+
+@dataclass(frozen=True)
+class RunResult:
+    out: Path
+    summary: dict
+
+    @property
+    def go(self) -> bool:
+        return bool(self.summary.get("go"))
+
+
+# ------------------------------------------------------------------------------ the steps
+
+
+def _bench_kwargs(run: Run) -> dict:
+    b = run.settings["bench"]
+    return dict(backends=b["backends"], batch_sizes=b["batch_sizes"], seq_lens=b["seq_lens"],
+                threads=b.get("threads"), device=b["device"], quick=b["quick"],
+                rounds=b["rounds"], isolate=b["isolate"], timeout_s=b.get("timeout_s"),
+                memory_budget_mb=b.get("memory_budget_mb"), resume=True)
+
+
+def _sweep(run: Run, out: Path, teacher: str, students: Any) -> None:
+    from bench.sweep import plan_sweep, run_plan
+
+    plan = plan_sweep(teacher=teacher, students=students, out=out, **_bench_kwargs(run))
+    with run.hooks.bench_progress() as progress:
+        run_plan(plan, progress)
+
+
+def step_bench(run: Run) -> None:
+    s = run.settings
+    _sweep(run, run.path("bench"), s["teacher"], s["students"])
+
+
+def step_plan(run: Run) -> None:
+    from .payback import RoiInputs
+    from .planner import Plan, plan, write_plan
+
+    s = run.settings
+    result = plan(run.path("bench", "results.csv"), s["scenarios"], hardware=s["hardware"],
+                  retention_threshold=s["retention_threshold"],
+                  local_peak_gflops=s["local_peak_gflops"], roi_inputs=RoiInputs(**s["economics"]),
+                  require_benefit=s["require_benefit"])
+    doc = dict(result.to_dict())
+    planned = doc["trainer"].get("steps")
+    note = (f"roi run distills with a smaller budget ({_budget_text(s['trainer'])}, profile "
+            f"{s['profile']}; run.yaml) than this section's {planned} steps, which size the full "
+            "distillation: `roi distill --plan plan/plan.yaml --out DIR` runs that one.")
+    doc["trainer_note"] = " ".join(filter(None, [doc.get("trainer_note"), note]))
+    write_plan(Plan(doc, result.grid), run.path("plan"))
+
+
+def _budget_text(trainer: dict) -> str:
+    return ", ".join(f"{k} {v}" for k, v in trainer.items())
+
+
+def step_report(run: Run) -> None:
+    render(run.out)
+
+
+def step_distill(run: Run) -> None:
+    from distill.pipeline import distill_from_plan
+
+    with run.hooks.train_progress() as progress:
+        distill_from_plan(run.path("plan", "plan.yaml"), run.path("distill"), resume=True,
+                          force=run.settings["force"], overrides=run.settings["trainer"],
+                          progress=progress)
+
+
+def step_bench_student(run: Run) -> None:
+    student = f"ckpt:{run.path('distill').resolve()}"
+    _sweep(run, run.path("bench-student"), run.settings["teacher"], [student])
+
+
+STEPS: tuple[Step, ...] = (
+    Step("bench", "measure the teacher and candidate students", "bench", (),
+         ("bench/results.csv",), step_bench),
+    Step("plan", "cost, sizing and decision for every scenario", "plan", ("bench",),
+         ("plan/plan.json", "plan/plan.yaml"), step_plan),
+    Step("report", "the decision and sizing report", "report", ("bench", "plan"),
+         ("report/report.html",), step_report),
+    Step("distill", "distill the recommended student, export, int8", "distill", ("plan",),
+         ("distill/metrics.json",), step_distill),
+    Step("bench-student", "measure the distilled student beside the teacher", "bench-student",
+         ("distill",), ("bench-student/results.csv",), step_bench_student),
+    Step("final-report", "the report with predicted beside achieved", "report",
+         ("bench", "plan", "distill", "bench-student"), ("report/report.html",), step_report),
+)
+GATE_AFTER = "report"
+
+
+# ------------------------------------------------------------------------------ rendering
+
+
+def render(run_dir: str | Path, out_dir: str | Path | None = None) -> Path:
+    """RUN/report: the whole report, plus its decision, sizing and distill-plan parts as
+    separate reports in report/<part>/. Returns report.html's path."""
+    import reports
+
+    run_dir = Path(run_dir)
+    out = Path(out_dir) if out_dir is not None else run_dir / "report"
+    report = reports.build(run_dir)
+    for part, sections in reports.PARTS.items():
+        reports.write(reports.select(report, *sections), out / part)
+    return reports.write(report, out).html
+
+
+# ------------------------------------------------------------------------------ the run
+
+
+def open_run(config: RunConfig, out: str | Path, profile: str = "default",
+             hooks: Hooks | None = None) -> Run:
+    """Check everything, then create (or reopen) the run directory; refuse to reopen one with
+    other settings."""
+    settings = resolved(config, profile)
+    check(settings)
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out {out}: exists and is not a directory")
+    saved = out / RUN_FILE
+    if saved.is_file():
+        from .config import read_yaml
+
+        _same_settings(read_yaml(saved, "run settings"), settings, out)
+    elif out.is_dir() and any(out.iterdir()):
+        raise InputError(f"--out {out}: not empty and not a run directory (no {RUN_FILE}); "
+                         "choose another --out")
+    else:
+        write_text_atomic(saved, yaml.safe_dump(settings, sort_keys=False))
+    return Run(out, settings, hooks or Hooks())
+
+
+def _same_settings(saved: Any, now: dict, out: Path) -> None:
+    if saved == now:
+        return
+    saved = saved if isinstance(saved, dict) else {}
+    diff = next((k for k in dict.fromkeys([*now, *saved]) if saved.get(k) != now.get(k)), "?")
+    raise InputError(f"{out} was started with other settings ({diff}: {saved.get(diff)!r} in "
+                     f"{RUN_FILE}, {now.get(diff)!r} now); rerun it with the same --config and "
+                     "--quick, or choose another --out")
+
+
+def read_state(out: Path) -> dict:
+    path = out / STATE_FILE
+    if not path.is_file():
+        return {"steps": {}}
+    import json
+
+    try:
+        state = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError:
+        return {"steps": {}}  # written atomically, so only a hand edit gets here: start over
+    return state if isinstance(state.get("steps"), dict) else {"steps": {}}
+
+
+def execute(run: Run, steps: tuple[Step, ...] = STEPS) -> RunResult:
+    """Run the steps not finished yet, in order, gating on the plan's decision."""
+    state = read_state(run.out)
+    state.pop("stopped", None)
+    redone: set[str] = set()
+    for i, step in enumerate(steps, 1):
+        finished = step.name in state["steps"] and all(run.path(o).is_file()
+                                                       for o in step.outputs)
+        if finished and not redone.intersection(step.needs):
+            run.hooks.step(i, len(steps), step.name, "skip", "finished earlier")
+        else:
+            _do(run, state, step, i, len(steps),
+                fresh=step.name in state["steps"] or bool(redone.intersection(step.needs)))
+            redone.add(step.name)
+        if step.name == GATE_AFTER:
+            stop = _gate(run)
+            if stop:
+                state["stopped"] = stop
+                write_json_atomic(run.path(STATE_FILE), state)
+                break
+    return RunResult(run.out, finish(run, state))
+
+
+def _do(run: Run, state: dict, step: Step, index: int, total: int, fresh: bool) -> None:
+    """One step; `fresh` clears what an earlier attempt left (its inputs changed, or its
+    outputs went missing), otherwise the step resumes from whatever is there."""
+    state["steps"].pop(step.name, None)
+    write_json_atomic(run.path(STATE_FILE), state)
+    owned = run.path(step.owns) if step.owns else None
+    if fresh and owned is not None and owned.exists():
+        shutil.rmtree(owned)
+    resuming = owned is not None and owned.is_dir() and any(owned.iterdir())
+    run.hooks.step(index, total, step.name, "resume" if resuming else "start", step.what)
+    t0 = time.perf_counter()
+    step.action(run)
+    wall = time.perf_counter() - t0
+    state["steps"][step.name] = {"finished": _now(), "wall_s": round(wall, 2)}
+    write_json_atomic(run.path(STATE_FILE), state)
+    run.hooks.step(index, total, step.name, "done", f"{wall:.0f} s")
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _gate(run: Run) -> Optional[str]:
+    """Why the run stops after the report (None: it goes on to distill)."""
+    plan = _plan(run.out)
+    if not run.settings["distill"]:
+        return "distill: false in the config (plan and report only)"
+    if plan["decision"]["go"]:
+        return None
+    if run.settings["force"]:
+        log.warning("the plan says no-go; distilling anyway (force: true)")
+        return None
+    return "no-go"
+
+
+def _plan(out: Path) -> dict:
+    from .planner import read_plan
+
+    return read_plan(out / "plan" / "plan.json")
+
+
+def run(config: RunConfig | str | Path | None = None, out: str | Path | None = None, *,
+        quick: bool = False, hooks: Hooks | None = None) -> RunResult:
+    """Python API: bench → plan → report → (go) distill → bench the student → final report.
+
+    config: a RunConfig, a YAML file, or None (the default question). out: the run directory
+    [default: runs/<time>]; an existing one resumes."""
+    if not isinstance(config, RunConfig):
+        config = load_run_config(config)
+    out = out if out is not None else default_out()
+    return execute(open_run(config, out, "quick" if quick else "default", hooks))
+
+
+def default_out() -> Path:
+    return Path("runs") / datetime.now().strftime("%Y%m%d-%H%M%S")
+
+
+# ------------------------------------------------------------------------------ the answer
+
+
+def finish(run: Run, state: dict) -> dict:
+    """RUN/summary.json: the decision, the student, savings, payback, and what was achieved."""
+    plan = _plan(run.out)
+    summary = summarize(plan, _metrics(run.out), state, run.out)
+    write_json_atomic(run.path(SUMMARY_FILE), summary)
+    return summary
+
+
+def _metrics(out: Path) -> Optional[dict]:
+    import json
+
+    path = out / "distill" / "metrics.json"
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+
+
+def summarize(plan: dict, metrics: Optional[dict], state: dict, out: Path) -> dict:
+    d, rec, roi = plan["decision"], plan.get("recommended") or {}, plan.get("roi") or {}
+    steps = state.get("steps", {})
+    return {
+        "go": bool(d["go"]),
+        "reasons": list(d.get("reasons") or []),
+        "stopped": state.get("stopped"),
+        "recommended": rec.get("model"),
+        "params": rec.get("params"),
+        "compression_ratio": rec.get("compression_ratio"),
+        "retention_band": rec.get("retention_band"),
+        "monthly_savings_usd": roi.get("monthly_savings_usd"),
+        "payback_months": roi.get("payback_months"),
+        "achieved_retention": (metrics or {}).get("retention_accuracy"),
+        "distilled_student": ((metrics or {}).get("settings") or {}).get("student"),
+        "trainer_steps": ((metrics or {}).get("settings") or {}).get("steps"),
+        "report": str(out / "report" / "report.html"),
+        "steps_wall_s": {k: v.get("wall_s") for k, v in steps.items()},
+    }
+
+
+def summary_line(s: dict) -> str:
+    """The answer on one line."""
+    report = f"report: {s['report']}"
+    if s.get("stopped") == "no-go":
+        why = (s["reasons"] or ["no reason given"])[0]
+        return f"NO-GO: {why}. Stopped after the report (no distillation). {report}"
+    forced = not s["go"] and not s.get("stopped")
+    parts = ["GO" if s["go"] else ("NO-GO (distilled anyway: force)" if forced else "NO-GO")]
+    if s.get("recommended"):
+        parts.append(f"{'distill ' if s['go'] else 'closest student '}{s['recommended']} "
+                     f"({_millions(s.get('params'))} params, "
+                     f"{s.get('compression_ratio') or 0:.1f}x smaller)")
+    saving, payback = s.get("monthly_savings_usd"), s.get("payback_months")
+    if saving is not None:
+        parts.append(f"saves ${saving:,.0f}/month")
+    parts.append("payback never" if payback is None else f"payback {payback:.1f} months")
+    if s.get("achieved_retention") is not None:
+        band = s.get("retention_band") or [None, None]
+        pred = (f" (predicted {band[0]:.0%}-{band[1]:.0%})" if None not in band else "")
+        parts.append(f"achieved retention {s['achieved_retention']:.1%}{pred} after "
+                     f"{s.get('trainer_steps')} steps")
+    elif s.get("stopped"):
+        parts.append(f"stopped after the report: {s['stopped']}")
+    return "; ".join(parts) + f". {report}"
+
+
+def _millions(n: Any) -> str:
+    return "-" if n is None else f"{n / 1e6:.2f} M"

@@ -1,0 +1,220 @@
+"""`roi run`'s configuration: one YAML file of data (read with yaml.safe_load), typed here.
+
+    teacher: builtin:teacher                   # model specs as `roi bench` takes them
+    students: [builtin:student-5x, builtin:student-10x]     # or auto
+    scenarios: [real-time-api, my-scenario.yaml]            # presets or scenario files
+    hardware: [my-hardware.yaml]                            # extra catalog rows
+    retention_threshold: 0.95
+    bench: {backends: [torch-eager, ort-int8], batch_sizes: [1, 8], rounds: 1}
+    trainer: {steps: 300}                                   # distill.config.TrainConfig fields
+
+Every field is optional; what is left out takes the profile's value (`roi run`'s default
+budget, or `--quick`'s smaller one). Relative paths in the file (scenario and hardware files,
+hf:/ckpt:/onnx: model directories) are read relative to the file. An unknown key or a bad value
+is one InputError line naming the field, what is allowed and what was received.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal, Optional, Union
+
+from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, field_validator
+
+from .config import read_yaml, validate
+from .errors import InputError
+
+PRESET_SCENARIOS = ("cloud-batch", "real-time-api", "mobile-on-device", "embedded-iot",
+                    "multi-model")
+PROFILES = ("default", "quick")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class BenchSettings(_Strict):
+    """How the teacher and students are measured (`roi bench`'s options). Left out: the
+    profile's value (see BENCH_PROFILES)."""
+
+    backends: Optional[list[str]] = Field(None, description="torch-eager, torch-eager-bf16, "
+                                          "ort-fp32, ort-int8.")
+    batch_sizes: Optional[list[PositiveInt]] = Field(None, description="Batch sizes to measure.")
+    seq_lens: Optional[list[PositiveInt]] = Field(None, description="Sequence lengths (tokens).")
+    threads: Optional[list[PositiveInt]] = Field(None, description="Intra-op thread counts "
+                                                 "[default: physical cores].")
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="cuda when a GPU is "
+                                                   "visible (auto), or forced.")
+    rounds: Optional[PositiveInt] = Field(None, description="Sweeps pooled per row.")
+    quick: Optional[bool] = Field(None, description="Fewer calls per configuration "
+                                  "(>= 10 calls, >= 0.5 s).")
+    isolate: bool = Field(True, description="A fresh process per configuration (memory peaks "
+                          "do not mix).")
+    timeout_s: Optional[PositiveFloat] = Field(None, description="Per-configuration limit.")
+    memory_budget_mb: Optional[PositiveFloat] = Field(None, description="Skip or stop "
+                                                      "configurations above this.")
+
+    @field_validator("backends")
+    @classmethod
+    def _known_backends(cls, v: Optional[list[str]]) -> Optional[list[str]]:
+        from bench.measure import VARIANTS  # torch-free module
+
+        if v is not None and (v == [] or any(b not in VARIANTS for b in v)):
+            raise ValueError(f"must be among {', '.join(VARIANTS)}")
+        return v
+
+
+class Economics(_Strict):
+    """The one-time cost of the project (`roi plan`'s options of the same names)."""
+
+    engineering_weeks: float = Field(2.0, ge=0)
+    engineering_usd_per_week: float = Field(4000.0, ge=0)
+    training_hardware: str = Field("a10g", description="Catalog hardware that labels and "
+                                   "trains.")
+    training_hours: Optional[float] = Field(None, ge=0, description="[default: from FLOPs]")
+
+
+class RunConfig(_Strict):
+    """The question `roi run` answers: this teacher, these students, these scenarios."""
+
+    teacher: str = Field("builtin:teacher", description="Teacher model spec.")
+    students: Union[Literal["auto"], list[str]] = Field(
+        "auto", description="Student specs, or auto (builtin:student-5x ... -50x).")
+    scenarios: list[str] = Field(list(PRESET_SCENARIOS), min_length=1, description="Scenario "
+                                 "presets or scenario YAML files.")
+    hardware: list[str] = Field([], description="Hardware YAML files added to the catalog.")
+    retention_threshold: float = Field(0.95, gt=0, le=1, description="Lowest acceptable "
+                                       "retention (student / teacher accuracy).")
+    require_benefit: bool = Field(True, description="Go only when the student saves money or "
+                                  "meets a scenario the teacher cannot.")
+    local_peak_gflops: Optional[PositiveFloat] = Field(None, description="The machine's fp32 "
+                                                       "peak [default: measured].")
+    economics: Economics = Field(Economics(), description="One-time cost inputs.")
+    distill: bool = Field(True, description="false: stop after the plan and its report.")
+    force: bool = Field(False, description="Distill even when the plan says no-go.")
+    bench: BenchSettings = Field(BenchSettings(), description="Measurement settings.")
+    trainer: dict[str, Any] = Field({}, description="Trainer settings (distill.config."
+                                    "TrainConfig fields) over the plan's and the profile's.")
+
+    @field_validator("scenarios", "hardware", mode="before")
+    @classmethod
+    def _one_or_many(cls, v: Any) -> Any:
+        return [v] if isinstance(v, str) else v
+
+    @field_validator("trainer")
+    @classmethod
+    def _trainer_fields(cls, v: dict[str, Any]) -> dict[str, Any]:
+        from pydantic import ValidationError
+
+        from distill.config import TrainConfig  # pydantic only, no torch
+
+        unknown = [k for k in v if k not in TrainConfig.model_fields]
+        if unknown:
+            raise ValueError(f"{unknown[0]}: unknown field; allowed fields: "
+                             f"{', '.join(TrainConfig.model_fields)}")
+        try:
+            TrainConfig(**v)
+        except ValidationError as e:
+            err = e.errors()[0]
+            raise ValueError(f"{'.'.join(map(str, err['loc']))}: "
+                             f"{err['msg'].replace('Input should be', 'must be')}; got "
+                             f"{err.get('input')!r}") from None
+        return v
+
+
+# The budget of each profile (measured on a 2-core CPU; README "roi run"): what `roi run` does
+# when the config leaves a setting out. Both time each configuration briefly (`roi bench
+# --quick`: >= 10 calls, >= 0.5 s; full timing of batch 1 and 8 alone takes 3-4 minutes here);
+# the default adds batch 8. The planner's own trainer default (1500 steps) is the full
+# distillation, ~30 minutes here; a run proves the plan with a smaller one.
+BENCH_PROFILES = {
+    "default": {"backends": ["torch-eager", "ort-fp32", "ort-int8"], "batch_sizes": [1, 8],
+                "seq_lens": [128], "rounds": 1, "quick": True},
+    "quick": {"backends": ["torch-eager", "ort-fp32", "ort-int8"], "batch_sizes": [1],
+              "seq_lens": [128], "rounds": 1, "quick": True},
+}
+TRAINER_PROFILES = {
+    "default": {"steps": 200, "warmup_steps": 20, "eval_every": 50, "ckpt_every": 50,
+                "eval_windows": 32},
+    "quick": {"steps": 16, "warmup_steps": 4, "eval_every": 8, "ckpt_every": 8,
+              "eval_windows": 8},
+}
+
+
+def load_run_config(path: str | Path | None) -> RunConfig:
+    """The config in a YAML file (None: every default), validated; paths resolved against the
+    file's directory."""
+    if path is None:
+        return RunConfig()
+    data = read_yaml(path, "run config")
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise InputError(f"{path}: a run config is a mapping of settings (teacher, students, "
+                         f"scenarios, ...); got {type(data).__name__}")
+    cfg = validate(RunConfig, data, f"{path}: ")
+    return relative_to(cfg, Path(path).resolve().parent)
+
+
+def relative_to(cfg: RunConfig, base: Path) -> RunConfig:
+    """Relative file paths of the config made absolute against `base`."""
+    def path(p: str) -> str:
+        return p if Path(p).is_absolute() else str(base / p)
+
+    def spec(s: str) -> str:
+        kind, sep, target = s.partition(":")
+        return f"{kind}:{path(target)}" if sep and kind in ("hf", "ckpt", "onnx") else s
+
+    def scenario(s: str) -> str:  # a preset name stays a name; a file name becomes a path
+        looks_like_file = Path(s).suffix in (".yaml", ".yml") or "/" in s
+        return path(s) if looks_like_file and s not in PRESET_SCENARIOS else s
+
+    scenarios = [scenario(s) for s in cfg.scenarios]
+    students = cfg.students if cfg.students == "auto" else [spec(s) for s in cfg.students]
+    return cfg.model_copy(update={"teacher": spec(cfg.teacher), "students": students,
+                                  "scenarios": scenarios,
+                                  "hardware": [path(h) for h in cfg.hardware]})
+
+
+def resolved(cfg: RunConfig, profile: str) -> dict:
+    """The settings a run uses: the config over the profile's budget, as plain data (this is
+    RUN/run.yaml, and a resumed run must match it)."""
+    if profile not in PROFILES:
+        raise InputError(f"profile must be one of {', '.join(PROFILES)}; got {profile!r}")
+    doc = cfg.model_dump(mode="json")
+    bench = {k: v for k, v in doc["bench"].items() if v is not None}
+    doc["bench"] = {**BENCH_PROFILES[profile], **bench}
+    doc["trainer"] = {**TRAINER_PROFILES[profile], **cfg.trainer}
+    return {"profile": profile, **doc}
+
+
+def check(doc: dict) -> None:
+    """Everything that can be checked before a run writes anything: scenarios and hardware
+    files, model specs, trainer settings, and that the trainer can distill these models."""
+    from bench.zoo import parse_spec, parse_students
+
+    from .hardware import load_catalog
+    from .planner import TRAINER_DEFAULTS
+    from .scenarios import load_scenarios
+
+    catalog = load_catalog(doc["hardware"])
+    for s in doc["scenarios"]:
+        load_scenarios(s, catalog)
+    catalog.get(doc["economics"]["training_hardware"])
+    teacher = parse_spec(doc["teacher"])
+    students = parse_students(doc["students"])
+    if not [s for s in students if s.spec != teacher.spec]:
+        raise InputError("students: name at least one student other than the teacher")
+    if not doc["distill"]:
+        return
+    from distill.config import make_config  # pydantic only, no torch
+
+    make_config({**TRAINER_DEFAULTS, "teacher": teacher.spec, "student": students[0].spec,
+                 **doc["trainer"]}, "run config: trainer")
+    if teacher.kind == "onnx":
+        raise InputError(f"teacher {teacher.spec}: the trainer needs the teacher's weights "
+                         "(builtin, ckpt or hf); set `distill: false` to bench, plan and report")
+    other = [s.spec for s in students if s.kind != "builtin"]
+    if other:
+        raise InputError(f"students {', '.join(other)}: the trainer trains builtin "
+                         "architectures only; set `distill: false` to bench, plan and report")

@@ -1,0 +1,244 @@
+"""bench/loadgen.py: LoadGen's summary parsed from stored files, the SUT's bookkeeping (every
+issued sample answered exactly once, with its output), and a short real LoadGen run on a stub
+backend."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bench.loadgen import (
+    Backend,
+    BatchingSUT,
+    LoadtestSettings,
+    check_settings,
+    parse_summary,
+    real_inputs,
+    run_one,
+)
+from bench.results import ResultsStore
+from roi.errors import InputError
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "loadgen"
+
+
+def _summary(name: str) -> dict:
+    return parse_summary((FIXTURES / name).read_text())
+
+
+def test_parse_server_valid():
+    s = _summary("server_valid.txt")
+    assert s["scenario"] == "Server" and s["mode"] == "PerformanceOnly"
+    assert s["result"] == "VALID" and s["valid"] and s["invalid_reasons"] == []
+    assert s["early_stopping_met"] is True and s["early_stopping"] == "Run successful."
+    assert s["completed_qps"] == 98.24 and s["scheduled_qps"] == 98.24
+    assert s["target_qps"] == 100 and s["target_latency_ns"] == 50_000_000
+    assert s["min_query_count"] == 662
+    assert set(s["latency_ms"]) == {"min", "max", "mean", "p50", "p90", "p95", "p97", "p99",
+                                    "p99.9"}
+    lat = list(s["latency_ms"].values())
+    assert s["latency_ms"]["min"] == 0.265543 and all(x > 0 for x in lat)
+    assert s["latency_ms"]["p50"] <= s["latency_ms"]["p99"] <= s["latency_ms"]["max"]
+
+
+def test_parse_server_invalid_reasons_and_early_stopping():
+    late = _summary("server_invalid_latency.txt")
+    assert late["result"] == "INVALID" and not late["valid"]
+    assert late["invalid_reasons"] == ["performance constraints not satisfied",
+                                       "early stopping not satisfied"]
+    assert late["recommendations"] == "Reduce target QPS to improve latency."
+    assert late["early_stopping"].startswith("Run unsuccessful. Processed 498 queries.")
+    assert "8925 more queries" in late["early_stopping"]
+    assert late["latency_ms"]["p99"] > late["target_latency_ns"] / 1e6
+    short = _summary("server_invalid_early_stopping.txt")
+    assert short["invalid_reasons"] == ["early stopping not satisfied"]
+    assert short["checks"]["performance constraints satisfied"] is True
+    assert "503 more queries" in short["early_stopping"]
+
+
+def test_parse_singlestream_claimed_percentile_and_estimates():
+    s = _summary("singlestream_valid.txt")
+    assert s["valid"] and s["claimed_percentile"] == 90.0
+    assert s["claimed_latency_ms"] == 4.211378 == s["latency_ms"]["p90"]
+    assert s["early_stopping_estimate_ms"] == 4.216702
+    assert s["qps_with_overhead"] == 238.23 and s["completed_qps"] is None
+    assert "Would discard 94 highest latency queries" in s["early_stopping"]
+
+
+def test_parse_refuses_other_text():
+    with pytest.raises(ValueError, match="not a LoadGen summary"):
+        parse_summary("hello\n")
+
+
+# ------------------------------------------------------------------------------ the SUT
+
+
+class _Sample:
+    def __init__(self, id_: int, index: int):
+        self.id, self.index = id_, index
+
+
+class _Recorder:
+    """Stands in for lg.QuerySamplesComplete / lg.QuerySampleResponse; reads each response's
+    data while the call lasts, as LoadGen does."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.got: dict[int, list[int]] = {}
+
+    def response(self, id_: int, ptr: int, size: int):
+        return (id_, ptr, size)
+
+    def complete(self, responses) -> None:
+        import ctypes
+
+        with self.lock:
+            for id_, ptr, size in responses:
+                value = ctypes.c_int64.from_address(ptr).value if size == 8 else None
+                self.got.setdefault(id_, []).append(value)
+
+
+def _sut(run, n=32, **kw):
+    samples = np.arange(n * 4, dtype=np.int64).reshape(n, 4)
+    rec = _Recorder()
+    sut = BatchingSUT(run, samples, rec.complete, rec.response, **kw).start()
+    return sut, rec, samples
+
+
+def _first_token(ids: np.ndarray) -> np.ndarray:
+    return ids[:, 0].copy()
+
+
+@pytest.mark.parametrize("max_batch,workers,window", [(1, 1, 0.0), (8, 1, 2.0), (4, 3, 0.5)])
+def test_every_issued_sample_answered_once_with_its_output(max_batch, workers, window):
+    sut, rec, samples = _sut(_first_token, max_batch=max_batch, workers=workers,
+                             batch_window_ms=window)
+    issuers = [threading.Thread(target=lambda k=k: [
+        sut.issue_query([_Sample(1000 * k + j, (k + j) % 32) for j in range(3)])
+        for _ in range(1)]) for k in range(40)]
+    for t in issuers:
+        t.start()
+    for t in issuers:
+        t.join()
+    deadline = time.time() + 5
+    while len(rec.got) < 120 and time.time() < deadline:
+        time.sleep(0.005)
+    sut.stop()
+    assert sut.check() == []
+    assert len(rec.got) == 120 and all(len(v) == 1 for v in rec.got.values())
+    for k in range(40):
+        for j in range(3):  # each response carries its own sample's output
+            assert rec.got[1000 * k + j] == [samples[(k + j) % 32, 0]]
+    assert max(sut.batches) <= max_batch and sum(sut.batches) == 120
+
+
+def test_batching_window_gathers_a_batch():
+    sut, rec, _ = _sut(_first_token, max_batch=8, batch_window_ms=200.0)
+    for j in range(8):
+        sut.issue_query([_Sample(j, j)])
+        time.sleep(0.002)
+    deadline = time.time() + 5
+    while len(rec.got) < 8 and time.time() < deadline:
+        time.sleep(0.005)
+    sut.stop()
+    assert sut.batches == [8] and sut.mean_batch == 8.0
+
+
+def test_a_failing_backend_still_answers_and_is_reported():
+    def broken(ids):
+        raise RuntimeError("boom")
+
+    sut, rec, _ = _sut(broken)
+    sut.issue_query([_Sample(1, 0), _Sample(2, 1)])
+    deadline = time.time() + 5
+    while len(rec.got) < 2 and time.time() < deadline:
+        time.sleep(0.005)
+    sut.stop()
+    assert rec.got == {1: [None], 2: [None]}  # answered (LoadGen would hang otherwise), no data
+    problems = sut.check()
+    assert problems[0] == "RuntimeError: boom" and "2 response(s) without output" in problems
+
+
+def test_check_finds_unanswered_and_duplicated_samples():
+    sut, _, _ = _sut(_first_token)
+    sut.stop()
+    sut.issued = {1: 1, 2: 1, 3: 2}
+    sut.answered = {1: 1, 3: 2}
+    problems = sut.check()
+    assert "1 issued sample(s) never answered" in problems
+    assert "1 sample(s) issued or answered more than once" in problems
+
+
+# ------------------------------------------------------------------------------ inputs, settings
+
+
+def test_real_inputs_are_source_bytes_of_the_measured_shape():
+    x = real_inputs(16, 64, 256, byte_level=True)
+    assert x.shape == (16, 64) and x.dtype == np.int64 and x.max() < 256
+    text = bytes(x[0].astype(np.uint8))
+    assert sum(32 <= c < 127 or c in (9, 10) for c in text) / len(text) > 0.95  # source code
+    ids = real_inputs(4, 8, 1000, byte_level=False)
+    assert ids.shape == (4, 8) and ids.max() < 1000
+    assert np.array_equal(real_inputs(4, 8, 1000, False), ids)  # seeded
+
+
+@pytest.mark.parametrize("kw,needle", [
+    (dict(qps=0, latency_ms=10), "--qps must be > 0"),
+    (dict(qps=-5, latency_ms=10), "--qps must be > 0"),
+    (dict(qps=5, latency_ms=0), "--latency-ms must be > 0"),
+    (dict(qps=5), "needs a latency bound"),
+    (dict(latency_ms=5), "needs a target QPS"),
+    (dict(scenario="burst", qps=5, latency_ms=5), "unknown scenario 'burst'"),
+    (dict(variant="tensorrt", qps=5, latency_ms=5), "unknown backend 'tensorrt'"),
+    (dict(model="builtin:nope", qps=5, latency_ms=5), "unknown built-in model"),
+    (dict(model="hf:/no/such", qps=5, latency_ms=5), "does not exist"),
+    (dict(qps=5, latency_ms=5, max_batch=0), "--max-batch must be a positive integer"),
+    (dict(qps=5, latency_ms=5, percentile=100), "--percentile must be in"),
+    (dict(qps=5, latency_ms=5, batch_window_ms=-1), "--batch-window-ms must be >= 0"),
+])
+def test_bad_settings_are_refused(kw, needle):
+    base = dict(model="builtin:student-50x", variant="ort-fp32", scenario="server")
+    with pytest.raises(InputError, match=needle.replace("(", r"\(")):
+        check_settings(LoadtestSettings(**{**base, **kw}))
+
+
+# ------------------------------------------------------------------------------ LoadGen itself
+
+
+def _stub_backend(ms: float = 0.3) -> Backend:
+    def run(ids):
+        time.sleep(ms / 1000)
+        return ids[:, -1].copy()
+
+    return Backend(run, vocab_size=256, max_seq_len=None, byte_level=True,
+                   thread_settings={"stub_threads": 1}, params=1)
+
+
+@pytest.mark.parametrize("scenario,extra", [
+    ("server", dict(qps=400.0, latency_ms=20.0)),
+    ("singlestream", {}),
+    ("offline", dict(qps=2000.0, max_batch=16)),
+])
+def test_loadgen_run_on_a_stub_backend(tmp_path, scenario, extra):
+    s = LoadtestSettings(model="builtin:student-50x", scenario=scenario, seq_len=16,
+                         min_duration_ms=300, samples=32, role="student",
+                         **{"min_query_count": 100, **extra})
+    r = run_one(s, tmp_path, _stub_backend())
+    assert r.problems == [] and r.row["status"] == "ok"
+    assert (r.log_dir / "mlperf_log_summary.txt").is_file()
+    assert (r.log_dir / "mlperf_log_detail.txt").is_file()
+    row = ResultsStore(tmp_path).rows[-1]
+    assert row["source"] == "loadgen" and row["loadgen_scenario"] == scenario
+    assert row["n_calls"] == row["loadgen_queries"] >= 100 * (1 if scenario != "offline" else 0)
+    assert row["loadgen_result"] in ("VALID", "INVALID") and row["latency_ms_p99"] > 0
+    assert row["backend_stub_threads"] == 1 and row["env_cpu"]
+    assert (tmp_path / row["loadgen_log_dir"]).is_dir()
+    assert 0.2 < row["loadgen_service_ms_mean"] < 50  # the stub sleeps 0.3 ms per batch
+    if scenario == "server":
+        assert row["loadgen_target_qps"] == 400.0 and row["loadgen_scheduled_qps"] > 0
+        assert row["predicted_latency_ms_under_load"] > row["loadgen_service_ms_p50"]
+        assert row["loadgen_latency_bound_ms"] == 20.0 and row["loadgen_percentile"] == 99.0
