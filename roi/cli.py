@@ -144,10 +144,11 @@ def distill(
 
 @app.command()
 def plan(
-    results: list[str] = typer.Option(..., "--results", metavar="FILE", help="Results table: a "
-                                      "bench run directory, results.csv or results.jsonl (or "
-                                      "one written by hand in the same schema). Repeatable: "
-                                      "tables from several machines merge."),
+    results: Optional[list[str]] = typer.Option(None, "--results", metavar="FILE", help="Results "
+                                                "table: a bench run directory, results.csv or "
+                                                "results.jsonl (or one written by hand in the "
+                                                "same schema). Repeatable: tables from several "
+                                                "machines merge."),
     scenario: list[str] = typer.Option(..., "--scenario", metavar="NAME|FILE", help="A preset "
                                        "(cloud-batch, real-time-api, mobile-on-device, "
                                        "embedded-iot, multi-model) or a scenario YAML file. "
@@ -177,9 +178,22 @@ def plan(
     require_benefit: bool = typer.Option(True, help="Go only when the student saves money or "
                                          "meets a scenario the teacher cannot "
                                          "(--no-require-benefit: the seed's criteria alone)."),
+    teacher: Optional[str] = typer.Option(None, help="A teacher known only by its architecture, "
+                                          "config:NAME|FILE (e.g. config:llama-3-70b): planned "
+                                          "from projections alone, without --results."),
+    students: Optional[str] = typer.Option(None, help="With a config: teacher: comma-separated "
+                                           "config: students [default: the seed's sizes]."),
+    llm_sla: Optional[str] = typer.Option(None, help="With a config: teacher: mlperf (TTFT 2 s, "
+                                          "TPOT 100 ms) or mlperf-interactive (500 / 30 ms) "
+                                          "[default: the scenario's latency bound]."),
 ) -> None:
     """Plan the distillation: cost and sizing per scenario and hardware, projection, decision,
     recommended student and ROI; writes plan.yaml (read by roi distill) and plan.json."""
+    if teacher is not None or not results:
+        if results or teacher is None or not teacher.startswith("config:"):
+            raise InputError("roi plan: give --results FILE (measured models), or --teacher "
+                             "config:NAME|FILE alone (a model described by its config)")
+        return _plan_llm(teacher, students, scenario, retention_threshold, llm_sla, out)
     from .payback import RoiInputs
     from .planner import plan as make_plan
     from .planner import write_plan
@@ -358,6 +372,37 @@ def report(
 
     page = render(run_dir, out)
     print(f"report: {page} (+ report.md, figures/; decision/, sizing/, distill-plan/)")
+
+
+def _plan_llm(teacher: str, students: Optional[str], scenarios: list[str],
+              threshold: float, sla: Optional[str], out: Optional[str]) -> None:
+    """roi plan for a config: teacher: projections only; plan.yaml, plan.json, plan.md."""
+    import json
+    from pathlib import Path
+
+    import yaml
+
+    from reports.llm import llm_plan_markdown
+
+    from .io import write_json_atomic, write_text_atomic
+    from .llm_plan import llm_plan
+
+    studs = [s.strip() for s in students.split(",") if s.strip()] if students else None
+    doc = llm_plan(teacher, studs, scenarios, retention_threshold=threshold, sla_preset=sla)
+    out_dir = Path(out or _default_out("plan"))
+    if out_dir.exists() and not out_dir.is_dir():
+        raise InputError(f"--out: must be a directory; got the file {out_dir}")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(out_dir / "plan.json", doc)
+    plain = json.loads(json.dumps(doc))  # numpy scalars -> plain numbers for YAML
+    write_text_atomic(out_dir / "plan.yaml", yaml.safe_dump(plain, sort_keys=False))
+    write_text_atomic(out_dir / "plan.md", llm_plan_markdown(doc))
+    d = doc["decision"]
+    print(f"{'GO' if d['go'] else 'NO-GO'}: distill {teacher} to "
+          f"{doc['recommended']['model'] or 'no student'} (projected, not measured)")
+    for r in d["reasons"]:
+        print(f"  - {r}")
+    print(f"plan: {out_dir / 'plan.yaml'}; report: {out_dir / 'plan.md'}")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -177,3 +177,50 @@ def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
         out.append({k: (None if isinstance(v, float) and not math.isfinite(v) else
                         v.item() if isinstance(v, np.generic) else v) for k, v in rec.items()})
     return out
+
+
+# ------------------------------------------------------------------------------ the plan
+
+def llm_plan(teacher: str, students: Sequence[str] | None, scenarios: Sequence[str], *,
+             catalog: Catalog | None = None, retention_threshold: float = 0.95,
+             sla_preset: str | None = None, dtypes: Sequence[str] = DEFAULT_DTYPES) -> dict:
+    """The plan for a teacher that is only a config: per scenario the projected comparison,
+    the seed's five criteria (the teacher's bill from its cheapest configuration meeting the
+    SLA), the recommended student (cheapest whose retention band's low end reaches the
+    threshold and that meets the SLA) and the decision. Plain data for plan.yaml / plan.json."""
+    from .decision import criteria, decide
+    from .recommend import check_threshold
+
+    check_threshold(retention_threshold)
+    catalog = catalog or load_catalog()
+    per_scenario, all_criteria, choices = [], [], {}
+    for name in scenarios:
+        cmp = llm_comparison(teacher, students, name, catalog=catalog, sla_preset=sla_preset,
+                             dtypes=dtypes)
+        s = cmp.summary
+        t = s[s["role"] == "teacher"].iloc[0]
+        bill = float(t["usd_per_month"]) if bool(t["meets_sla"]) else None
+        all_criteria += criteria(cmp.scenario, bill)
+        ok = s[(s["role"] == "student") & s["meets_sla"].eq(True)
+               & (s["retention_low"] >= retention_threshold)]
+        ok = ok.sort_values("usd_per_month")
+        choices[name] = None if ok.empty else str(ok.iloc[0]["model"])
+        per_scenario.append({**cmp.to_dict(), "recommended": choices[name]})
+    picks = [c for c in choices.values() if c]
+    chosen = max(set(picks), key=picks.count) if picks else None
+    why = ("" if chosen else f"no student meets the SLA with a retention band whose low end "
+           f"reaches {retention_threshold:.0%}")
+    decision = decide(all_criteria, chosen, why)
+    return {
+        "kind": "llm-config",
+        "teacher": teacher,
+        "decision": {"go": decision.go, "reasons": decision.reasons,
+                     "criteria": [c.record() for c in decision.criteria]},
+        "recommended": {"model": chosen, "per_scenario": choices},
+        "retention_threshold": retention_threshold,
+        "scenarios": per_scenario,
+        # a config has no weights: nothing here can be trained by the bundled trainer
+        "trainer": {"teacher": teacher, "note": "config: teachers have no weights; distill "
+                    "with the real checkpoint (hf:DIR) and this plan's student size"},
+    }
+

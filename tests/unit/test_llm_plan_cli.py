@@ -1,0 +1,35 @@
+"""`roi plan --teacher config:...`: the plan for a model known only by its architecture."""
+
+import json
+
+from roi.cli import main
+
+
+def test_config_teacher_plans_from_projections(tmp_path, capsys):
+    out = tmp_path / "plan"
+    assert main(["plan", "--teacher", "config:llama-3-70b", "--scenario", "cloud-batch",
+                 "--out", str(out)]) == 0
+    doc = json.loads((out / "plan.json").read_text())
+    assert {"decision", "recommended", "scenarios", "trainer"} <= doc.keys()
+    (sc,) = doc["scenarios"]
+    rows = {m["model"]: m for m in sc["models"]}
+    chosen = rows[doc["recommended"]["model"]]
+    assert chosen["role"] == "student" and chosen["meets_sla"]
+    assert chosen["retention_low"] >= doc["retention_threshold"]
+    cheaper = [m for m in sc["models"] if m["role"] == "student"
+               and m["usd_per_month"] < chosen["usd_per_month"]]
+    assert all(m["retention_low"] < 0.95 for m in cheaper)  # the cheapest that qualifies
+    assert all(m["source"] == "projected" for m in sc["models"])
+    assert (out / "plan.yaml").is_file() and "| model |" in (out / "plan.md").read_text()
+    assert "projected, not measured" in capsys.readouterr().out
+
+
+def test_plan_needs_results_or_a_config_teacher(tmp_path, capsys):
+    assert main(["plan", "--scenario", "cloud-batch", "--out", str(tmp_path / "a")]) == 2
+    assert main(["plan", "--teacher", "builtin:teacher", "--scenario", "cloud-batch",
+                 "--out", str(tmp_path / "b")]) == 2
+    assert main(["plan", "--teacher", "config:no-such-model", "--scenario", "cloud-batch",
+                 "--out", str(tmp_path / "c")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 3 and all(line.startswith("error: ") for line in err)
+    assert not any((tmp_path / d).exists() for d in "abc")
