@@ -413,7 +413,9 @@ def _train(cfg: TrainConfig, out: Path, resume: bool, progress: Progress | None,
     if resume and (out / STATE_FILE).exists():
         step, history = load_state(out, student, opt, cfg, data_fp)
     sampler = BatchSampler(data["train"], cfg.block_size, cfg.batch_size, cfg.seed)
-    target = teacher_source(cfg, teacher, loss_fn, data_fp, rank=ddp.rank)
+    # compile: the teacher's forward too where it runs live (evaluation keeps the eager module)
+    live = torch.compile(teacher) if cfg.compile and teacher is not None else teacher
+    target = teacher_source(cfg, live, loss_fn, data_fp, rank=ddp.rank)
     val = eval_windows(data["val"], cfg.block_size, cfg.eval_windows)
     model = torch.compile(student) if cfg.compile else student  # same parameters, same state
     if ddp.world > 1:  # gradients averaged over ranks; the loss is scaled by the world to match

@@ -74,13 +74,18 @@ def test_cache_speedup_and_mfu(tmp_path):
                              "teacher_cache_dir": str(tmp_path / "cache")})
     warm = train(cache_cfg, tmp_path / "fill").metrics["speed"]  # writes the cache (misses)
     assert warm["teacher_cache"]["misses"] == STEPS
-    live, cached = [], []
+    compiled_cfg = live_cfg.model_copy(update={"compile": True})
+    train(compiled_cfg, tmp_path / "compile-warmup")  # compiles once (cached by torch)
+    live, cached, compiled = [], [], []
     for r in range(ROUNDS):
         live.append(train(live_cfg, tmp_path / f"live{r}").metrics["speed"])
         cached.append(train(cache_cfg, tmp_path / f"cache{r}").metrics["speed"])
+        compiled.append(train(compiled_cfg, tmp_path / f"compiled{r}").metrics["speed"])
         assert cached[-1]["teacher_cache"]["hits"] == STEPS
     tps_live = statistics.median(s["tokens_per_s"] for s in live)
     tps_cache = statistics.median(s["tokens_per_s"] for s in cached)
+    # compiled steps include recompiles for new shapes in their first steps: median of the rest
+    tps_compiled = statistics.median(s["tokens_per_s"] for s in compiled)
     plain_cfg = make_config({**BASE, "teacher": None, "mode": "ce", "student": "builtin:teacher",
                              "steps": 6})  # the reference: a plain 14 M GPT training loop
     plain = train(plain_cfg, tmp_path / "plain").metrics["speed"]
@@ -89,6 +94,7 @@ def test_cache_speedup_and_mfu(tmp_path):
     tokens_per_step = BASE["batch_size"] * BASE["block_size"]
     mfu_live = flops_live * tps_live / tokens_per_step / peak
     mfu_cache = flops_cache * tps_cache / tokens_per_step / peak
+    mfu_compiled = flops_live * tps_compiled / tokens_per_step / peak  # same FLOPs, fewer kernels
     flops_plain = step_flops(plain_cfg)
     mfu_plain = flops_plain * plain["tokens_per_s"] / tokens_per_step / peak
     record("distill_cache_speed", tokens_per_s_live=round(tps_live), tokens_per_s_cache=round(
@@ -97,6 +103,8 @@ def test_cache_speedup_and_mfu(tmp_path):
         matmul_peak_gflop_s=round(peak / 1e9, 1), matmul_peak_n=peak_n,
         mfu_live=round(mfu_live, 3), mfu_cache=round(mfu_cache, 3), threads=THREADS,
         mfu_plain_14m_gpt=round(mfu_plain, 3), step_flops_plain=flops_plain,
+        tokens_per_s_live_compiled=round(tps_compiled), mfu_live_compiled=round(mfu_compiled, 3),
+        compiled_runs=[round(s["tokens_per_s"]) for s in compiled],
         live_runs=[round(s["tokens_per_s"]) for s in live],
         cache_runs=[round(s["tokens_per_s"]) for s in cached])
     assert tps_cache >= 1.5 * tps_live
