@@ -191,7 +191,11 @@ def test_sigint_saves_a_checkpoint_and_resume_finishes_identically(tmp_path, cor
 
 
 @pytest.mark.slow
-def test_compiled_student_trains_to_the_same_loss(tmp_path, corpus):
-    eager = train(_cfg(corpus, steps=4, eval_every=4), tmp_path / "eager").metrics
-    compiled = train(_cfg(corpus, steps=4, eval_every=4, compile=True), tmp_path / "c").metrics
+def test_compiled_student_and_live_teacher_train_to_the_same_loss(tmp_path, corpus):
+    train(_cfg(corpus, steps=4), tmp_path / "teacher")
+    kd = {"teacher": f"ckpt:{tmp_path / 'teacher'}", "mode": "kd", "teacher_cache": False,
+          "steps": 4, "eval_every": 4, "student": "builtin:n_layer=1,n_embd=32,n_head=2,"
+          "block_size=32"}
+    eager = train(_cfg(corpus, **kd), tmp_path / "eager").metrics
+    compiled = train(_cfg(corpus, **kd, compile=True), tmp_path / "c").metrics
     assert compiled["history"][-1]["loss"] == pytest.approx(eager["history"][-1]["loss"], rel=1e-3)
