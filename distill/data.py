@@ -11,6 +11,7 @@ a file never moves another file between train, validation and test.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import sysconfig
@@ -127,6 +128,14 @@ class HFTokens:
                         verbose=False)["input_ids"]
 
 
+@functools.lru_cache(maxsize=4)
+def hf_tokens(path: str) -> HFTokens:
+    """One HFTokens per tokenizer directory and process: splitting the corpus, the bits-per-byte
+    table and the export's evaluation share it instead of loading it (and decoding every id)
+    again."""
+    return HFTokens(path)
+
+
 def has_tokenizer(path: str | Path) -> bool:
     path = Path(path)
     return any((path / f).is_file() for f in ("tokenizer.json", "tokenizer_config.json",
@@ -140,7 +149,7 @@ def build_splits(cfg: DataConfig) -> dict[str, np.ndarray]:
     for name, data in documents(cfg):
         parts[split_of(name, cfg)].append(data)
     if cfg.tokenizer:
-        tok = HFTokens(cfg.tokenizer)
+        tok = hf_tokens(cfg.tokenizer)
         out = {}
         for s, docs in parts.items():
             ids: list[int] = []

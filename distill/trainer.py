@@ -73,9 +73,9 @@ def resolve_tokenizer(cfg: TrainConfig) -> str | None:
 
 def token_bytes_of(dcfg: DataConfig) -> np.ndarray | None:
     """UTF-8 bytes per token id (for bits per byte), or None when tokens are bytes."""
-    from .data import HFTokens
+    from .data import hf_tokens
 
-    return HFTokens(dcfg.tokenizer).token_bytes if dcfg.tokenizer else None
+    return hf_tokens(dcfg.tokenizer).token_bytes if dcfg.tokenizer else None
 
 
 class HFCausalLM(torch.nn.Module):

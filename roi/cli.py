@@ -207,11 +207,7 @@ def plan(
                        measured_retention=parse_metrics_args(metrics or []),
                        local_peak_gflops=local_peak_gflops, roi_inputs=inputs,
                        require_benefit=require_benefit)
-    out_dir = out or _default_out("plan")
-    from pathlib import Path
-
-    if Path(out_dir).exists() and not Path(out_dir).is_dir():
-        raise InputError(f"--out: must be a directory; got the file {out_dir}")
+    out_dir = _plan_out_dir(out)
     write_plan(result, out_dir)
     from .console import print_plan_summary
 
@@ -374,11 +370,20 @@ def report(
     print(f"report: {page} (+ report.md, figures/; decision/, sizing/, distill-plan/)")
 
 
+def _plan_out_dir(out: Optional[str]):
+    """roi plan's output directory, refused when it names an existing file."""
+    from pathlib import Path
+
+    out_dir = Path(out or _default_out("plan"))
+    if out_dir.exists() and not out_dir.is_dir():
+        raise InputError(f"--out: must be a directory; got the file {out_dir}")
+    return out_dir
+
+
 def _plan_llm(teacher: str, students: Optional[str], scenarios: list[str],
               threshold: float, sla: Optional[str], out: Optional[str]) -> None:
     """roi plan for a config: teacher: projections only; plan.yaml, plan.json, plan.md."""
     import json
-    from pathlib import Path
 
     import yaml
 
@@ -389,9 +394,7 @@ def _plan_llm(teacher: str, students: Optional[str], scenarios: list[str],
 
     studs = [s.strip() for s in students.split(",") if s.strip()] if students else None
     doc = llm_plan(teacher, studs, scenarios, retention_threshold=threshold, sla_preset=sla)
-    out_dir = Path(out or _default_out("plan"))
-    if out_dir.exists() and not out_dir.is_dir():
-        raise InputError(f"--out: must be a directory; got the file {out_dir}")
+    out_dir = _plan_out_dir(out)
     out_dir.mkdir(parents=True, exist_ok=True)
     write_json_atomic(out_dir / "plan.json", doc)
     plain = json.loads(json.dumps(doc))  # numpy scalars -> plain numbers for YAML
