@@ -23,7 +23,8 @@ MEASURED_COLUMNS = (
     "latency_ms_p50", "latency_ms_p90", "latency_ms_p95", "latency_ms_p99",
     "latency_ms_mean", "latency_ms_std", "latency_ms_min", "latency_ms_max", "latency_ms_cv",
     "n_calls", "throughput_samples_s", "throughput_tokens_s", "ttft_ms", "tpot_ms",
-    "peak_rss_mb", "rss_start_mb", "peak_gpu_mb", "params", "flops_per_sample", "weight_bytes",
+    "peak_rss_mb", "rss_start_mb", "peak_gpu_mb", "params", "n_layers", "flops_per_sample",
+    "weight_bytes",
     "load_s", "cold_ms", "rounds", "model_family", "export_method", "export_rel_err", "memory_method",
     "row_id",
 )

@@ -26,7 +26,9 @@ from . import env
 from .measure import DEFAULT_VARIANTS, VARIANTS, BenchConfig, MeasureSettings, measure
 from .results import KEY_COLUMNS, ResultsStore, load_samples
 from .stats import speedup_ci, summarize_ns, throughput
-from .zoo import DEFAULT_TEACHER, ModelSpec, builtin_config, parse_spec, parse_students
+from .zoo import (
+    DEFAULT_TEACHER, ModelSpec, builtin_config, layer_count, parse_spec, parse_students,
+)
 
 log = logging.getLogger(__name__)
 
@@ -167,6 +169,7 @@ def run_plan(plan: SweepPlan, progress: Progress | None = None) -> pd.DataFrame:
     done = {c.key(): store.rounds_done(c.key()) if plan.resume else 0 for c in plan.configs}
     jobs = [(r, c) for r in range(plan.rounds) for c in plan.configs if done[c.key()] <= r]
     fp = env.fingerprint(_gpu_name(plan.device))
+    layers = {c.model: layer_count(parse_spec(c.model)) for c in plan.configs}
     infos = _prepare_exports(plan, [c for _, c in jobs], progress)
     for i, (rnd, cfg) in enumerate(jobs):
         if progress:
@@ -181,7 +184,8 @@ def run_plan(plan: SweepPlan, progress: Progress | None = None) -> pd.DataFrame:
                 continue
             earlier = load_samples(plan.out, previous["row_id"])
             row, samples = merge_rounds(cfg, previous, earlier, row, samples)
-        store.append({**cfg.key_columns(), "source": "measured", **row, **fp}, samples)
+        store.append({**cfg.key_columns(), "source": "measured", **row,
+                      "n_layers": layers[cfg.model], **fp}, samples)
     if progress:
         progress("done", len(jobs), len(jobs))
     df = store.frame()

@@ -390,6 +390,35 @@ def _supports_sdpa(cls) -> bool:
     return bool(getattr(cls, "_supports_sdpa", False))
 
 
+# --------------------------------------------------------------------------- size figures
+
+_HF_LAYER_KEYS = ("num_hidden_layers", "n_layer", "num_layers")
+
+
+def layer_count(spec: ModelSpec) -> int | None:
+    """Transformer blocks of a model, read from its config without loading weights; None where
+    the spec does not say (an ONNX file). The planner's projection charges a per-layer overhead
+    (kernel launches, per-op dispatch) with it."""
+    try:
+        if spec.kind == "builtin":
+            return int(builtin_config(spec.target).n_layer)
+        if spec.kind == "ckpt":
+            from distill.checkpoint import read_checkpoint_meta
+
+            return int(read_checkpoint_meta(spec.path)["config"]["n_layer"])
+        if spec.kind == "hf":
+            cfg = json.loads((spec.path / "config.json").read_text())
+            cfg = cfg.get("text_config", cfg)
+            return next((int(cfg[k]) for k in _HF_LAYER_KEYS if k in cfg), None)
+        if spec.kind == "config":
+            from roi.llm_arch import load_config
+
+            return int(load_config(spec.target).arch.num_layers)
+    except (OSError, KeyError, TypeError, ValueError):
+        return None
+    return None
+
+
 # --------------------------------------------------------------------------- identity
 
 

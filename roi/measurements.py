@@ -213,7 +213,7 @@ def _fill(ok: pd.DataFrame) -> pd.DataFrame:
     ok["flops_per_sample"] = flops.where(flops > 0, 2.0 * ok["params"] * ok["seq_len"])
     dtype_bytes = ok["dtype"].map(DTYPE_BYTES).astype(float)
     ok["weight_bytes"] = wbytes.where(wbytes > 0, ok["params"] * dtype_bytes)
-    for col in ("tpot_ms", "peak_rss_mb", "rss_start_mb", "threads"):
+    for col in ("tpot_ms", "peak_rss_mb", "rss_start_mb", "threads", "n_layers"):
         ok[col] = num(col)
     ok["device"] = ok["device"].fillna("cpu").astype(str) if "device" in ok.columns else "cpu"
     if "results_dir" not in ok.columns:

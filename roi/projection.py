@@ -3,18 +3,23 @@ machine that was measured.
 
 For one forward pass of a batch (F FLOPs, B bytes of weights read) of a model of N params:
 
-    time_ms = overhead_ms + max(F / compute_rate(N), B / memory_rate)
+    time_ms = overhead_ms + overhead_ms_per_layer · L + max(F / compute_rate(N), B / memory_rate)
     compute_rate(N) = compute_rate_1M · (N / 1M)^size_exponent
 
-On the measured machine the rates, the overhead and the size exponent are fitted per (machine,
-backend, dtype) across its model sizes and batch sizes. The exponent is there because small
-models run small matrix products, which reach a smaller share of the peak (measured here, ORT
-fp32 on one thread: ~105 GFLOP/s on the 14 M-parameter teacher, ~60 on the 0.27 M student); it
-is bounded to [0, 1] (efficiency never falls as models grow). Nothing about that machine is looked up: its
-peak is the one the user states (`local_peak_flop_s`) or, failing that, the best rate any of its
-rows achieved, so compute efficiency = fitted rate / that peak. On a catalog target
+On the measured machine the rates, the overheads and the size exponent are fitted per (machine,
+backend, dtype) across its model sizes and batch sizes. The per-layer overhead (L = transformer
+blocks, the results' `n_layers` column) is the floor an eager runtime pays per block whatever the
+batch: per-op dispatch, and on a GPU the kernel launches. It is fitted only where the rows give
+the layer count and at least two different ones (else it is 0 and the fixed overhead takes it
+all); on the H200 it took the leave-one-model-out error from 11-24% to 4% (BENCHMARKS.md).
+The exponent is there because small models run small matrix products, which reach a smaller
+share of the peak (measured here, ORT fp32 on one thread: ~105 GFLOP/s on the 14 M-parameter
+teacher, ~60 on the 0.27 M student); it is bounded to [0, 1] (efficiency never falls as models
+grow). Nothing about that machine is looked up: its peak is the one the user states
+(`local_peak_flop_s`) or, failing that, the best rate any of its rows achieved, so compute
+efficiency = fitted rate / that peak. On a catalog target
 
-    time_ms = overhead_ms + max(F / (peak × compute_eff(N)), B / (bandwidth × memory_eff))
+    time_ms = overhead + max(F / (peak × compute_eff(N)), B / (bandwidth × memory_eff))
 
 with the target's datasheet peak for the dtype and the same size dependence (capped at the
 peak). Memory efficiency cannot be calibrated from compute-bound CPU runs (the local fit's
@@ -48,13 +53,17 @@ from .hardware import Hardware
 
 log = logging.getLogger(__name__)
 
-# Carrying a CPU calibration to an accelerator: the roofline's terms carry, the CPU's fixed
-# per-call overhead does not (a GPU's small-model floor is its kernel launches, not the CPU's
-# per-op work). Checked once: torch eager fp32 rows of an NVIDIA H200 predicted from this
-# project's 2-vCPU Xeon calibration came out 1.4-4.4x too slow (measured / predicted 0.23-0.73,
-# median 0.30; BENCHMARKS.md "GPU"). Such projections keep their point estimate (conservative:
-# it never understates cost) and widen the band's low end by this factor.
-CROSS_KIND_LOW = 0.2
+# Carrying a CPU calibration to an accelerator: the roofline's terms carry, the CPU's overheads
+# do not (a GPU's small-model floor is its kernel launches, not the CPU's per-op work: with the
+# CPU's 1.9 ms carried, an NVIDIA H200's torch rows came out 1.4-4.4x too slow, BENCHMARKS.md
+# "GPU"). Such a projection takes an eager accelerator's launch floor instead: the fixed and
+# per-layer overheads below, rounded from the H200's own fit (torch eager fp32 0.20 + 0.12 ms per
+# layer, bf16 0.17 + 0.18 ms per layer; tests/fixtures/gpu_h200_results.csv). They are one card's
+# figures, so the band widens by CROSS_KIND_BAND; a measured accelerator's own calibration (which
+# pick_reference prefers) replaces them.
+ACCEL_OVERHEAD_MS = 0.2
+ACCEL_OVERHEAD_MS_PER_LAYER = 0.15
+CROSS_KIND_BAND = (0.5, 2.0)
 MEMORY_EFFICIENCY = 0.6  # fraction of datasheet bandwidth large streaming reads reach (STREAM-like)
 DEFAULT_BAND = (0.7, 1.5)  # multipliers when too few model sizes were measured to estimate one
 _RIDGE_GRID = np.concatenate([[0.0], np.geomspace(0.5, 2e4, 60)])  # FLOP per byte
@@ -67,7 +76,8 @@ MIN_POINTS = 2
 @dataclass(frozen=True)
 class Fit:
     """Calibration of one (machine, backend, dtype): time_ms = overhead_ms +
-    max(F / rate(N), B / memory_rate), rate(N) = flop_per_ms · (N / 1M)^size_exponent.
+    overhead_ms_per_layer · L + max(F / rate(N), B / memory_rate),
+    rate(N) = flop_per_ms · (N / 1M)^size_exponent.
     ridge (FLOP per byte, at 1M params) = flop_per_ms / memory rate; 0: memory never binds."""
 
     machine: str
@@ -86,11 +96,17 @@ class Fit:
     band: tuple[float, float] = DEFAULT_BAND
     band_source: str = "default"
     loo_ape: tuple[float, ...] = field(default=(), repr=False)
+    overhead_ms_per_layer: float = 0.0
+    layers_ref: float = math.nan  # median layer count of its models: for a config without one
 
-    def predict_ms(self, flops, weight_bytes, params) -> np.ndarray:
+    def overhead_at(self, n_layers=None) -> np.ndarray:
+        """Fixed + per-layer overhead for models of n_layers blocks (unknown: layers_ref)."""
+        return _overhead(self.overhead_ms, self.overhead_ms_per_layer, self.layers_ref, n_layers)
+
+    def predict_ms(self, flops, weight_bytes, params, n_layers=None) -> np.ndarray:
         x = _regressor(flops, weight_bytes, params, self.size_exponent,
                        self.ridge_flop_per_byte)
-        return self.overhead_ms + x / self.flop_per_ms
+        return self.overhead_at(n_layers) + x / self.flop_per_ms
 
     def rate_flop_per_ms(self, params) -> np.ndarray:
         return self.flop_per_ms * _size_factor(params, self.size_exponent)
@@ -113,6 +129,7 @@ class Fit:
         loo = float(np.median(self.loo_ape)) if self.loo_ape else None
         return {"machine": self.machine, "backend": self.backend, "dtype": self.dtype,
                 "overhead_ms": self.overhead_ms,
+                "overhead_ms_per_layer": self.overhead_ms_per_layer,
                 "compute_gflop_s_at_1m_params": self.compute_flop_s / 1e9,
                 "size_exponent": self.size_exponent,
                 "memory_gb_s": None if math.isinf(self.memory_bytes_s)
@@ -128,6 +145,15 @@ class Fit:
 # ------------------------------------------------------------------------------ fitting
 
 
+def _overhead(fixed_ms: float, per_layer_ms: float, layers_ref: float, n_layers) -> np.ndarray:
+    if per_layer_ms == 0:
+        return np.asarray(fixed_ms, float) if n_layers is None else (
+            np.zeros(np.shape(n_layers)) + fixed_ms)
+    layers = np.asarray(np.nan if n_layers is None else n_layers, float)
+    layers = np.where(np.isfinite(layers), layers, layers_ref if math.isfinite(layers_ref) else 0)
+    return fixed_ms + per_layer_ms * layers
+
+
 def _size_factor(params, exponent: float) -> np.ndarray:
     return (np.asarray(params, float) / REFERENCE_PARAMS) ** exponent
 
@@ -138,20 +164,32 @@ def _regressor(flops, weight_bytes, params, exponent, ridge) -> np.ndarray:
     return np.maximum(f, ridge * np.asarray(weight_bytes, float))
 
 
-def fit_points(flops, weight_bytes, params, time_ms) -> tuple[float, float, float, float]:
-    """(overhead_ms, flop_per_ms, ridge, size_exponent) minimising the squared relative error.
+def uses_layers(layers) -> bool:
+    """Fit a per-layer overhead: every point has a layer count and they are not all equal."""
+    if layers is None:
+        return False
+    lay = np.asarray(layers, float)
+    return bool(len(lay) and np.all(np.isfinite(lay)) and np.unique(lay).size >= 2)
 
-    For a fixed (exponent, ridge) the model is linear in (overhead, 1/rate): a weighted least-
-    squares line with the overhead kept >= 0. The two are searched on a coarse grid, all at
+
+def fit_points(flops, weight_bytes, params, time_ms, layers=None
+               ) -> tuple[float, float, float, float, float]:
+    """(overhead_ms, overhead_ms_per_layer, flop_per_ms, ridge, size_exponent) minimising the
+    squared relative error; the per-layer term is 0 unless uses_layers(layers).
+
+    For a fixed (exponent, ridge) the model is linear in (overheads, 1/rate): a weighted least-
+    squares fit with the overheads kept >= 0. The two are searched on a coarse grid, all at
     once, then on a fine grid around the best coarse point."""
     f, b, n, t = (np.asarray(x, float) for x in (flops, weight_bytes, params, time_ms))
+    lay = np.asarray(layers, float) if uses_layers(layers) else None
     expos, ridges = _EXPONENT_GRID, _RIDGE_GRID
     for _ in range(2):
-        a, slope, i, j = _grid_best(f, b, n, t, expos, ridges)
+        coef, i, j = _grid_best(f, b, n, t, lay, expos, ridges)
         expo, ridge = expos[i], ridges[j]
         expos = np.linspace(expos[max(i - 1, 0)], expos[min(i + 1, len(expos) - 1)], 21)
         ridges = _around(ridges, j)
-    return a, 1.0 / slope, float(ridge), float(expo)
+    a, a_layer, slope = coef
+    return a, a_layer, 1.0 / slope, float(ridge), float(expo)
 
 
 def _around(grid: np.ndarray, j: int) -> np.ndarray:
@@ -163,29 +201,47 @@ def _around(grid: np.ndarray, j: int) -> np.ndarray:
     return np.concatenate([[0.0], fine]) if grid[j] == 0 or lo == 0 else fine
 
 
-def _grid_best(f, b, n, t, expos, ridges):
+def _grid_best(f, b, n, t, layers, expos, ridges):
     g, r = expos[:, None, None], ridges[None, :, None]
     x = np.maximum(f / (n / REFERENCE_PARAMS) ** g, r * b)  # (G, R, points)
-    a, slope = _weighted_lines(x, t)
-    loss = np.sum(((a[..., None] + slope[..., None] * x) / t - 1) ** 2, -1)
+    ones = np.ones_like(x)
+    cols = [ones, ones * (layers if layers is not None else 0.0), x]
+    coef, loss = _nonneg_weighted_fit(np.stack(cols, -1), t, free=[0, 1] if layers is not None
+                                      else [0])
     # ties (ridges that never bind fit alike): the first, i.e. the smallest, wins
     i, j = np.unravel_index(np.argmin(loss + 1e-12 * np.arange(loss.size).reshape(loss.shape)),
                             loss.shape)
-    return float(a[i, j]), float(slope[i, j]), i, j
+    return tuple(float(c) for c in coef[i, j]), i, j
 
 
-def _weighted_lines(x: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """t ≈ a + s·x along the last axis, weights 1/t² (relative error), a >= 0, s > 0."""
+def _nonneg_weighted_fit(X: np.ndarray, t: np.ndarray, free: list[int]
+                         ) -> tuple[np.ndarray, np.ndarray]:
+    """t ≈ X·c along the points axis (X: (..., points, K), last column the slope), weights 1/t²
+    (relative error), the overhead columns `free` kept >= 0 and the slope > 0: every subset of
+    the overhead columns is solved and the best feasible one kept (K <= 3, so at most 4 solves).
+    Returns (c (..., K), sum of squared relative errors (...))."""
+    import itertools
+
     w = 1.0 / t**2
-    sw, sx, st = w.sum(), (w * x).sum(-1), (w * t).sum()
-    sxx, sxt = (w * x * x).sum(-1), (w * x * t).sum(-1)
-    det = sw * sxx - sx * sx
-    with np.errstate(divide="ignore", invalid="ignore"):
-        a = (sxx * st - sx * sxt) / det
-        s = (sw * sxt - sx * st) / det
-    through_zero = sxt / sxx  # the overhead pinned at 0 when the data would make it negative
-    bad = ~(np.isfinite(a) & np.isfinite(s) & (a >= 0) & (s > 0))
-    return np.where(bad, 0.0, a), np.where(bad, through_zero, s)
+    K = X.shape[-1]
+    best_c = np.zeros(X.shape[:-2] + (K,))
+    best_loss = np.full(X.shape[:-2], np.inf)
+    for keep in itertools.chain.from_iterable(
+            itertools.combinations(free, k) for k in range(len(free) + 1)):
+        cols = [*keep, K - 1]
+        Xs = X[..., cols]
+        scale = np.sqrt(np.mean(Xs**2, -2, keepdims=True))  # columns of ~1: FLOPs are ~1e9
+        Xs = Xs / scale
+        A = np.einsum("...pi,p,...pj->...ij", Xs, w, Xs)
+        rhs = np.einsum("...pi,p,p->...i", Xs, w, t)
+        c = np.zeros(X.shape[:-2] + (K,))
+        c[..., cols] = (np.linalg.pinv(A) @ rhs[..., None])[..., 0] / scale[..., 0, :]
+        ok = np.all(c >= 0, -1) & (c[..., -1] > 0)
+        loss = np.sum((np.einsum("...pk,...k->...p", X, c) / t - 1) ** 2, -1)
+        better = ok & (loss < best_loss - 1e-15)
+        best_c = np.where(better[..., None], c, best_c)
+        best_loss = np.where(better, loss, best_loss)
+    return best_c, best_loss
 
 
 def calibrate(rows: pd.DataFrame, local_peak_flop_s: dict[str, float] | None = None,
@@ -207,15 +263,25 @@ def _work(g: pd.DataFrame, statistic: str) -> tuple[np.ndarray, ...]:
             g[statistic].to_numpy(float))
 
 
+def _layers(g: pd.DataFrame) -> np.ndarray:
+    if "n_layers" not in g.columns:
+        return np.full(len(g), np.nan)
+    return pd.to_numeric(g["n_layers"], errors="coerce").to_numpy(float)
+
+
 def _fit_group(g, machine, backend, dtype, peak, peak_source, statistic) -> Fit:
-    a, rate, ridge, expo = fit_points(*_work(g, statistic))
+    layers = _layers(g)
+    a, a_layer, rate, ridge, expo = fit_points(*_work(g, statistic), layers=layers)
     loo = _leave_one_model_out(g, statistic)
     threads = _threads(g)
     sizes = g.groupby("model")["params"].first()
     best_rate = float(np.max(rate * _size_factor(sizes.to_numpy(float), expo))) * 1e3
+    per_model = pd.Series(layers, index=g.index).groupby(g["model"]).first()
+    ref = float(np.nanmedian(per_model)) if np.isfinite(per_model).any() else math.nan
     fit = Fit(machine, backend, dtype, a, rate, ridge, expo, max(peak, best_rate), peak_source,
               threads, tuple(sorted(g["model"].unique())),
-              tuple((m, int(p)) for m, p in sizes.sort_values().items()), len(g))
+              tuple((m, int(p)) for m, p in sizes.sort_values().items()), len(g),
+              overhead_ms_per_layer=a_layer, layers_ref=ref)
     if len(loo) >= 3:  # log errors of predictions out of sample: P10 and P90 multipliers
         ratios = np.array([r for _, r in loo])
         band = (float(np.quantile(ratios, 0.1)), float(np.quantile(ratios, 0.9)))
@@ -248,10 +314,13 @@ def _leave_one_model_out(g: pd.DataFrame, statistic: str) -> list[tuple[str, flo
     if len(models) < 3:  # two points cannot both fit an overhead and predict a third size
         return out
     f, b, n, t = _work(g, statistic)
+    lay = _layers(g)
     for m in models:
         held = (g["model"] == m).to_numpy()
-        a, rate, ridge, expo = fit_points(f[~held], b[~held], n[~held], t[~held])
-        pred = a + _regressor(f[held], b[held], n[held], expo, ridge) / rate
+        use = lay[~held] if uses_layers(lay) else None  # the held-out model's count is known
+        a, a_layer, rate, ridge, expo = fit_points(f[~held], b[~held], n[~held], t[~held], use)
+        over = a + (a_layer * lay[held] if use is not None else 0.0)
+        pred = over + _regressor(f[held], b[held], n[held], expo, ridge) / rate
         out += [(m, float(ti / pi)) for ti, pi in zip(t[held], pred)]
     return out
 
@@ -318,18 +387,24 @@ class TargetRates:
     note: str
     fit: Fit
     peak_flop_per_ms: float = math.inf  # the size dependence never takes a model past the peak
+    overhead_ms_per_layer: float = 0.0
 
-    def predict_ms(self, flops, weight_bytes, params) -> np.ndarray:
+    def overhead_at(self, n_layers=None) -> np.ndarray:
+        return _overhead(self.overhead_ms, self.overhead_ms_per_layer, self.fit.layers_ref,
+                         n_layers)
+
+    def predict_ms(self, flops, weight_bytes, params, n_layers=None) -> np.ndarray:
         rate = np.minimum(self.flop_per_ms * _size_factor(params, self.fit.size_exponent),
                           self.peak_flop_per_ms)
         f, b = np.asarray(flops, float), np.asarray(weight_bytes, float)
-        return self.overhead_ms + np.maximum(f / rate, b / self.byte_per_ms)
+        return self.overhead_at(n_layers) + np.maximum(f / rate, b / self.byte_per_ms)
 
 
-def target_rates(fit: Fit, hw: Hardware, memory_efficiency: float = MEMORY_EFFICIENCY
-                 ) -> TargetRates | str:
+def target_rates(fit: Fit, hw: Hardware, memory_efficiency: float = MEMORY_EFFICIENCY,
+                 cross_kind: bool = False) -> TargetRates | str:
     """The calibrated backend carried to catalog hardware `hw`; a reason string when the
-    catalog lacks the figures to do so."""
+    catalog lacks the figures to do so. cross_kind: `fit` was measured on a CPU and `hw` is an
+    accelerator, so the overheads are the accelerator launch floor and the band widens."""
     from .hardware import _flat
 
     flat = _flat(hw)
@@ -347,7 +422,18 @@ def target_rates(fit: Fit, hw: Hardware, memory_efficiency: float = MEMORY_EFFIC
     memory = bw * memory_efficiency / 1e3 if _finite(bw) else math.inf
     why = "; ".join(x for x in (note, "" if _finite(bw) else "no bandwidth figure: memory "
                                 "term left out") if x)
-    return TargetRates(compute, memory, fit.overhead_ms, fit.band, why, fit, peak)
+    if not cross_kind:
+        return TargetRates(compute, memory, fit.overhead_ms, fit.band, why, fit, peak,
+                           fit.overhead_ms_per_layer)
+    floor = (f"calibrated on a CPU, carried to an accelerator: the CPU's overheads replaced by "
+             f"an eager accelerator's launch floor ({ACCEL_OVERHEAD_MS} ms + "
+             f"{ACCEL_OVERHEAD_MS_PER_LAYER} ms per layer, one H200's figures) and the band "
+             f"widened x{CROSS_KIND_BAND[0]}-x{CROSS_KIND_BAND[1]}; measure the accelerator "
+             "to cost it from its own rows")
+    band = (fit.band[0] * CROSS_KIND_BAND[0], fit.band[1] * CROSS_KIND_BAND[1])
+    return TargetRates(compute, memory, ACCEL_OVERHEAD_MS, band,
+                       "; ".join(x for x in (why, floor) if x), fit, peak,
+                       ACCEL_OVERHEAD_MS_PER_LAYER)
 
 
 def _cpu_instance(fit: Fit, hw: Hardware) -> TargetRates:
@@ -358,7 +444,7 @@ def _cpu_instance(fit: Fit, hw: Hardware) -> TargetRates:
     note = (f"CPU instance: the measured machine's rate per thread x {hw.vcpus} vCPUs "
             f"(assumes equally fast vCPUs and linear scaling; not verified)")
     return TargetRates(fit.flop_per_ms * scale, memory, fit.overhead_ms, fit.band, note, fit,
-                       fit.peak_flop_s / 1e3 * scale)
+                       fit.peak_flop_s / 1e3 * scale, fit.overhead_ms_per_layer)
 
 
 def _finite(x) -> bool:
@@ -369,7 +455,8 @@ def own_rates(fit: Fit) -> TargetRates:
     """A measured machine predicting its own unmeasured configurations."""
     memory = fit.memory_bytes_s / 1e3
     return TargetRates(fit.flop_per_ms, memory, fit.overhead_ms, fit.band,
-                       "from this hardware's own calibration", fit, fit.peak_flop_s / 1e3)
+                       "from this hardware's own calibration", fit, fit.peak_flop_s / 1e3,
+                       fit.overhead_ms_per_layer)
 
 
 def pick_reference(fits: list[Fit], backend: str, dtype: str, gpu_target: bool,

@@ -22,7 +22,12 @@ import pandas as pd
 
 from .hardware import Hardware
 from .projection import (
-    MEMORY_EFFICIENCY, Fit, TargetRates, own_rates, pick_reference, target_rates,
+    MEMORY_EFFICIENCY,
+    Fit,
+    TargetRates,
+    own_rates,
+    pick_reference,
+    target_rates,
 )
 from .sizing import ServiceTime
 
@@ -35,6 +40,8 @@ BANDS = ("p10", "p50", "p90")
 def model_configs(results: pd.DataFrame) -> pd.DataFrame:
     """Every measured (model, backend, dtype, batch, seq) once, with its size figures."""
     cols = CONFIG_COLUMNS + ["params", "flops_per_sample", "weight_bytes"]
+    if "n_layers" in results.columns:
+        cols.append("n_layers")
     return results[cols].drop_duplicates(CONFIG_COLUMNS).reset_index(drop=True)
 
 
@@ -87,25 +94,20 @@ def _rates(hw, c, own, fits, kinds, memory_efficiency) -> TargetRates | str:
     ref = pick_reference(fits, c["backend"], c["dtype"], gpu, kinds)
     if ref is None:
         return f"no calibration for {c['backend']}/{c['dtype']} (fewer than 2 measured sizes)"
-    rates = target_rates(ref, hw, memory_efficiency)
-    if gpu and kinds.get(ref.machine) != "gpu" and not isinstance(rates, str):
-        from dataclasses import replace
-
-        from .projection import CROSS_KIND_LOW
-
-        why = (f"calibrated on a CPU, carried to an accelerator: the CPU's per-call overhead "
-               f"does not carry (band low end x{CROSS_KIND_LOW}; measure the accelerator to "
-               "cost it from its own rows)")
-        rates = replace(rates, band=(rates.band[0] * CROSS_KIND_LOW, rates.band[1]),
-                        note="; ".join(x for x in (rates.note, why) if x))
-    return rates
+    return target_rates(ref, hw, memory_efficiency,
+                        cross_kind=gpu and kinds.get(ref.machine) != "gpu")
 
 
 def _base(hw: Hardware, c: dict) -> dict:
     return {"hardware": hw.name, "hardware_kind": hw.kind,
             **{k: c[k] for k in CONFIG_COLUMNS},
             "params": int(c["params"]), "flops_per_sample": float(c["flops_per_sample"]),
-            "weight_bytes": float(c["weight_bytes"])}
+            "weight_bytes": float(c["weight_bytes"]), "n_layers": _layers(c)}
+
+
+def _layers(c: dict) -> float:
+    value = c.get("n_layers")
+    return float(value) if value is not None and np.isfinite(value) else np.nan
 
 
 def _memory(row: dict) -> dict:
@@ -115,11 +117,12 @@ def _memory(row: dict) -> dict:
 
 def _measured(hw: Hardware, c: dict, row: dict, fit: Fit | None) -> dict:
     mean = float(row["latency_ms_mean"])
-    overhead = fit.overhead_ms if fit is not None else 0.0
+    overhead = float(fit.overhead_at(_layers(c))) if fit is not None else 0.0
     if math.isfinite(row.get("tpot_ms", np.nan)) and row["tpot_ms"] > 0:
         step, step_note = float(row["tpot_ms"]), "measured tpot"
     elif fit is not None:
-        step = float(own_rates(fit).predict_ms(_step_flops(c), c["weight_bytes"], c["params"]))
+        step = float(own_rates(fit).predict_ms(_step_flops(c), c["weight_bytes"], c["params"],
+                                               _layers(c)))
         step_note = "decode step from this hardware's calibration"
     else:
         step, step_note = mean / float(c["seq_len"]), "decode step = forward / seq_len"
@@ -136,14 +139,15 @@ def _projected(hw: Hardware, c: dict, rates: TargetRates | str, shape: dict) -> 
     if isinstance(rates, str):
         nan = {f"{k}_ms_{b}": np.nan for k in ("fwd", "step") for b in BANDS}
         return {**out, **nan, "overhead_ms": np.nan, "note": rates}
+    layers = _layers(c)
     fwd = float(rates.predict_ms(c["flops_per_sample"] * c["batch_size"], c["weight_bytes"],
-                                 c["params"]))
-    step = float(rates.predict_ms(_step_flops(c), c["weight_bytes"], c["params"]))
+                                 c["params"], layers))
+    step = float(rates.predict_ms(_step_flops(c), c["weight_bytes"], c["params"], layers))
     lo, hi = rates.band
     note = f"projected from {rates.fit.machine} {rates.fit.backend}/{rates.fit.dtype}"
     return {**out, "fwd_ms_p10": fwd * lo, "fwd_ms_p50": fwd, "fwd_ms_p90": fwd * hi,
             "step_ms_p10": step * lo, "step_ms_p50": step, "step_ms_p90": step * hi,
-            "overhead_ms": min(rates.overhead_ms, fwd * lo),
+            "overhead_ms": min(float(rates.overhead_at(layers)), fwd * lo),
             "note": note + (f"; {rates.note}" if rates.note else "")}
 
 

@@ -25,7 +25,8 @@ def synthetic_results(*, overhead_ms: float = 0.5, gflop_s: float = 20.0,
                       exponent: float = 0.2, batches=(1, 8), seq_len: int = 128,
                       runtimes=(("ort", "fp32"),), cv: float = 0.1, models=None,
                       env_cpu: str = "Test CPU", device: str = "cpu", env_gpu: str = "",
-                      hardware: str | None = None, noise=None) -> pd.DataFrame:
+                      hardware: str | None = None, noise=None, layers: dict | None = None,
+                      overhead_ms_per_layer: float = 0.0) -> pd.DataFrame:
     rows = []
     models = models or MODELS
     for backend, dtype in runtimes:
@@ -33,6 +34,8 @@ def synthetic_results(*, overhead_ms: float = 0.5, gflop_s: float = 20.0,
             for b in batches:
                 flops = 2.0 * params * seq_len
                 t = latency_ms(flops * b, params, overhead_ms, gflop_s, exponent)
+                if layers is not None:
+                    t += overhead_ms_per_layer * layers[model]
                 if noise is not None:
                     t *= noise(model, b)
                 row = {"model": model, "role": "teacher" if "teacher" in model else "student",
@@ -44,5 +47,7 @@ def synthetic_results(*, overhead_ms: float = 0.5, gflop_s: float = 20.0,
                        "env_cpu": env_cpu, "env_logical_cpus": 2, "env_gpu": env_gpu}
                 if hardware:
                     row["hardware"] = hardware
+                if layers is not None:
+                    row["n_layers"] = layers[model]
                 rows.append(row)
     return pd.DataFrame(rows)

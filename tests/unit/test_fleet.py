@@ -37,8 +37,12 @@ def test_unmeasured_hardware_is_projected_and_says_so():
     fwd, (fit,) = _fwd(synthetic_results(), ["l4", "c7i.xlarge", "iot-1gb"])
     assert set(fwd["source"]) == {"projected"}
     row = fwd[(fwd.hardware == "l4") & (fwd.model == "m:s10") & (fwd.batch_size == 8)].iloc[0]
-    expect = target_rates(fit, CATALOG.get("l4")).predict_ms(2e6 * 128 * 8, 4e6, 1e6)
+    # a CPU calibration carried to a GPU: the GPU's launch floor, not the CPU's overhead
+    expect = target_rates(fit, CATALOG.get("l4"), cross_kind=True).predict_ms(
+        2e6 * 128 * 8, 4e6, 1e6)
     assert row["fwd_ms_p50"] == pytest.approx(float(expect))
+    assert float(expect) != pytest.approx(float(target_rates(fit, CATALOG.get("l4")).predict_ms(
+        2e6 * 128 * 8, 4e6, 1e6)))
     assert row["fwd_ms_p10"] <= row["fwd_ms_p50"] <= row["fwd_ms_p90"]
     assert "projected from Test CPU" in row["note"]
     iot = fwd[fwd.hardware == "iot-1gb"]

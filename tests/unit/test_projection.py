@@ -7,8 +7,15 @@ from roi.errors import InputError
 from roi.hardware import load_catalog
 from roi.measurements import prepare
 from roi.projection import (
-    DEFAULT_BAND, REFERENCE_PARAMS, calibrate, check_memory_efficiency, fit_points,
-    leave_one_out_report, own_rates, pick_reference, target_rates,
+    DEFAULT_BAND,
+    REFERENCE_PARAMS,
+    calibrate,
+    check_memory_efficiency,
+    fit_points,
+    leave_one_out_report,
+    own_rates,
+    pick_reference,
+    target_rates,
 )
 
 from .plan_helpers import MODELS, latency_ms, synthetic_results
@@ -32,12 +39,36 @@ def test_an_exact_roofline_is_recovered_and_predicts_out_of_sample_exactly():
     assert row["median_ape"] < 1e-6 and row["n_predictions"] == 10
 
 
+LAYERS = {"m:teacher": 12, "m:s5": 6, "m:s10": 4, "m:s20": 3, "m:s50": 2}
+
+
+def test_a_per_layer_overhead_is_recovered_when_the_rows_give_layer_counts():
+    (fit,) = _fits(overhead_ms=0.2, overhead_ms_per_layer=0.15, layers=LAYERS)
+    assert fit.overhead_ms == pytest.approx(0.2, abs=1e-6)
+    assert fit.overhead_ms_per_layer == pytest.approx(0.15, rel=1e-6)
+    assert max(fit.loo_ape) < 1e-6  # each size, with its own depth, predicted from the others
+    assert fit.predict_ms(2e6 * 128, 4e6, 1e6, n_layers=5) == pytest.approx(
+        0.2 + 0.75 + 256e6 / 20e6)
+    assert fit.layers_ref == 4 and float(fit.overhead_at(None)) == pytest.approx(0.2 + 0.6)
+    # without the counts the same table is explained worse: the fixed overhead cannot follow depth
+    plain = calibrate(prepare(synthetic_results(overhead_ms=0.2, overhead_ms_per_layer=0.15,
+                                                layers=LAYERS).drop(columns="n_layers"), CATALOG))
+    assert plain[0].overhead_ms_per_layer == 0 and np.median(plain[0].loo_ape) > 1e-3
+
+
+def test_equal_layer_counts_fit_no_per_layer_term():
+    same = dict.fromkeys(LAYERS, 4)
+    (fit,) = _fits(overhead_ms=0.5, layers=same)
+    assert fit.overhead_ms_per_layer == 0 and fit.overhead_ms == pytest.approx(0.5, rel=1e-6)
+
+
 def test_memory_bound_rows_are_fitted_by_the_ridge():
     # time = max(F / 50 GFLOP/s, B / 1 GB/s): ridge 50 FLOP/byte; batch 1 is memory-bound
     f = np.array([1e8, 8e8, 4e8, 3.2e9])
     b = np.array([4e7, 4e7, 1e7, 1e7])
     t = np.maximum(f / 50e6, b / 1e6)  # ms
-    a, rate, ridge, expo = fit_points(f, b, np.full(4, REFERENCE_PARAMS), t)
+    a, a_layer, rate, ridge, expo = fit_points(f, b, np.full(4, REFERENCE_PARAMS), t)
+    assert a_layer == 0.0  # no layer counts given: no per-layer term
     assert 0 <= a < 0.01 * t.min() and expo == 0  # grid search: close, not exact
     assert rate == pytest.approx(50e6, rel=0.02) and ridge == pytest.approx(50, rel=0.02)
 
@@ -104,25 +135,39 @@ def test_the_reference_calibration_prefers_the_same_kind_of_machine():
         check_memory_efficiency(1.5)
 
 
-def test_cpu_calibration_carried_to_a_gpu_says_so_and_widens_its_band():
+def test_cpu_calibration_carried_to_a_gpu_takes_the_launch_floor_and_widens_its_band():
     from pathlib import Path
 
     from roi.hardware import load_catalog
     from roi.measurements import load_results
-    from roi.projection import CROSS_KIND_LOW, calibrate
+    from roi.projection import (
+        ACCEL_OVERHEAD_MS,
+        ACCEL_OVERHEAD_MS_PER_LAYER,
+        CROSS_KIND_BAND,
+        calibrate,
+    )
     from roi.service import forward_times
 
     fixtures = Path(__file__).resolve().parent.parent / "fixtures"
     catalog = load_catalog()
     cpu = load_results([fixtures / "bench_results.csv"], catalog)
     fits = calibrate(cpu)
-    fwd = forward_times(cpu, fits, [catalog.get("h200")])
-    row = fwd[(fwd["backend"] == "torch-eager") & (fwd["batch_size"] == 1)].iloc[0]
-    assert row["source"] == "projected" and "carried to an accelerator" in row["note"]
     own = next(f for f in fits if f.backend == "torch-eager")
-    assert row["fwd_ms_p10"] == pytest.approx(row["fwd_ms_p50"] * own.band[0] * CROSS_KIND_LOW)
-    # the H200's own rows (measured there) cover it: they bracket the truth the band must hold
+    fwd = forward_times(cpu, fits, [catalog.get("h200")])
+    eager = fwd[(fwd["backend"] == "torch-eager")]
+    assert (eager["source"] == "projected").all()
+    assert eager["note"].str.contains("carried to an accelerator").all()
+    for _, row in eager.iterrows():
+        assert row["fwd_ms_p10"] == pytest.approx(row["fwd_ms_p50"] * own.band[0]
+                                                  * CROSS_KIND_BAND[0])
+        floor = ACCEL_OVERHEAD_MS + ACCEL_OVERHEAD_MS_PER_LAYER * row["n_layers"]
+        assert row["fwd_ms_p50"] > floor  # the launch floor plus the carried roofline
+        cpu_overhead = float(own.overhead_at(row["n_layers"]))
+        assert row["fwd_ms_p50"] < floor + cpu_overhead  # the CPU's overhead did not carry
+    # the H200's own rows (measured there) must fall inside the band
     gpu = load_results([fixtures / "gpu_h200_results.csv"], catalog)
-    measured = gpu[(gpu["backend"] == "torch-eager") & (gpu["dtype"] == "fp32")
-                   & (gpu["batch_size"] == 1) & (gpu["model"] == row["model"])]
-    assert row["fwd_ms_p10"] <= float(measured["latency_ms_mean"].iloc[0]) <= row["fwd_ms_p90"]
+    got = eager.merge(gpu[gpu["dtype"] == "fp32"], on=["model", "backend", "dtype",
+                                                       "batch_size", "seq_len"])
+    assert len(got) == 10
+    assert ((got["fwd_ms_p10"] <= got["latency_ms_mean"])
+            & (got["latency_ms_mean"] <= got["fwd_ms_p90"])).all()
