@@ -31,7 +31,9 @@ def test_the_shipped_set_covers_the_issue():
 def test_counted_params_match_the_published_count(name):
     spec = shipped(name)
     assert spec.published_params is not None and spec.published_params.source
-    assert spec.params == pytest.approx(spec.published_params.value, rel=0.01)
+    assert spec.params == pytest.approx(spec.published_params.value, rel=0.005)  # issue 8's bar
+    if "released checkpoint" in (spec.published_params.note or ""):
+        assert spec.params == spec.published_params.value  # counted to the parameter
 
 
 @pytest.mark.parametrize("name,published", sorted(QWEN_NON_EMBEDDING.items()))
