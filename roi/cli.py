@@ -382,12 +382,14 @@ def _plan_out_dir(out: Optional[str]):
 
 def _plan_llm(teacher: str, students: Optional[str], scenarios: list[str],
               threshold: float, sla: Optional[str], out: Optional[str]) -> None:
-    """roi plan for a config: teacher: projections only; plan.yaml, plan.json, plan.md."""
+    """roi plan for a config: teacher: projections only; plan.yaml, plan.json, plan.md and the
+    decision report (report/report.html, report.md, figures/)."""
     import json
 
     import yaml
 
-    from reports.llm import llm_plan_markdown
+    from reports.llm import llm_plan_markdown, llm_report
+    from reports.report import write as write_report
 
     from .io import write_json_atomic, write_text_atomic
     from .llm_plan import llm_plan
@@ -400,12 +402,13 @@ def _plan_llm(teacher: str, students: Optional[str], scenarios: list[str],
     plain = json.loads(json.dumps(doc))  # numpy scalars -> plain numbers for YAML
     write_text_atomic(out_dir / "plan.yaml", yaml.safe_dump(plain, sort_keys=False))
     write_text_atomic(out_dir / "plan.md", llm_plan_markdown(doc))
+    page = write_report(llm_report(doc), out_dir / "report").html
     d = doc["decision"]
     print(f"{'GO' if d['go'] else 'NO-GO'}: distill {teacher} to "
           f"{doc['recommended']['model'] or 'no student'} (projected, not measured)")
     for r in d["reasons"]:
         print(f"  - {r}")
-    print(f"plan: {out_dir / 'plan.yaml'}; report: {out_dir / 'plan.md'}")
+    print(f"plan: {out_dir / 'plan.yaml'}; report: {page} (+ report.md, figures/; plan.md)")
 
 
 def main(argv: list[str] | None = None) -> int:

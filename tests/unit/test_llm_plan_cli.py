@@ -1,6 +1,7 @@
 """`roi plan --teacher config:...`: the plan for a model known only by its architecture."""
 
 import json
+import re
 
 from roi.cli import main
 
@@ -22,6 +23,27 @@ def test_config_teacher_plans_from_projections(tmp_path, capsys):
     assert all(m["source"] == "projected" for m in sc["models"])
     assert (out / "plan.yaml").is_file() and "| model |" in (out / "plan.md").read_text()
     assert "projected, not measured" in capsys.readouterr().out
+
+
+def test_config_teacher_report_for_real_time_and_cloud_batch(tmp_path, capsys):
+    out = tmp_path / "plan"
+    assert main(["plan", "--teacher", "config:llama-3-70b", "--scenario", "real-time-api",
+                 "--scenario", "cloud-batch", "--out", str(out)]) == 0
+    doc = json.loads((out / "plan.json").read_text())
+    assert [sc["scenario"] for sc in doc["scenarios"]] == ["real-time-api", "cloud-batch"]
+    page = (out / "report" / "report.html").read_text()
+    md = (out / "report" / "report.md").read_text()
+    for name in ("llm-cost", "llm-latency", "llm-retention"):
+        png = out / "report" / "figures" / f"{name}.png"
+        assert png.stat().st_size > 5_000 and f"figures/{name}.png" in md
+    assert page.count("data:image/png;base64,") == 3  # self-contained
+    rec = doc["recommended"]["model"]
+    assert f"distill config:llama-3-70b to {rec}" in md
+    visible = re.sub(r"data:image/png;base64,[A-Za-z0-9+/=]+", "", page)
+    for text in (visible, md):
+        assert "real-time-api" in text and "cloud-batch" in text
+        assert not re.search(r"\bnan\b", text, re.I) and "None" not in text
+    assert "report/report.html" in capsys.readouterr().out
 
 
 def test_plan_needs_results_or_a_config_teacher(tmp_path, capsys):
