@@ -459,6 +459,7 @@ def run_one(s: LoadtestSettings, out: str | Path, backend: Backend | None = None
         samples = real_inputs(s.samples, s.seq_len, backend.vocab_size, backend.byte_level,
                               s.seed)
     expected_ms = _warm_up(backend, samples)
+    idle_ns = _after_idle_ns(s, backend, samples)
     log_dir = out / LOG_DIR / _run_name(s)
     log_dir.mkdir(parents=True, exist_ok=True)
     sut = BatchingSUT(backend.run, samples, lg.QuerySamplesComplete, lg.QuerySampleResponse,
@@ -482,15 +483,33 @@ def run_one(s: LoadtestSettings, out: str | Path, backend: Backend | None = None
     summary = parse_summary((log_dir / SUMMARY).read_text())
     problems = sut.check()
     row = result_row(s, summary, sut, backend, log_dir, out, wall_s, mode, problems)
-    row.update(predictions(s, out))
+    row.update(predictions(s, out, None if idle_ns is None else idle_ns / 1e6))
     service = np.asarray(sut.service_ns, np.int64)
     if service.size:  # the backend's own time per batch under this load, beside LoadGen's
         row.update(service_under_load(s, service / 1e6, out))
     if store:
-        ResultsStore(out).append(row, {"service_ns": service, "idle_ns": np.asarray(
-            sut.idle_ns, np.int64), "in_sut_ns": np.asarray(sut.in_sut_ns, np.int64)}
-            if service.size else None)
+        raw = {"service_ns": service, "idle_ns": np.asarray(sut.idle_ns, np.int64),
+               "in_sut_ns": np.asarray(sut.in_sut_ns, np.int64)}
+        if idle_ns is not None:
+            raw["after_idle_ns"] = idle_ns
+        ResultsStore(out).append(row, raw if service.size else None)
     return LoadtestResult(row, summary, log_dir, problems)
+
+
+AFTER_IDLE_CALLS = 50
+
+
+def _after_idle_ns(s: LoadtestSettings, backend: Backend, samples: np.ndarray
+                   ) -> np.ndarray | None:
+    """For a Server run of one sample at a time: the backend's service time after an idle gap
+    like the run's (exponential, mean 1/QPS), the "after idle" state of the sizing model's
+    two-state service time (roi.loadcheck.two_state_service)."""
+    if s.scenario != "server" or s.max_batch != 1 or s.workers != 1 or not s.qps:
+        return None
+    from .timing import time_after_idle
+
+    one = samples[:1]
+    return time_after_idle(lambda: backend.run(one), AFTER_IDLE_CALLS, 1000.0 / s.qps, s.seed)
 
 
 def _warm_up(backend: Backend, samples: np.ndarray, calls: int = 5) -> float:
@@ -659,11 +678,14 @@ def single_call_row(s: LoadtestSettings, out: Path) -> dict | None:
     return None
 
 
-def predictions(s: LoadtestSettings, out: Path) -> dict:
+def predictions(s: LoadtestSettings, out: Path, after_idle_ms: np.ndarray | None = None
+                ) -> dict:
     """The planner's figures for this server run (roi.loadcheck), from bench's single-call row
     of the same configuration in OUT's table (raw samples where kept): the response-time
-    percentile at the target QPS, and the highest QPS LoadGen should call VALID. Empty where
-    there is no such row, or the SUT batches (the M/G/1 model is for one sample at a time)."""
+    percentile at the target QPS, and the highest QPS LoadGen should call VALID. With the
+    backend's service times after idle gaps, both are two-state (the back-to-back-only figures
+    are kept beside them). Empty where there is no such row, or the SUT batches (the M/G/1
+    model is for one sample at a time)."""
     if s.scenario != "server" or s.max_batch != 1 or s.workers != 1:
         return {}
     base = single_call_row(s, out)
@@ -678,12 +700,22 @@ def predictions(s: LoadtestSettings, out: Path) -> dict:
     service = (ServiceTime.from_samples(raw / 1e6) if raw is not None and raw.size else
                ServiceTime.from_mean_cv(base["latency_ms_mean"], base.get("latency_ms_cv") or 0))
     pct = s.claimed_percentile
-    peak = predicted_peak_qps(service, pct, s.latency_ms, min_duration_s=s.min_duration_ms / 1e3,
-                              min_queries=s.queries)
-    return {"predicted_latency_ms_at_target": predicted_quantile_ms(service, s.qps, pct),
+    run = dict(min_duration_s=s.min_duration_ms / 1e3, min_queries=s.queries)
+    idle = (ServiceTime.from_samples(after_idle_ms)
+            if after_idle_ms is not None and after_idle_ms.size else None)
+    peak = predicted_peak_qps(service, pct, s.latency_ms, after_idle=idle, **run)
+    out_ = {"predicted_latency_ms_at_target": predicted_quantile_ms(service, s.qps, pct, idle),
             "predicted_utilization": s.qps * float(service.mean_ms) / 1000,
             "predicted_peak_qps": peak.qps, "predicted_peak_percentile": peak.percentile,
-            "predicted_from_row": base["row_id"]}
+            "predicted_from_row": base["row_id"],
+            "predicted_model": "two-state" if idle is not None else "back-to-back"}
+    if idle is not None:
+        flat = predicted_peak_qps(service, pct, s.latency_ms, **run)
+        out_.update({"service_after_idle_ms_mean": float(idle.mean_ms),
+                     "predicted_latency_ms_at_target_back_to_back":
+                         predicted_quantile_ms(service, s.qps, pct),
+                     "predicted_peak_qps_back_to_back": flat.qps})
+    return out_
 
 
 def service_under_load(s: LoadtestSettings, ms: np.ndarray, out: Path) -> dict:

@@ -89,3 +89,22 @@ def time_once_ms(fn: Callable[[], object], device: str = "cpu") -> float:
 
         torch.cuda.synchronize()
     return (time.perf_counter_ns() - t0) / 1e6
+
+
+def time_after_idle(fn: Callable[[], object], calls: int, gap_ms_mean: float,
+                    seed: int = 0) -> np.ndarray:
+    """Per-call wall times in ns of calls that each follow an idle gap (exponential, mean
+    gap_ms_mean: what a request arriving at an idle server under Poisson arrivals finds). Back-
+    to-back timing (time_cpu) never idles, so it misses what waking up costs: re-spinning
+    thread pools, refilling caches evicted meanwhile (roi.loadcheck's two-state service)."""
+    if calls < 1 or not gap_ms_mean > 0:
+        raise ValueError("time_after_idle needs calls >= 1 and gap_ms_mean > 0")
+    gaps_s = np.random.default_rng(seed).exponential(gap_ms_mean / 1e3, calls)
+    clock = time.perf_counter_ns
+    samples = np.empty(calls, dtype=np.int64)
+    for i, gap in enumerate(gaps_s):
+        time.sleep(float(gap))
+        t0 = clock()
+        fn()
+        samples[i] = clock() - t0
+    return samples

@@ -51,3 +51,26 @@ def simulated_quantile_ms(service_ms: np.ndarray, qps: float, percentile: float,
     empty start does not flatter the result."""
     t = simulate_response_ms(service_ms, qps, servers=servers, seed=seed)
     return float(np.percentile(t[int(warmup * t.size):], percentile))
+
+
+def simulate_two_state_ms(busy_ms: np.ndarray, idle_ms: np.ndarray, qps: float, n: int, *,
+                          seed: int = 0) -> np.ndarray:
+    """Response times of n Poisson arrivals at one FCFS server whose service depends on what a
+    request finds: a draw from idle_ms when the server is idle at its arrival, from busy_ms
+    otherwise (the exact model roi.loadcheck.two_state_service approximates)."""
+    busy, idle = np.asarray(busy_ms, float), np.asarray(idle_ms, float)
+    if qps <= 0 or n < 1 or busy.size == 0 or idle.size == 0:
+        raise InputError(f"simulation needs qps > 0, n >= 1 and samples; got qps {qps}, n {n}")
+    rng = np.random.default_rng(seed)
+    arrivals = np.cumsum(rng.exponential(1000.0 / qps, n)).tolist()
+    draw_busy = busy[rng.integers(0, busy.size, n)].tolist()
+    draw_idle = idle[rng.integers(0, idle.size, n)].tolist()
+    out = np.empty(n)
+    free = 0.0
+    for i, t in enumerate(arrivals):
+        if t >= free:  # idle: starts now, pays the wake-up
+            free = t + draw_idle[i]
+        else:
+            free += draw_busy[i]
+        out[i] = free - t
+    return out

@@ -7,8 +7,10 @@ tokens, the backend's default threads (2):
 1. the service time is measured as bench measures it (bench.timing.time_calls, back-to-back
    calls of one loaded model): the sizing model's input;
 2. LoadGen Server runs at fixed QPS at utilizations 0.3, 0.5 and 0.7 of that service time:
-   the sizing model's predicted p99 (roi.loadcheck) beside LoadGen's measured p99, median of
-   REPEATS runs (goal: within 20%);
+   the sizing model's predicted p99 (roi.loadcheck, two-state: the service time after idle
+   gaps like the run's, measured by run_one just before it, for requests that find the server
+   idle) beside LoadGen's measured p99, median of REPEATS runs (goal: within 20%); the
+   back-to-back-only prediction is recorded beside it;
 3. a peak search under the real-time-api bound (p99 <= 100 ms): the predicted highest QPS
    LoadGen calls VALID beside the found peak (goal: within 15%).
 
@@ -44,7 +46,7 @@ from bench.loadgen import (
     run_one,
 )
 from bench.results import ResultsStore, load_samples
-from bench.timing import TimingSettings, time_calls
+from bench.timing import TimingSettings, time_after_idle, time_calls
 from roi.loadcheck import predicted_peak_qps, predicted_quantile_ms, relative_error
 from roi.sizing import ServiceTime, max_qps_per_replica
 
@@ -119,7 +121,9 @@ def _attempt(out: Path, s: LoadtestSettings, backend, samples) -> dict:
             "disturbed": bool(abs(drift) > DRIFT),
             "in_situ_service_ms_mean": row.get("loadgen_service_ms_mean"),
             "harness_ms_mean": float(r.row["latency_ms_mean"] - raw["in_sut_ns"].mean() / 1e6),
-            "before": before, "service": raw["service_ns"] / 1e6, "row": r.row}
+            "after_idle_ms_mean": float(raw["after_idle_ns"].mean() / 1e6),
+            "before": before, "service": raw["service_ns"] / 1e6,
+            "after_idle": raw["after_idle_ns"] / 1e6, "row": r.row}
 
 
 def _run(out, s, backend, samples) -> tuple[dict, list[dict]]:
@@ -133,7 +137,7 @@ def _run(out, s, backend, samples) -> tuple[dict, list[dict]]:
 
 
 def _plain(a: dict) -> dict:
-    return {k: v for k, v in a.items() if k not in ("before", "service", "row")}
+    return {k: v for k, v in a.items() if k not in ("before", "service", "after_idle", "row")}
 
 
 @pytest.mark.parametrize("model", MODELS)
@@ -151,13 +155,19 @@ def test_predicted_p99_vs_loadgen(out, model):
                                     backend, samples)
             runs.append(chosen)
             tries.extend(attempts)
-        predicted = [predicted_quantile_ms(ServiceTime.from_samples(r["before"]), qps, 99)
+        back_to_back = [predicted_quantile_ms(ServiceTime.from_samples(r["before"]), qps, 99)
+                        for r in runs]
+        predicted = [predicted_quantile_ms(ServiceTime.from_samples(r["before"]), qps, 99,
+                                           ServiceTime.from_samples(r["after_idle"]))
                      for r in runs]
         in_situ = [predicted_quantile_ms(ServiceTime.from_samples(r["service"]), qps, 99)
                    for r in runs]
         measured = float(np.median([r["p99_ms"] for r in runs]))
         points.append({"utilization": u, "qps": qps, "measured_p99_ms": measured,
                        "predicted_p99_ms": float(np.median(predicted)),
+                       "back_to_back_predicted_p99_ms": float(np.median(back_to_back)),
+                       "back_to_back_error": relative_error(float(np.median(back_to_back)),
+                                                            measured),
                        "in_situ_predicted_p99_ms": float(np.median(in_situ)),
                        "error": relative_error(float(np.median(predicted)), measured),
                        "runs": [_plain(r) for r in runs],
@@ -177,8 +187,13 @@ def test_predicted_peak_vs_found_peak(out, model):
     before = _baseline_ms(backend, samples)
     service = ServiceTime.from_samples(before)
     s = _settings(model, min_duration_ms=PEAK_RUN_MS)
+    flat = predicted_peak_qps(service, 99, BOUND_MS, min_duration_s=PEAK_RUN_MS / 1e3,
+                              min_queries=s.queries)
+    one = samples[:1]  # after idle gaps as short as near that peak's
+    idle = time_after_idle(lambda: backend.run(one), 50, 1000.0 / flat.qps) / 1e6
     predicted = predicted_peak_qps(service, 99, BOUND_MS, min_duration_s=PEAK_RUN_MS / 1e3,
-                                   min_queries=s.queries)
+                                   min_queries=s.queries,
+                                   after_idle=ServiceTime.from_samples(idle))
     nominal = float(max_qps_per_replica(service, 99, BOUND_MS))
 
     def step(r):  # each search step starts at a quiet moment
@@ -193,6 +208,7 @@ def test_predicted_peak_vs_found_peak(out, model):
            bound_ms=BOUND_MS,
            run_ms=PEAK_RUN_MS, service_ms_mean=float(before.mean()),
            service_after_ms_mean=float(after.mean()), predicted_peak_qps=predicted.qps,
+           after_idle_ms_mean=float(idle.mean()), back_to_back_predicted_peak_qps=flat.qps,
            predicted_percentile=predicted.percentile, nominal_p99_peak_qps=nominal,
            found_peak_qps=found, first_invalid_qps=search.bracket[1], error=error,
            runs=[{"qps": r.row["loadgen_target_qps"], "result": r.row["loadgen_result"],

@@ -20,7 +20,7 @@ from bench.loadgen import (
     real_inputs,
     run_one,
 )
-from bench.results import ResultsStore
+from bench.results import ResultsStore, load_samples
 from roi.errors import InputError
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "loadgen"
@@ -242,3 +242,37 @@ def test_loadgen_run_on_a_stub_backend(tmp_path, scenario, extra):
         assert row["loadgen_target_qps"] == 400.0 and row["loadgen_scheduled_qps"] > 0
         assert row["predicted_latency_ms_under_load"] > row["loadgen_service_ms_p50"]
         assert row["loadgen_latency_bound_ms"] == 20.0 and row["loadgen_percentile"] == 99.0
+
+
+def test_server_run_predicts_with_the_two_state_service_time(tmp_path):
+    """With bench's single-call row in the table, a Server run measures the backend after idle
+    gaps like its own and predicts with both states; a backend that is slower after idle gets
+    a higher p99 than the back-to-back figure alone."""
+    import time as _time
+
+    last = {"t": 0.0}
+
+    def run(ids):  # 0.3 ms, plus 0.3 ms more after more than 5 ms of idleness
+        now = _time.perf_counter()
+        _time.sleep(0.0006 if now - last["t"] > 0.005 else 0.0003)
+        last["t"] = _time.perf_counter()
+        return ids[:, -1].copy()
+
+    backend = Backend(run, vocab_size=256, max_seq_len=None, byte_level=True,
+                      thread_settings={"stub_threads": 1}, params=1)
+    s = LoadtestSettings(model="builtin:student-50x", scenario="server", qps=100.0,
+                         latency_ms=20.0, seq_len=16, min_duration_ms=300, samples=32,
+                         role="student", min_query_count=100)
+    ResultsStore(tmp_path).append({  # what bench measured back to back
+        "model": s.model, "role": "student", "backend": "ort", "device": "cpu",
+        "dtype": "fp32", "batch_size": 1, "seq_len": 16, "threads": 1, "status": "ok",
+        "source": "measured", "latency_ms_mean": 0.4, "latency_ms_cv": 0.1})
+    r = run_one(s, tmp_path, backend)
+    row = r.row
+    assert row["predicted_model"] == "two-state"
+    assert row["service_after_idle_ms_mean"] > 0.5  # 50 calls after ~10 ms idle gaps
+    assert row["predicted_latency_ms_at_target"] > row[
+        "predicted_latency_ms_at_target_back_to_back"]
+    assert row["predicted_peak_qps"] < row["predicted_peak_qps_back_to_back"]
+    raw = load_samples(tmp_path, ResultsStore(tmp_path).rows[-1]["row_id"])
+    assert raw["after_idle_ns"].size == 50
