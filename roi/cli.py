@@ -324,8 +324,13 @@ def run_command(
     from .runconfig import load_run_config
 
     run_dir = out or str(default_out())
-    run = open_run(load_run_config(config), run_dir, "quick" if quick else "default",
-                   _ConsoleHooks())
+    cfg = load_run_config(config)
+    try:
+        run = open_run(cfg, run_dir, "quick" if quick else "default", _ConsoleHooks())
+    except InputError as e:  # a setting of the config file: say which file
+        if config and not str(e).startswith(f"{config}:"):
+            raise InputError(f"{config}: {e}") from None
+        raise
     try:
         result = execute(run)
     except KeyboardInterrupt:

@@ -173,6 +173,7 @@ def test_bad_config_is_one_line_exit_2_and_nothing_written(tmp_path, text, messa
     assert proc.returncode == 2, proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], lines
+    assert str(cfg) in lines[0]  # which file the bad setting is in
     assert not out.exists() and "pwned" not in proc.stdout
 
 
