@@ -368,6 +368,8 @@ def _prepare_exports(plan: SweepPlan, todo: list[BenchConfig], progress: Progres
         if progress:
             progress(f"export {model}", i, len(models))
         infos[model] = _prepare_one(plan, model)
+    if progress and models:
+        progress("export: done", len(models), len(models))
     return infos
 
 

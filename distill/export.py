@@ -3,6 +3,9 @@ quantized model keeps: the same held-out windows, the same metrics, through ONNX
 
 from __future__ import annotations
 
+import logging
+import warnings
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +15,32 @@ from .data import build_splits, eval_windows
 from .trainer import data_config, lm_metrics, token_bytes_of
 
 ONNX_FILE, INT8_FILE = "student.onnx", "student.int8.onnx"
+# What torch.onnx and onnxruntime.quantization print on every export of this project's models
+# and that says nothing about them: optional torchvision ops, a pytree deprecation inside torch,
+# and the pre-processing hint of dynamic quantization (a GPT has no shapes for it to infer).
+_NOISE = ("Please consider to run pre-processing before quantization",)
+
+
+class _DropNoise(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(_NOISE)
+
+
+@contextmanager
+def quiet_exporters():
+    """Silence the exporters' known noise (see _NOISE) for the duration; anything else they
+    log or warn still shows."""
+    onnx_log = logging.getLogger("torch.onnx")
+    level, drop = onnx_log.level, _DropNoise()
+    onnx_log.setLevel(logging.ERROR)  # "torchvision is not installed. Skipping ..."
+    logging.getLogger().addFilter(drop)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*LeafSpec.*", category=FutureWarning)
+            yield
+    finally:
+        onnx_log.setLevel(level)
+        logging.getLogger().removeFilter(drop)
 
 
 def export_and_evaluate(ckpt_dir: Path, cfg: TrainConfig) -> dict:
@@ -20,8 +49,9 @@ def export_and_evaluate(ckpt_dir: Path, cfg: TrainConfig) -> dict:
 
     tm = load_torch(parse_spec(f"ckpt:{ckpt_dir}"))
     inputs = tm.make_inputs(2, min(16, cfg.block_size), "cpu")
-    method, rel_err = export_onnx(tm, inputs, ckpt_dir / ONNX_FILE)
-    quantize_int8(ckpt_dir / ONNX_FILE, ckpt_dir / INT8_FILE)
+    with quiet_exporters():
+        method, rel_err = export_onnx(tm, inputs, ckpt_dir / ONNX_FILE)
+        quantize_int8(ckpt_dir / ONNX_FILE, ckpt_dir / INT8_FILE)
     dcfg = data_config(cfg)
     test = eval_windows(build_splits(dcfg)["test"], cfg.block_size, 4 * cfg.eval_windows)
     token_bytes = token_bytes_of(dcfg)
