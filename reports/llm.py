@@ -177,10 +177,19 @@ def _bound_ms(sc: dict) -> float | None:
 
 
 def cost_figure(doc: dict) -> bytes | None:
-    return fig._render(_cost, _frame(doc), doc["teacher"], doc["recommended"]["model"])
+    return fig._render(_panels, _frame(doc), doc["teacher"], doc["recommended"]["model"],
+                       _cost_panel, "USD per month")
 
 
-def _cost(df: pd.DataFrame, teacher: str, recommended: str | None):
+def latency_figure(doc: dict) -> bytes | None:
+    if "e2e_ms" not in _frame(doc):
+        return None
+    return fig._render(_panels, _frame(doc), doc["teacher"], doc["recommended"]["model"],
+                       _latency_panel, "end-to-end ms per request")
+
+
+def _panels(df: pd.DataFrame, teacher: str, recommended: str | None, draw, ylabel: str):
+    """One panel per scenario, a bar group per model (teacher grey, recommended red)."""
     if df.empty:
         return None
     scenarios = list(dict.fromkeys(df["scenario"]))
@@ -188,52 +197,38 @@ def _cost(df: pd.DataFrame, teacher: str, recommended: str | None):
     figure, axes = fig._grid(len(scenarios), 2)
     for ax, name in zip(axes, scenarios):
         d = df[df["scenario"] == name]
-        mid = d["usd_per_month"].to_numpy(float)
-        lo = d.get("usd_per_month_optimistic", d["usd_per_month"]).to_numpy(float)
-        hi = d.get("usd_per_month_pessimistic", d["usd_per_month"]).to_numpy(float)
         x = np.arange(len(d))
-        ax.bar(x, mid, color=[colors[m] for m in d["model"]])
-        ax.errorbar(x, mid, yerr=[mid - np.minimum(lo, mid), np.maximum(hi, mid) - mid],
-                    fmt="none", ecolor="black", capsize=3, lw=1)
-        ax.set_yscale("log")
-        fig._usd_axis(ax.yaxis)
-        ax.yaxis.set_minor_formatter(fig.ticker.NullFormatter())
+        draw(ax, d, x, [colors[m] for m in d["model"]])
         ax.set_xticks(x, [fig._short(str(m).removeprefix("config:"), 14) for m in d["model"]],
                       rotation=30, ha="right")
         ax.set_title(name)
-        ax.set_ylabel("USD per month")
+        ax.set_ylabel(ylabel)
     return figure
 
 
-def latency_figure(doc: dict) -> bytes | None:
-    return fig._render(_latency, _frame(doc), doc["teacher"], doc["recommended"]["model"])
+def _cost_panel(ax, d: pd.DataFrame, x: np.ndarray, colors: list[str]) -> None:
+    mid = d["usd_per_month"].to_numpy(float)
+    lo = d.get("usd_per_month_optimistic", d["usd_per_month"]).to_numpy(float)
+    hi = d.get("usd_per_month_pessimistic", d["usd_per_month"]).to_numpy(float)
+    ax.bar(x, mid, color=colors)
+    ax.errorbar(x, mid, yerr=[mid - np.minimum(lo, mid), np.maximum(hi, mid) - mid],
+                fmt="none", ecolor="black", capsize=3, lw=1)
+    ax.set_yscale("log")
+    fig._usd_axis(ax.yaxis)
+    ax.yaxis.set_minor_formatter(fig.ticker.NullFormatter())
 
 
-def _latency(df: pd.DataFrame, teacher: str, recommended: str | None):
-    if df.empty or "e2e_ms" not in df:
-        return None
-    scenarios = list(dict.fromkeys(df["scenario"]))
-    colors = fig.model_colors(list(dict.fromkeys(df["model"])), teacher, recommended or "")
-    figure, axes = fig._grid(len(scenarios), 2)
-    for ax, name in zip(axes, scenarios):
-        d = df[df["scenario"] == name]
-        x = np.arange(len(d))
-        c = [colors[m] for m in d["model"]]
-        fastest = d.get("fastest_e2e_ms", pd.Series(np.nan, index=d.index)).to_numpy(float)
-        ax.bar(x - 0.2, fastest, 0.4, color=c, alpha=0.45, label="fastest (batch 1)")
-        ax.bar(x + 0.2, d["e2e_ms"].to_numpy(float), 0.4, color=c,
-               label="at the cost-optimal batch")
-        bound = d["bound_ms"].iloc[0]
-        if bound is not None and np.isfinite(bound):
-            ax.axhline(bound, ls="--", color="black", lw=1, label=f"SLA {fmt.sig(bound)} ms")
-        top = np.nanmax([np.nanmax(d["e2e_ms"].to_numpy(float)), bound or 0.0])
-        ax.set_ylim(0, 1.45 * top)  # room for the legend above the bars
-        ax.legend(loc="upper left", ncol=2)
-        ax.set_xticks(x, [fig._short(str(m).removeprefix("config:"), 14) for m in d["model"]],
-                      rotation=30, ha="right")
-        ax.set_title(name)
-        ax.set_ylabel("end-to-end ms per request")
-    return figure
+def _latency_panel(ax, d: pd.DataFrame, x: np.ndarray, colors: list[str]) -> None:
+    fastest = d.get("fastest_e2e_ms", pd.Series(np.nan, index=d.index)).to_numpy(float)
+    ax.bar(x - 0.2, fastest, 0.4, color=colors, alpha=0.45, label="fastest (batch 1)")
+    ax.bar(x + 0.2, d["e2e_ms"].to_numpy(float), 0.4, color=colors,
+           label="at the cost-optimal batch")
+    bound = d["bound_ms"].iloc[0]
+    if bound is not None and np.isfinite(bound):
+        ax.axhline(bound, ls="--", color="black", lw=1, label=f"SLA {fmt.sig(bound)} ms")
+    top = np.nanmax([np.nanmax(d["e2e_ms"].to_numpy(float)), bound or 0.0])
+    ax.set_ylim(0, 1.45 * top)  # room for the legend above the bars
+    ax.legend(loc="upper left", ncol=2)
 
 
 def retention_figure(doc: dict) -> bytes | None:
