@@ -203,12 +203,16 @@ class LLMSpec:
         """FLOPs to generate one token with `context` tokens already in the KV cache."""
         return 2.0 * self.matmul_params + self.attention_flops_per_context_token * context
 
-    def prefill_flops(self, prompt_tokens: float) -> float:
+    def prefill_flops(self, prompt_tokens: float, logits_tokens: float | None = None) -> float:
         """FLOPs to process a prompt of `prompt_tokens` (causal attention: token t attends to
-        t tokens)."""
+        t tokens), with the LM head run for `logits_tokens` of them: all (None, a plain forward
+        pass, what bench measures) or 1 (serving's prefill: only the last position's logits
+        pick the first token; the head is a fifth of a 1B model's matmul FLOPs)."""
         p = float(prompt_tokens)
-        return 2.0 * self.matmul_params * p + self.attention_flops_per_context_token * p * (
-            p + 1) / 2
+        head = self.embedding_params  # the head's V·d matmul, tied or not
+        n = p if logits_tokens is None else float(logits_tokens)
+        return (2.0 * (self.matmul_params - head) * p + 2.0 * head * n
+                + self.attention_flops_per_context_token * p * (p + 1) / 2)
 
     def kv_bytes_per_token(self, kv_dtype: str = "bf16") -> float:
         a = self.arch

@@ -257,7 +257,7 @@ def _timings(spec: LLMSpec, hw: Hardware, tp: int, p: int, o: int, a: Assumption
     comm = _comm_s(spec, hw, tp, a)
     step = np.maximum((w_gpu + b * kv_tok * c_mean) / (bw * e_bw),
                       b * spec.decode_flops_per_token(c_mean) / (tp * peak * e_dc)) + comm(b)
-    prefill = np.maximum(spec.prefill_flops(p) / (tp * peak * e_pc), w_gpu / (bw * e_bw)) \
+    prefill = np.maximum(spec.prefill_flops(p, 1) / (tp * peak * e_pc), w_gpu / (bw * e_bw)) \
         + comm(p)
     cycle = b * prefill + o * step  # (3, nB): B requests through prefill and O decode steps
     ttft = prefill + step
@@ -454,7 +454,8 @@ def implied_efficiency(spec: LLMSpec, hw: Hardware, dtype: str, tp: int, *,
     if ttft_ms is not None:
         if peak is None:
             raise InputError(why)
-        out["prefill_compute"] = spec.prefill_flops(prompt_tokens) / tp / (peak * ttft_ms / 1e3)
+        out["prefill_compute"] = spec.prefill_flops(prompt_tokens, 1) / tp / (
+            peak * ttft_ms / 1e3)
     if tpot_ms is not None:
         bw = hw.figure("memory_bandwidth_gb_s") * 1e9
         ctx = prompt_tokens if context is None else context

@@ -89,6 +89,8 @@ def test_tiny_llama_by_hand():
     assert s.decode_flops_per_token(10) == 2 * matmul + 4 * 2 * 4 * 16 * 10
     # causal prefill of 3 tokens: contexts 1, 2, 3
     assert s.prefill_flops(3) == 2 * matmul * 3 + 4 * 2 * 4 * 16 * (1 + 2 + 3)
+    # serving's prefill runs the LM head (100 x 64) for the last position only
+    assert s.prefill_flops(3, 1) == 2 * (2 * layer) * 3 + 2 * 6400 + 4 * 2 * 4 * 16 * 6
 
 
 def test_hf_config_json_and_its_directory(tmp_path):

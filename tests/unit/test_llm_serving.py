@@ -46,7 +46,9 @@ def test_decode_step_at_batch_one_reads_the_weights_by_hand():
     read = s.weight_bytes("bf16") + s.kv_bytes_per_token("bf16") * c_mean
     step_ms = read / (3350e9 * 0.6) * 1e3
     assert r.step_ms[1, 0] == pytest.approx(step_ms)
-    prefill_ms = s.prefill_flops(512) / (989e12 * 0.5) * 1e3
+    # the prompt through every layer; the LM head once, for the first token's logits
+    prefill_ms = s.prefill_flops(512, logits_tokens=1) / (989e12 * 0.5) * 1e3
+    assert s.prefill_flops(512, 1) < s.prefill_flops(512)
     assert r.ttft_ms[1, 0] == pytest.approx(prefill_ms + step_ms)
     assert r.tpot_ms[1, 0] == pytest.approx(step_ms)  # alone: no other prefills interleave
     assert r.e2e_ms[1, 0] == pytest.approx(prefill_ms + step_ms + 127 * step_ms)
