@@ -4,6 +4,9 @@ A cache entry is a directory `<cache>/<key>/` holding model.onnx (fp32, verified
 model.int8.onnx (onnxruntime dynamic int8) and info.json (params, weight bytes, FLOPs per sample
 at each sequence length asked for so far, export method, verification error). The key covers the
 model's content, the torch and onnxruntime versions and this module's EXPORT_VERSION.
+
+Deployment variants (bench/variants.py) are built into the same entry when a sweep asks for
+them, with the quality gate's held-out windows per sequence length (bench/gate.py).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import numpy as np
 
 from roi.io import atomic_path, write_json_atomic
 
+from .gate import save_windows
 from .zoo import ModelSpec, content_hash, load_torch, plain_forward_kwargs
 
 log = logging.getLogger(__name__)
@@ -54,27 +58,83 @@ def _torch_version() -> str:
         return torch.__version__
 
 
-def prepare(spec: ModelSpec, seq_lens: list[int], root: Path | None = None) -> dict:
-    """Export (or reuse) the ONNX fp32 and int8 files of a model; return its info dict."""
+def prepare(spec: ModelSpec, seq_lens: list[int], root: Path | None = None,
+            variants: list[str] | tuple[str, ...] = ()) -> dict:
+    """Export (or reuse) the ONNX fp32 and int8 files of a model, and the files of any other
+    ORT `variants` asked for; return its info dict."""
     if spec.kind == "onnx":
-        return _prepare_onnx_file(spec, root or cache_root())
+        return _prepare_onnx_file(spec, root or cache_root(), variants)
     entry = (root or cache_root()) / "onnx" / cache_key(spec)
     info_path = entry / INFO_FILE
     info = json.loads(info_path.read_text()) if info_path.is_file() else None
     missing = [s for s in seq_lens if info is None or str(s) not in info["flops_per_sample"]]
-    if info is not None and not missing:
+    todo = _variants_todo(info, variants)
+    if info is not None and not missing and not todo and not _windows_missing(info, seq_lens):
         return _with_paths(info, entry)
     tm = load_torch(spec)
     if info is None:
         entry.mkdir(parents=True, exist_ok=True)
         info = _export_and_quantize(tm, entry)
     info["flops_per_sample"].update(_flops_by_seq(tm, missing))
+    for seq in _windows_missing(info, seq_lens):
+        info.setdefault("gate_windows", {})[str(seq)] = save_windows(
+            entry, seq, info["vocab_size"], tm.family)
+    _build_variants(info, entry, todo, tm)
     write_json_atomic(info_path, info)
     return _with_paths(info, entry)
 
 
+def _windows_missing(info: dict, seq_lens: list[int]) -> list[int]:
+    """Sequence lengths within the model's context that have no gate windows yet."""
+    done = info.get("gate_windows", {})
+    return [s for s in seq_lens if str(s) in info["flops_per_sample"] and str(s) not in done]
+
+
+def _variants_todo(info: dict | None, variants) -> list[str]:
+    from .variants import VARIANTS_VERSION, build_order
+
+    built = (info or {}).get("variants", {}) if (info or {}).get(
+        "variants_version") == VARIANTS_VERSION else {}
+    return [v for v in build_order(variants) if v not in built]
+
+
+def _build_variants(info: dict, entry: Path, todo: list[str], tm) -> None:
+    """Build each variant file; a failure is recorded (the row will say why), not raised."""
+    from .variants import VARIANTS_VERSION, build
+
+    if not todo:
+        return
+    if info.get("variants_version") != VARIANTS_VERSION:
+        info["variants"], info["variants_version"] = {}, VARIANTS_VERSION
+    calib = _calibration_inputs(info, entry)
+    for variant in todo:
+        try:
+            rec = build(variant, entry, entry / FP32_FILE, calib, tm)
+            rec["weight_bytes"] = _initializer_bytes(entry / rec["file"])
+        except Exception as e:  # quantizers and exporters raise anything
+            log.warning("building %s failed: %s: %s", variant, type(e).__name__, e)
+            rec = {"error": f"building {variant} failed: {type(e).__name__}: "
+                            f"{(str(e).strip().splitlines() or [''])[0][:200]}"}
+        info["variants"][variant] = rec
+
+
+def _calibration_inputs(info: dict, entry: Path) -> np.ndarray:
+    """Validation windows of the longest prepared sequence length (static int8 calibration)."""
+    from .gate import load_windows
+
+    files = info.get("gate_windows", {})
+    if not files:
+        raise ValueError("no held-out windows prepared (no sequence length fits the model)")
+    longest = max(files, key=int)
+    return load_windows(entry / files[longest])[1]
+
+
 def _with_paths(info: dict, entry: Path) -> dict:
-    return {**info, "fp32_path": str(entry / FP32_FILE), "int8_path": str(entry / INT8_FILE)}
+    paths = {v: str(entry / r["file"]) for v, r in info.get("variants", {}).items()
+             if "file" in r}
+    windows = {s: str(entry / f) for s, f in info.get("gate_windows", {}).items()}
+    return {**info, "fp32_path": str(entry / FP32_FILE), "int8_path": str(entry / INT8_FILE),
+            "variant_paths": paths, "gate_paths": windows}
 
 
 def _flops_by_seq(tm, seq_lens: list[int]) -> dict[str, int]:
@@ -140,7 +200,7 @@ def export_onnx(tm, inputs: dict, path: Path) -> tuple[str, float]:
     for method, export in (("dynamo", _export_dynamo), ("torchscript", _export_torchscript)):
         try:
             export(tm, inputs, tmp)
-            err = _verify(tm, tmp)
+            err = verify_onnx(tm, tmp)
         except Exception as e:  # exporters raise anything from UserError to SymbolicValueError
             reason = (str(e).strip().splitlines() or [""])[0][:200]
             log.info("%s export failed: %s: %s", method, type(e).__name__, reason)
@@ -183,7 +243,7 @@ def _export_torchscript(tm, inputs: dict, path: Path) -> None:
         )
 
 
-def _verify(tm, path: Path) -> float:
+def verify_onnx(tm, path: Path) -> float:
     """Relative max error of ONNX Runtime fp32 against torch on a fresh shape; raise if off."""
     import onnxruntime as ort
     import torch
@@ -227,12 +287,13 @@ def _initializer_params(path: Path) -> int:
     return int(sum(int(np.prod(t.dims)) for t in model.graph.initializer))
 
 
-def _prepare_onnx_file(spec: ModelSpec, root: Path) -> dict:
-    """A user's ONNX file: measured as given (fp32) and quantized to int8 into the cache."""
+def _prepare_onnx_file(spec: ModelSpec, root: Path, variants=()) -> dict:
+    """A user's ONNX file: measured as given (fp32) and quantized to int8 into the cache.
+    Other variants need the torch model or known inputs to calibrate: not offered."""
     entry = root / "onnx" / f"file-{content_hash(spec)}"
     info_path = entry / INFO_FILE
     if info_path.is_file():
-        return json.loads(info_path.read_text())
+        return _no_variants(json.loads(info_path.read_text()), variants)
     entry.mkdir(parents=True, exist_ok=True)
     quantize_int8(spec.path, entry / INT8_FILE)
     info = {
@@ -249,4 +310,11 @@ def _prepare_onnx_file(spec: ModelSpec, root: Path) -> dict:
         "int8_path": str(entry / INT8_FILE),
     }
     write_json_atomic(info_path, info)
-    return info
+    return _no_variants(info, variants)
+
+
+def _no_variants(info: dict, variants) -> dict:
+    from .variants import FILES
+
+    why = "built for torch-exportable models only (an onnx: file is measured as given)"
+    return {**info, "variants": {v: {"error": f"{v} is {why}"} for v in variants if v in FILES}}

@@ -148,7 +148,7 @@ class Backend:
 
 def load_backend(model: str, variant: str, threads: int, device: str = "cpu",
                  seq_len: int = 128) -> Backend:
-    """Load a model spec on a backend (torch-eager, torch-eager-bf16, ort-fp32, ort-int8)."""
+    """Load a model spec on a backend (a key of bench.measure.VARIANTS)."""
     from .zoo import parse_spec
 
     spec = parse_spec(model)
@@ -156,7 +156,7 @@ def load_backend(model: str, variant: str, threads: int, device: str = "cpu",
     try:
         if backend == "torch-eager":
             return _torch_backend(spec, dtype, threads, device)
-        return _ort_backend(spec, dtype, threads, device, seq_len)
+        return _ort_backend(spec, variant, threads, device, seq_len)
     except InputError:
         raise
     except Exception as e:  # noqa: BLE001 (a spec that validates yet does not load)
@@ -195,13 +195,12 @@ def _hf_feeds(names: Sequence[str], x, torch) -> dict:
     return {n: x if n == "input_ids" else extra[n] for n in names}
 
 
-def _ort_backend(spec, dtype: str, threads: int, device: str, seq_len: int) -> Backend:
+def _ort_backend(spec, variant: str, threads: int, device: str, seq_len: int) -> Backend:
     from .export import prepare
-    from .measure import ort_session
+    from .measure import is_ort, ort_path, ort_session
 
-    info = prepare(spec, [seq_len])
-    sess = ort_session(info["int8_path"] if dtype == "int8" else info["fp32_path"], threads,
-                       device)
+    info = prepare(spec, [seq_len], variants=[variant] if is_ort(variant) else [])
+    sess = ort_session(ort_path(variant, info), threads, device)
     inputs = sess.get_inputs()
     vocab = info.get("vocab_size") or 100
 

@@ -18,14 +18,34 @@ from .results import KEY_COLUMNS
 from .stats import summarize_ns, throughput
 from .timing import TimingSettings, time_calls, time_once_ms
 
-# What a user names with --backends -> (backend column, dtype column).
+# What a user names with --backends -> (backend column, dtype column). bench/variants.py says
+# how each ORT file is built; bench/gate.py holds each variant's quality tolerance.
 VARIANTS: dict[str, tuple[str, str]] = {
     "torch-eager": ("torch-eager", "fp32"),
     "torch-eager-bf16": ("torch-eager", "bf16"),
     "ort-fp32": ("ort", "fp32"),
     "ort-int8": ("ort", "int8"),
+    "ort-int8-static": ("ort-static", "int8"),
+    "ort-int8-static-all": ("ort-static-all", "int8"),
+    "ort-fused-fp32": ("ort-fused", "fp32"),
+    "ort-fused-int8": ("ort-fused", "int8"),
+    "ort-int8-wo": ("ort-wo", "int8"),
+    "ort-int4-wo": ("ort-wo", "int4"),
 }
 DEFAULT_VARIANTS = ("torch-eager", "ort-fp32", "ort-int8")
+# Every variant that can be a deployment on this project's CPUs (the fast-path sweep); the
+# naive ort-int8-static-all is left out: it is there to show what the gate catches.
+DEPLOY_VARIANTS = ("torch-eager", "torch-eager-bf16", "ort-fp32", "ort-int8", "ort-int8-static",
+                   "ort-fused-fp32", "ort-fused-int8", "ort-int8-wo", "ort-int4-wo")
+
+
+def is_ort(variant: str) -> bool:
+    return VARIANTS[variant][0].startswith("ort")
+
+
+def variant_of(backend: str, dtype: str) -> str:
+    """The variant name of a (backend, dtype) pair of the results table."""
+    return next((v for v, bd in VARIANTS.items() if bd == (backend, dtype)), f"{backend}-{dtype}")
 
 
 @dataclass(frozen=True)
@@ -78,7 +98,7 @@ class MeasureSettings:
 def measure(cfg: BenchConfig, settings: MeasureSettings, info: dict | None = None) -> Measurement:
     """Measure one configuration; `info` is the export cache entry for the ORT backends."""
     rss_start = env.current_rss_mb()
-    if cfg.backend == "torch-eager":
+    if not is_ort(cfg.variant):
         m = _measure_torch(cfg, settings)
     else:
         if info is None:
@@ -86,6 +106,7 @@ def measure(cfg: BenchConfig, settings: MeasureSettings, info: dict | None = Non
         m = _measure_ort(cfg, settings, info)
     m.row.update(
         status="ok", error="", rss_start_mb=rss_start, peak_rss_mb=env.peak_rss_mb(), rounds=1,
+        variant=cfg.variant,
     )
     return m
 
@@ -143,7 +164,39 @@ def _measure_torch(cfg: BenchConfig, settings: MeasureSettings) -> Measurement:
     )
     if cfg.device == "cuda":
         row["peak_gpu_mb"] = torch.cuda.max_memory_allocated() / (1024.0 * 1024.0)
+    row.update(_torch_gate(cfg, tm, module))
     return Measurement(row, samples, extra)
+
+
+def _torch_gate(cfg: BenchConfig, tm, module) -> dict:
+    """torch fp32 is a reference; bf16 is judged against fp32 weights on held-out windows."""
+    import torch
+
+    from . import gate
+
+    if cfg.dtype == "fp32":
+        return gate.reference_row(cfg.variant)
+    if tm.input_names != ("idx",):  # HF models: not judged, so never recommended
+        return {"gate": "none", "gate_reason": "the gate judges built-in and trainer models only"}
+    test, label = gate.windows("test", cfg.seq_len, gate.GATE_WINDOWS, tm.vocab_size, tm.family)
+    targets, x = gate.targets_of(cfg.model, test, label), test[:, :-1]
+    fp32 = load_fp32_module(cfg)
+
+    def run(m):
+        def call(ids):
+            with torch.inference_mode():
+                return m(torch.from_numpy(ids).to(cfg.device)).float().cpu().numpy()
+        return call
+
+    ref = gate.logits_of(run(fp32), x)
+    got = gate.logits_of(run(module), x)
+    return gate.judge(cfg.variant, ref, got, targets, label)
+
+
+def load_fp32_module(cfg: BenchConfig):
+    from .zoo import load_torch, parse_spec
+
+    return load_torch(parse_spec(cfg.model)).module.to(cfg.device)
 
 
 def _check_seq(cfg: BenchConfig, max_seq_len: int | None) -> None:
@@ -230,11 +283,34 @@ def _logits_and_cache(out) -> tuple:
 # --------------------------------------------------------------------------- onnxruntime
 
 
-def ort_session(path: str, threads: int, device: str):
+@dataclass(frozen=True)
+class SessionSettings:
+    """ONNX Runtime session options that bench/ort_tuning.py sweeps; the defaults are what
+    that sweep measured on this project's shared 2-core VM (BENCHMARKS.md, issue 7): with 2
+    threads and a neighbour on one core, spinning threads took 8.5 ms where sleeping ones took
+    4.5 (student-10x, batch 1); with 1 thread spinning, arena and level "extended" vs "all"
+    were within the round-to-round spread. QDQ models need level >= extended (basic: 2.6x
+    slower), which fuses their Q/DQ pairs into integer kernels."""
+
+    spinning: bool = False  # intra-op threads busy-wait between ops instead of sleeping
+    arena: bool = True  # CPU memory arena (reuses allocations across calls)
+    level: str = "all"  # graph optimization: basic / extended / all
+
+    LEVELS = ("disable", "basic", "extended", "all")
+
+
+def ort_session(path: str, threads: int, device: str,
+                settings: SessionSettings = SessionSettings()):
     import onnxruntime as ort
 
+    levels = dict(zip(SessionSettings.LEVELS, (
+        ort.GraphOptimizationLevel.ORT_DISABLE_ALL, ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+        ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED, ort.GraphOptimizationLevel.ORT_ENABLE_ALL)))
     opts = ort.SessionOptions()
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.graph_optimization_level = levels[settings.level]
+    opts.enable_cpu_mem_arena = settings.arena
+    opts.add_session_config_entry("session.intra_op.allow_spinning",
+                                  "1" if settings.spinning else "0")
     opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
     providers = ["CPUExecutionProvider"]
@@ -275,11 +351,14 @@ def ort_inputs(sess, batch: int, seq: int, vocab: int | None) -> dict[str, np.nd
 
 def _measure_ort(cfg: BenchConfig, settings: MeasureSettings, info: dict) -> Measurement:
     _check_seq(cfg, info.get("max_seq_len"))  # as the torch row does: skipped, not a crash
-    path = info["int8_path"] if cfg.dtype == "int8" else info["fp32_path"]
+    path = ort_path(cfg.variant, info)
     t0 = time.perf_counter()
     sess = ort_session(path, cfg.threads, cfg.device)
     load_s = time.perf_counter() - t0
+    test, label = _gate_inputs(cfg, info)
     feeds = ort_inputs(sess, cfg.batch_size, cfg.seq_len, info.get("vocab_size"))
+    if test is not None:  # time the variant on the real windows the gate judges it on
+        feeds[sess.get_inputs()[0].name] = _batch_of(test[:, :-1], cfg.batch_size)
 
     def call():
         return sess.run(None, feeds)
@@ -290,14 +369,65 @@ def _measure_ort(cfg: BenchConfig, settings: MeasureSettings, info: dict) -> Mea
     flops = info["flops_per_sample"].get(str(cfg.seq_len))
     row.update(
         params=info["params"],
-        weight_bytes=info["weight_bytes_int8" if cfg.dtype == "int8" else "weight_bytes"],
+        weight_bytes=_ort_weight_bytes(cfg.variant, info),
         flops_per_sample=flops if flops is not None else float("nan"),
         load_s=load_s,
         cold_ms=cold_ms,
         export_method=info.get("export_method", ""),
         export_rel_err=info.get("export_rel_err"),
+        variant_recipe=(info.get("variants", {}).get(cfg.variant) or {}).get("recipe", ""),
     )
+    row.update(_ort_gate(cfg, info, sess, test, label))
     return Measurement(row, samples)
+
+
+def ort_path(variant: str, info: dict) -> str:
+    """The ONNX file a variant runs; InputError (a skipped row) when it could not be built."""
+    if variant in ("ort-fp32", "ort-int8"):
+        return info["int8_path" if variant == "ort-int8" else "fp32_path"]
+    path = info.get("variant_paths", {}).get(variant)
+    if path is None:
+        why = (info.get("variants", {}).get(variant) or {}).get("error", "not prepared")
+        raise InputError(f"{variant}: {why}")
+    return path
+
+
+def _ort_weight_bytes(variant: str, info: dict) -> int:
+    if variant in ("ort-fp32", "ort-int8"):
+        return info["weight_bytes_int8" if variant == "ort-int8" else "weight_bytes"]
+    return info["variants"][variant]["weight_bytes"]
+
+
+def _gate_inputs(cfg: BenchConfig, info: dict) -> tuple[np.ndarray | None, str]:
+    from .gate import load_windows
+
+    path = info.get("gate_paths", {}).get(str(cfg.seq_len))
+    if path is None or info.get("input_names") != ["idx"]:
+        return None, ""
+    test, _, label = load_windows(path)
+    return test, label
+
+
+def _batch_of(windows: np.ndarray, batch: int) -> np.ndarray:
+    reps = -(-batch // len(windows))
+    return np.ascontiguousarray(np.tile(windows, (reps, 1))[:batch])
+
+
+def _ort_gate(cfg: BenchConfig, info: dict, sess, test: np.ndarray | None, label: str) -> dict:
+    """ort-fp32 is the reference; every other ORT variant is judged against it on the same
+    held-out windows it was timed on."""
+    from . import gate
+
+    if cfg.variant == "ort-fp32":
+        return gate.reference_row(cfg.variant)
+    if test is None:
+        return {"gate": "none", "gate_reason": "no held-out windows for this model's inputs"}
+    ref_sess = ort_session(info["fp32_path"], cfg.threads, cfg.device)
+    name = sess.get_inputs()[0].name
+    x = test[:, :-1]
+    ref = gate.logits_of(lambda ids: ref_sess.run(None, {name: ids})[0], x)
+    got = gate.logits_of(lambda ids: sess.run(None, {name: ids})[0], x)
+    return gate.judge(cfg.variant, ref, got, gate.targets_of(cfg.model, test, label), label)
 
 
 def _timing_columns(cfg: BenchConfig, samples: np.ndarray) -> dict:

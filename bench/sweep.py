@@ -23,7 +23,16 @@ import pandas as pd
 from roi.errors import InputError
 
 from . import env
-from .measure import DEFAULT_VARIANTS, VARIANTS, BenchConfig, MeasureSettings, measure
+from .deploy import write_deploy_as
+from .measure import (
+    DEFAULT_VARIANTS,
+    DEPLOY_VARIANTS,
+    VARIANTS,
+    BenchConfig,
+    MeasureSettings,
+    is_ort,
+    measure,
+)
 from .results import KEY_COLUMNS, ResultsStore, load_samples
 from .stats import speedup_ci, summarize_ns, throughput
 from .zoo import (
@@ -78,10 +87,12 @@ def _variants(backends: Sequence[str] | str | None) -> list[str]:
         return list(DEFAULT_VARIANTS)
     if isinstance(backends, str):
         backends = [b.strip() for b in backends.split(",") if b.strip()]
+    backends = [v for b in backends for v in (DEPLOY_VARIANTS if b == "deploy" else [b])]
     unknown = [b for b in backends if b not in VARIANTS]
     if unknown or not backends:
         raise InputError(
-            f"unknown backend {', '.join(unknown) or '(none)'}: allowed {', '.join(VARIANTS)}"
+            f"unknown backend {', '.join(unknown) or '(none)'}: allowed {', '.join(VARIANTS)} "
+            "or deploy (all of them but ort-int8-static-all)"
         )
     return list(dict.fromkeys(backends))
 
@@ -184,12 +195,13 @@ def run_plan(plan: SweepPlan, progress: Progress | None = None) -> pd.DataFrame:
                 continue
             earlier = load_samples(plan.out, previous["row_id"])
             row, samples = merge_rounds(cfg, previous, earlier, row, samples)
-        store.append({**cfg.key_columns(), "source": "measured", **row,
+        store.append({**cfg.key_columns(), "variant": cfg.variant, "source": "measured", **row,
                       "n_layers": layers[cfg.model], **fp}, samples)
     if progress:
         progress("done", len(jobs), len(jobs))
     df = store.frame()
     write_speedups(plan.out, df)
+    write_deploy_as(plan.out, df)
     return df
 
 
@@ -275,8 +287,8 @@ def _run_one(plan: SweepPlan, cfg: BenchConfig, infos: dict) -> tuple[dict, dict
     reason = _skip_reason(plan, cfg, spec)
     if reason:
         return {"status": "skipped", "error": reason}, None
-    info = infos.get(cfg.model) if cfg.backend == "ort" else None
-    if cfg.backend == "ort" and isinstance(info, str):  # the export itself failed
+    info = infos.get(cfg.model) if is_ort(cfg.variant) else None
+    if is_ort(cfg.variant) and isinstance(info, str):  # the export itself failed
         return {"status": "error", "error": info}, None
     if not plan.isolate:
         m = measure(cfg, plan.settings, info)
@@ -362,7 +374,7 @@ def _gpu_name(device: str) -> str:
 def _prepare_exports(plan: SweepPlan, todo: list[BenchConfig], progress: Progress | None):
     """Export each model needing ORT once (cached); map spec -> info, or -> error message."""
     models = list(dict.fromkeys(c.model for c in todo
-                                if c.backend == "ort" and not c.model.startswith("config:")))
+                                if is_ort(c.variant) and not c.model.startswith("config:")))
     infos: dict[str, dict | str] = {}
     for i, model in enumerate(models):
         if progress:
@@ -375,19 +387,21 @@ def _prepare_exports(plan: SweepPlan, todo: list[BenchConfig], progress: Progres
 
 def _prepare_one(plan: SweepPlan, model: str) -> dict | str:
     seq_lens = list(plan.seq_lens)
+    variants = [v for v in plan.variants if is_ort(v)]
     if not plan.isolate:
         from .export import prepare
 
         try:
-            return prepare(parse_spec(model), seq_lens)
+            return prepare(parse_spec(model), seq_lens, variants=variants)
         except Exception as e:
             return f"ONNX export failed: {type(e).__name__}: {e}"
     code = (
         "import json, sys; from bench.export import prepare; from bench.zoo import parse_spec; "
-        "print(json.dumps(prepare(parse_spec(sys.argv[1]), json.loads(sys.argv[2]))))"
+        "print(json.dumps(prepare(parse_spec(sys.argv[1]), json.loads(sys.argv[2]), "
+        "variants=json.loads(sys.argv[3]))))"
     )
     proc = subprocess.run(
-        [sys.executable, "-c", code, model, json.dumps(seq_lens)],
+        [sys.executable, "-c", code, model, json.dumps(seq_lens), json.dumps(variants)],
         capture_output=True, text=True, timeout=max(plan.timeout_s, 600),
         cwd=Path(__file__).resolve().parent.parent,
     )

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Literal, Optional
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from roi.errors import InputError
 
@@ -52,8 +52,9 @@ class TrainConfig(BaseModel):
     seed: int = 0
     dtype: Literal["fp32", "bf16"] = Field("fp32", description="bf16 autocast (GPUs, and CPUs with "
                                            "native bf16; elsewhere it is slower).")
-    compile: bool = Field(False, description="torch.compile the student's training forward "
-                          "(first steps slower while it compiles).")
+    compile: bool = Field(False, description="torch.compile the student's training forward, "
+                          "the live teacher (its weights frozen in on CPU) and the loss (first "
+                          "steps slower while it compiles).")
     device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$", description="auto (cuda "
                         "when a GPU is visible), cpu, cuda or cuda:N.")
     threads: Optional[int] = Field(None, gt=0, description="torch intra-op threads.")
@@ -63,6 +64,24 @@ class TrainConfig(BaseModel):
                            "when its directory has one, else bytes; bytes; or a tokenizer DIR.")
     val_fraction: float = Field(0.05, gt=0, lt=0.5)
     test_fraction: float = Field(0.05, gt=0, lt=0.5)
+    # Teacher-generated data (issue 9): sequence-level KD is mode ce on generated data; mode kd
+    # on it adds logit KD on the same windows. Evaluation stays on the corpus's held-out splits.
+    data_mode: Literal["corpus", "generated", "mixed"] = Field(
+        "corpus", description="Training windows from the corpus, from the teacher's samples "
+        "(generated_data; the loss covers the tokens the teacher wrote), or both (mixed).")
+    generated_fraction: float = Field(0.5, gt=0, lt=1, description="mixed: share of each "
+                                      "batch's rows taken from the teacher's samples.")
+    generated_data: Optional[str] = Field(None, validate_default=True, description="Directory "
+                                          "written by roi generate (or its samples.jsonl).")
+
+    @field_validator("generated_data")
+    @classmethod
+    def _generated_needed(cls, v: Optional[str], info: ValidationInfo) -> Optional[str]:
+        mode = info.data.get("data_mode", "corpus")
+        if mode != "corpus" and not v:
+            raise ValueError(f"required when data_mode is generated or mixed (data_mode is "
+                             f"{mode}): a directory written by roi generate")
+        return v
 
 
 def _one_line(e: ValidationError, where: str) -> str:

@@ -93,14 +93,15 @@ def distill(cfg: TrainConfig, out: str | Path, *, resume: bool = False,
     from bench.zoo import parse_spec
 
     out = Path(out)
-    if cfg.mode != "kd" or not cfg.teacher:
-        raise InputError("distill needs mode: kd and a teacher (the baseline is trained too)")
+    if not cfg.teacher or (cfg.mode != "kd" and cfg.data_mode == "corpus"):
+        raise InputError("distill needs a teacher and mode: kd, or data_mode: generated/mixed "
+                         "(sequence-level KD); the no-KD baseline is trained too")
     parse_spec(cfg.teacher)  # a missing teacher path fails here, before anything is written
     if out.exists() and any(out.iterdir()) and not resume:
         raise InputError(f"{out} is not empty: pass --resume or choose another --out")
     t0 = time.perf_counter()
     student = train(cfg, out, resume=resume, progress=progress)
-    baseline_cfg = cfg.model_copy(update={"mode": "ce"})
+    baseline_cfg = cfg.model_copy(update={"mode": "ce", "data_mode": "corpus"})  # no teacher
     baseline = train(baseline_cfg, out / BASELINE_DIR, resume=resume, progress=progress)
     if int(os.environ.get("RANK", "0")) != 0:  # under torchrun, rank 0 exports and reports
         return DistillResult(out, {})

@@ -40,7 +40,10 @@ def bench(
     students: str = typer.Option("auto", help="Comma-separated student specs, or 'auto' for "
                                  "builtin:student-5x,-10x,-20x,-50x."),
     backends: str = typer.Option("torch-eager,ort-fp32,ort-int8", help="Comma-separated: "
-                                 "torch-eager, torch-eager-bf16, ort-fp32, ort-int8."),
+                                 "torch-eager, torch-eager-bf16, ort-fp32, ort-int8, "
+                                 "ort-int8-static, ort-int8-static-all, ort-fused-fp32, "
+                                 "ort-fused-int8, ort-int8-wo, ort-int4-wo (bench/variants.py); "
+                                 "'deploy' for every deployable variant."),
     batch_sizes: Optional[str] = typer.Option(None, help="Comma-separated batch sizes "
                                               "[default: 1,8; 1 with --quick]."),
     seq_lens: str = typer.Option("128", help="Comma-separated sequence lengths (tokens)."),
@@ -143,6 +146,107 @@ def distill(
 
 
 @app.command()
+def generate(
+    teacher: Optional[str] = typer.Option(None, help="builtin:NAME, ckpt:DIR, hf:DIR, or "
+                                          "api:MODEL for an OpenAI-compatible endpoint "
+                                          "(--api-base-url) [default: builtin:teacher]."),
+    out: Optional[str] = typer.Option(None, help="Output directory: samples.jsonl, "
+                                      "failures.jsonl, manifest.json, run.json [default: "
+                                      "runs/generate-<time>]."),
+    prompts: Optional[str] = typer.Option(None, help="corpus (cut from the training split of "
+                                          "the data source) or a .jsonl file of "
+                                          "{\"prompt\": ...} lines [default: corpus]."),
+    num_prompts: Optional[int] = typer.Option(None, help="How many prompts [default: 256 from "
+                                              "the corpus; all lines of a file]."),
+    max_new_tokens: Optional[int] = typer.Option(None, help="Most new tokens per prompt, > 0 "
+                                                 "[default: 128]."),
+    temperature: Optional[float] = typer.Option(None, help="Sampling temperature, >= 0; 0 is "
+                                                "greedy [default: 1.0]."),
+    top_p: Optional[float] = typer.Option(None, help="Nucleus sampling mass, in (0, 1] "
+                                          "[default: 1.0]."),
+    seed: Optional[int] = typer.Option(None, help="Seeds prompt choice and sampling "
+                                       "[default: 0]."),
+    batch_size: Optional[int] = typer.Option(None, help="Prompts per batched generation call "
+                                             "of a local teacher [default: 32]."),
+    api_base_url: Optional[str] = typer.Option(None, help="api: teachers: base URL ending in "
+                                               "/v1, e.g. http://127.0.0.1:8000/v1."),
+    api_endpoint: Optional[str] = typer.Option(None, help="api: teachers: completions or chat "
+                                               "[default: completions]."),
+    api_key_env: Optional[str] = typer.Option(None, help="api: teachers: environment variable "
+                                              "holding the key [default: OPENAI_API_KEY]."),
+    concurrency: Optional[int] = typer.Option(None, help="api: teachers: requests in flight "
+                                              "[default: 4]."),
+    max_requests: Optional[int] = typer.Option(None, help="api: teachers: request budget of "
+                                               "this invocation, retries included."),
+    config: Optional[str] = typer.Option(None, help="YAML file of generate settings (fields of "
+                                         "distill.generate.GenerateConfig); options given on "
+                                         "the command line win."),
+    set_: list[str] = typer.Option([], "--set", help="Any other setting, key=value "
+                                   "(repeatable), e.g. --set prompt_chars=96."),
+    resume: bool = typer.Option(False, help="Continue an interrupted run in --out."),
+) -> None:
+    """Teacher-generated training data (sequence-level distillation): continuations of prompts,
+    written as JSONL with provenance; train on it with data_mode: generated."""
+    from distill.generate import generate as run_generate
+    from distill.generate import make_generate_config
+    from distill.pipeline import parse_overrides
+
+    from .config import read_yaml
+
+    options = dict(teacher=teacher, prompts=prompts, num_prompts=num_prompts,
+                   max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
+                   seed=seed, batch_size=batch_size, api_base_url=api_base_url,
+                   api_endpoint=api_endpoint, api_key_env=api_key_env,
+                   concurrency=concurrency, max_requests=max_requests)
+    values = (read_yaml(config, "generate settings") or {}) if config else {}
+    if not isinstance(values, dict):
+        raise InputError(f"{config}: expected a mapping of generate settings")
+    given = {k: v for k, v in options.items() if v is not None}
+    cfg = make_generate_config({**values, **given, **parse_overrides(set_)})
+    with _generation_progress() as progress:
+        result = run_generate(cfg, out or _default_out("generate"), resume=resume,
+                              progress=progress)
+    m, run = result.manifest, result.manifest["invocations"][-1]
+    tps = f"{run['tokens_per_s']:,.0f}" if run["tokens_per_s"] else "-"
+    print(f"{m['samples']}/{m['prompts']} samples ({run['samples']} new, {tps} new tokens/s, "
+          f"{run['wall_s']:.1f} s); {m['failed_pending']} failed (failures.jsonl), "
+          f"{m['missing'] - m['failed_pending']} not yet attempted; out: {result.out_dir}")
+
+
+def _generation_progress():
+    """A callback (done, total, new tokens) drawing one bar with the tokens/s of this run."""
+    import contextlib
+    import time
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from .console import console
+
+    @contextlib.contextmanager
+    def bar():
+        prog = Progress(TextColumn("generate"), BarColumn(), MofNCompleteColumn(),
+                        TextColumn("{task.fields[rate]} tokens/s"), TimeElapsedColumn(),
+                        console=console)
+        state: dict = {"task": None}
+
+        def update(done: int, total: int, tokens: int) -> None:
+            if state["task"] is None:  # first call: the teacher is loaded, generation starts
+                prog.start()
+                state["task"] = prog.add_task("generate", total=total, rate="-")
+                state["t0"] = time.perf_counter()
+            rate = tokens / max(time.perf_counter() - state["t0"], 1e-9)
+            prog.update(state["task"], completed=done, total=total, rate=f"{rate:,.0f}")
+
+        try:
+            yield update
+        finally:
+            if state["task"] is not None:
+                prog.stop()
+
+    return bar()
+
+
+@app.command()
 def plan(
     results: Optional[list[str]] = typer.Option(None, "--results", metavar="FILE", help="Results "
                                                 "table: a bench run directory, results.csv or "
@@ -186,6 +290,22 @@ def plan(
     llm_sla: Optional[str] = typer.Option(None, help="With a config: teacher: mlperf (TTFT 2 s, "
                                           "TPOT 100 ms) or mlperf-interactive (500 / 30 ms) "
                                           "[default: the scenario's latency bound]."),
+    datagen: str = typer.Option("none", help="Teacher-generated training data to price into "
+                                "the one-time cost: none, local (the teacher on the training "
+                                "hardware) or api:MODEL (roi/data/api_prices.yaml)."),
+    datagen_samples: int = typer.Option(0, help="Samples the teacher generates."),
+    datagen_prompt_tokens: float = typer.Option(64.0, help="Prompt tokens per sample."),
+    datagen_completion_tokens: float = typer.Option(128.0, help="Generated tokens per sample."),
+    datagen_tokens_per_s: Optional[float] = typer.Option(None, help="local: the teacher's "
+                                                         "decode rate [default: from the "
+                                                         "results table]."),
+    datagen_price_in: Optional[float] = typer.Option(None, help="api: USD per 1M input tokens "
+                                                     "[default: the price catalog's]."),
+    datagen_price_out: Optional[float] = typer.Option(None, help="api: USD per 1M output "
+                                                      "tokens [default: the catalog's]."),
+    datagen_prices: Optional[str] = typer.Option(None, metavar="FILE", help="api: a price "
+                                                 "catalog YAML in the shape of "
+                                                 "roi/data/api_prices.yaml."),
 ) -> None:
     """Plan the distillation: cost and sizing per scenario and hardware, projection, decision,
     recommended student and ROI; writes plan.yaml (read by roi distill) and plan.json."""
@@ -194,14 +314,21 @@ def plan(
             raise InputError("roi plan: give --results FILE (measured models), or --teacher "
                              "config:NAME|FILE alone (a model described by its config)")
         return _plan_llm(teacher, students, scenario, retention_threshold, llm_sla, out)
+    from .datagen_cost import DataGenInputs
     from .payback import RoiInputs
     from .planner import plan as make_plan
     from .planner import write_plan
     from .retention import parse_metrics_args
 
+    gen = DataGenInputs(teacher=datagen, samples=datagen_samples,
+                        prompt_tokens=datagen_prompt_tokens,
+                        completion_tokens=datagen_completion_tokens,
+                        tokens_per_s=datagen_tokens_per_s, usd_per_1m_input_tokens=datagen_price_in,
+                        usd_per_1m_output_tokens=datagen_price_out, prices_file=datagen_prices)
     inputs = RoiInputs(engineering_weeks=engineering_weeks,
                        engineering_usd_per_week=engineering_usd_per_week,
-                       training_hardware=training_hardware, training_hours=training_hours)
+                       training_hardware=training_hardware, training_hours=training_hours,
+                       datagen=gen)
     result = make_plan(results, scenario, hardware=hardware_files or [],
                        retention_threshold=retention_threshold,
                        measured_retention=parse_metrics_args(metrics or []),

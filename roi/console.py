@@ -51,12 +51,14 @@ def _fmt(value, digits: int = 2) -> str:
 
 def print_bench_summary(df, out: Path) -> None:
     table = Table(title="bench results (latency in ms)")
-    for col in ("model", "backend", "dtype", "batch", "status", "p50", "p99", "cv",
+    for col in ("model", "backend", "dtype", "batch", "status", "gate", "p50", "p99", "cv",
                 "samples/s", "peak RSS MB", "params"):
-        table.add_column(col, justify="left" if col in ("model", "backend", "status") else "right")
+        table.add_column(col, justify="left" if col in ("model", "backend", "status", "gate")
+                         else "right")
     for _, r in df.iterrows():
         table.add_row(
             r["model"], r["backend"], r["dtype"], str(r["batch_size"]), r["status"],
+            _fmt(r.get("gate")),
             _fmt(r.get("latency_ms_p50")), _fmt(r.get("latency_ms_p99")),
             _fmt(r.get("latency_ms_cv"), 3), _fmt(r.get("throughput_samples_s"), 1),
             _fmt(r.get("peak_rss_mb"), 0), _fmt(_int(r.get("params"))),
@@ -80,7 +82,23 @@ def print_bench_summary(df, out: Path) -> None:
                        f"{r['speedup_p50']:.2f}×",
                        f"{r['speedup_ci95_low']:.2f}–{r['speedup_ci95_high']:.2f}")
         out_console.print(st)
+    _print_deploy_as(out_console, out / "deploy_as.csv")
     out_console.print(f"results: {out / 'results.csv'}")
+
+
+def _print_deploy_as(out_console, path: Path) -> None:
+    """One line per model and setting: the fastest variant that passed the quality gate."""
+    if not path.is_file():
+        return
+    import pandas as pd
+
+    for _, r in pd.read_csv(path).iterrows():
+        speedup = r["speedup_vs_eager_fp32"]
+        versus = "" if pd.isna(speedup) else f" ({speedup:.2f}× torch eager fp32)"
+        out_console.print(f"deploy as: {r['model']} b{r['batch_size']} s{r['seq_len']} -> "
+                          f"{r['deploy_as']} {r['latency_ms_p50']:.2f} ms p50{versus}, "
+                          f"gate {r['gate']}")
+    out_console.print(f"deploy as: {path}")
 
 
 def _int(value):

@@ -32,7 +32,7 @@ LATENCY_COLUMNS = ("latency_ms_mean", "latency_ms_p50")  # at least one of them
 FINGERPRINT_COLUMNS = ("env_cpu", "env_cores", "env_logical_cpus", "env_gpu")
 ROLES = ("teacher", "student")
 STATUSES = ("ok", "oom", "error", "timeout", "skipped")
-DTYPE_BYTES = {"fp32": 4, "fp16": 2, "bf16": 2, "int8": 1}
+DTYPE_BYTES = {"fp32": 4, "fp16": 2, "bf16": 2, "int8": 1, "int4": 0.5}
 # Latency spread when a hand-written table gives neither CV nor std: measured CPU latencies
 # on this project's machines range 0.05-0.5 (noisy neighbours); 0.25 is a middle, stated guess.
 DEFAULT_CV = 0.25
@@ -77,7 +77,7 @@ def prepare(df: pd.DataFrame, catalog: Catalog, where: str = "results") -> pd.Da
         found = ", ".join(sorted(set(status))) or "no rows at all"
         raise InputError(f"{where}: status: no row is ok, so nothing was measured; allowed "
                          f"statuses {', '.join(STATUSES)}; got {found}")
-    ok = _measured_only(ok, where)
+    ok = _gate_passed(_measured_only(ok, where), where)
     for check in (_check_text, _check_numbers):
         check(ok, where)
     ok = _fill(ok)
@@ -150,6 +150,23 @@ def _measured_only(ok: pd.DataFrame, where: str) -> pd.DataFrame:
         log.info("%s: %d row(s) not measured (projected/loadgen) left out", where,
                  int((~keep).sum()))
     return ok[keep]
+
+
+def _gate_passed(ok: pd.DataFrame, where: str) -> pd.DataFrame:
+    """Rows whose variant failed bench's quality gate (`gate` = fail: quantized or rewritten
+    past its stated tolerance against fp32) are no deployment: the planner never costs them.
+    What is costed is what would be deployed: a passing variant or an fp32 reference."""
+    if "gate" not in ok.columns:
+        return ok
+    failed = ok["gate"].fillna("").astype(str).str.strip().str.lower() == "fail"
+    if failed.all():
+        raise InputError(f"{where}: gate: every ok row failed the quality gate; nothing "
+                         f"deployable to cost")
+    if failed.any():
+        log.info("%s: %d row(s) failed the quality gate and are not costed: %s", where,
+                 int(failed.sum()), ", ".join(sorted(set(ok.loc[failed, "backend"] + "/"
+                                                         + ok.loc[failed, "dtype"]))))
+    return ok[~failed]
 
 
 def _check_columns(df: pd.DataFrame, where: str) -> None:

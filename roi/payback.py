@@ -2,9 +2,11 @@
 break-even volume, a tornado over the main inputs and a Monte Carlo band.
 
 One-time cost = teacher inference to label the training tokens + training hours × the training
-hardware's price + engineering weeks × a weekly rate. Every input has a default, and the plan
-shows each one with where it came from. Savings scale with request volume (costs are taken as
-proportional to volume, which replica rounding makes only roughly true).
+hardware's price + engineering weeks × a weekly rate + generating training data with the teacher
+(locally or through an API; roi.datagen_cost, zero unless asked for). Every input has a
+default, and the plan shows each one with where it came from. Savings scale with request
+volume (costs are taken as proportional to volume, which replica rounding makes only roughly
+true).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Optional
 
 import numpy as np
 
+from .datagen_cost import DataGenCost, DataGenInputs
 from .errors import InputError
 
 Z90 = 1.2815515655446004  # standard normal 90th percentile: P10/P90 -> sigma
@@ -34,6 +37,7 @@ class RoiInputs:
     horizon_months: int = 12
     monte_carlo_draws: int = 10_000
     seed: int = 0
+    datagen: DataGenInputs = DataGenInputs()  # teacher-generated training data (none)
 
     def __post_init__(self) -> None:
         for name in ("engineering_weeks", "engineering_usd_per_week"):
@@ -56,21 +60,23 @@ class OneTimeCost:
     training_usd: float
     engineering_usd: float
     inputs: dict  # every input with its value and where it came from
+    generation_usd: float = 0.0  # teacher-generated training data (roi.datagen_cost)
 
     @property
     def total_usd(self) -> float:
-        return self.labeling_usd + self.training_usd + self.engineering_usd
+        return self.labeling_usd + self.training_usd + self.engineering_usd + self.generation_usd
 
     def record(self) -> dict:
         return {"labeling_usd": self.labeling_usd, "training_usd": self.training_usd,
-                "engineering_usd": self.engineering_usd, "total_usd": self.total_usd,
-                "inputs": self.inputs}
+                "engineering_usd": self.engineering_usd, "generation_usd": self.generation_usd,
+                "total_usd": self.total_usd, "inputs": self.inputs}
 
 
 def one_time_cost(inputs: RoiInputs, *, usd_per_hour: float, training_tokens: float,
                   student_params: int, peak_bf16_flop_s: Optional[float],
-                  teacher_tokens_per_s: Optional[float]) -> OneTimeCost:
-    """Labeling + training + engineering, each input shown with its source."""
+                  teacher_tokens_per_s: Optional[float],
+                  generation: Optional[DataGenCost] = None) -> OneTimeCost:
+    """Labeling + training + engineering (+ data generation), each input with its source."""
     tokens = inputs.training_tokens if inputs.training_tokens is not None else training_tokens
     label_h, label_src = _labeling_hours(inputs, tokens, teacher_tokens_per_s)
     train_h, train_src = _training_hours(inputs, tokens, student_params, peak_bf16_flop_s)
@@ -85,8 +91,11 @@ def one_time_cost(inputs: RoiInputs, *, usd_per_hour: float, training_tokens: fl
         "engineering_usd_per_week": {"value": inputs.engineering_usd_per_week,
                                      "source": "default assumption: ~$200K loaded a year"},
     }
+    if generation is not None:
+        shown["data_generation"] = generation.record()
     return OneTimeCost(label_h * usd_per_hour, train_h * usd_per_hour,
-                       inputs.engineering_weeks * inputs.engineering_usd_per_week, shown)
+                       inputs.engineering_weeks * inputs.engineering_usd_per_week, shown,
+                       generation.usd if generation is not None else 0.0)
 
 
 def _labeling_hours(inputs, tokens, teacher_tokens_per_s) -> tuple[float, str]:
@@ -166,11 +175,13 @@ def tornado(roi: Roi, bands: Bands) -> list[dict]:
     their base; sorted by swing, widest first."""
     ot, h = roi.one_time, roi.horizon_months
     base = dict(label=ot.labeling_usd, train=ot.training_usd, eng=ot.engineering_usd,
-                teacher=roi.teacher_usd_per_month, student=roi.student_usd_per_month, vol=1.0)
+                gen=ot.generation_usd, teacher=roi.teacher_usd_per_month,
+                student=roi.student_usd_per_month, vol=1.0)
 
     def net(**kw) -> float:
         v = {**base, **kw}
-        return h * (v["teacher"] - v["student"]) * v["vol"] - (v["label"] + v["train"] + v["eng"])
+        one_time = v["label"] + v["train"] + v["eng"] + v["gen"]
+        return h * (v["teacher"] - v["student"]) * v["vol"] - one_time
 
     weeks = ot.inputs["engineering_weeks"]["value"]
     rows = [
@@ -185,6 +196,9 @@ def tornado(roi: Roi, bands: Bands) -> list[dict]:
          dict(student=bands.student[0]), dict(student=bands.student[2])),
         ("request volume (x0.5 / x2)", 0.5, 2.0, dict(vol=0.5), dict(vol=2.0)),
     ]
+    if ot.generation_usd > 0:
+        rows.append(("data generation cost (x0.5 / x3)", 0.5, 3.0,
+                     dict(gen=ot.generation_usd / 2), dict(gen=ot.generation_usd * 3)))
     out = [{"input": name, "low_value": lo, "high_value": hi, "net_at_low_usd": net(**a),
             "net_at_high_usd": net(**b), "swing_usd": abs(net(**b) - net(**a))}
            for name, lo, hi, a, b in rows]
@@ -202,7 +216,8 @@ def monte_carlo(roi: Roi, bands: Bands, draws: int = 10_000, seed: int = 0) -> d
     rate = ot.inputs["engineering_usd_per_week"]["value"]
     eng = (rng.triangular(weeks / 2, weeks, max(weeks * 2, weeks / 2 + 1e-9), draws)
            if weeks > 0 else np.zeros(draws)) * rate * rng.lognormal(0, 0.25, draws)
-    compute = (ot.labeling_usd + ot.training_usd) * rng.lognormal(0, 0.5, draws)
+    compute = (ot.labeling_usd + ot.training_usd + ot.generation_usd) * rng.lognormal(0, 0.5,
+                                                                                   draws)
     teacher = _split_lognormal(bands.teacher, rng, draws)
     student = _split_lognormal(bands.student, rng, draws)
     savings = (teacher - student) * rng.lognormal(0, 0.25, draws)

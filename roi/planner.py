@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from .datagen_cost import DataGenCost, generation_cost, teacher_generation_rates
 from .decision import Decision, criteria, decide
 from .errors import InputError
 from .fleet import Assumptions, best_per_hardware, best_per_model, scenario_grid
@@ -48,6 +49,10 @@ TRAINER_DEFAULTS = {"mode": "kd", "temperature": 1.0, "alpha": 0.9, "lr": 3e-3, 
                     "steps": 1500}
 TRAINER_BATCH_TOKENS = 16 * 256  # TrainConfig's default batch_size x block_size
 LOO_GOAL = 0.15
+# What the recommended student's deploy_backend / deploy_dtype mean (bench's quality gate: issue 7;
+# roi.measurements leaves rows that failed it out).
+DEPLOY_NOTE = ("costed as deployed: the cheapest measured variant (backend/dtype) that passed "
+               "bench's quality gate against fp32; variants that failed it are never costed")
 
 ResultsArg = Union[pd.DataFrame, str, Path, Sequence[Union[pd.DataFrame, str, Path]]]
 ScenarioArg = Union[Scenario, str, Path, Sequence[Union[Scenario, str, Path]]]
@@ -229,7 +234,8 @@ def _roi_section(chosen: Optional[Candidate], ranked, bills, scenarios, fwd, tea
     one = one_time_cost(inputs, usd_per_hour=training_hw.usd_per_hour or 0.0,
                         training_tokens=tokens, student_params=params,
                         peak_bf16_flop_s=_bf16_peak(training_hw),
-                        teacher_tokens_per_s=_teacher_tokens_per_s(fwd, teacher, training_hw))
+                        teacher_tokens_per_s=_teacher_tokens_per_s(fwd, teacher, training_hw),
+                        generation=_generation(inputs, fwd, teacher, training_hw))
     base = {"student": target.model if target else None, "inputs": record_inputs(inputs),
             "one_time": one.record(), "teacher_bill": bills}
     if chosen is None and target is not None:
@@ -267,6 +273,15 @@ def _bands(scenarios, bills, target: Candidate) -> Bands:
                                                    "usd_per_month_p90")),
                  tuple(total(student, k) for k in ("usd_per_month_p10", "usd_per_month",
                                                    "usd_per_month_p90")))
+
+
+def _generation(inputs: RoiInputs, fwd: pd.DataFrame, teacher: str, hw) -> DataGenCost:
+    """Teacher-generated training data (issue 9): priced on the training hardware at the
+    teacher's generation rates there, or through an API."""
+    prefill, decode, source = teacher_generation_rates(fwd, teacher, hw.name)
+    return generation_cost(inputs.datagen, hardware=hw.name, usd_per_hour=hw.usd_per_hour or 0.0,
+                           prefill_tokens_per_s=prefill, decode_tokens_per_s=decode,
+                           rate_source=source)
 
 
 def _bf16_peak(hw) -> Optional[float]:
@@ -333,7 +348,7 @@ def _document(scenarios, decision: Decision, chosen: Optional[Candidate], why_no
         "alternatives": [c.record() for c in ranked if c is not chosen],
         "teacher": {"model": teacher, "params": int(teacher_params)},
         "trainer": {"teacher": teacher, "student": trainee.model if trainee else teacher,
-                    **TRAINER_DEFAULTS},
+                    **TRAINER_DEFAULTS, **_datagen_trainer(roi_inputs)},
         "cost": _records(best_hw, COST_COLUMNS),
         "sizing": _records(best_hw, SIZING_COLUMNS),
         "roi": roi,
@@ -343,11 +358,23 @@ def _document(scenarios, decision: Decision, chosen: Optional[Candidate], why_no
         "assumptions": assumptions.record(),
         "scenario_details": [s.model_dump(mode="json") for s in scenarios],
     }
+    if roi_inputs.datagen.active:
+        doc["datagen_note"] = ("the trainer trains on teacher-generated data (sequence-level "
+                               "KD): run roi generate, then roi distill --set "
+                               "generated_data=DIR")
     if chosen is None:
         doc["no_recommendation_reason"] = f"no student meets these constraints: {why_none}"
         doc["trainer_note"] = ("no student qualifies, so the plan is no-go; the trainer section "
                                "names the closest candidate for a forced run")
     return _plain(doc)
+
+
+def _datagen_trainer(inputs: RoiInputs) -> dict:
+    """Trainer settings of a plan priced with generated data: train on it (the directory is
+    known only once roi generate has run)."""
+    if not inputs.datagen.active:
+        return {}
+    return {"data_mode": "generated", "generated_data": None}
 
 
 def _recommended(c: Optional[Candidate]) -> Optional[dict]:
@@ -357,7 +384,7 @@ def _recommended(c: Optional[Candidate]) -> Optional[dict]:
     keep = ("model", "params", "compression_ratio", "retention_band", "deploy_backend",
             "deploy_dtype", "retention_source", "retention_note", "usd_per_month",
             "per_scenario")
-    return {k: r[k] for k in keep}
+    return {**{k: r[k] for k in keep}, "deploy_note": DEPLOY_NOTE}
 
 
 def _records(df: pd.DataFrame, cols: list[str]) -> list[dict]:

@@ -38,7 +38,8 @@ class BenchSettings(_Strict):
     profile's value (see BENCH_PROFILES)."""
 
     backends: Optional[list[str]] = Field(None, description="torch-eager, torch-eager-bf16, "
-                                          "ort-fp32, ort-int8.")
+                                          "ort-fp32, ort-int8, or another key of "
+                                          "bench.measure.VARIANTS.")
     batch_sizes: Optional[list[PositiveInt]] = Field(None, description="Batch sizes to measure.")
     seq_lens: Optional[list[PositiveInt]] = Field(None, description="Sequence lengths (tokens).")
     threads: Optional[list[PositiveInt]] = Field(None, description="Intra-op thread counts "

@@ -50,7 +50,7 @@ def test_cv_from_std_when_no_cv_column():
      "latency_ms_mean or latency_ms_p50"),
     (lambda d: d.assign(status="error"), "no row is ok"),
     (lambda d: d.assign(role="teacherish"), "role: allowed teacher, student; got 'teacherish'"),
-    (lambda d: d.assign(dtype="fp64"), "dtype: allowed fp32, fp16, bf16, int8; got 'fp64'"),
+    (lambda d: d.assign(dtype="fp64"), "dtype: allowed fp32, fp16, bf16, int8, int4; got 'fp64'"),
     (lambda d: d.assign(batch_size=0), "batch_size must be a positive integer"),
     (lambda d: d.assign(params=1.5), "params must be a positive integer"),
     (lambda d: d.assign(latency_ms_mean=-1.0, latency_ms_p50=-1.0), "latency_ms_mean must be "

@@ -59,3 +59,18 @@ def test_sequence_longer_than_context_is_refused():
     model = GPT(GPTConfig(n_layer=1, n_embd=16, n_head=2, block_size=8))
     with pytest.raises(ValueError, match="block_size"):
         model(torch.zeros(1, 9, dtype=torch.long))
+
+
+def test_cpu_attention_is_counted_forward_and_backward():
+    """bench.flops registers the CPU flash-attention kernels (torch counts only the CUDA ones):
+    every (query, key) pair, 2 products forward and 5 backward, as torch's formula for CUDA."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    b, h, t, d = 2, 3, 64, 16
+    q = torch.randn(b, h, t, d, requires_grad=True)
+    with FlopCounterMode(display=False) as counter:
+        torch.nn.functional.scaled_dot_product_attention(q, q, q, is_causal=True).sum().backward()
+    counts = {str(op): n for op, n in counter.get_flop_counts()["Global"].items()}
+    forward = 2 * (2 * b * h * t * t * d)
+    assert counts["aten._scaled_dot_product_flash_attention_for_cpu"] == forward
+    assert counts["aten._scaled_dot_product_flash_attention_for_cpu_backward"] == 5 * forward // 2

@@ -1,0 +1,606 @@
+"""Teacher-generated training data: the seed's workflow step 3, for sequence-level distillation.
+
+Prompts come from the training corpus (train split only, deterministic in the seed) or from the
+user's JSONL; the teacher writes a continuation of each. Teachers: a local model (`builtin:`,
+`ckpt:` or `hf:`), batched with a KV cache, or any OpenAI-compatible endpoint (`api:MODEL`,
+distill.api_teacher). The student then trains on the samples (TrainConfig.data_mode).
+
+Output directory (every path fixed, inside it):
+    run.json          the settings, written first; a resumed run must use the same ones
+    samples.jsonl     one sample a line: id, prompt, completion, text, token counts, finish
+                      reason, and provenance (teacher, sampling settings, time)
+    failures.jsonl    one line per failed prompt (API teachers): id, error, HTTP status,
+                      attempts, time; a resumed run tries those prompts again
+    manifest.json     counts, tokens, tokens/s per invocation; rewritten atomically after each
+                      batch
+
+Resumable: samples are appended a batch at a time (one write, then fsync), a torn last line of
+a killed run is cut off on resume, and the ids already in samples.jsonl are skipped, so a killed
+run resumes without duplicated or lost samples. Sampling is deterministic per sample: sample i
+draws its random numbers from (seed, i) alone, not from a shared stream (local teachers other
+than `hf:`, whose `generate` is seeded per batch).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable, Iterable, Literal, Optional
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from roi.errors import InputError
+from roi.io import write_json_atomic
+
+log = logging.getLogger(__name__)
+
+RUN_FILE, SAMPLES_FILE, FAILURES_FILE, MANIFEST_FILE = (
+    "run.json", "samples.jsonl", "failures.jsonl", "manifest.json")
+GenProgress = Callable[[int, int, int], None]  # (samples done, samples total, new tokens so far)
+
+
+class GenerateConfig(BaseModel):
+    """Settings of one generation run; every field documented where it is declared."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    teacher: str = Field("builtin:teacher", description="builtin:NAME, ckpt:DIR, hf:DIR, or "
+                         "api:MODEL (an OpenAI-compatible endpoint at api_base_url).")
+    prompts: str = Field("corpus", description="corpus (cut from the training split of "
+                         "data_source) or a .jsonl file of {\"prompt\": ..., \"id\": ...} lines.")
+    num_prompts: Optional[int] = Field(None, gt=0, description="How many prompts [default: 256 "
+                                       "from the corpus; every line of a prompts file].")
+    prompt_chars: int = Field(64, gt=0, description="Length of a corpus prompt, in bytes of "
+                              "UTF-8 text (= tokens of the byte-level built-in models).")
+    max_new_tokens: int = Field(128, gt=0, description="Most tokens the teacher writes per "
+                                "prompt.")
+    temperature: float = Field(1.0, ge=0, description="Sampling temperature; 0 is greedy.")
+    top_p: float = Field(1.0, gt=0, le=1, description="Nucleus sampling: keep the most likely "
+                         "tokens whose probabilities sum to top_p, in (0, 1].")
+    seed: int = Field(0, description="Seeds prompt choice and sampling.")
+    batch_size: int = Field(32, gt=0, description="Prompts per batched generate call (local).")
+    data_source: str = Field("stdlib", description="Corpus of the prompts (as the trainer's).")
+    val_fraction: float = Field(0.05, gt=0, lt=0.5)
+    test_fraction: float = Field(0.05, gt=0, lt=0.5)
+    device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$")
+    dtype: Literal["fp32", "bf16"] = "fp32"
+    threads: Optional[int] = Field(None, gt=0, description="torch intra-op threads.")
+    # The API teacher (api:MODEL) ------------------------------------------------------------
+    api_base_url: Optional[str] = Field(None, description="Base URL ending in /v1, e.g. "
+                                        "http://127.0.0.1:8000/v1.")
+    api_endpoint: Literal["completions", "chat"] = Field(
+        "completions", description="completions: POST /completions with the prompt to "
+        "continue; chat: POST /chat/completions with the prompt as one user message.")
+    api_key_env: str = Field("OPENAI_API_KEY", min_length=1, description="Environment "
+                             "variable holding the API key (sent as a Bearer token).")
+    concurrency: int = Field(4, gt=0, le=256, description="Requests in flight at once.")
+    max_retries: int = Field(5, ge=0, description="Retries of a request on 429, 5xx, timeouts "
+                             "and connection errors (exponential backoff with jitter; "
+                             "Retry-After respected).")
+    max_requests: Optional[int] = Field(None, gt=0, description="Request budget of one "
+                                        "invocation, retries included; prompts left are "
+                                        "done by a resumed run.")
+    timeout_s: float = Field(60.0, gt=0, description="Per-request timeout.")
+    backoff_s: float = Field(1.0, gt=0, description="First retry delay; doubles per retry.")
+    backoff_max_s: float = Field(60.0, gt=0, description="Longest delay between retries.")
+
+    @field_validator("teacher")
+    @classmethod
+    def _teacher_kind(cls, v: str) -> str:
+        kind = v.partition(":")[0]
+        if kind not in ("builtin", "ckpt", "hf", "api") or not v.partition(":")[2]:
+            raise ValueError("expected builtin:NAME, ckpt:DIR, hf:DIR or api:MODEL")
+        return v
+
+    @field_validator("api_base_url")
+    @classmethod
+    def _url(cls, v: Optional[str]) -> Optional[str]:
+        if v is not None and not v.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return v
+
+    @property
+    def is_api(self) -> bool:
+        return self.teacher.startswith("api:")
+
+    def sampling(self) -> dict:
+        return {"temperature": self.temperature, "top_p": self.top_p,
+                "max_new_tokens": self.max_new_tokens, "seed": self.seed}
+
+
+# where and how a run executes, not what it produces: may differ on resume (an API endpoint
+# may move to another URL; the model name, part of `teacher`, may not change)
+_RUN_ONLY = ("device", "threads", "concurrency", "max_retries", "max_requests", "timeout_s",
+             "backoff_s", "backoff_max_s", "api_key_env", "api_base_url")
+
+
+def make_generate_config(values: dict, where: str = "generate settings") -> GenerateConfig:
+    try:
+        return GenerateConfig(**values)
+    except ValidationError as e:
+        err = e.errors()[0]
+        field = ".".join(str(p) for p in err["loc"]) or "(root)"
+        raise InputError(f"{where}: {field}: {err['msg']} (received {err.get('input')!r})"
+                         ) from None
+
+
+def check_ready(cfg: GenerateConfig) -> None:
+    """Everything that can be refused before a file is written: the teacher, the API settings
+    and key variable, the prompts file."""
+    if cfg.is_api:
+        if not cfg.api_base_url:
+            raise InputError("api_base_url: required for an api: teacher (e.g. "
+                             "http://127.0.0.1:8000/v1); received None")
+        if not os.environ.get(cfg.api_key_env):
+            raise InputError(f"api_key_env: environment variable {cfg.api_key_env} is not set "
+                             "(set it to the API key, any value for a server without one)")
+    else:
+        from bench.zoo import parse_spec
+
+        parse_spec(cfg.teacher)
+    if cfg.prompts != "corpus" and not Path(cfg.prompts).is_file():
+        raise InputError(f"prompts: expected corpus or a .jsonl file; {cfg.prompts!r} does not "
+                         "exist")
+
+
+# --------------------------------------------------------------------------- prompts
+
+
+@dataclass(frozen=True)
+class Prompt:
+    id: str
+    text: str
+
+
+def corpus_prompts(cfg: GenerateConfig) -> list[Prompt]:
+    """Prompts cut from the training split at line starts; prompt i depends on (seed, i) only,
+    so asking for more prompts keeps the first ones."""
+    from .data import DataConfig, build_splits
+
+    train = build_splits(DataConfig(cfg.data_source, cfg.val_fraction, cfg.test_fraction))["train"]
+    n, size = cfg.num_prompts or 256, cfg.prompt_chars
+    if train.size < 4 * size:
+        raise InputError(f"prompt_chars: {size} is too long for a training split of "
+                         f"{train.size} bytes")
+    out = []
+    for i in range(n):
+        rng = np.random.default_rng([cfg.seed, 7, i])
+        for _ in range(1000):  # reject windows that cross a document boundary
+            text = _window_at(train, int(rng.integers(0, train.size - 2 * size)), size)
+            if text is not None:
+                break
+        else:
+            raise InputError(f"prompt_chars: no {size}-byte prompt fits inside one document")
+        out.append(Prompt(f"corpus-{i:06d}", text))
+    return out
+
+
+def _window_at(data: np.ndarray, pos: int, size: int) -> str | None:
+    from .data import DOC_SEPARATOR
+
+    newlines = np.flatnonzero(data[pos : pos + size] == ord("\n"))
+    start = pos + int(newlines[0]) + 1 if newlines.size else pos
+    chunk = data[start : start + size]
+    if chunk.size < size or (chunk == DOC_SEPARATOR).any():
+        return None
+    raw = chunk.tobytes()
+    while raw and (raw[-1] & 0xC0) == 0x80:  # do not end inside a multi-byte character
+        raw = raw[:-1]
+    if raw and raw[-1] >= 0xC0:
+        raw = raw[:-1]
+    return raw.decode("utf-8", errors="ignore") or None
+
+
+def file_prompts(path: str, limit: int | None) -> list[Prompt]:
+    """{"prompt": str, "id": str (optional, unique)} per line ("text" is read as the prompt)."""
+    out: list[Prompt] = []
+    seen: set[str] = set()
+    for i, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+            text = rec.get("prompt", rec.get("text"))
+        except (json.JSONDecodeError, AttributeError):
+            rec, text = None, None
+        if not isinstance(text, str) or not text:
+            raise InputError(f"{path}:{i}: each line must be an object with a non-empty "
+                             "\"prompt\" string")
+        pid = str(rec.get("id", f"line-{i:06d}"))
+        if pid in seen:
+            raise InputError(f"{path}:{i}: id {pid!r} given twice; ids must be unique")
+        seen.add(pid)
+        out.append(Prompt(pid, text))
+        if limit and len(out) >= limit:
+            break
+    if not out:
+        raise InputError(f"{path}: no prompts in it")
+    return out
+
+
+def load_prompts(cfg: GenerateConfig) -> list[Prompt]:
+    return corpus_prompts(cfg) if cfg.prompts == "corpus" else file_prompts(cfg.prompts,
+                                                                            cfg.num_prompts)
+
+
+def sample_seed(seed: int, sample_id: str) -> int:
+    """A 63-bit seed per sample from the run seed and the sample's id."""
+    digest = hashlib.sha256(f"{seed}:{sample_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") >> 1
+
+
+# --------------------------------------------------------------------------- sampling (torch)
+
+
+def pick_tokens(logits, temperature: float, top_p: float, uniforms):
+    """Next token per row: argmax at temperature 0, else inverse-CDF sampling from the top-p
+    nucleus with one given uniform number per row, so a row's choice does not depend on the
+    other rows of the batch. logits (B, V), uniforms (B,) in [0, 1) -> (B,) int64."""
+    import torch
+
+    if temperature == 0:
+        return logits.argmax(-1)
+    probs = torch.softmax(logits.float() / temperature, dim=-1)  # (B, V)
+    p_sorted, order = probs.sort(dim=-1, descending=True)
+    before = p_sorted.cumsum(-1) - p_sorted  # mass of the more likely tokens
+    p_sorted = p_sorted * (before < top_p)  # the nucleus; the most likely token always stays
+    cdf = p_sorted.cumsum(-1)  # (B, V)
+    r = (uniforms.to(cdf) * cdf[:, -1]).unsqueeze(-1)  # (B, 1)
+    j = torch.searchsorted(cdf, r, right=True).clamp(max=cdf.shape[-1] - 1)
+    return order.gather(-1, j).squeeze(-1)
+
+
+def generate_ids(model, prompt_ids, max_new_tokens: int, temperature: float, top_p: float,
+                 uniforms, stop_id: int | None = None, use_cache: bool = True):
+    """Continue equal-length prompts with the built-in GPT. prompt_ids (B, T), uniforms
+    (B, max_new_tokens). With use_cache the prompt is run once and each step feeds one token
+    through the KV cache; without it every step runs the whole sequence again (the reference
+    that the KV cache is measured against). Returns (B, N) new ids; generation stops early
+    once every row has written stop_id."""
+    import torch
+
+    idx = prompt_ids
+    with torch.no_grad():
+        if use_cache:
+            logits, cache = model.forward_with_cache(idx, None)
+        else:
+            logits, cache = model(idx), None
+        out, done = [], torch.zeros(idx.shape[0], dtype=torch.bool, device=idx.device)
+        for t in range(max_new_tokens):
+            nxt = pick_tokens(logits[:, -1, :], temperature, top_p, uniforms[:, t])  # (B,)
+            out.append(nxt)
+            if stop_id is not None:
+                done |= nxt == stop_id
+                if bool(done.all()):
+                    break
+            if t == max_new_tokens - 1:
+                break
+            if use_cache:
+                logits, cache = model.forward_with_cache(nxt[:, None], cache)
+            else:
+                idx = torch.cat([idx, nxt[:, None]], dim=1)
+                logits = model(idx)
+    return torch.stack(out, dim=1)
+
+
+# --------------------------------------------------------------------------- local teachers
+
+
+@dataclass
+class Completion:
+    """One teacher answer: its text and token counts, or the error that stopped it."""
+
+    id: str
+    prompt: str
+    completion: str = ""
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    finish_reason: str = ""
+    error: str | None = None
+    status: int | None = None
+    attempts: int = 1
+    body: str | None = None
+
+
+class LocalTeacher:
+    """A built-in or ckpt: GPT (bytes are tokens) or a Hugging Face causal LM, on one device."""
+
+    def __init__(self, cfg: GenerateConfig):
+        import torch
+
+        from bench.zoo import load_torch, parse_spec
+
+        from .trainer import resolve_device
+
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        self.cfg, self.device = cfg, resolve_device(cfg.device)
+        tm = load_torch(parse_spec(cfg.teacher))
+        self.hf = tm.family.startswith("hf-")
+        self.model = tm.module.to(self.device).eval()
+        if self.hf:
+            from transformers import AutoTokenizer
+
+            self.tok = AutoTokenizer.from_pretrained(cfg.teacher[3:], local_files_only=True)
+            self.tok.padding_side = "left"
+            if self.tok.pad_token is None:
+                self.tok.pad_token = self.tok.eos_token
+        elif tm.vocab_size != 256:
+            raise InputError(f"teacher {cfg.teacher!r}: vocabulary {tm.vocab_size}; only "
+                             "byte-level (256) built-in and ckpt: teachers generate here")
+        self.context = tm.max_seq_len or 1 << 30
+        if cfg.max_new_tokens >= self.context:
+            raise InputError(f"max_new_tokens: must be below the teacher's context "
+                             f"{self.context}; received {cfg.max_new_tokens}")
+
+    def prompt_length(self, p: Prompt) -> int:
+        if self.hf:
+            return len(self.tok(p.text, add_special_tokens=False)["input_ids"])
+        return min(len(p.text.encode("utf-8")), self.context - self.cfg.max_new_tokens)
+
+    def batches(self, prompts: list[Prompt]) -> list[list[Prompt]]:
+        """Fixed batches: prompts sorted by token length (stable), cut into batch_size; the
+        built-in GPT has no padding mask, so its batches also hold one length only."""
+        lengths = {p.id: self.prompt_length(p) for p in prompts}
+        ordered = sorted(prompts, key=lambda p: lengths[p.id])
+        out: list[list[Prompt]] = []
+        for p in ordered:
+            same = out and (self.hf or lengths[out[-1][0].id] == lengths[p.id])
+            if same and len(out[-1]) < self.cfg.batch_size:
+                out[-1].append(p)
+            else:
+                out.append([p])
+        return out
+
+    def complete(self, batch: list[Prompt], batch_index: int) -> list[Completion]:
+        import torch
+
+        amp = torch.autocast(self.device.type, dtype=torch.bfloat16,
+                             enabled=self.cfg.dtype == "bf16")
+        with amp:
+            return self._hf(batch, batch_index) if self.hf else self._builtin(batch)
+
+    def _builtin(self, batch: list[Prompt]) -> list[Completion]:
+        import torch
+
+        from .data import DOC_SEPARATOR
+
+        cfg = self.cfg
+        keep = self.context - cfg.max_new_tokens
+        raw = [p.text.encode("utf-8")[-keep:] for p in batch]  # the part that fits the context
+        ids = torch.tensor([list(r) for r in raw], dtype=torch.long, device=self.device)
+        uniforms = torch.tensor(np.stack([np.random.default_rng(sample_seed(cfg.seed, p.id))
+                                          .random(cfg.max_new_tokens) for p in batch]),
+                                dtype=torch.float64, device=self.device)
+        new = generate_ids(self.model, ids, cfg.max_new_tokens, cfg.temperature, cfg.top_p,
+                           uniforms, stop_id=DOC_SEPARATOR).tolist()
+        out = []
+        for p, r, row in zip(batch, raw, new):
+            stop = row.index(DOC_SEPARATOR) if DOC_SEPARATOR in row else None
+            row = row[:stop] if stop is not None else row
+            out.append(Completion(p.id, r.decode("utf-8", errors="replace"),
+                                  bytes(row).decode("utf-8", errors="replace"), len(r), len(row),
+                                  "stop" if stop is not None else "length"))
+        return out
+
+    def _hf(self, batch: list[Prompt], batch_index: int) -> list[Completion]:
+        import torch
+
+        cfg = self.cfg
+        enc = self.tok([p.text for p in batch], return_tensors="pt", padding=True,
+                       add_special_tokens=False).to(self.device)
+        sample = cfg.temperature > 0
+        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
+            torch.manual_seed(sample_seed(cfg.seed, f"batch-{batch_index}"))
+            gen = self.model.generate(
+                **enc, max_new_tokens=cfg.max_new_tokens, do_sample=sample,
+                temperature=cfg.temperature if sample else None,
+                top_p=cfg.top_p if sample else None, top_k=0 if sample else None,
+                pad_token_id=self.tok.pad_token_id)
+        new = gen[:, enc["input_ids"].shape[1]:].tolist()
+        eos = self.tok.eos_token_id
+        out = []
+        for p, mask, row in zip(batch, enc["attention_mask"].tolist(), new):
+            stop = row.index(eos) if eos is not None and eos in row else None
+            row = row[:stop] if stop is not None else row
+            out.append(Completion(p.id, p.text, self.tok.decode(row), int(sum(mask)), len(row),
+                                  "stop" if stop is not None else "length"))
+        return out
+
+
+# --------------------------------------------------------------------------- the output files
+
+
+class SampleLog:
+    """An append-only JSONL file whose records reach the disk a batch at a time (one write of
+    whole lines, then fsync). Opening it cuts off a torn last line left by a killed run."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.records = self._read_and_repair()
+
+    def _read_and_repair(self) -> list[dict]:
+        if not self.path.is_file():
+            return []
+        data = self.path.read_bytes()
+        good = data.rfind(b"\n") + 1  # whole lines only
+        records = []
+        for line in data[:good].splitlines():
+            if line.strip():
+                records.append(json.loads(line))
+        if good < len(data):
+            log.warning("%s: cut off a torn last line (%d bytes) left by an interrupted run",
+                        self.path, len(data) - good)
+            with open(self.path, "r+b") as f:
+                f.truncate(good)
+                os.fsync(f.fileno())
+        return records
+
+    def append(self, records: Iterable[dict]) -> None:
+        records = list(records)
+        if not records:
+            return
+        data = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records).encode()
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+        try:
+            os.write(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        self.records.extend(records)
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def sample_record(c: Completion, cfg: GenerateConfig, unit: str) -> dict:
+    return {"id": c.id, "prompt": c.prompt, "completion": c.completion,
+            "text": c.prompt + c.completion, "prompt_tokens": c.prompt_tokens,
+            "completion_tokens": c.completion_tokens, "finish_reason": c.finish_reason,
+            "token_unit": unit, "teacher": cfg.teacher, "sampling": cfg.sampling(),
+            "time": _now()}
+
+
+def failure_record(c: Completion, cfg: GenerateConfig) -> dict:
+    return {"id": c.id, "error": c.error, "status": c.status, "attempts": c.attempts,
+            "body": c.body, "teacher": cfg.teacher, "time": _now()}
+
+
+@dataclass
+class GenerateResult:
+    out_dir: Path
+    manifest: dict
+
+
+def _identity(cfg: GenerateConfig) -> dict:
+    return {k: v for k, v in cfg.model_dump().items() if k not in _RUN_ONLY}
+
+
+def _open_run(cfg: GenerateConfig, out: Path, resume: bool) -> None:
+    run = out / RUN_FILE
+    if run.is_file():
+        if not resume:
+            raise InputError(f"{out} holds a generation run: pass --resume or choose another "
+                             "--out")
+        saved = json.loads(run.read_text())
+        if saved.get("settings") != _identity(cfg):
+            raise InputError(f"{out}: the saved run used other settings; --resume needs the "
+                             "same ones (or choose a new --out)")
+        return
+    if out.exists() and any(out.iterdir()):
+        raise InputError(f"{out} is not empty and holds no generation run: choose another --out")
+    out.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(run, {"settings": _identity(cfg), "created": _now()})
+
+
+# --------------------------------------------------------------------------- the recipe
+
+
+def generate(cfg: GenerateConfig, out: str | Path, *, resume: bool = False,
+             progress: GenProgress | None = None) -> GenerateResult:
+    """Write the teacher's continuations of the prompts of `cfg` into `out` (see the module
+    docstring); returns the manifest. Refuses bad settings before writing anything."""
+    out = Path(out)
+    check_ready(cfg)
+    prompts = load_prompts(cfg)
+    teacher = None if cfg.is_api else LocalTeacher(cfg)  # loads (and checks) before writing
+    _open_run(cfg, out, resume)
+    samples, failures = SampleLog(out / SAMPLES_FILE), SampleLog(out / FAILURES_FILE)
+    done = {r["id"] for r in samples.records}
+    todo = [p for p in prompts if p.id not in done]
+    earlier = _earlier_invocations(out)
+    stats = _RunStats(len(prompts), len(done), progress)
+    if cfg.is_api:
+        from .api_teacher import ApiTeacher
+
+        api = ApiTeacher(cfg)
+        for c in api.complete_all(todo):
+            _record([c], cfg, samples, failures, stats, "api usage")
+        stats.requests, stats.not_attempted = api.requests_sent, api.not_attempted
+    else:
+        unit = "tokenizer" if teacher.hf else "bytes"
+        for i, batch in enumerate(teacher.batches(prompts)):
+            missing = [p for p in batch if p.id not in done]
+            if missing:  # a partly written batch is generated again; only its missing ids land
+                results = teacher.complete(batch, i)
+                _record([c for c in results if c.id not in done], cfg, samples, failures,
+                        stats, unit)
+                write_json_atomic(out / MANIFEST_FILE, manifest(cfg, samples, failures,
+                                                                prompts, stats, earlier))
+    doc = manifest(cfg, samples, failures, prompts, stats, earlier)
+    write_json_atomic(out / MANIFEST_FILE, doc)
+    return GenerateResult(out, doc)
+
+
+class _RunStats:
+    """Throughput of this invocation (a resumed run reports its own)."""
+
+    def __init__(self, total: int, done: int, progress: GenProgress | None):
+        self.total, self.done, self.progress = total, done, progress
+        self.t0, self.new_tokens, self.new_samples, self.new_failures = time.perf_counter(), 0, 0, 0
+        self.requests: int | None = None
+        self.not_attempted = 0
+        if progress:
+            progress(done, total, 0)
+
+    def add(self, ok: list[Completion], failed: int) -> None:
+        self.new_samples += len(ok)
+        self.new_failures += failed
+        self.new_tokens += sum(c.completion_tokens or 0 for c in ok)
+        self.done += len(ok)
+        if self.progress:
+            self.progress(self.done, self.total, self.new_tokens)
+
+    def record(self) -> dict:
+        wall = time.perf_counter() - self.t0
+        return {"started": datetime.fromtimestamp(time.time() - wall, timezone.utc)
+                .isoformat(timespec="seconds"), "wall_s": wall, "samples": self.new_samples,
+                "failures": self.new_failures, "completion_tokens": self.new_tokens,
+                "tokens_per_s": self.new_tokens / wall if wall > 0 else None,
+                "requests": self.requests, "not_attempted": self.not_attempted}
+
+
+def _record(results: list[Completion], cfg, samples: SampleLog, failures: SampleLog,
+            stats: _RunStats, unit: str) -> None:
+    ok = [c for c in results if c.error is None]
+    bad = [c for c in results if c.error is not None]
+    samples.append(sample_record(c, cfg, unit) for c in ok)
+    failures.append(failure_record(c, cfg) for c in bad)
+    stats.add(ok, len(bad))
+
+
+def _earlier_invocations(out: Path) -> list[dict]:
+    try:
+        return list(json.loads((out / MANIFEST_FILE).read_text()).get("invocations", []))
+    except (OSError, ValueError, AttributeError):
+        return []
+
+
+def manifest(cfg: GenerateConfig, samples: SampleLog, failures: SampleLog,
+             prompts: list[Prompt], stats: _RunStats, earlier: list[dict]) -> dict:
+    """Totals over the whole run directory (every invocation) plus this invocation's speed."""
+    recs = samples.records
+    have = {r["id"] for r in recs}
+    pending_failed = {r["id"] for r in failures.records} - have
+
+    def total(key: str) -> int | None:
+        vals = [r.get(key) for r in recs]
+        return None if any(v is None for v in vals) else int(sum(vals))
+
+    return {"teacher": cfg.teacher, "settings": cfg.model_dump(), "prompts": len(prompts),
+            "samples": len(recs), "missing": len(prompts) - len(have & {p.id for p in prompts}),
+            "failed_pending": len(pending_failed), "failure_records": len(failures.records),
+            "prompt_tokens": total("prompt_tokens"),
+            "completion_tokens": total("completion_tokens"),
+            "finish_reasons": {k: sum(r["finish_reason"] == k for r in recs)
+                               for k in sorted({r["finish_reason"] for r in recs})},
+            "invocations": [*earlier, stats.record()], "updated": _now(),
+            "files": {"samples": SAMPLES_FILE, "failures": FAILURES_FILE}}

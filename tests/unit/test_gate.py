@@ -1,0 +1,134 @@
+"""The quality gate's verdicts, deploy-as never choosing a gate failure, and the planner never
+costing one (issue 7)."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bench.deploy import deploy_as_table, to_markdown
+from bench.gate import INT4, INT8, TOLERANCES, judge
+from bench.measure import DEPLOY_VARIANTS, VARIANTS
+from roi.errors import InputError
+from roi.hardware import load_catalog
+from roi.measurements import prepare
+from roi.planner import plan
+
+from .plan_helpers import synthetic_results
+from .test_planner import SLOW_CPU, _scenario
+
+
+def _logits(seed=0, shape=(4, 16, 32)):
+    return np.random.default_rng(seed).standard_normal(shape).astype(np.float32) * 3.0
+
+
+def test_every_lossy_variant_states_a_tolerance():
+    for v in VARIANTS:
+        if v not in ("torch-eager", "ort-fp32"):
+            assert v in TOLERANCES, v
+    assert TOLERANCES["ort-fused-fp32"].max_logit_err <= 1e-3  # a rewrite, not a quantization
+    assert INT8.max_retention_pp == INT4.max_retention_pp == 0.5
+    assert "ort-int8-static-all" not in DEPLOY_VARIANTS
+
+
+def test_identical_and_slightly_perturbed_logits_pass():
+    ref = _logits()
+    assert judge("ort-fused-fp32", ref, ref.copy(), None, "x")["gate"] == "pass"
+    noisy = ref + np.random.default_rng(1).normal(0, 0.01, ref.shape).astype(np.float32)
+    row = judge("ort-int8", ref, noisy, None, "x")
+    assert row["gate"] == "pass" and row["gate_top1_agreement"] > 0.95
+    assert "retention not judged" in row["gate_reason"]
+
+
+def test_corrupted_logits_fail_with_each_reason_and_figures():
+    ref = _logits()
+    shuffled = _logits(seed=7)  # another model entirely
+    row = judge("ort-int8-static", ref, shuffled, None, "x")
+    assert row["gate"] == "fail"
+    assert "top-1 agreement" in row["gate_reason"] and "max logit error" in row["gate_reason"]
+    assert row["gate_top1_agreement"] < 0.2 and row["gate_max_logit_err"] > 0.5
+    # an fp32 rewrite off by 1% of the logit range fails its exact tolerance, int8 would pass
+    off = ref + 0.01 * np.abs(ref).max()
+    assert judge("ort-fused-fp32", ref, off, None, "x")["gate"] == "fail"
+    assert judge("ort-int8", ref, off, None, "x")["gate"] == "pass"
+    nan = ref.copy()
+    nan[0, 0, 0] = np.nan
+    assert judge("ort-int8", ref, nan, None, "x")["gate"] == "fail"
+
+
+def test_retention_is_judged_on_targets():
+    ref = _logits(shape=(16, 64, 16))  # 1024 positions
+    targets = ref.argmax(-1).copy()
+    targets[:, ::2] = (targets[:, ::2] + 1) % 16  # the reference is right on 512 positions
+    got = ref.copy()
+    row = judge("ort-int8", ref, got, targets, "real")
+    assert row["gate"] == "pass" and row["gate_accuracy_ref"] == 0.5
+    # the variant gets 8 of the reference's 512 right answers wrong: -1.5625 pp of retention
+    for b, t in np.argwhere(ref.argmax(-1) == targets)[:8]:
+        got[b, t, (targets[b, t] + 3) % 16] = ref[b, t].max() + 0.05
+    row = judge("ort-int8", ref, got, targets, "real")
+    assert row["gate_top1_agreement"] == pytest.approx(1 - 8 / 1024)
+    assert row["gate_retention_delta_pp"] == pytest.approx(-100 * 8 / 512)
+    assert row["gate"] == "fail" and "retention change -1.56 pp" in row["gate_reason"]
+
+
+def _rows(fast_gate="fail"):
+    base = dict(role="student", device="cpu", batch_size=1, seq_len=128, threads=2, status="ok")
+    return pd.DataFrame([
+        {**base, "model": "m", "backend": "torch-eager", "dtype": "fp32", "latency_ms_p50": 10.0,
+         "gate": "reference"},
+        {**base, "model": "m", "backend": "ort", "dtype": "fp32", "latency_ms_p50": 6.0,
+         "gate": "reference"},
+        {**base, "model": "m", "backend": "ort-static", "dtype": "int8", "latency_ms_p50": 4.0,
+         "gate": "pass", "variant": "ort-int8-static"},
+        {**base, "model": "m", "backend": "ort-static-all", "dtype": "int8",
+         "latency_ms_p50": 2.0, "gate": fast_gate, "gate_reason": "top-1 agreement 0.3 < 0.95",
+         "variant": "ort-int8-static-all"},
+        {**base, "model": "m", "backend": "ort-wo", "dtype": "int4", "latency_ms_p50": 1.0,
+         "status": "error", "gate": None},
+    ])
+
+
+def test_deploy_as_is_the_fastest_passing_variant_never_a_failure():
+    table = deploy_as_table(_rows())
+    assert len(table) == 1
+    best = table.iloc[0]
+    assert best["deploy_as"] == "ort-int8-static" and best["gate"] == "pass"
+    assert best["speedup_vs_eager_fp32"] == pytest.approx(2.5)
+    assert "ort-int8-static-all (2.00 ms: top-1 agreement" in best["faster_but_failed"]
+    assert "ort-int8-static" in to_markdown(table)
+    # the same row passing would be chosen: the choice follows the gate, not the name
+    assert deploy_as_table(_rows("pass")).iloc[0]["deploy_as"] == "ort-int8-static-all"
+
+
+def test_deploy_as_trusts_ungated_rows_only_when_they_are_references():
+    rows = _rows().drop(columns=["gate"])
+    assert deploy_as_table(rows).iloc[0]["deploy_as"] == "ort-fp32"
+
+
+CPU = "c7i.xlarge"
+
+
+def _results(gate_fast: str) -> pd.DataFrame:
+    """fp32 rows, plus an int8 variant 4x faster whose gate verdict is `gate_fast`."""
+    df = synthetic_results(runtimes=(("ort", "fp32"), ("ort-static", "int8")), hardware=CPU,
+                           **SLOW_CPU)
+    fast = df["backend"] == "ort-static"
+    df.loc[fast, "latency_ms_mean"] /= 4
+    df.loc[fast, "latency_ms_p50"] /= 4
+    df["gate"] = np.where(fast, gate_fast, "reference")
+    return df
+
+
+def test_the_planner_never_costs_a_gate_failure():
+    catalog = load_catalog()
+    assert set(prepare(_results("fail"), catalog)["backend"]) == {"ort"}
+    assert set(prepare(_results("pass"), catalog)["backend"]) == {"ort", "ort-static"}
+    with pytest.raises(InputError, match="every ok row failed the quality gate"):
+        prepare(_results("fail").assign(gate="fail"), catalog, "t.csv")
+
+
+@pytest.mark.parametrize("gate,backend", [("pass", "ort-static"), ("fail", "ort")])
+def test_the_plan_costs_the_student_as_deployed_and_says_so(gate, backend):
+    rec = plan(_results(gate), _scenario(hardware=(CPU,))).recommended
+    assert rec is not None and rec["deploy_backend"] == backend
+    assert "quality gate" in rec["deploy_note"]
