@@ -53,7 +53,7 @@ from roi.errors import InputError
 from roi.hardware import load_catalog
 from roi.io import write_json_atomic, write_text_atomic
 from roi.llm_arch import LLMSpec, load_config
-from roi.llm_serving import CASES, load_assumptions, peak_flop_s, replica
+from roi.llm_serving import CASES, load_assumptions, peak_flop_s, prefill_s, replica
 
 DEFAULT_BATCHES = (1, 8, 32, 64, 128)
 TOLERANCE = 0.25  # the figure: predicted vs measured decode tokens/s within 25%
@@ -442,10 +442,9 @@ def predict(spec: LLMSpec, batch: int, prompt_tokens: int, output_tokens: int,
     bw = hw.figure("memory_bandwidth_gb_s") * 1e9
     w_gpu = spec.weight_bytes(dtype) / tp
     e_pc, e_bw = a.prefill_compute.values()[:, 0], a.decode_bandwidth.values()[:, 0]
-    prefill_s = np.maximum(batch * spec.prefill_flops(prompt_tokens, 1) / (tp * peak * e_pc),
-                           w_gpu / (bw * e_bw))
+    prefill = prefill_s(spec, prompt_tokens, tp, peak, bw, w_gpu, e_pc, e_bw, batch)
     step_ms = r.step_ms[:, 0]
-    return {"reason": "", "tpot_ms": step_ms, "ttft_ms": prefill_s * 1e3,
+    return {"reason": "", "tpot_ms": step_ms, "ttft_ms": prefill * 1e3,
             "output_tokens_s": batch / (step_ms / 1e3), "roi_serving_tpot_ms": r.tpot_ms[:, 0],
             "roi_serving_ttft_ms": r.ttft_ms[:, 0], "max_batch": r.max_batch}
 

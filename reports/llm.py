@@ -182,9 +182,10 @@ def cost_figure(doc: dict) -> bytes | None:
 
 
 def latency_figure(doc: dict) -> bytes | None:
-    if "e2e_ms" not in _frame(doc):
+    frame = _frame(doc)
+    if "e2e_ms" not in frame:
         return None
-    return fig._render(_panels, _frame(doc), doc["teacher"], doc["recommended"]["model"],
+    return fig._render(_panels, frame, doc["teacher"], doc["recommended"]["model"],
                        _latency_panel, "end-to-end ms per request")
 
 

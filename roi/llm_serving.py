@@ -248,6 +248,15 @@ def replica(spec: LLMSpec, hw: Hardware, dtype: str, tp: int, prompt_tokens: int
                     w_gpu, kv_tok, peak, bw * 1e9)
 
 
+def prefill_s(spec: LLMSpec, prompt_tokens: int, tp: int, peak: float, bw: float, w_gpu: float,
+              e_pc, e_bw, batch: int = 1):
+    """Seconds to prefill `batch` prompts at once (the communication term aside): compute-bound
+    at e_pc of the peak, but never faster than one read of the weights at e_bw of the bandwidth;
+    the LM head runs for the last position only."""
+    return np.maximum(batch * spec.prefill_flops(prompt_tokens, 1) / (tp * peak * e_pc),
+                      w_gpu / (bw * e_bw))
+
+
 def _timings(spec: LLMSpec, hw: Hardware, tp: int, p: int, o: int, a: Assumptions,
              b: np.ndarray, max_batch: int, w_gpu: float, kv_tok: float, peak: float,
              bw: float) -> Replica:
@@ -257,8 +266,7 @@ def _timings(spec: LLMSpec, hw: Hardware, tp: int, p: int, o: int, a: Assumption
     comm = _comm_s(spec, hw, tp, a)
     step = np.maximum((w_gpu + b * kv_tok * c_mean) / (bw * e_bw),
                       b * spec.decode_flops_per_token(c_mean) / (tp * peak * e_dc)) + comm(b)
-    prefill = np.maximum(spec.prefill_flops(p, 1) / (tp * peak * e_pc), w_gpu / (bw * e_bw)) \
-        + comm(p)
+    prefill = prefill_s(spec, p, tp, peak, bw, w_gpu, e_pc, e_bw) + comm(p)
     cycle = b * prefill + o * step  # (3, nB): B requests through prefill and O decode steps
     ttft = prefill + step
     tpot = ((b - 1) * prefill + o * step) / o if o > 0 else np.full_like(cycle, np.nan)
