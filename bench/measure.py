@@ -16,7 +16,7 @@ from roi.errors import InputError
 from . import env
 from .results import KEY_COLUMNS
 from .stats import summarize_ns, throughput
-from .timing import TimingSettings, time_calls, time_once_ms
+from .timing import TimingSettings, time_calls, time_idle_calls, time_once_ms
 
 # What a user names with --backends -> (backend column, dtype column). bench/variants.py says
 # how each ORT file is built; bench/gate.py holds each variant's quality tolerance.
@@ -147,6 +147,7 @@ def _measure_torch(cfg: BenchConfig, settings: MeasureSettings) -> Measurement:
     samples = time_calls(call, settings.timing, cfg.device)
     extra: dict[str, np.ndarray] = {}
     row = _timing_columns(cfg, samples)
+    row.update(_after_idle(call, settings, row, cfg.device, extra))
     if tm.is_causal_lm:
         ttft, tpot = _measure_decode(tm, module, cfg, settings)
         if ttft.size:
@@ -366,6 +367,8 @@ def _measure_ort(cfg: BenchConfig, settings: MeasureSettings, info: dict) -> Mea
     cold_ms = time_once_ms(call)
     samples = time_calls(call, settings.timing, "cpu")  # ORT returns host arrays: wall time
     row = _timing_columns(cfg, samples)
+    extra: dict[str, np.ndarray] = {}
+    row.update(_after_idle(call, settings, row, "cpu", extra))
     flops = info["flops_per_sample"].get(str(cfg.seq_len))
     row.update(
         params=info["params"],
@@ -378,7 +381,7 @@ def _measure_ort(cfg: BenchConfig, settings: MeasureSettings, info: dict) -> Mea
         variant_recipe=(info.get("variants", {}).get(cfg.variant) or {}).get("recipe", ""),
     )
     row.update(_ort_gate(cfg, info, sess, test, label))
-    return Measurement(row, samples)
+    return Measurement(row, samples, extra)
 
 
 def ort_path(variant: str, info: dict) -> str:
@@ -434,3 +437,23 @@ def _timing_columns(cfg: BenchConfig, samples: np.ndarray) -> dict:
     row = summarize_ns(samples)
     row.update(throughput(cfg.batch_size, cfg.seq_len, row["latency_ms_mean"]))
     return row
+
+
+def _after_idle(call, settings: MeasureSettings, row: dict, device: str,
+                extra: dict[str, np.ndarray]) -> dict:
+    """Calls timed after idle gaps (bench.timing.time_idle_calls): what a request that finds
+    the server idle pays. roi's sizing serves those requests with the extra time (its
+    two-state service time); back-to-back timing alone misses it."""
+    if settings.timing.idle_calls < 1:
+        return {}
+    ns, gap = time_idle_calls(call, settings.timing, row["latency_ms_p50"], device)
+    if not ns.size:
+        return {}
+    extra["after_idle_ns"] = ns
+    return after_idle_columns(ns, gap)
+
+
+def after_idle_columns(ns: np.ndarray, gap_ms: float) -> dict:
+    ms = np.asarray(ns, float) / 1e6
+    return {"after_idle_ms_p50": float(np.median(ms)), "after_idle_ms_mean": float(ms.mean()),
+            "after_idle_n": int(ms.size), "after_idle_gap_ms": float(gap_ms)}

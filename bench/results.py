@@ -25,6 +25,7 @@ MEASURED_COLUMNS = (
     "n_calls", "throughput_samples_s", "throughput_tokens_s", "ttft_ms", "tpot_ms",
     "peak_rss_mb", "rss_start_mb", "peak_gpu_mb", "params", "n_layers", "flops_per_sample",
     "weight_bytes",
+    "after_idle_ms_p50", "after_idle_ms_mean", "after_idle_n", "after_idle_gap_ms",
     "load_s", "cold_ms", "rounds", "model_family", "export_method", "export_rel_err", "memory_method",
     "row_id",
 )

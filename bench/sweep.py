@@ -30,6 +30,7 @@ from .measure import (
     VARIANTS,
     BenchConfig,
     MeasureSettings,
+    after_idle_columns,
     is_ort,
     measure,
 )
@@ -218,6 +219,9 @@ def merge_rounds(cfg: BenchConfig, prev: dict, prev_samples: dict, row: dict,
     for name in ("ttft", "tpot"):
         if f"{name}_ns" in pooled:
             merged[f"{name}_ms"] = float(np.median(pooled[f"{name}_ns"])) / 1e6
+    if "after_idle_ns" in pooled:
+        gap = row.get("after_idle_gap_ms") or prev.get("after_idle_gap_ms") or float("nan")
+        merged.update(after_idle_columns(pooled["after_idle_ns"], gap))
     merged["peak_rss_mb"] = max(prev.get("peak_rss_mb") or 0.0, row.get("peak_rss_mb") or 0.0)
     merged["rounds"] = int(prev.get("rounds") or 1) + 1
     return merged, pooled

@@ -140,6 +140,22 @@ def print_hardware(catalog) -> None:
     out.print(table)
     for text, number in refs.items():
         out.print(f"[{number}] {text}", highlight=False, markup=False)
+    out.print(_runtimes_table(catalog))
+
+
+def _runtimes_table(catalog) -> Table:
+    """Which results backend/dtype each row is costed for (rows with the same list together)."""
+    table = Table(title="runtimes each row is costed for (results backend/dtype, * = any; \"as "
+                  "X\": the measured proxy of runtime X deployed there; others are never "
+                  "costed there)")
+    table.add_column("hardware")
+    table.add_column("runtimes")
+    groups: dict[str, list[str]] = {}
+    for hw in catalog:
+        groups.setdefault(hw.runtimes_text(), []).append(hw.name)
+    for text, names in groups.items():
+        table.add_row(", ".join(names), text)
+    return table
 
 
 def _usd(value: float) -> str:

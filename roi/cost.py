@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import InputError
+from .loadcheck import two_state_max_qps
 from .sizing import Method, ServiceTime, max_qps_per_replica
 
 HOURS_PER_MONTH = 730  # 8760 h / 12, the convention of cloud price calculators
@@ -83,7 +84,7 @@ GRID_COLUMNS = {
     "usd_per_hour": "price of one replica (one accelerator) per hour",
 }
 GRID_DEFAULTS = {"mean_qps": None, "tokens_per_request": None, "servers": 1,
-                 "batch_window_ms": np.inf, "arrival": "poisson"}
+                 "batch_window_ms": np.inf, "arrival": "poisson", "wake_ms": 0.0}
 
 
 def evaluate(grid: pd.DataFrame, method: Method = "cramer-lundberg",
@@ -92,9 +93,11 @@ def evaluate(grid: pd.DataFrame, method: Method = "cramer-lundberg",
 
     Required columns: GRID_COLUMNS; optional: mean_qps (default design_qps),
     tokens_per_request, servers (1), batch_window_ms (inf), arrival (poisson, offline or
-    single-stream). Adds qps_per_replica, utilization (busy fraction of a server at the
-    design rate), replicas, usd_per_month, usd_per_1m_requests, usd_per_1m_tokens (when
-    tokens are given) and meets_sla."""
+    single-stream), wake_ms (0: what a batch that finds the server idle pays on top of
+    service_ms_mean; > 0 sizes with the two-state service time, roi.loadcheck). Adds
+    qps_per_replica, utilization (busy fraction of a server at the design rate), replicas,
+    usd_per_month, usd_per_1m_requests, usd_per_1m_tokens (when tokens are given) and
+    meets_sla."""
     missing = [c for c in GRID_COLUMNS if c not in grid.columns]
     if missing:
         raise InputError(f"sizing grid lacks column(s) {', '.join(missing)}; needs "
@@ -136,15 +139,31 @@ def _qps_per_replica(g: dict[str, np.ndarray], method: Method) -> np.ndarray:
     throughput = np.where(alone_ok, servers * batch * 1000 / service.mean_ms, 0.0)
     online = arrival == "poisson"
     out = throughput.copy()
-    if online.any():
-        sub = ServiceTime(service.weight[online], service.shift_ms[online],
-                          service.rate_per_ms[online])
-        out[online] = max_qps_per_replica(
-            sub, g["sla_percentile"][online].astype(float),
-            g["sla_latency_ms"][online].astype(float), servers=servers[online],
-            batch_size=batch[online], batch_window_ms=g["batch_window_ms"][online].astype(float),
-            method=method)
+    wake = g["wake_ms"].astype(float)
+    if np.any(np.isnan(wake) | (wake < 0)):
+        raise InputError(f"wake_ms must be >= 0; got {float(np.nanmin(wake))}")
+    for two_state in (False, True):
+        rows = online & ((wake > 0) == two_state)
+        if rows.any():
+            out[rows] = _online_qps(g, service, rows, batch, servers, wake, two_state, method)
     return out
+
+
+def _online_qps(g, service: ServiceTime, rows: np.ndarray, batch, servers, wake,
+                two_state: bool, method: Method) -> np.ndarray:
+    sub = ServiceTime(service.weight[rows], service.shift_ms[rows], service.rate_per_ms[rows])
+
+    def size(svc: ServiceTime) -> np.ndarray:
+        return max_qps_per_replica(
+            svc, g["sla_percentile"][rows].astype(float),
+            g["sla_latency_ms"][rows].astype(float), servers=servers[rows],
+            batch_size=batch[rows], batch_window_ms=g["batch_window_ms"][rows].astype(float),
+            method=method)
+
+    if not two_state:
+        return size(sub)
+    # c servers: each idles a fraction 1 - rho of the time (exact for one, as the planner uses)
+    return two_state_max_qps(sub, wake[rows], batch[rows] * servers[rows], size)
 
 
 def _non_negative(name: str, x: np.ndarray) -> None:

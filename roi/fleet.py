@@ -25,7 +25,7 @@ from .memory import (
 )
 from .projection import MEMORY_EFFICIENCY
 from .scenarios import Scenario
-from .service import BANDS, request_service_ms
+from .service import BANDS, NOT_APPLICABLE, request_service_ms
 from .sizing import Method, ServiceTime
 
 log = logging.getLogger(__name__)
@@ -107,7 +107,8 @@ def _size(g: pd.DataFrame, scenario: Scenario, a: Assumptions) -> None:
             "sla_percentile": sla.percentile, "sla_latency_ms": sla.latency_ms,
             "design_qps": w.design_qps / w.models, "mean_qps": w.mean_qps / w.models,
             "usd_per_hour": g.loc[ok, "usd_per_hour"].to_numpy(float),
-            "tokens_per_request": w.tokens_per_request, "arrival": w.arrival})
+            "tokens_per_request": w.tokens_per_request, "arrival": w.arrival,
+            "wake_ms": g.loc[ok, "wake_ms"].to_numpy(float)})
         out = evaluate(grid, method=a.queueing_method)
         g.loc[ok, f"qps_per_replica_{b}"] = out["qps_per_replica"].to_numpy()
         g.loc[ok, f"replicas_{b}"] = out["replicas"].to_numpy() * w.models
@@ -248,6 +249,8 @@ def service_quantile_ms(service: ServiceTime, percentile: float) -> np.ndarray:
 def _reason(r: pd.Series, scenario: Scenario) -> str:
     sla = scenario.sla
     if not r["projectable"]:
+        if r.get("source") == NOT_APPLICABLE:
+            return str(r["note"])
         return f"latency unknown: {r['note']}"
     if not r["fits_memory"]:
         return r["memory_verdict"]
@@ -263,7 +266,8 @@ def _reason(r: pd.Series, scenario: Scenario) -> str:
 
 BEST_COLUMNS = [
     "scenario", "hardware", "hardware_kind", "model", "role", "backend", "dtype", "batch_size",
-    "params", "source", "service_ms_p10", "service_ms_p50", "service_ms_p90", "service_cv",
+    "deploy_runtime", "params", "source", "service_ms_p10", "service_ms_p50", "service_ms_p90",
+    "service_cv", "wake_ms",
     "qps_per_replica_p50", "qps_per_replica_p90", "qps_per_replica_predicted", "qps_source",
     "qps_note", "replicas_p50", "utilization",
     "usd_per_hour", "usd_per_month_p10", "usd_per_month", "usd_per_month_p90",

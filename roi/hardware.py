@@ -4,6 +4,13 @@ Shipped as data in roi/data/hardware.yaml; users extend or override it with thei
 the same schema (a row whose name exists replaces that row whole). Cloud prices are kept per
 instance as the provider lists them, with the number of accelerators in the instance; the
 planner costs one accelerator (`usd_per_hour`), the unit a replica runs on.
+
+A row's `runtimes` say which results (backend, dtype) pairs it is costed for: as measured (the
+runtime runs there), or as the measured proxy of the runtime actually deployed there
+(`proxy_for`: e.g. torch-eager/bf16 standing in for AWS Neuron on Inferentia2). A pair no entry
+matches is never costed on that row (roi.service). Left out, a row takes the default of its
+kind: every measured pair for CPU instances and devices, NVIDIA_GPU_RUNTIMES for cloud
+accelerators.
 """
 
 from __future__ import annotations
@@ -28,6 +35,10 @@ FIGURES = (
     "instance_usd_per_hour", "unit_usd", "peak_fp32_tflops", "peak_bf16_tflops",
     "peak_int8_tops", "memory_bandwidth_gb_s", "memory_gib", "power_w",
 )
+ANY = "*"
+BACKEND_PATTERN = r"^(\*|[a-z0-9][a-z0-9._-]*)$"
+# the results' dtypes (roi.measurements.DTYPE_BYTES; a test keeps the two equal)
+Dtype = Literal["fp32", "fp16", "bf16", "int8", "int4", "*"]
 
 
 class Figure(BaseModel):
@@ -46,6 +57,63 @@ class Figure(BaseModel):
     note: Optional[str] = Field(None, description="Caveat: range, derivation, alternatives.")
 
     _date = field_validator("source_date", mode="before")(iso_date)
+
+
+class Runtime(BaseModel):
+    """One results (backend, dtype) a hardware row is costed for. Written {backend, dtype,
+    proxy_for?} or as the string "backend/dtype"; `*` matches any backend or dtype."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    backend: str = Field(pattern=BACKEND_PATTERN, description="A results backend (torch-eager, "
+                         "ort, ort-static, ort-fused, ort-wo, or a hand-written table's own), "
+                         "or * for any.")
+    dtype: Dtype = Field(description="A results dtype, or * for any.")
+    proxy_for: Optional[str] = Field(None, min_length=1, description="The runtime deployed on "
+                                     "this hardware when it is not the measured one (e.g. 'AWS "
+                                     "Neuron (bf16)'): the measured backend/dtype is costed as "
+                                     "its proxy, and the plan's note says so.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, data: Any) -> Any:
+        if not isinstance(data, str):
+            return data
+        backend, slash, dtype = data.partition("/")
+        if not slash:
+            raise ValueError("write a runtime as backend/dtype (e.g. torch-eager/bf16) or "
+                             "{backend, dtype, proxy_for}")
+        return {"backend": backend.strip(), "dtype": dtype.strip()}
+
+    @model_validator(mode="after")
+    def _a_proxy_is_one_measurement(self) -> "Runtime":
+        if self.proxy_for is not None and ANY in (self.backend, self.dtype):
+            raise ValueError("proxy_for needs one backend and one dtype, not *: the proxy is "
+                             "one measured configuration")
+        return self
+
+    def matches(self, backend: str, dtype: str) -> bool:
+        return self.backend in (ANY, backend) and self.dtype in (ANY, dtype)
+
+    @property
+    def label(self) -> str:
+        what = "all measured" if self.backend == self.dtype == ANY else (
+            f"{self.backend}/{self.dtype}")
+        return what + (f" as {self.proxy_for}" if self.proxy_for else "")
+
+
+def _runtimes(*entries: Any) -> tuple[Runtime, ...]:
+    return tuple(Runtime.model_validate(e) for e in entries)
+
+
+# CPU instances (and, by default, devices) run whatever was measured, as measured.
+ALL_RUNTIMES = _runtimes("*/*")
+# A cloud accelerator without `runtimes` is taken for an NVIDIA GPU (every shipped one is; the
+# shipped rows spell this list out, a test keeps the two equal). Reasoning: roi/data/hardware.yaml.
+NVIDIA_GPU_RUNTIMES = _runtimes(
+    "torch-eager/fp32", "torch-eager/fp16", "torch-eager/bf16", "ort/fp32", "ort-fused/fp32",
+    {"backend": "ort-static", "dtype": "int8", "proxy_for": "TensorRT (int8, from the QDQ "
+     "model)"})
 
 
 class Hardware(BaseModel):
@@ -78,6 +146,12 @@ class Hardware(BaseModel):
     memory_gib: Optional[Figure] = Field(None, description="Memory of one accelerator (device "
                                          "RAM for devices and CPU instances), GiB.")
     power_w: Optional[Figure] = Field(None, description="Board power (TDP or top power mode), W.")
+    runtimes: Optional[tuple[Runtime, ...]] = Field(
+        None, min_length=1, description="The results backend/dtype pairs this row is costed "
+        "for, as measured or as the proxy of the runtime deployed there (proxy_for); pairs not "
+        "listed are never costed here. Left out: every measured pair for CPU instances and "
+        "devices; torch-eager fp32/fp16/bf16, ort and ort-fused fp32 and ort-static int8 as "
+        "TensorRT for cloud accelerators (NVIDIA GPUs).")
     source: Optional[str] = Field(None, min_length=1, description="Source taken by figures "
                                   "written as bare numbers.")
     source_date: Optional[str] = Field(None, pattern=DATE_PATTERN, description="Date taken by "
@@ -108,6 +182,31 @@ class Hardware(BaseModel):
         if self.kind == "device" and self.instance_usd_per_hour is not None:
             raise ValueError("a device row is priced by unit_usd, not instance_usd_per_hour")
         return self
+
+    @model_validator(mode="after")
+    def _each_runtime_once(self) -> "Hardware":
+        pairs = [(r.backend, r.dtype) for r in self.runtimes or ()]
+        twice = sorted({f"{b}/{d}" for b, d in pairs if pairs.count((b, d)) > 1})
+        if twice:
+            raise ValueError(f"runtimes: {', '.join(twice)} listed more than once")
+        return self
+
+    @property
+    def runs(self) -> tuple[Runtime, ...]:
+        """`runtimes`, or the default of the row's kind where the row leaves them out."""
+        if self.runtimes is not None:
+            return self.runtimes
+        return NVIDIA_GPU_RUNTIMES if self.kind == "cloud" and not self.vcpus else ALL_RUNTIMES
+
+    def runtime_for(self, backend: str, dtype: str) -> Runtime | None:
+        """The entry that costs a results (backend, dtype) here (one without * first), or None
+        where this hardware does not run it."""
+        hits = [r for r in self.runs if r.matches(backend, dtype)]
+        return min(hits, key=lambda r: (r.backend == ANY) + (r.dtype == ANY), default=None)
+
+    def runtimes_text(self) -> str:
+        text = ", ".join(r.label for r in self.runs)
+        return text if self.runtimes is not None else f"{text} (default)"
 
     @property
     def usd_per_hour(self) -> float | None:

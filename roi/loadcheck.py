@@ -157,6 +157,41 @@ def two_state_service(busy: ServiceTime, after_idle: ServiceTime, qps: float) ->
                        np.concatenate([after_idle.rate_per_ms, busy.rate_per_ms]))
 
 
+def wake_mixture(busy: ServiceTime, wake_ms: np.ndarray, rho: np.ndarray) -> ServiceTime:
+    """two_state_service for arrays of rows whose after-idle state is the busy distribution
+    shifted by wake_ms (the planner's form: bench records the median extra time of calls after
+    an idle gap): with probability 1 - rho a draw pays wake_ms more."""
+    wake, rho = np.asarray(wake_ms, float)[..., None], np.clip(rho, 0.0, 1.0)[..., None]
+    w, shift = busy.weight, busy.shift_ms
+    return ServiceTime(np.concatenate([w * (1 - rho), w * rho + 0 * wake], -1),
+                       np.concatenate([shift + wake, shift + 0 * wake], -1),
+                       np.concatenate([busy.rate_per_ms + 0 * wake] * 2, -1))
+
+
+TWO_STATE_ROUNDS = 8
+
+
+def two_state_max_qps(busy: ServiceTime, wake_ms: np.ndarray, batch_size: np.ndarray,
+                      size) -> np.ndarray:
+    """Requests per second under the two-state service time, for arrays of rows: `size(svc)`
+    is the sizing (max_qps_per_replica of a ServiceTime of the rows). The idle fraction depends
+    on the rate and the rate on the mixture: iterate from the back-to-back figure, which can
+    only fall (a lower rate leaves the server idle more often, so more batches pay the wake-up).
+    A batch that starts on an idle server pays it once."""
+    qps = np.asarray(size(busy), float)
+    wake = np.broadcast_to(np.asarray(wake_ms, float), qps.shape)
+    mean = np.broadcast_to(busy.mean_ms, qps.shape)
+    batches = np.broadcast_to(np.asarray(batch_size, float), qps.shape)
+    for _ in range(TWO_STATE_ROUNDS):
+        rho = np.where(qps > 0, idle_utilization(mean, mean + wake, qps / batches), 0.0)
+        new = np.asarray(size(wake_mixture(busy, wake, np.where(rho < 1, rho, 1.0))), float)
+        done = bool(np.all(np.abs(new - qps) <= 1e-4 * np.maximum(qps, 1e-9)))
+        qps = new
+        if done:
+            break
+    return qps
+
+
 def relative_error(predicted: float, measured: float) -> float:
     """(predicted - measured) / measured."""
     return (predicted - measured) / measured if measured else math.nan

@@ -35,7 +35,7 @@ from .payback import Bands, Roi, RoiInputs, monte_carlo, one_time_cost, record_i
 from .projection import calibrate, check_memory_efficiency, leave_one_out_report
 from .recommend import DEFAULT_THRESHOLD, Candidate, candidates, check_threshold, recommend
 from .scenarios import Scenario, load_scenarios
-from .service import forward_times
+from .service import NOT_APPLICABLE, forward_times
 
 log = logging.getLogger(__name__)
 
@@ -323,13 +323,15 @@ def _benefit(chosen: Optional[Candidate], bills: dict, roi: dict) -> tuple[bool,
 # ------------------------------------------------------------------------------ document
 
 COST_COLUMNS = ["scenario", "hardware", "model", "role", "backend", "dtype", "batch_size",
-                "source", "qps_source", "usd_per_hour", "replicas_p50", "usd_per_month_p10",
+                "deploy_runtime", "source", "qps_source", "usd_per_hour", "replicas_p50", "usd_per_month_p10",
                 "usd_per_month", "usd_per_month_p90", "usd_per_1m_requests", "usd_per_1m_tokens",
                 "feasible", "reason"]
-SIZING_COLUMNS = ["scenario", "hardware", "model", "backend", "dtype", "batch_size", "source",
+SIZING_COLUMNS = ["scenario", "hardware", "model", "backend", "dtype", "batch_size",
+                  "deploy_runtime", "source",
                   "service_ms_p10", "service_ms_p50", "service_ms_p90", "service_cv",
-                  "qps_per_replica_p50", "qps_per_replica_p90", "qps_per_replica_predicted",
-                  "qps_source", "qps_note", "replicas_p50", "utilization", "meets_sla",
+                  "wake_ms", "qps_per_replica_p50", "qps_per_replica_p90",
+                  "qps_per_replica_predicted", "qps_source", "qps_note", "replicas_p50",
+                  "utilization", "meets_sla",
                   "weights_mib", "activations_mib", "kv_cache_mib", "runtime_mib", "total_mib",
                   "memory_limit_mib", "fits_memory", "memory_verdict", "note"]
 
@@ -420,13 +422,18 @@ def _qps_sources(best_hw: pd.DataFrame) -> dict:
         return {"measured": [], "predicted": int(len(best_hw)), "not_used": []}
     measured = best_hw["qps_source"] != "predicted"
     noted = ~measured & (best_hw["qps_note"].astype(str) != "")
+    wake = best_hw["wake_ms"] if "wake_ms" in best_hw.columns else pd.Series(0.0, best_hw.index)
+    two_state = ~measured & (wake.fillna(0) > 0)
     return {"measured": _records(best_hw[measured], cols),
             "predicted": int((~measured).sum()),
+            "predicted_two_state": _records(best_hw[two_state], cols + ["wake_ms"]),
             "not_used": _records(best_hw[noted], cols),
             "rule": "a LoadGen peak (roi loadtest --find-peak) of the same configuration on "
                     "the same machine, at the scenario's percentile and a bound no looser than "
                     "its latency, for requests of one forward pass of the measured length, "
-                    "replaces the predicted QPS per replica; elsewhere the M/G/1 sizing's"}
+                    "replaces the predicted QPS per replica; elsewhere the M/G/1 sizing's, "
+                    "two-state where bench timed calls after idle gaps (a batch that finds "
+                    "the server idle pays wake_ms more; back to back otherwise)"}
 
 
 def _sources(df: pd.DataFrame, fwd: pd.DataFrame, scenarios, ranked,
@@ -440,11 +447,14 @@ def _sources(df: pd.DataFrame, fwd: pd.DataFrame, scenarios, ranked,
     per_hw = []
     for hw, g in fwd[fwd["hardware"].isin(wanted)].groupby("hardware", sort=True):
         measured = g[g["source"] == "measured"]
+        skipped = int((g["source"] == NOT_APPLICABLE).sum())
+        g = g[g["source"] != NOT_APPLICABLE]
         per_hw.append({"hardware": hw,
                        "source": "measured" if len(measured) == len(g) else
                        "projected" if measured.empty else "measured and projected",
                        "measured_rows": int(len(measured)), "projected_rows": int(len(g) -
                                                                                   len(measured)),
+                       "not_applicable_rows": skipped,
                        "measured_on": sorted(set(measured["measured_on"].dropna())),
                        "projected_from": sorted({n.split(";")[0] for n in
                                                  g.loc[g["source"] == "projected", "note"]})})

@@ -90,6 +90,7 @@ def _judge(spec, params, teacher_params, threshold, measured, rows) -> Candidate
 def _scenario_entry(r: pd.Series) -> dict:
     return {"scenario": r["scenario"], "hardware": r["hardware"], "backend": r["backend"],
             "dtype": r["dtype"], "batch_size": int(r["batch_size"]),
+            "deploy_runtime": r.get("deploy_runtime"),
             "usd_per_month": float(r["usd_per_month"]) if pd.notna(r["usd_per_month"])
             else math.inf,
             "usd_per_month_p10": _finite_or_none(r.get("usd_per_month_p10")),

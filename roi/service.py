@@ -20,7 +20,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from .hardware import Hardware
+from .hardware import Hardware, Runtime
 from .projection import (
     MEMORY_EFFICIENCY,
     Fit,
@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 
 CONFIG_COLUMNS = ["model", "role", "backend", "dtype", "batch_size", "seq_len"]
 BANDS = ("p10", "p50", "p90")
+NOT_APPLICABLE = "not applicable"  # source of a row whose hardware does not run its runtime
 
 
 def model_configs(results: pd.DataFrame) -> pd.DataFrame:
@@ -56,8 +57,14 @@ def forward_times(results: pd.DataFrame, fits: list[Fit], hardware: list[Hardwar
     """Forward and decode-step times (P10/P50/P90 of the mean, ms) per hardware × config.
 
     Columns: hardware, CONFIG_COLUMNS, size figures, fwd_ms_{p10,p50,p90}, step_ms_{...},
-    overhead_ms, service_cv, source (measured / projected), note, and the measured memory
-    figures of the row the latency shape comes from."""
+    overhead_ms, service_cv, source (measured / projected / not applicable), note,
+    deploy_runtime, and the measured memory figures of the row the latency shape comes from.
+
+    A configuration the hardware's catalog `runtimes` do not cover (ORT's dynamic int8 on a GPU
+    or on Inferentia2) is not costed there: its times are NaN ("latency unknown" downstream) and
+    its note says why. One they cover through a proxy (torch-eager/bf16 for AWS Neuron) is
+    projected from the proxy and named after the deployed runtime. Measured rows, and rows the
+    hardware's own calibration predicts, are kept whatever the catalog says: it ran there."""
     configs = model_configs(results).to_dict("records")
     kinds = machine_kinds(results)
     # the row a projection keeps its CV and memory from: the same configuration on the machine
@@ -81,10 +88,19 @@ def _one(hw, c, measured, shapes, fits, kinds, memory_efficiency) -> dict:
     row = measured.get((hw.name, *_key(c)))
     machines = {r["machine"] for k, r in measured.items() if k[0] == hw.name}
     own = {(f.backend, f.dtype): f for f in fits if f.machine in machines}
+    pair = f"{c['backend']}/{c['dtype']}"
     if row is not None:
-        return _measured(hw, c, row, own.get((c["backend"], c["dtype"])))
+        return {**_measured(hw, c, row, own.get((c["backend"], c["dtype"]))),
+                "deploy_runtime": pair}
+    mine = (c["backend"], c["dtype"]) in own  # it ran here: its own calibration predicts it
+    runtime = None if mine else hw.runtime_for(c["backend"], c["dtype"])
+    if runtime is None and not mine:
+        why = (f"not applicable: {hw.name} does not run {pair} (its catalog runtimes: "
+               f"{hw.runtimes_text()}; a row's runtimes can be set with --hardware FILE)")
+        return {**_projected(hw, c, why, shapes[_key(c)]), "source": NOT_APPLICABLE,
+                "deploy_runtime": None}
     rates = _rates(hw, c, own, fits, kinds, memory_efficiency)
-    return _projected(hw, c, rates, shapes[_key(c)])
+    return _projected(hw, c, rates, shapes[_key(c)], runtime)
 
 
 def _rates(hw, c, own, fits, kinds, memory_efficiency) -> TargetRates | str:
@@ -129,22 +145,41 @@ def _measured(hw: Hardware, c: dict, row: dict, fit: Fit | None) -> dict:
     return {**_base(hw, c), **{f"fwd_ms_{b}": mean for b in BANDS},
             **{f"step_ms_{b}": step for b in BANDS},
             "overhead_ms": min(overhead, mean), "service_cv": float(row["latency_ms_cv"]),
-            "source": "measured", "measured_on": row["machine"],
+            "wake_ms": wake_ms(row), "source": "measured", "measured_on": row["machine"],
             "note": f"measured on {row['machine']}; {step_note}", **_memory(row)}
 
 
-def _projected(hw: Hardware, c: dict, rates: TargetRates | str, shape: dict) -> dict:
+def wake_ms(row: dict) -> float:
+    """What a call that finds the server idle pays over one back to back: the median of the
+    calls bench timed after idle gaps minus the median of its back-to-back calls (>= 0), where
+    bench measured both; 0 otherwise. A measured machine's wake-up (sleeping worker threads,
+    caches refilled) says nothing about another machine's, so projections carry none."""
+    idle, busy = row.get("after_idle_ms_p50"), row.get("latency_ms_p50")
+    try:
+        extra = float(idle) - float(busy)
+    except (TypeError, ValueError):
+        return 0.0
+    return max(extra, 0.0) if math.isfinite(extra) else 0.0
+
+
+def _projected(hw: Hardware, c: dict, rates: TargetRates | str, shape: dict,
+               runtime: Runtime | None = None) -> dict:
+    """runtime: the catalog entry that costs this configuration here (None: as measured)."""
+    proxy = runtime.proxy_for if runtime is not None else None
     out = {**_base(hw, c), "service_cv": float(shape["latency_ms_cv"]), "source": "projected",
-           "measured_on": None, **_memory(shape)}
+           "measured_on": None, **_memory(shape),
+           "deploy_runtime": proxy or f"{c['backend']}/{c['dtype']}"}
+    as_proxy = f" as a proxy for {proxy}" if proxy else ""
     if isinstance(rates, str):
         nan = {f"{k}_ms_{b}": np.nan for k in ("fwd", "step") for b in BANDS}
-        return {**out, **nan, "overhead_ms": np.nan, "note": rates}
+        return {**out, **nan, "overhead_ms": np.nan,
+                "note": rates + (f" ({as_proxy.strip()})" if proxy else "")}
     layers = _layers(c)
     fwd = float(rates.predict_ms(c["flops_per_sample"] * c["batch_size"], c["weight_bytes"],
                                  c["params"], layers))
     step = float(rates.predict_ms(_step_flops(c), c["weight_bytes"], c["params"], layers))
     lo, hi = rates.band
-    note = f"projected from {rates.fit.machine} {rates.fit.backend}/{rates.fit.dtype}"
+    note = f"projected from {rates.fit.machine} {rates.fit.backend}/{rates.fit.dtype}{as_proxy}"
     return {**out, "fwd_ms_p10": fwd * lo, "fwd_ms_p50": fwd, "fwd_ms_p90": fwd * hi,
             "step_ms_p10": step * lo, "step_ms_p50": step, "step_ms_p90": step * hi,
             "overhead_ms": min(float(rates.overhead_at(layers)), fwd * lo),
@@ -160,6 +195,8 @@ def request_service_ms(fwd: pd.DataFrame, tokens_in: int, tokens_out: int) -> pd
     """Service time of one batch of requests (prefill tokens_in + tokens_out decode steps) as
     service_ms_{p10,p50,p90} columns beside `fwd`'s."""
     out = fwd.copy()
+    out["wake_ms"] = (out["wake_ms"].astype(float).fillna(0.0) if "wake_ms" in out.columns
+                      else 0.0)  # once per batch, not per token
     scale = tokens_in / out["seq_len"].astype(float)
     for b in BANDS:
         over = np.minimum(out["overhead_ms"], out[f"fwd_ms_{b}"])

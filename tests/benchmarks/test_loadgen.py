@@ -34,6 +34,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from bench.env import default_threads
@@ -46,8 +47,10 @@ from bench.loadgen import (
     run_one,
 )
 from bench.results import ResultsStore, load_samples
-from bench.timing import TimingSettings, time_after_idle, time_calls
+from bench.timing import TimingSettings, time_after_idle, time_calls, time_idle_calls
+from roi.cost import evaluate
 from roi.loadcheck import predicted_peak_qps, predicted_quantile_ms, relative_error
+from roi.service import wake_ms
 from roi.sizing import ServiceTime, max_qps_per_replica
 
 from .figures import record
@@ -195,6 +198,7 @@ def test_predicted_peak_vs_found_peak(out, model):
                                    min_queries=s.queries,
                                    after_idle=ServiceTime.from_samples(idle))
     nominal = float(max_qps_per_replica(service, 99, BOUND_MS))
+    planner = _planner_peak(backend, samples, before)
 
     def step(r):  # each search step starts at a quiet moment
         wait_quiet()
@@ -204,6 +208,7 @@ def test_predicted_peak_vs_found_peak(out, model):
     after = _baseline_ms(backend, samples)
     found = search.peak_qps
     error = relative_error(predicted.qps, found) if found else math.inf
+    planner_error = relative_error(planner["qps"], found) if found else math.inf
     record("loadgen_peak_vs_predicted", model=model, backend=VARIANT, threads=THREADS,
            bound_ms=BOUND_MS,
            run_ms=PEAK_RUN_MS, service_ms_mean=float(before.mean()),
@@ -211,9 +216,33 @@ def test_predicted_peak_vs_found_peak(out, model):
            after_idle_ms_mean=float(idle.mean()), back_to_back_predicted_peak_qps=flat.qps,
            predicted_percentile=predicted.percentile, nominal_p99_peak_qps=nominal,
            found_peak_qps=found, first_invalid_qps=search.bracket[1], error=error,
+           planner_peak_qps=planner["qps"], planner_wake_ms=planner["wake_ms"],
+           planner_back_to_back_qps=planner["back_to_back_qps"], planner_error=planner_error,
            runs=[{"qps": r.row["loadgen_target_qps"], "result": r.row["loadgen_result"],
                   "p99_ms": r.row["latency_ms_p99"], "reasons": r.row["loadgen_invalid_reasons"],
                   "in_situ_service_ms_mean": r.row.get("loadgen_service_ms_mean")}
                  for r in search.runs])
     assert found is not None and abs(error) <= PEAK_GOAL, (
         f"{model}: predicted peak {predicted.qps:.1f} vs found {found} QPS")
+    assert abs(planner_error) <= PEAK_GOAL, (
+        f"{model}: the planner's QPS per replica {planner['qps']:.1f} vs found {found} QPS")
+
+
+def _planner_peak(backend: Backend, samples: np.ndarray, before_ms: np.ndarray) -> dict:
+    """The planner's own QPS per replica for this row (`roi plan`, no LoadGen peak in the
+    table): bench's row (mean and CV of back-to-back calls, bench's after-idle calls) through
+    roi.service.wake_ms and roi.cost.evaluate as roi/fleet.py feeds them. It sizes at the
+    nominal p99, not at the stricter percentile LoadGen's early stopping certifies."""
+    one = samples[:1]
+    idle_ns, gap = time_idle_calls(lambda: backend.run(one), TimingSettings(),
+                                   float(np.median(before_ms)))
+    row = {"latency_ms_p50": float(np.median(before_ms)),
+           "after_idle_ms_p50": float(np.median(idle_ns)) / 1e6}
+    grid = pd.DataFrame({"service_ms_mean": [before_ms.mean()] * 2,
+                         "service_ms_cv": before_ms.std(ddof=1) / before_ms.mean(),
+                         "batch_size": 1, "sla_percentile": 99.0, "sla_latency_ms": BOUND_MS,
+                         "design_qps": 100.0, "usd_per_hour": 1.0,
+                         "wake_ms": [wake_ms(row), 0.0]})
+    qps = evaluate(grid)["qps_per_replica"].to_numpy()
+    return {"qps": float(qps[0]), "back_to_back_qps": float(qps[1]), "wake_ms": wake_ms(row),
+            "after_idle_gap_ms": gap, "after_idle_n": int(idle_ns.size)}

@@ -48,9 +48,13 @@ def test_teacher_and_students_are_interleaved(sweep):
 def test_raw_samples_and_speedups_are_written(sweep):
     out, df = sweep
     for _, row in df.iterrows():
-        raw = load_samples(out, row["row_id"])["latency_ns"]
+        samples = load_samples(out, row["row_id"])
+        raw = samples["latency_ns"]
         assert len(raw) == row["n_calls"]
         assert np.percentile(raw / 1e6, 50) == pytest.approx(row["latency_ms_p50"])
+        idle = samples["after_idle_ns"]  # calls after idle gaps, for the two-state sizing
+        assert len(idle) == row["after_idle_n"] >= 3 and row["after_idle_gap_ms"] >= 5
+        assert np.median(idle / 1e6) == pytest.approx(row["after_idle_ms_p50"])
     sp = read_results(out / "speedups.csv")
     assert len(sp) == 3 and (sp["speedup_ci95_low"] <= sp["speedup_p50"]).all()
     assert ((out / "results.jsonl").read_text().count("\n")) == 6
@@ -132,6 +136,8 @@ def test_rounds_pool_samples_and_resume_adds_missing_rounds(tmp_path):
         raw = load_samples(tmp_path / "r", two.loc[model, "row_id"])["latency_ns"]
         assert len(raw) == two.loc[model, "n_calls"] > one.loc[model, "n_calls"]
         assert two.loc[model, "latency_ms_p50"] == pytest.approx(np.percentile(raw / 1e6, 50))
+        idle = load_samples(tmp_path / "r", two.loc[model, "row_id"])["after_idle_ns"]
+        assert len(idle) == two.loc[model, "after_idle_n"] > one.loc[model, "after_idle_n"]
         assert two.loc[model, "load_s"] == one.loc[model, "load_s"]  # first round's cold figures
     again = bench.run(rounds=2, resume=True, **args)
     assert list(again["n_calls"]) == list(two.reset_index()["n_calls"])  # nothing left to do

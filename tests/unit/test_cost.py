@@ -140,3 +140,25 @@ def test_ten_thousand_evaluations_are_fast():
     assert elapsed < 3.0, elapsed
     assert len(out) == 10_000 and out.meets_sla.mean() > 0.5
     assert np.all(out.utilization[out.meets_sla] <= 1)
+
+
+def test_a_wake_up_after_idle_lowers_the_rate_a_replica_takes():
+    from roi.loadcheck import predicted_peak_qps
+    from roi.sizing import ServiceTime
+
+    base = dict(service_ms_mean=[20.0, 20.0, 20.0, 6.0], service_ms_cv=0.1,
+                batch_size=1, sla_percentile=99, sla_latency_ms=100.0, design_qps=100.0,
+                usd_per_hour=1.0)
+    out = evaluate(pd.DataFrame({**base, "wake_ms": [0.0, 2.0, 8.0, 1.0]}))
+    q = out["qps_per_replica"].to_numpy()
+    assert q[0] > q[1] > q[2] > 0  # a longer wake-up never leaves more capacity
+    # the vectorized fixed point is the scalar two-state model of roi.loadcheck
+    for i, (mean, wake) in enumerate([(20.0, 2.0), (20.0, 8.0), (6.0, 1.0)], start=1):
+        idle = ServiceTime(np.array([1.0]), np.array([mean * 0.9 + wake]),
+                           np.array([1 / (mean * 0.1)]))  # from_mean_cv(mean, 0.1) + wake
+        one = predicted_peak_qps(ServiceTime.from_mean_cv(mean, 0.1), 99, 100.0,
+                                 min_duration_s=1, min_queries=1, early_stopping=False,
+                                 after_idle=idle)
+        assert q[i] == pytest.approx(one.qps, rel=2e-3)
+    with pytest.raises(InputError, match="wake_ms must be >= 0"):
+        evaluate(pd.DataFrame({**base, "wake_ms": -1.0}))

@@ -112,6 +112,21 @@ PRICE = "instance_usd_per_hour: {value: 1, source: s, source_date: 2026-01}"
     ("", ["non-empty list of rows", "got nothing"]),
     ("gpus: []\n", ["unknown top-level key(s) gpus"]),
     ("hardware:\n  - just a string\n", ["hardware[0]", "valid dictionary"]),
+    (ROW.format(fields=PRICE + ", runtimes: [torch-eager]"),
+     ["runtimes.0: write a runtime as backend/dtype", "got 'torch-eager'"]),
+    (ROW.format(fields=PRICE + ", runtimes: [{backend: ort, dtype: fp8}]"),
+     ["runtimes.0.dtype: must be 'fp32', 'fp16', 'bf16', 'int8', 'int4' or '*'", "got 'fp8'"]),
+    (ROW.format(fields=PRICE + ", runtimes: [ORT/fp32]"),
+     ["runtimes.0.backend", "got 'ORT'"]),
+    (ROW.format(fields=PRICE + ", runtimes: [{backend: ort, dtype: int8, via: trt}]"),
+     ["runtimes.0.via: unknown field", "allowed fields: backend, dtype, proxy_for"]),
+    (ROW.format(fields=PRICE + ", runtimes: [{backend: '*', dtype: int8, proxy_for: X}]"),
+     ["runtimes.0: proxy_for needs one backend and one dtype"]),
+    (ROW.format(fields=PRICE + ", runtimes: [{backend: ort, dtype: int8, proxy_for: ''}]"),
+     ["runtimes.0.proxy_for", "at least 1 character"]),
+    (ROW.format(fields=PRICE + ", runtimes: [ort/fp32, torch-eager/bf16, ort/fp32]"),
+     ["runtimes: ort/fp32 listed more than once"]),
+    (ROW.format(fields=PRICE + ", runtimes: []"), ["runtimes: ", "at least 1 item"]),
 ])
 def test_bad_hardware_file_is_one_input_error_naming_file_field_and_value(tmp_path, text,
                                                                             needles):
@@ -146,6 +161,10 @@ def test_cli_hardware_prints_the_catalog_with_a_user_file(tmp_path, capsys):
         assert name in out
     assert "$5/h (p5.48xlarge $40/h ÷ 8)" in out
     assert "my negotiated price sheet (2026-10-01)" in out
+    # the runtimes each row is costed for, below the figures
+    assert "runtimes each row is costed for" in out
+    assert "AWS Neuron" in out and "Core ML" in out and "TensorRT" in out
+    assert "all measured (default)" in out  # my-box and iot-1gb leave them out
 
 
 def test_cli_bad_hardware_file_is_one_line_exit_2(tmp_path):

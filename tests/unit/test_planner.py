@@ -62,6 +62,23 @@ def test_the_real_table_projection_and_sources(fixture_plan):
     assert doc["sources"]["machines"][0]["hardware"] is None  # the bench CPU is no catalog row
 
 
+def test_each_hardware_is_costed_for_a_runtime_it_runs(fixture_plan):
+    # the bench table measured torch-eager fp32, ort fp32 and ort int8 (dynamic) on a CPU
+    doc = fixture_plan.to_dict()
+    accelerators = {"h100", "h200", "a100-40gb", "a100-80gb", "a10g", "l4", "l40s", "inf2"}
+    for row in doc["sizing"]:
+        if row["hardware"] in accelerators:
+            assert (row["backend"], row["dtype"]) != ("ort", "int8"), row
+    inf2 = [r for r in doc["sizing"] if r["hardware"] == "inf2"]
+    assert inf2 and all(r["backend"] == "torch-eager" and r["dtype"] == "fp32" for r in inf2)
+    assert all(" as a proxy for AWS Neuron (fp32 model, --auto-cast=matmult" in r["note"]
+               for r in inf2)
+    int8 = fixture_plan.grid[fixture_plan.grid["hardware"].isin(accelerators)
+                             & (fixture_plan.grid["dtype"] == "int8")]
+    assert len(int8) and (int8["source"] == "not applicable").all()
+    assert not int8["feasible"].any() and int8["service_ms_p50"].isna().all()
+
+
 def test_yaml_and_json_round_trip(fixture_plan, tmp_path):
     y, j = write_plan(fixture_plan, tmp_path / "out")
     from_yaml = yaml.safe_load(y.read_text())

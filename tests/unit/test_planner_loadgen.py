@@ -89,3 +89,19 @@ def test_a_peak_from_another_machine_or_request_shape_is_not_used():
         update={"tokens_out_per_request": 8})})
     row = _row(plan(df, decode))
     assert row["qps_source"] == "predicted" and "128 tokens in + 8 out" in row["qps_note"]
+
+
+def test_calls_timed_after_idle_size_with_the_two_state_service_time():
+    df = _results()
+    p0 = _row(plan(df, _scenario(qps=200.0)))
+    slow = df.assign(after_idle_ms_p50=df["latency_ms_p50"] + 2.0)
+    p = plan(slow, _scenario(qps=200.0))
+    row = _row(p)
+    assert row["wake_ms"] == pytest.approx(2.0)
+    assert 0 < row["qps_per_replica_p50"] < p0["qps_per_replica_p50"]
+    two = p.to_dict()["sources"]["qps_per_replica"]["predicted_two_state"]
+    assert {r["model"] for r in two} >= {"m:s10"}
+    # calls after idle that came out faster than back to back (noise) charge nothing
+    fast = df.assign(after_idle_ms_p50=df["latency_ms_p50"] - 1.0)
+    assert _row(plan(fast, _scenario(qps=200.0)))["qps_per_replica_p50"] == pytest.approx(
+        p0["qps_per_replica_p50"])
