@@ -100,7 +100,14 @@ def _one(hw, c, measured, shapes, fits, kinds, memory_efficiency) -> dict:
         return {**_projected(hw, c, why, shapes[_key(c)]), "source": NOT_APPLICABLE,
                 "deploy_runtime": None}
     rates = _rates(hw, c, own, fits, kinds, memory_efficiency)
-    return _projected(hw, c, rates, shapes[_key(c)], runtime)
+    out = _projected(hw, c, rates, shapes[_key(c)], runtime)
+    shape = shapes[_key(c)]
+    if hw.vcpus and kinds.get(shape["machine"]) == "cpu" and runtime is not None \
+            and runtime.proxy_for is None and np.isfinite(out["fwd_ms_p50"]):
+        # CPU to CPU instance, same runtime: the wake-up after idle scales with the forward
+        share = wake_ms(shape) / float(shape["latency_ms_p50"])
+        out["wake_ms"] = share * out["fwd_ms_p50"]
+    return out
 
 
 def _rates(hw, c, own, fits, kinds, memory_efficiency) -> TargetRates | str:
@@ -152,8 +159,10 @@ def _measured(hw: Hardware, c: dict, row: dict, fit: Fit | None) -> dict:
 def wake_ms(row: dict) -> float:
     """What a call that finds the server idle pays over one back to back: the median of the
     calls bench timed after idle gaps minus the median of its back-to-back calls (>= 0), where
-    bench measured both; 0 otherwise. A measured machine's wake-up (sleeping worker threads,
-    caches refilled) says nothing about another machine's, so projections carry none."""
+    bench measured both; 0 otherwise. Projections to a cloud CPU instance of the same runtime
+    carry it as the same share of the forward time (sleeping worker threads and caches refilled
+    work alike there); projections to accelerators carry none (another runtime, another
+    wake-up, and nothing measured of it)."""
     idle, busy = row.get("after_idle_ms_p50"), row.get("latency_ms_p50")
     try:
         extra = float(idle) - float(busy)

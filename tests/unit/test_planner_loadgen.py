@@ -2,6 +2,7 @@
 where the peak measured the same configuration on the same machine under the scenario's
 conditions, and says which figure it used."""
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -105,3 +106,15 @@ def test_calls_timed_after_idle_size_with_the_two_state_service_time():
     fast = df.assign(after_idle_ms_p50=df["latency_ms_p50"] - 1.0)
     assert _row(plan(fast, _scenario(qps=200.0)))["qps_per_replica_p50"] == pytest.approx(
         p0["qps_per_replica_p50"])
+
+
+def test_a_cpu_instance_projection_carries_the_wake_up_share_and_a_gpu_none():
+    df = _results(hardware=None)  # measured on a machine that is no catalog row
+    slow = df.assign(after_idle_ms_p50=df["latency_ms_p50"] * 1.2)
+    g = plan(slow, _scenario(qps=200.0, hardware=("c7i.xlarge", "l4"))).grid
+    cpu = g[(g["hardware"] == "c7i.xlarge") & (g["source"] == "projected")]
+    assert len(cpu) and np.allclose(cpu["wake_ms"], 0.2 * cpu["fwd_ms_p50"])
+    assert (g.loc[g["hardware"] == "l4", "wake_ms"] == 0).all()
+    plain = plan(df, _scenario(qps=200.0, hardware=("c7i.xlarge",))).grid
+    assert (cpu["qps_per_replica_p50"].to_numpy()
+            < plain.set_index(cpu.index)["qps_per_replica_p50"].to_numpy()).all()
