@@ -108,7 +108,9 @@ def _size(g: pd.DataFrame, scenario: Scenario, a: Assumptions) -> None:
             "design_qps": w.design_qps / w.models, "mean_qps": w.mean_qps / w.models,
             "usd_per_hour": g.loc[ok, "usd_per_hour"].to_numpy(float),
             "tokens_per_request": w.tokens_per_request, "arrival": w.arrival,
-            "wake_ms": g.loc[ok, "wake_ms"].to_numpy(float)})
+            "wake_ms": g.loc[ok, "wake_ms"].to_numpy(float),
+            "batch_window_ms": (g.loc[ok, "service_ms_p50"].to_numpy(float)
+                                if w.batch_window_ms is None else w.batch_window_ms)})
         out = evaluate(grid, method=a.queueing_method)
         g.loc[ok, f"qps_per_replica_{b}"] = out["qps_per_replica"].to_numpy()
         g.loc[ok, f"replicas_{b}"] = out["replicas"].to_numpy() * w.models

@@ -41,6 +41,11 @@ class Workload(_Strict):
                              "offline: a backlog sized by throughput (MLPerf Offline); "
                              "single-stream: one request at a time on a device.")
     models: int = Field(1, ge=1, description="Distinct models served; traffic splits evenly.")
+    batch_window_ms: Optional[float] = Field(
+        None, ge=0, description="Dynamic batching: how long a server holds a batch open for "
+        "more requests after taking its first (.inf: until it is full). Default: one batch's "
+        "median service time, past which a longer window buys no throughput at the highest "
+        "rate and costs latency at low ones.")
 
     @model_validator(mode="after")
     def _rate_given_once(self) -> "Workload":

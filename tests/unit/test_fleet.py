@@ -147,3 +147,24 @@ def test_service_time_from_raw_samples_or_mean_and_cv():
     raw = service_time(row, raw_ms=np.array([1.0, 2.0, 3.0]))  # rescaled to the request
     assert float(raw.mean_ms) == pytest.approx(10.0)
     np.testing.assert_allclose(np.sort(raw.shift_ms), [5.0, 10.0, 15.0])
+
+
+@pytest.mark.parametrize("window", [None, 0.5, float("inf")])
+def test_batching_rows_are_sized_with_the_scenario_window(window, monkeypatch):
+    import roi.fleet
+
+    seen = []
+    monkeypatch.setattr(roi.fleet, "evaluate", lambda grid, **kw: seen.append(grid) or
+                        evaluate(grid, **kw))
+    fwd, _ = _fwd(synthetic_results(), ["l4"])
+    workload = {} if window is None else {"batch_window_ms": window}
+    g = scenario_grid(_scenario(workload=workload), fwd, CATALOG)
+    grid = seen[1]  # the P50 band's
+    # default: one batch's median service time, past which a longer window buys nothing
+    want = g["service_ms_p50"].to_numpy() if window is None else np.full(len(g), window)
+    np.testing.assert_allclose(grid["batch_window_ms"].to_numpy(), want)
+
+
+def test_a_negative_batch_window_is_refused():
+    with pytest.raises(Exception, match="batch_window_ms"):
+        _scenario(workload={"batch_window_ms": -1})
