@@ -131,3 +131,27 @@ def matmul_peak_gflops(dtype: str, n: int = 1024, threads: int = 2, rounds: int 
     sess.run(None, feeds)
     best_s = min(_median_ms(sess, feeds, calls) for _ in range(rounds)) / 1e3
     return 2.0 * n**3 / best_s / 1e9
+
+
+def torch_matmul_peak_gflops(dtype: str = "bf16", n: int = 1024, threads: int = 2,
+                             rounds: int = 5, calls: int = 10) -> float:
+    """Best sustained GFLOP/s of one n×n×n torch.matmul on this CPU in `dtype` (bf16 runs on
+    AMX or AVX512_BF16 through oneDNN where the CPU has them): the peak a torch-eager-bf16 row
+    is measured against."""
+    import torch
+
+    dt = {"fp32": torch.float32, "bf16": torch.bfloat16}[dtype]
+    torch.set_num_threads(threads)
+    g = torch.Generator().manual_seed(0)
+    a, b = (torch.randn(n, n, generator=g).to(dt) for _ in range(2))
+    with torch.inference_mode():
+        torch.matmul(a, b)
+        best_s = float("inf")
+        for _ in range(rounds):
+            times = []
+            for _ in range(calls):
+                t0 = time.perf_counter_ns()
+                torch.matmul(a, b)
+                times.append(time.perf_counter_ns() - t0)
+            best_s = min(best_s, float(np.median(times)) / 1e9)
+    return 2.0 * n**3 / best_s / 1e9
