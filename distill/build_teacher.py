@@ -26,6 +26,7 @@ from distill.trainer import METRICS_FILE, train
 ASSET_DIR = Path(__file__).resolve().parent.parent / "bench" / "assets" / "teacher"
 DEFAULTS = dict(teacher=None, mode="ce", student="builtin:teacher", init="random",
                 batch_size=16, block_size=256, lr=1e-3, min_lr=1e-4, warmup_steps=200,
+                schedule="cosine",  # the shipped teacher was built with it (BENCHMARKS.md)
                 eval_every=200, ckpt_every=100, eval_windows=64, threads=None, seed=0)
 
 

@@ -22,9 +22,11 @@ class TrainConfig(BaseModel):
                                    "for plain cross-entropy training (how the teacher is built).")
     student: str = Field("builtin:student-10x", description="Student architecture: a builtin "
                          "preset or builtin:k=v overrides.")
-    init: Literal["teacher-layers", "random"] = Field(
-        "teacher-layers", description="Copy every k-th teacher layer (DistilBERT-style) where "
-        "shapes allow, else random.")
+    init: Literal["teacher-layers", "teacher-pruned", "random"] = Field(
+        "teacher-layers", description="teacher-layers: copy every k-th teacher layer "
+        "(DistilBERT-style) where shapes allow; teacher-pruned: cut the student out of the "
+        "teacher, keeping its most active channels, heads and neurons (Minitron-style; "
+        "distill.prune); random otherwise.")
     mode: Literal["kd", "ce"] = Field("kd", description="kd: distill from the teacher; ce: "
                                       "labels only (the no-KD baseline, or teacher training).")
     kd_loss: Literal["forward_kl", "reverse_kl", "jsd"] = "forward_kl"
@@ -42,8 +44,16 @@ class TrainConfig(BaseModel):
     grad_accum: int = Field(1, gt=0, description="Micro-batches per optimizer step.")
     block_size: int = Field(256, gt=1, description="Tokens per training sequence.")
     lr: float = Field(1e-3, gt=0, description="Peak learning rate (AdamW).")
-    min_lr: float = Field(1e-4, ge=0, description="Final learning rate of the cosine decay.")
-    warmup_steps: int = Field(100, ge=0)
+    min_lr: float = Field(1e-4, ge=0, description="Final learning rate (end of the decay).")
+    warmup_steps: int = Field(100, ge=0, description="Linear warm-up steps (the same for every "
+                              "budget, so runs of different lengths share their start).")
+    schedule: Literal["wsd", "cosine"] = Field(
+        "wsd", description="wsd: warm-up, constant lr, then a linear decay to min_lr over the "
+        "last decay_fraction of the steps (a run of N steps is a run of M > N steps up to its "
+        "decay, so a pilot's points are prefixes of the full run: roi pilot); cosine: decay "
+        "from lr to min_lr over all steps after warm-up.")
+    decay_fraction: float = Field(0.2, gt=0, le=1, description="wsd: share of the steps spent "
+                                  "decaying (rounded to whole steps, at least one).")
     weight_decay: float = Field(0.1, ge=0)
     grad_clip: float = Field(1.0, gt=0, description="Max global gradient norm.")
     eval_every: int = Field(250, gt=0, description="Steps between validation evaluations.")

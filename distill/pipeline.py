@@ -135,6 +135,7 @@ def combine(student: dict, baseline: dict, exported: dict, wall_s: float) -> dic
         "export": exported["export"],
         "settings": student["settings"],
         "data_fingerprint": student["data_fingerprint"],
+        "teacher_hash": student.get("teacher_hash"),
         "history": {"student": student["history"], "baseline": baseline["history"]},
         "speed": {"student": student.get("speed"), "baseline": baseline.get("speed")},
         "wall_s": wall_s,

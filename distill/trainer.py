@@ -104,9 +104,14 @@ def vocab_of(model: torch.nn.Module) -> int:
     return getattr(model, "vocab_size", None) or model.config.vocab_size
 
 
-def build_student(cfg: TrainConfig, teacher: torch.nn.Module | None) -> tuple[torch.nn.Module, str]:
-    """The student architecture, initialized from teacher layers where shapes allow. Its
-    vocabulary follows a Hugging Face teacher's (unless the spec sets vocab_size itself)."""
+CALIBRATION_STEP = 2**31 - 1  # the batch init: teacher-pruned ranks the teacher's activations on
+
+
+def build_student(cfg: TrainConfig, teacher: torch.nn.Module | None,
+                  train_split: np.ndarray | None = None) -> tuple[torch.nn.Module, str]:
+    """The student architecture, initialized from the teacher where its init setting and the
+    shapes allow (teacher-pruned ranks the teacher's activations on a batch of `train_split`).
+    Its vocabulary follows a Hugging Face teacher's (unless the spec sets vocab_size itself)."""
     from dataclasses import replace
 
     from bench.models import GPT
@@ -123,7 +128,27 @@ def build_student(cfg: TrainConfig, teacher: torch.nn.Module | None) -> tuple[to
     student = GPT(arch)
     if cfg.init == "teacher-layers" and teacher is not None:
         return student, init_from_teacher_layers(student, teacher)
+    if cfg.init == "teacher-pruned" and teacher is not None:
+        return student, init_pruned(student, teacher, cfg, train_split)
     return student, "random"
+
+
+def init_pruned(student, teacher, cfg: TrainConfig, train_split: np.ndarray | None) -> str:
+    """distill.prune.cut on a batch of training windows; random (and why) where the teacher is
+    not the built-in GPT or the student does not fit inside it."""
+    from bench.models import GPT
+
+    from .prune import cut, fits
+
+    if not isinstance(teacher, GPT):
+        return "random (teacher-pruned needs a built-in GPT teacher)"
+    why = fits(student.config, teacher.config)
+    if why or train_split is None:
+        return f"random ({why or 'no training windows to rank the teacher on'})"
+    x, _ = BatchSampler(train_split, min(cfg.block_size, student.config.block_size),
+                        cfg.batch_size, cfg.seed).batch_at(CALIBRATION_STEP)
+    device = next(teacher.parameters()).device
+    return cut(student, teacher, torch.from_numpy(x).to(device))
 
 
 def init_from_teacher_layers(student, teacher) -> str:
@@ -199,11 +224,27 @@ def resolve_device(name: str) -> torch.device:
 
 
 def lr_at(cfg: TrainConfig, step: int) -> float:
-    """Linear warm-up, then cosine decay from lr to min_lr at the last step."""
+    """The learning rate of `step` (0-based) in a run of cfg.steps steps.
+
+    wsd: linear warm-up, constant lr, then a linear decay over the last decay_steps(cfg) steps
+    whose last step runs at min_lr. Before its decay, a run's rates do not depend on its length
+    (pilots branch a short decay off one stable run: distill.pilot). cosine: linear warm-up, then
+    a cosine from lr to min_lr at the last step."""
+    if cfg.schedule == "wsd":
+        start = cfg.steps - decay_steps(cfg)
+        if step >= start:
+            return cfg.lr - (cfg.lr - cfg.min_lr) * (step - start + 1) / decay_steps(cfg)
     if step < cfg.warmup_steps:
         return cfg.lr * (step + 1) / cfg.warmup_steps
+    if cfg.schedule == "wsd":
+        return cfg.lr
     progress = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
     return cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1 + math.cos(math.pi * min(1.0, progress)))
+
+
+def decay_steps(cfg: TrainConfig) -> int:
+    """wsd: the steps of the final decay (decay_fraction of the run, at least one)."""
+    return max(1, round(cfg.decay_fraction * cfg.steps))
 
 
 def make_optimizer(cfg: TrainConfig, model: torch.nn.Module) -> torch.optim.Optimizer:
@@ -458,7 +499,7 @@ def _train(cfg: TrainConfig, out: Path, resume: bool, progress: Progress | None,
     data_fp = training_fingerprint(cfg, fingerprint(data), generated)
     token_bytes = token_bytes_of(dcfg)
     teacher = load_teacher(cfg)
-    student, init = build_student(cfg, teacher)
+    student, init = build_student(cfg, teacher, data["train"])
     student.to(device)
     if teacher is not None:
         teacher.to(device)
@@ -584,7 +625,10 @@ def _finish(cfg, out: Path, student, teacher, data, data_fp, init, history, wall
                "init": init, "settings": cfg.model_dump(), "data_fingerprint": data_fp,
                "history": history, "wall_s": wall_s, "speed": speed}
     if teacher is not None:
+        from bench.zoo import content_hash, parse_spec
+
         metrics["teacher"] = evaluate(teacher, test, token_bytes=token_bytes)
+        metrics["teacher_hash"] = content_hash(parse_spec(cfg.teacher))  # roi.curves reads it
         t_acc = metrics["teacher"]["accuracy"]  # 0 for an untrained teacher: no ratio
         metrics["retention_accuracy"] = metrics["student"]["accuracy"] / t_acc if t_acc else None
     save_checkpoint(student, out)
