@@ -33,6 +33,23 @@ def read_yaml(path: str | Path, what: str) -> Any:
         raise InputError(f"{what} file {path} cannot be read: {e}") from None
 
 
+def read_json_object(path: str | Path, what: str) -> dict:
+    """A JSON file holding one object; InputError if it is missing, unreadable or not one."""
+    import json
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{what} file {path} does not exist")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise InputError(f"{what} file {path} cannot be read as JSON: {e}") from None
+    if not isinstance(data, dict):
+        raise InputError(f"{what} file {path}: must hold a JSON object; got "
+                         f"{type(data).__name__}")
+    return data
+
+
 def validate(cls: type[BaseModel], data: Any, where: str) -> BaseModel:
     """`cls` built from `data`; a validation failure becomes one InputError line."""
     try:

@@ -1,0 +1,131 @@
+"""The retention forecast: the law's fit, the accuracy map, the calibrated band, steps to a
+threshold, and curves it cannot fit (said why, never a traceback)."""
+
+import math
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from roi.curves import to_frame
+from roi.errors import InputError
+from roi.forecast import (
+    CannotFit,
+    Calibration,
+    backtest_errors,
+    build,
+    calibrate,
+    fit_accuracy_map,
+    fit_law,
+)
+
+STEPS = np.array([24, 34, 48, 68, 96])
+BATCH = 4096.0
+
+
+def _law(tokens, e=1.2, a=2.0, alpha=0.5, d_ref=1e5):
+    return e + a * (np.asarray(tokens, float) / d_ref) ** -alpha
+
+
+def _acc(loss):  # logit(acc) = 2.2 - 1.05 loss, as the shipped teacher's curves roughly are
+    return 1 / (1 + np.exp(-(2.2 - 1.05 * np.asarray(loss, float))))
+
+
+def _rows(model="builtin:s", mode="kd", steps=STEPS, law=_law, **kw):
+    tokens = np.asarray(steps, float) * BATCH
+    loss = law(tokens)
+    base = dict(model=model, mode=mode, phase="final", batch_tokens=BATCH, params=1000,
+                teacher="builtin:teacher", teacher_params=10000, teacher_hash="t",
+                data_fingerprint="d", teacher_loss=1.0, teacher_accuracy=float(_acc(1.0)),
+                recipe="r", source="pilot")
+    base.update(kw)
+    return [dict(base, step=int(s), tokens=t, loss=float(l), accuracy=float(_acc(l)))
+            for s, t, l in zip(steps, tokens, loss)]
+
+
+def test_fit_law_recovers_a_known_law():
+    tokens = STEPS * BATCH
+    law = fit_law(tokens, _law(tokens))
+    assert law(1e7) == pytest.approx(_law(1e7), rel=0.01)
+    assert law.alpha == pytest.approx(0.5, abs=0.03)
+
+
+def test_a_flat_curve_cannot_be_fitted():
+    with pytest.raises(CannotFit, match="flat"):
+        fit_law(STEPS * BATCH, np.full(5, 2.0))
+
+
+def test_accuracy_map_is_the_logit_line():
+    loss = np.linspace(1.0, 3.0, 8)
+    m = fit_accuracy_map(loss, _acc(loss))
+    assert (m.c0, m.c1) == (pytest.approx(2.2), pytest.approx(-1.05))
+    assert m.sigma < 1e-9
+    with pytest.raises(CannotFit, match="rise"):
+        fit_accuracy_map(loss, _acc(loss)[::-1])
+
+
+def test_a_perfect_law_backtests_to_no_error_and_the_floors_hold():
+    points = to_frame(_rows())
+    errs = backtest_errors(points)
+    assert len(errs) == 3 + 2 + 1 - 3  # fits on 3 and 4 points predict the later ones
+    assert max(abs(e) for _, e in errs) < 1e-3
+    cal = calibrate({("s", "kd"): points})
+    assert cal.kappa >= 0 and cal.noise >= 0.002
+
+
+def test_band_widens_with_the_extrapolation_distance():
+    cal = Calibration(kappa=0.05, noise=0.01, backtests=4, source="test")
+    assert cal.sigma(0.5) == pytest.approx(0.01)
+    assert cal.sigma(1.0) == pytest.approx(0.01)
+    assert cal.sigma(16.0) == pytest.approx(math.hypot(0.01, 0.05 * math.log(16)))
+    c = replace(build(to_frame(_rows())).get("builtin:s"), calibration=cal)
+    for steps in (48, 200, 1600):
+        lo, mid, hi = c.retention(steps * BATCH)
+        assert lo <= mid <= hi
+    width = [float(np.subtract(*c.retention(s * BATCH)[::-2])) for s in (200, 800, 3200)]
+    assert width[0] < width[1] < width[2]
+
+
+def test_tokens_to_a_threshold_and_one_out_of_reach():
+    fc = build(to_frame(_rows()), kappa_floor={})  # the band from the pilots alone
+    c = fc.get("builtin:s")
+    reach = c.asymptote()  # acc(E) / teacher acc, E = 1.2 against the teacher's 1.0
+    assert reach == pytest.approx(float(_acc(1.2) / _acc(1.0)), rel=0.02)
+    t = c.tokens_to(reach - 0.05, quantile=50)
+    assert t is not None and c.retention(t)[1] >= reach - 0.05 - 1e-9
+    assert c.tokens_to(reach - 0.05, quantile=10) >= t  # the pessimistic end needs more
+    assert c.tokens_to(reach + 0.01, quantile=50) is None
+
+
+def test_curves_that_cannot_be_fitted_say_why():
+    rows = (_rows("builtin:a") + _rows("builtin:short", steps=STEPS[:2])
+            + _rows("builtin:flat", law=lambda t: np.full(len(t), 2.0))
+            + _rows("builtin:nan", law=lambda t: np.where(t > 40 * BATCH, np.nan, _law(t)))
+            + _rows("builtin:noisy", law=lambda t: _law(t) * np.array([1, 1.3, 0.8, 1.25, 0.9])))
+    fc = build(to_frame(rows))
+    assert fc.get("builtin:a") is not None
+    assert "too short" in fc.why_not("builtin:short")
+    assert "flat" in fc.why_not("builtin:flat")
+    assert "dropped" in fc.why_not("builtin:nan")
+    assert "noisy" in fc.why_not("builtin:noisy")
+    assert "no pilot curve" in fc.why_not("builtin:other")
+
+
+def test_one_teacher_and_data_per_table_and_one_recipe():
+    with pytest.raises(InputError, match="fingerprints"):
+        build(to_frame(_rows() + _rows("builtin:b", teacher_hash="other")))
+    fc = build(to_frame(_rows() + _rows("builtin:b") + _rows("builtin:b", steps=[400],
+                                                                recipe="x", source="run")))
+    assert fc.recipe == "r" and len(fc.ignored) == 1 and "another recipe" in fc.ignored[0]
+    with pytest.raises(InputError, match="no final points"):
+        build(to_frame(_rows()).assign(phase="stable"))
+
+
+def test_the_shipped_floor_widens_a_band_the_pilots_alone_would_keep_narrow():
+    narrow = build(to_frame(_rows()), kappa_floor={}).get("builtin:s")
+    floored = build(to_frame(_rows())).get("builtin:s")  # roi.forecast.KAPPA_FLOOR
+    assert narrow.calibration.kappa < 0.01 <= floored.calibration.kappa
+    assert "raised to the floor" in floored.calibration.source
+    at = 16 * 96 * BATCH
+    assert np.subtract(*floored.retention(at)[::-2]) > 3 * np.subtract(*narrow.retention(at)[::-2])
