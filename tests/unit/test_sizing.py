@@ -8,10 +8,10 @@ from hypothesis import strategies as st
 
 from roi.cost import replicas_needed
 from roi.errors import InputError
-from roi.simulation import _fcfs_c, _lindley, simulated_quantile_ms
+from roi.simulation import _fcfs_c, _lindley, simulated_max_qps, simulated_quantile_ms
 from roi.sizing import (
-    ServiceTime, allen_cunneen_wait_ms, erlang_c, max_qps_per_replica, response_time_quantile_ms,
-    wait_decay,
+    ServiceTime, _batch_wait, _eta_top, _heavy_traffic_eta, _lundberg_root, _root_start,
+    allen_cunneen_wait_ms, erlang_c, max_qps_per_replica, response_time_quantile_ms, wait_decay,
 )
 
 
@@ -233,6 +233,53 @@ def test_batch_size_one_rows_keep_their_numbers_beside_batching_rows():
                                                          np.array([0.3, 1.2])), 99, 60.0)
     assert mixed[[0, 2]].tolist() == alone.tolist()  # bit for bit
     assert mixed[1] > 2 * mixed[0]
+
+
+def test_batching_at_the_sla_edge_does_not_collapse():
+    """Issue 16: the teacher on an L40S, batch 8, the P90 band's 31.9 ms (CV 0.23), an 11 ms
+    window, p99 <= 100 ms. The batching simulation sustains ~181 QPS; the model it replaced
+    said 7.07, a 25x fleet (an exponential tail for the batch in service put its p99 at
+    180 QPS at 107.5 ms, the simulation's at 99.6)."""
+    service = ServiceTime.from_mean_cv(31.9, 0.23)
+    model = float(max_qps_per_replica(service, 99, 100.0, batch_size=8, batch_window_ms=11.0))
+    draws = service.sample(100_000, np.random.default_rng(1))
+    sim = simulated_max_qps(draws, 99, 100.0, batch_size=8, window_ms=11.0, seed=2,
+                            rel_tol=2e-3)
+    assert model == pytest.approx(sim, rel=0.03) and sim > 170
+
+
+@pytest.mark.parametrize("b,cv,rho", [(2, 0.0, 0.6), (8, 0.3, 0.85), (4, 1.0, 0.7),
+                                      (16, 1.2, 0.5)])
+def test_batch_wait_fit_against_the_lindley_recursion(b, cv, rho):
+    """The batch queue's wait W (E_b/G/1: batches of b Poisson arrivals): its fit keeps E[W]
+    (from the b - 1 roots) and eta, and P(W > 0) unless a fast component of S makes W's body
+    fall faster than its tail (cv > 1), where p = eta·E[W] keeps the tail instead."""
+    s = ServiceTime.from_mean_cv(np.array([10.0]), np.array([cv]))
+    s = ServiceTime(*(a[:, :1 if cv <= 1 else 2] for a in (s.weight, s.shift_ms, s.rate_per_ms)))
+    lam = np.array([rho * b / 10.0])
+    eta = _lundberg_root(s, lam, b, _heavy_traffic_eta(s, lam, b), _eta_top(s, b), 60)
+    p, x0, _ = _batch_wait(s, lam, eta, b, _root_start(lam, b), 60)
+    p, x0, eta = float(p[0]), float(x0[0]), float(eta[0])
+    rng = np.random.default_rng(3)
+    n = 1_000_000
+    w = _lindley(ServiceTime.from_mean_cv(10.0, cv).sample(n, rng), rng.gamma(b, 1 / lam[0], n))
+    w = w[n // 10:]
+    assert p * (x0 + 1 / eta) == pytest.approx(w.mean(), rel=0.03)
+    far = 4 / eta  # tail: P(W > far) = p·e^{-eta(far - x0)}
+    assert p * np.exp(-eta * (far - x0)) == pytest.approx(np.mean(w > far), rel=0.08)
+    if cv <= 1:
+        assert p == pytest.approx(np.mean(w > 0), abs=0.005)
+    if cv == 1.0:  # E_b/M/1: W beyond 0 is exactly Exp(eta)
+        assert x0 == pytest.approx(0.0, abs=1e-9)
+
+
+def test_raw_samples_size_batching_like_their_fitted_distribution():
+    rng = np.random.default_rng(6)
+    draws = 20.0 + rng.exponential(5.0, 20_000)  # mean 25, cv 0.2: binned, not 20,000 atoms
+    kw = dict(batch_size=8, batch_window_ms=10.0)
+    from_samples = max_qps_per_replica(ServiceTime.from_samples(draws), 99, 100.0, **kw)
+    fitted = max_qps_per_replica(ServiceTime.from_mean_cv(25.0, 0.2), 99, 100.0, **kw)
+    assert from_samples == pytest.approx(fitted, rel=0.02)
 
 
 def test_vectorized_rows_equal_one_at_a_time():
