@@ -377,3 +377,60 @@ def _predicted_vs_achieved(band, achieved: dict[str, float],
         ax.set_title("latency: predicted vs achieved")
         ax.legend(loc="upper left")
     return fig
+
+
+# ------------------------------------------------------------------------------ forecast
+
+
+def learning_curves(curves: Sequence[dict], grids: dict[str, dict[str, list]], threshold: float,
+                    highlight: str, planned_steps: float | None,
+                    achieved: tuple[float, float] | None,
+                    colors: dict[str, str]) -> bytes | None:
+    """Retention against training steps (log): every student's pilot points and forecast P50,
+    the highlighted student's P10-P90 band (KD, and its no-KD baseline dashed), the threshold,
+    the planned budget and the achieved point. curves: the plan's forecast curves (model, mode,
+    points); grids: model -> {"kd": rows, "ce": rows} with steps and retention P10/P50/P90."""
+    return _render(_learning_curves, curves, grids, threshold, highlight, planned_steps,
+                   achieved, colors)
+
+
+def _learning_curves(curves, grids, threshold, highlight, planned_steps, achieved, colors):
+    if not grids:
+        return None
+    fig = _new(7.5, 4.2)
+    ax = fig.subplots()
+    for model, modes in grids.items():
+        color = colors.get(model, PALETTE[0])
+        for mode, rows in modes.items():
+            if not rows:
+                continue
+            g = pd.DataFrame(rows)
+            style = "-" if mode == "kd" else "--"
+            main = model == highlight
+            label = f"{model} {'KD' if mode == 'kd' else 'no-KD baseline'} (P50)"
+            ax.plot(g["steps"], g["retention_p50"], style, color=color,
+                    lw=2 if main else 1, alpha=1 if main else 0.6, label=label)
+            if main:
+                ax.fill_between(g["steps"], g["retention_p10"], g["retention_p90"], color=color,
+                                alpha=0.15 if mode == "kd" else 0.07, lw=0)
+    for c in curves:
+        pts = pd.DataFrame(c.get("points") or [])
+        if pts.empty:
+            continue
+        ax.plot(pts["steps"], pts["retention"], "o" if c["mode"] == "kd" else "s",
+                color=colors.get(c["model"], PALETTE[0]), ms=4,
+                mfc="none" if c["mode"] == "ce" else None)
+    ax.axhline(threshold, color="black", lw=0.8, ls=":", label=f"threshold {threshold:.0%}")
+    if planned_steps:
+        ax.axvline(planned_steps, color=RECOMMENDED_COLOR, lw=0.8, ls="-.",
+                   label=f"planned budget {planned_steps:,.0f} steps")
+    if achieved is not None:
+        ax.plot([achieved[0]], [achieved[1]], "*", color="black", ms=12, label="achieved")
+    ax.set_xscale("log")
+    _plain_log(ax.xaxis)
+    ax.yaxis.set_major_formatter(ticker.PercentFormatter(1.0))
+    ax.set_xlabel("training steps (log)")
+    ax.set_ylabel("accuracy retention vs teacher")
+    ax.set_title("retention forecast: pilot points, fitted curves, P10-P90 band")
+    ax.legend(loc="lower right", fontsize=7)
+    return fig

@@ -7,6 +7,7 @@ A run directory, as `roi run` lays it out:
     RUN/plan/plan.json (plan.yaml)   the plan
     RUN/distill/metrics.json         optional: the distilled student's metrics
     RUN/bench-student/results.csv    optional: the distilled student measured again
+    RUN/replan/plan.json             optional: the plan again, with the run's own result
     RUN/report/                      written here: report.md, report.html, figures/*.png
 """
 
@@ -35,12 +36,14 @@ REPORT_DIR = "report"
 RESULTS = ("bench/results.csv", "bench/results.jsonl")
 PLAN = ("plan/plan.json", "plan/plan.yaml")
 METRICS = "distill/metrics.json"
+REPLAN = "replan/plan.json"
 STUDENT_RESULTS = ("bench-student/results.csv", "bench-student/results.jsonl")
 TITLE = "Distillation ROI report"
 # Sections of the separate renderings: reports.select(report, *PARTS["sizing"]).
 PARTS = {"decision": ("summary", "decision", "scenarios", "roi", "method"),
          "sizing": ("summary", "sizing", "measurements", "method"),
-         "distill-plan": ("summary", "students", "distill-plan", "achieved", "method")}
+         "distill-plan": ("summary", "students", "forecast", "distill-plan", "achieved",
+                          "method")}
 _SAFE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 
 
@@ -135,8 +138,9 @@ def read_run_dir(run: Path) -> Inputs:
               "distillation metrics": str(run / METRICS) if (run / METRICS).is_file()
               else "absent (pending)",
               "student re-bench": str(student_path) if student_path else "absent (pending)"}
+    replan = _plan_document(run / REPLAN) if (run / REPLAN).is_file() else None
     return Inputs(_plan_document(plan_path), _read_results(results_path),
-                  _read_metrics(run / METRICS), _read_results(student_path), origin)
+                  _read_metrics(run / METRICS), _read_results(student_path), origin, replan)
 
 
 # ------------------------------------------------------------------------------ writing

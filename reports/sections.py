@@ -32,6 +32,7 @@ class Inputs:
     metrics: dict | None = None
     student_results: pd.DataFrame | None = None
     origin: dict[str, str] = field(default_factory=dict)  # input -> where it was read from
+    replan: dict | None = None  # the plan again with the run's own result (roi run)
 
     @property
     def teacher(self) -> str:
@@ -583,6 +584,127 @@ def roi_section(inp: Inputs, figures: Figures) -> Section:
 # ------------------------------------------------------------------------------ distillation
 
 
+# ------------------------------------------------------------------------------ forecast
+
+
+def _grids(inp: Inputs) -> dict[str, dict[str, list]]:
+    """model -> {"kd": rows, "ce": rows}: the plan's forecast grids (roi.budget)."""
+    out = {}
+    for c in inp.candidates:
+        b = c.get("budget") or {}
+        if b.get("grid"):
+            out[str(c["model"])] = {"kd": b["grid"], "ce": b.get("baseline_grid") or []}
+    return out
+
+
+def _forecast_curve(plan: dict, model: str, mode: str = "kd") -> dict:
+    return next((c for c in (plan.get("forecast") or {}).get("curves") or []
+                 if c.get("model") == model and c.get("mode") == mode), {})
+
+
+def _steps_text(n: Any) -> str:
+    v = fmt.number(n)
+    return "not reached" if v is None else fmt.num(v, 0)
+
+
+def _forecast_rows(inp: Inputs) -> list[dict]:
+    rows = []
+    for c in inp.candidates:
+        kd, ce = (_forecast_curve(inp.plan, c["model"], m) for m in ("kd", "ce"))
+        if not kd:
+            continue
+        b = c.get("budget") or {}
+        band = b.get("retention_band")
+        gain = _kd_gain(b)
+        rows.append({"student": c["model"],
+                     "KD: steps to threshold (P10 / P50)":
+                         f"{_steps_text(kd.get('steps_to_threshold_p10'))} / "
+                         f"{_steps_text(kd.get('steps_to_threshold_p50'))}",
+                     "baseline: steps (P10 / P50)":
+                         f"{_steps_text(ce.get('steps_to_threshold_p10'))} / "
+                         f"{_steps_text(ce.get('steps_to_threshold_p50'))}" if ce else fmt.DASH,
+                     "budget chosen": fmt.num(b.get("steps"), 0) + " steps",
+                     "retention there (P10–P90)": fmt.pct_band(band),
+                     "KD gain there (P50)": gain,
+                     "asymptote (P50)": fmt.pct(kd.get("asymptote")),
+                     "one-time cost": fmt.usd(b.get("one_time_usd"))})
+    return rows
+
+
+def _kd_gain(budget: dict) -> str:
+    """KD's P50 over the baseline's at the chosen budget, in points (from the plan's grids)."""
+    kd, ce, steps = budget.get("grid") or [], budget.get("baseline_grid") or [], budget.get("steps")
+    if not kd or not ce or steps is None:
+        return fmt.DASH
+    at = {r["steps"]: r for r in ce}
+    kd_at = {r["steps"]: r for r in kd}
+    near = min(kd_at, key=lambda s: abs(s - steps))
+    if near not in at:
+        return fmt.DASH
+    diff = 100 * (kd_at[near]["retention_p50"] - at[near]["retention_p50"])
+    return f"{diff:+.1f} points (at {near:,} steps)"
+
+
+def forecast_section(inp: Inputs, figures: Figures) -> Section:
+    title = "Retention forecast"
+    f = inp.plan.get("forecast") or {}
+    if not f.get("curves"):
+        why = f.get("source") or "the plan predates forecasts"
+        notes = [c["retention_note"] for c in inp.candidates if c.get("retention_note")]
+        return Section("forecast", title, (Text(
+            f"No forecast ({why}). Retention is the seed's prior over compression ratio, the "
+            "same at any training budget; the project's own runs show it depends on the budget "
+            "(`roi pilot`, then `roi plan --pilot`, forecasts it).", "note"),
+            *([Bullets(tuple(notes))] if notes else [])))
+    cal = (f.get("calibration") or {}).get("kd") or {}
+    threshold = fmt.number(f.get("threshold")) or 0.95
+    trained = inp.trained
+    ran = fmt.number(((inp.metrics or {}).get("settings") or {}).get("steps"))
+    got = fmt.number((inp.metrics or {}).get("retention_accuracy"))
+    achieved = (ran, got) if ran is not None and got is not None else None
+    png = fig.learning_curves(f["curves"], _grids(inp), threshold, trained,
+                              fmt.number((inp.plan.get("trainer") or {}).get("steps")),
+                              achieved, inp.colors)
+    blocks: list = [
+        Text(f"From pilot distillations of up to {fmt.num(f.get('longest_pilot_steps'), 0)} "
+             f"steps ({fmt.num(fmt.number(f.get('batch_tokens')), 0)} tokens each), every "
+             f"student's retention is forecast for budgets up to "
+             f"{fmt.num(f.get('max_steps'), 0)} steps; each student's budget is the fewest steps "
+             f"whose P10 reaches the {fmt.pct(threshold, 0)} threshold. Method: {f.get('method')}."
+             f" Band calibration: {fmt.text(cal.get('source'))} (kappa "
+             f"{fmt.num(cal.get('kappa'), 3)}, noise {fmt.num(cal.get('noise'), 4)} in log "
+             "loss)."),
+        _figure(figures, "learning_curves", png, "Retention forecast by training budget",
+                "Pilot points (filled: KD, open: no-KD baseline), the fitted P50 per student and "
+                "mode, the P10–P90 band of the student trained (or planned), the threshold, the "
+                "planned budget and, after a run, the retention it achieved.",
+                "no student has a forecast grid."),
+        _table(_forecast_rows(inp), "Steps to the threshold and the budget chosen, per student")]
+    failed = [f"{c['model']} ({c['mode']}): {c['reason']}" for c in f.get("failed") or []]
+    if failed:
+        blocks.append(Bullets(tuple(f"not forecast: {x}" for x in failed)))
+    if inp.replan:
+        blocks.append(_replan_text(inp))
+    return Section("forecast", title, tuple(blocks))
+
+
+def _replan_text(inp: Inputs) -> Text:
+    """What the plan says once the run's own result joins the pilots."""
+    rp = inp.replan or {}
+    rec = rp.get("recommended") or {}
+    trainer = rp.get("trainer") or {}
+    b = rec.get("budget") or {}
+    if not rec:
+        return Text(f"Re-planned with the distillation's own result: no student qualifies "
+                    f"({fmt.text(rp.get('no_recommendation_reason'))}).", "note")
+    return Text(f"Re-planned with the distillation's own result beside the pilots: "
+                f"{rec.get('model')} at {fmt.num(trainer.get('steps'), 0)} steps, forecast "
+                f"retention {fmt.pct_band(rec.get('retention_band'))} (P10–P90; P50 "
+                f"{fmt.pct(rec.get('retention_p50'))}), one-time cost "
+                f"{fmt.usd(b.get('one_time_usd'))}. `roi distill --plan replan/plan.yaml` runs "
+                "it.")
+
+
 def distill_plan_section(inp: Inputs, figures: Figures) -> Section:
     trainer = inp.plan.get("trainer") or {}
     go = bool((inp.plan.get("decision") or {}).get("go"))
@@ -655,6 +777,28 @@ def _latency_pairs(inp: Inputs) -> pd.DataFrame:
         "achieved_ms": both["latency_a"].to_numpy(float)})
 
 
+def _at_steps(inp: Inputs, mode: str) -> list | None:
+    """The plan's forecast (P10, P90) for the budget the distillation ran, if it recorded one."""
+    steps = ((inp.metrics or {}).get("settings") or {}).get("steps")
+    at = _forecast_curve(inp.plan, inp.trained, mode).get("at_steps") or {}
+    band = at.get(str(steps))
+    return [band[0], band[2]] if band else None
+
+
+def _predicted_band(inp: Inputs, student: dict) -> tuple[list | None, str]:
+    """The band to hold the run against: the forecast for the steps it ran where the plan has
+    one, else the student's band (and at which budget it was made)."""
+    steps = ((inp.metrics or {}).get("settings") or {}).get("steps")
+    band = _at_steps(inp, "kd")
+    if band is not None:
+        return band, f"forecast for the {fmt.num(steps, 0)} steps that ran"
+    planned = student.get("retention_steps")
+    if planned and steps and int(planned) != int(steps):
+        return student.get("retention_band"), (f"band for {fmt.num(planned, 0)} steps; "
+                                               f"{fmt.num(steps, 0)} ran")
+    return student.get("retention_band"), student.get("retention_source") or "prior"
+
+
 def achieved_section(inp: Inputs, figures: Figures) -> Section:
     title = "Predicted vs achieved"
     m = inp.metrics
@@ -665,15 +809,20 @@ def achieved_section(inp: Inputs, figures: Figures) -> Section:
             "`roi bench --students ckpt:distill --out bench-student`; this section then shows "
             "the plan's predictions beside what the student achieved.", "pending"),))
     student = next((c for c in inp.candidates if c["model"] == inp.trained), {})
-    band = student.get("retention_band")
+    band, basis = _predicted_band(inp, student)
+    base_band = _at_steps(inp, "ce")
     ret, ret8 = fmt.number(m.get("retention_accuracy")), fmt.number(
         m.get("int8_retention_accuracy"))
+    ret_b = fmt.number(m.get("baseline_retention_accuracy"))
     gain = fmt.number(m.get("kd_gain_accuracy"))
     rows = [
-        {"quantity": "accuracy retention (torch)", "predicted": fmt.pct_band(band),
+        {"quantity": f"accuracy retention (torch; {basis})", "predicted": fmt.pct_band(band),
          "achieved": fmt.pct(ret), "verdict": _band_verdict(ret, band)},
         {"quantity": "accuracy retention (ONNX int8)", "predicted": fmt.pct_band(band),
          "achieved": fmt.pct(ret8), "verdict": _band_verdict(ret8, band)},
+        {"quantity": "no-KD baseline retention", "predicted": fmt.pct_band(base_band),
+         "achieved": fmt.pct(ret_b), "verdict": _band_verdict(ret_b, base_band)
+         if base_band else fmt.DASH},
         {"quantity": "KD gain over the no-KD baseline", "predicted": "> 0 points",
          "achieved": fmt.num(100 * gain, 2, fmt.DASH) + " points" if gain is not None
          else fmt.DASH, "verdict": fmt.DASH if gain is None else
@@ -786,5 +935,5 @@ def method_section(inp: Inputs, figures: Figures, shown: list[Figure]) -> Sectio
 
 SECTIONS: tuple[Callable[[Inputs, Figures], Section], ...] = (
     summary_section, decision_section, scenarios_section, sizing_section,
-    measurements_section, students_section, roi_section, distill_plan_section,
-    achieved_section)
+    measurements_section, students_section, forecast_section, roi_section,
+    distill_plan_section, achieved_section)

@@ -146,6 +146,79 @@ def distill(
 
 
 @app.command()
+def pilot(
+    teacher: str = typer.Option("builtin:teacher", help="Teacher model spec (builtin:NAME, "
+                                "ckpt:DIR or hf:DIR: the trainer's teacher)."),
+    students: str = typer.Option("auto", help="Comma-separated builtin student specs, or "
+                                 "'auto' for builtin:student-5x,-10x,-20x,-50x."),
+    steps: int = typer.Option(96, help="The longest pilot budget, optimizer steps."),
+    points: Optional[str] = typer.Option(None, help="Comma-separated budgets (steps) whose "
+                                         "results the pilot measures [default: up to 5, "
+                                         "sqrt(2) apart up to --steps, each longer than the "
+                                         "warm-up]."),
+    modes: str = typer.Option("kd,ce", help="kd (distilled), ce (the no-KD baseline), or both."),
+    config: Optional[str] = typer.Option(None, help="YAML file of trainer settings over the "
+                                         "planner's recipe (the recipe the full distillation "
+                                         "will use)."),
+    set_: list[str] = typer.Option([], "--set", help="Override one trainer setting, key=value "
+                                   "(repeatable), e.g. --set dtype=bf16."),
+    out: Optional[str] = typer.Option(None, help="Output directory for pilot.csv "
+                                      "[default: runs/pilot-<time>]; an existing one resumes."),
+) -> None:
+    """Pilot distillations: short runs of every student (KD and no-KD baseline) whose points
+    are what whole runs of those budgets end at; pilot.csv is what roi plan --pilot forecasts
+    retention from."""
+    from distill.pipeline import parse_overrides
+    from distill.pilot import pilot as run_pilot
+
+    from .console import pilot_progress, print_pilot_summary
+
+    cfg, specs, budget, mode_list = pilot_settings(teacher, students, steps, points, modes,
+                                                   config, parse_overrides(set_))
+    out_dir = out or _default_out("pilot")
+    with pilot_progress() as progress:
+        df = run_pilot(cfg, specs, out_dir, steps=steps, points=budget, modes=mode_list,
+                       progress=progress)
+    print_pilot_summary(df, out_dir)
+
+
+def pilot_settings(teacher: str, students, steps: int, points: Optional[str], modes: str,
+                   config: Optional[str], overrides: dict):
+    """The trainer recipe of the pilots (the planner's, then a file, then --set), the student
+    specs, the budgets and the modes, checked before anything runs."""
+    from bench.zoo import parse_spec, parse_students
+    from distill.config import load_config
+
+    from .planner import TRAINER_DEFAULTS
+
+    if steps < 1:
+        raise InputError(f"--steps must be a positive number of steps; got {steps}")
+    specs = [s.spec for s in parse_students(students)]
+    other = [s for s in specs if parse_spec(s).kind != "builtin"]
+    if other:
+        raise InputError(f"students {', '.join(other)}: the trainer trains builtin "
+                         "architectures only")
+    mode_list = [m.strip() for m in modes.split(",") if m.strip()]
+    if not mode_list or any(m not in ("kd", "ce") for m in mode_list):
+        raise InputError(f"--modes: allowed kd, ce (comma-separated); got {modes!r}")
+    budget = _int_list(points, "--points") if points else None
+    if budget and (min(budget) < 1 or max(budget) > steps):
+        raise InputError(f"--points: budgets must be in 1..--steps ({steps}); got {points!r}")
+    file_values = load_config(config).model_dump(exclude_unset=True) if config else {}
+    parse_spec(teacher)
+    cfg = load_config(None, {**TRAINER_DEFAULTS, **file_values, **overrides,
+                             "teacher": teacher})
+    return cfg, specs, budget, mode_list
+
+
+def _int_list(text: str, what: str) -> list[int]:
+    try:
+        return [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise InputError(f"{what}: comma-separated whole numbers; got {text!r}") from None
+
+
+@app.command()
 def generate(
     teacher: Optional[str] = typer.Option(None, help="builtin:NAME, ckpt:DIR, hf:DIR, or "
                                           "api:MODEL for an OpenAI-compatible endpoint "
@@ -279,6 +352,15 @@ def plan(
                                           "trains (its hourly price is charged)."),
     training_hours: Optional[float] = typer.Option(None, help="Training time [default: "
                                                    "estimated from FLOPs]."),
+    pilot: Optional[list[str]] = typer.Option(None, "--pilot", metavar="FILE", help="Pilot "
+                                              "curves (roi pilot's pilot.csv or its directory, "
+                                              "or a distillation's metrics.json): retention is "
+                                              "forecast per training budget from them and the "
+                                              "budget becomes part of the decision. "
+                                              "Repeatable."),
+    max_steps: Optional[int] = typer.Option(None, help="The largest training budget (steps) "
+                                            "the plan considers [default: 16x the longest "
+                                            "pilot]."),
     require_benefit: bool = typer.Option(True, help="Go only when the student saves money or "
                                          "meets a scenario the teacher cannot "
                                          "(--no-require-benefit: the seed's criteria alone)."),
@@ -333,7 +415,8 @@ def plan(
                        retention_threshold=retention_threshold,
                        measured_retention=parse_metrics_args(metrics or []),
                        local_peak_gflops=local_peak_gflops, roi_inputs=inputs,
-                       require_benefit=require_benefit)
+                       require_benefit=require_benefit, pilot=pilot or None,
+                       max_steps=max_steps)
     out_dir = _plan_out_dir(out)
     write_plan(result, out_dir)
     from .console import print_plan_summary
@@ -487,6 +570,11 @@ class _ConsoleHooks:
         from .console import training_progress
 
         return training_progress()
+
+    def pilot_progress(self):
+        from .console import pilot_progress
+
+        return pilot_progress()
 
 
 @app.command()

@@ -230,6 +230,37 @@ def training_progress() -> Iterator:
         yield update
 
 
+@contextlib.contextmanager
+def pilot_progress() -> Iterator:
+    """A callback (curve, done, total) drawing one bar per pilot curve (student and mode)."""
+    bar = Progress(TextColumn("{task.description:<32}"), BarColumn(), MofNCompleteColumn(),
+                   TimeElapsedColumn(), console=console)
+    tasks: dict[str, int] = {}
+
+    def update(label: str, done: int, total: int) -> None:
+        if label not in tasks:
+            tasks[label] = bar.add_task(f"pilot {label}", total=total)
+        bar.update(tasks[label], completed=done, total=total)
+
+    with bar:
+        yield update
+
+
+def print_pilot_summary(df, out) -> None:
+    """Each curve's final points: accuracy and retention by budget."""
+    table = Table(title="pilot curves: what a whole run of each budget ends at (held-out test)")
+    for col in ("student", "mode", "steps", "tokens", "bits/byte", "accuracy", "retention"):
+        table.add_column(col, justify="left" if col in ("student", "mode") else "right")
+    final = df[df["phase"] == "final"].sort_values(["model", "mode", "step"])
+    for _, r in final.iterrows():
+        table.add_row(str(r["model"]), str(r["mode"]), f"{int(r['step'])}",
+                      f"{r['tokens'] / 1e6:.2f} M", f"{r['bits_per_byte']:.3f}",
+                      f"{r['accuracy']:.4f}", f"{r['accuracy'] / r['teacher_accuracy']:.1%}")
+    out_console = _stdout()
+    out_console.print(table)
+    out_console.print(f"pilot curves: {Path(out) / 'pilot.csv'} (roi plan --pilot reads it)")
+
+
 def print_distill_summary(metrics: dict, out: Path) -> None:
     table = Table(title="held-out test split (next-byte prediction)")
     for col in ("model", "accuracy", "bits/byte", "retention"):
@@ -263,6 +294,12 @@ def print_plan_summary(plan: dict, out) -> None:
     for reason in d["reasons"]:
         out_console.print(f"  - {reason}", highlight=False, markup=False)
     out_console.print(_students_table(plan))
+    forecast = plan.get("forecast") or {}
+    if forecast.get("curves"):
+        out_console.print(_forecast_table(forecast))
+    elif forecast.get("source"):
+        out_console.print(f"retention forecast: {forecast['source']}", highlight=False,
+                          markup=False)
     if plan["recommended"] is None:
         out_console.print(plan.get("no_recommendation_reason", ""), highlight=False,
                           markup=False)
@@ -292,13 +329,34 @@ def _students_table(plan: dict) -> Table:
     for i, r in enumerate(rows + plan["alternatives"]):
         lo, hi = r["retention_band"]
         cost = r.get("usd_per_month")
+        at = f" at {r['retention_steps']:,} steps" if r.get("retention_steps") else ""
         t.add_row(r["model"], f"{r['params']:,}", f"{r['compression_ratio']:.1f}×",
-                  f"{lo:.1%}–{hi:.1%} ({r.get('retention_source', 'prior')})",
+                  f"{lo:.1%}–{hi:.1%} ({r.get('retention_source', 'prior')}{at})",
                   f"{r.get('deploy_backend')}/{r.get('deploy_dtype')}",
                   "-" if cost is None else f"{cost:,.0f}",
                   "recommended" if rec and i == 0 else
                   ("qualifies" if r.get("qualifies") else "; ".join(r.get("reasons", []))[:90]))
     return t
+
+
+def _forecast_table(f: dict) -> Table:
+    """Steps to the threshold per student and mode, from the pilot curves."""
+    t = Table(title=f"retention forecast from pilots (<= {f['longest_pilot_steps']} steps; "
+              f"budgets up to {f['max_steps']:,} steps considered)")
+    for col in ("student", "mode", f"steps to {f['threshold']:.0%} (P10 / P50)",
+                "asymptote (P50)"):
+        t.add_column(col, justify="left" if col in ("student", "mode") else "right")
+    for c in sorted(f["curves"], key=lambda c: (c["model"], c["mode"])):
+        p10, p50 = c["steps_to_threshold_p10"], c["steps_to_threshold_p50"]
+        t.add_row(c["model"], "KD" if c["mode"] == "kd" else "baseline (no KD)",
+                  f"{_steps(p10)} / {_steps(p50)}", f"{c['asymptote']:.1%}")
+    for c in f.get("failed", []):
+        t.add_row(c["model"], c["mode"], f"not forecast: {c['reason']}", "")
+    return t
+
+
+def _steps(n) -> str:
+    return "not reached" if n is None else f"{n:,}"
 
 
 def _best_table(plan: dict) -> Table:

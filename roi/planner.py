@@ -31,9 +31,25 @@ from .fleet import Assumptions, best_per_hardware, best_per_model, scenario_grid
 from .hardware import Catalog, load_catalog
 from .io import write_json_atomic, write_text_atomic
 from .measurements import load_results, loadgen_peaks, merge, prepare, read_table
-from .payback import Bands, Roi, RoiInputs, monte_carlo, one_time_cost, record_inputs, tornado
+from .budget import BudgetChoice
+from .budget import choose as choose_budget
+from .curves import CurvesArg, load_curves
+from .forecast import Forecasts
+from .forecast import build as build_forecasts
+from .forecast import record as forecast_record
+from .payback import (
+    Bands,
+    OneTimeCost,
+    Roi,
+    RoiInputs,
+    monte_carlo,
+    one_time_cost,
+    record_inputs,
+    tornado,
+)
 from .projection import calibrate, check_memory_efficiency, leave_one_out_report
 from .recommend import DEFAULT_THRESHOLD, Candidate, candidates, check_threshold, recommend
+from .retention import RetentionBand
 from .scenarios import Scenario, load_scenarios
 from .service import NOT_APPLICABLE, forward_times
 
@@ -41,12 +57,18 @@ log = logging.getLogger(__name__)
 
 PLAN_VERSION = 1
 PLAN_KEYS = ("version", "scenarios", "decision", "recommended", "alternatives", "teacher",
-             "trainer", "cost", "sizing", "roi", "projection", "sources")
+             "trainer", "cost", "sizing", "roi", "projection", "sources", "forecast")
 # The trainer section: fields of distill.config.TrainConfig only (roi distill validates them).
 # Measured (BENCHMARKS.md, 10x student, 600 steps): T=1, α=0.9, lr 3e-3 beat the no-KD
 # baseline by 1.4 points where T=2, α=0.5, lr 1e-3 lost to it by 1.0.
-TRAINER_DEFAULTS = {"mode": "kd", "temperature": 1.0, "alpha": 0.9, "lr": 3e-3, "min_lr": 3e-4,
-                    "steps": 1500}
+# wsd schedule with a short warm-up: a run of N steps is a longer run up to its decay, so pilots
+# (roi pilot) measure whole runs of several budgets in one (distill.pilot). The student starts
+# cut out of the teacher (distill.prune): the 10x student reached after 400 steps what a random
+# init reached after ~1,300, without the random init's plateau (BENCHMARKS.md).
+TRAINER_DEFAULTS = {"mode": "kd", "init": "teacher-pruned", "temperature": 1.0, "alpha": 0.9,
+                    "lr": 3e-3, "min_lr": 3e-4, "warmup_steps": 20, "schedule": "wsd",
+                    "decay_fraction": 0.2, "steps": 1500}
+REACH = 16  # the largest budget considered, in multiples of the longest pilot (BENCHMARKS.md)
 TRAINER_BATCH_TOKENS = 16 * 256  # TrainConfig's default batch_size x block_size
 LOO_GOAL = 0.15
 # What the recommended student's deploy_backend / deploy_dtype mean (bench's quality gate: issue 7;
@@ -152,12 +174,21 @@ def plan(results: ResultsArg, scenario: ScenarioArg, *,
          local_peak_gflops: float | None = None,
          assumptions: Assumptions = Assumptions(),
          roi_inputs: RoiInputs = RoiInputs(),
-         require_benefit: bool = True) -> Plan:
+         require_benefit: bool = True,
+         pilot: CurvesArg | None = None,
+         max_steps: int | None = None,
+         report_steps: Sequence[int] = ()) -> Plan:
     """The distillation plan for `results` (DataFrame(s) or results files) under `scenario`
     (Scenario(s), preset names or YAML files). Raises InputError on bad input.
 
     require_benefit=False gives the seed's framework alone: go when a criterion holds and a
-    student qualifies, even if our figures show the student saves nothing."""
+    student qualifies, even if our figures show the student saves nothing.
+
+    pilot: pilot curves (roi pilot's pilot.csv, a distillation's metrics.json, or a DataFrame
+    of the roi.curves contract): retention is forecast from them per training budget and the
+    budget becomes a decision (the fewest steps, up to max_steps [default: REACH x the longest
+    pilot], whose P10 reaches the threshold). report_steps: budgets whose forecast the plan
+    records too (roi run's own)."""
     check_threshold(retention_threshold)
     check_memory_efficiency(assumptions.memory_efficiency)
     if local_peak_gflops is not None and not (local_peak_gflops > 0):
@@ -180,13 +211,21 @@ def plan(results: ResultsArg, scenario: ScenarioArg, *,
     best_hw = best_per_hardware(grid)
     best_model = best_per_model(best_hw)
 
+    forecasts = read_forecasts(pilot, teacher)
+    limit = _max_steps(forecasts, max_steps)
+    cost = _one_time_fn(roi_inputs, fwd, teacher, training_hw)
+    budgets = _budget_fn(forecasts, retention_threshold, limit, cost)
     ranked = candidates(best_model, students, teacher_params, retention_threshold,
-                        measured_retention)
+                        measured_retention, budgets, roi_inputs.horizon_months)
     chosen, why_none = recommend(ranked)
+    tentative = None if chosen is not None else unconfirmed(ranked, roi_inputs.horizon_months)
     bills = {s.name: _teacher_bill(grid, s.name, teacher) for s in scenarios}
     crit = [c for s in scenarios for c in criteria(s, bills[s.name]["usd_per_month"])]
-    roi = _roi_section(chosen, ranked, bills, scenarios, fwd, teacher, training_hw,
-                       roi_inputs, students)
+    roi = _roi_section(chosen or tentative, ranked, bills, scenarios, cost, roi_inputs,
+                       students)
+    if chosen is None and "monthly_savings_usd" in roi:
+        roi["student_note"] = ("no student qualifies: the figures are for the closest "
+                               "candidate, for comparison only")
     benefit = _benefit(chosen, bills, roi)
     if not require_benefit:
         benefit = (True, benefit[1])
@@ -194,7 +233,126 @@ def plan(results: ResultsArg, scenario: ScenarioArg, *,
     doc = _document(scenarios, decision, chosen, why_none, ranked, teacher, teacher_params,
                     best_hw, roi, fits, df, fwd, grid, retention_threshold, assumptions,
                     roi_inputs, local_peak_gflops)
-    return Plan(doc, grid)
+    if tentative is not None:
+        doc["decision"]["retention_unconfirmed"] = _unconfirmed_record(tentative, limit)
+        doc["decision"]["reasons"].insert(1, doc["decision"]["retention_unconfirmed"]["reason"])
+        doc["trainer"]["student"] = tentative.model
+    doc["forecast"] = _forecast_section(forecasts, retention_threshold, limit, report_steps)
+    if forecasts is not None:
+        doc["forecast"]["pilot_compute"] = _pilot_compute(forecasts, chosen)
+    doc["trainer"].update(_trainer_budget(forecasts, chosen or tentative
+                                          or next(iter(ranked), None)))
+    doc = {**{k: doc[k] for k in PLAN_KEYS}, **doc}  # the contract's keys first, in order
+    return Plan(_plain(doc), grid)
+
+
+# ------------------------------------------------------------------------------ budgets
+
+
+def read_forecasts(pilot: CurvesArg | None, teacher: str) -> Optional[Forecasts]:
+    """Forecasts from pilot curves (None without any), refused when they were measured with
+    another teacher than the plan's."""
+    if pilot is None:
+        return None
+    table = load_curves(pilot)
+    if table.empty:
+        return None
+    other = sorted(set(table["teacher"].dropna().astype(str)) - {teacher})
+    if other:
+        raise InputError(f"pilot curves: measured with teacher {other[0]}, but the results' "
+                         f"teacher is {teacher}: pilots must distill the plan's teacher")
+    return build_forecasts(table)
+
+
+def _max_steps(fc: Optional[Forecasts], given: Optional[int]) -> int:
+    if given is not None:
+        if not (isinstance(given, int) and given > 0):
+            raise InputError(f"max_steps must be a positive number of steps; got {given!r}")
+        return given
+    if fc is None:
+        return int(TRAINER_DEFAULTS["steps"])
+    return int(REACH * max(fc.longest_steps, 1))
+
+
+def _one_time_fn(inputs: RoiInputs, fwd: pd.DataFrame, teacher: str, hw):
+    """(student params, training tokens) -> the one-time cost on the training hardware."""
+    rate = _teacher_tokens_per_s(fwd, teacher, hw)
+    generation = _generation(inputs, fwd, teacher, hw)
+
+    def cost(params: int, tokens: float) -> OneTimeCost:
+        return one_time_cost(inputs, usd_per_hour=hw.usd_per_hour or 0.0,
+                             training_tokens=tokens, student_params=params,
+                             peak_bf16_flop_s=_bf16_peak(hw), teacher_tokens_per_s=rate,
+                             generation=generation)
+    return cost
+
+
+def _budget_fn(fc: Optional[Forecasts], threshold: float, max_steps: int, cost):
+    """Per student: its budget (roi.budget.choose) from its KD forecast, or the prior."""
+    batch = fc.batch_tokens if fc is not None else float(TRAINER_BATCH_TOKENS)
+    default = int(TRAINER_DEFAULTS["steps"])
+
+    def budget(spec: str, params: int, prior: RetentionBand) -> BudgetChoice:
+        kd = fc.get(spec, "kd") if fc is not None else None
+        why = fc.why_not(spec, "kd") if fc is not None else "no pilot curves given"
+        return choose_budget(kd, prior, params, threshold, max_steps=max_steps,
+                             default_steps=default, batch_tokens=batch, cost=cost,
+                             baseline=fc.get(spec, "ce") if fc is not None else None,
+                             why_no_forecast=why, piloted=bool(fc and fc.curves))
+    return budget
+
+
+def _forecast_section(fc: Optional[Forecasts], threshold: float, max_steps: int,
+                      report_steps: Sequence[int]) -> dict:
+    if fc is None:
+        return {"source": "none: no pilot curves (roi pilot, or roi plan --pilot); retention "
+                "is the prior, whatever the training budget", "max_steps": max_steps}
+    return forecast_record(fc, threshold, max_steps, tuple(int(s) for s in report_steps))
+
+
+def unconfirmed(ranked: list[Candidate], horizon_months: int) -> Optional[Candidate]:
+    """Where no student qualifies only because its forecast P10 stays under the threshold while
+    its P50 reaches it (costed on every scenario, nothing else failing): the cheapest such
+    student over the horizon, whose longer run would settle it. None otherwise."""
+    open_ = [c for c in ranked if c.budget is not None and c.budget.source == "forecast"
+             and c.budget.steps_p50 and math.isfinite(c.usd_per_month)
+             and all(r.startswith("retention") for r in c.reasons)]
+    return min(open_, key=lambda c: c.horizon_usd(horizon_months), default=None)
+
+
+def _unconfirmed_record(c: Candidate, max_steps: int) -> dict:
+    b = c.budget
+    return {"model": c.model, "steps_p50": b.steps_p50, "max_steps": max_steps,
+            "retention_band": b.band.as_list(), "retention_p50": b.band.mid,
+            "reason": (f"retention not confirmed: {c.model}'s forecast P50 reaches the threshold "
+                       f"at {b.steps_p50:,} steps, but its P10 stays under it within "
+                       f"{max_steps:,} steps ({b.band.low:.1%}-{b.band.high:.1%} at "
+                       f"{b.steps_p50:,}); a longer pilot, or distilling it, narrows the band")}
+
+
+def _pilot_compute(fc: Forecasts, chosen: Optional[Candidate]) -> dict:
+    """What the pilots cost beside the distillation they plan (KD and its baseline), in the
+    same count: 6 x student params per token trained, + 2 x teacher params per KD token."""
+    out = {"pilot_flops": fc.pilot_flops, "basis": "6 x params x tokens per student step, "
+           "+ 2 x teacher params x tokens for KD (the teacher's forward)"}
+    if chosen is None or chosen.budget is None or not fc.teacher_params:
+        return out
+    tokens = chosen.budget.tokens
+    planned = (12 * chosen.params + 2 * fc.teacher_params) * tokens
+    out.update({"planned_distillation_flops": planned,
+                "share": fc.pilot_flops / planned if planned else None})
+    return out
+
+
+def _trainer_budget(fc: Optional[Forecasts], trainee: Optional[Candidate]) -> dict:
+    """The trainer section's budget (the chosen student's steps) and the pilots' recipe, so the
+    full run is the run the forecast is for."""
+    out: dict = {}
+    if fc is not None and fc.settings:
+        out.update({k: v for k, v in fc.settings.items() if k != "teacher" and v is not None})
+    if trainee is not None and trainee.budget is not None:
+        out["steps"] = int(trainee.budget.steps)
+    return out
 
 
 def _teacher_bill(grid: pd.DataFrame, scenario: str, teacher: str) -> dict:
@@ -225,17 +383,14 @@ def _brief(row: pd.Series) -> dict:
             "batch_size": int(row["batch_size"]), "source": row["source"]}
 
 
-def _roi_section(chosen: Optional[Candidate], ranked, bills, scenarios, fwd, teacher,
-                 training_hw, inputs: RoiInputs, students) -> dict:
+def _roi_section(chosen: Optional[Candidate], ranked, bills, scenarios, cost,
+                 inputs: RoiInputs, students) -> dict:
     target = chosen or next((c for c in ranked if math.isfinite(c.usd_per_month)), None)
-    steps = TRAINER_DEFAULTS["steps"]
-    tokens = float(steps * TRAINER_BATCH_TOKENS)
-    params = target.params if target else min(students.values(), default=0)
-    one = one_time_cost(inputs, usd_per_hour=training_hw.usd_per_hour or 0.0,
-                        training_tokens=tokens, student_params=params,
-                        peak_bf16_flop_s=_bf16_peak(training_hw),
-                        teacher_tokens_per_s=_teacher_tokens_per_s(fwd, teacher, training_hw),
-                        generation=_generation(inputs, fwd, teacher, training_hw))
+    if target is not None and target.budget is not None:
+        one = target.budget.one_time
+    else:
+        params = target.params if target else min(students.values(), default=0)
+        one = cost(params, float(TRAINER_DEFAULTS["steps"] * TRAINER_BATCH_TOKENS))
     base = {"student": target.model if target else None, "inputs": record_inputs(inputs),
             "one_time": one.record(), "teacher_bill": bills}
     if chosen is None and target is not None:
@@ -383,9 +538,9 @@ def _recommended(c: Optional[Candidate]) -> Optional[dict]:
     if c is None:
         return None
     r = c.record()
-    keep = ("model", "params", "compression_ratio", "retention_band", "deploy_backend",
-            "deploy_dtype", "retention_source", "retention_note", "usd_per_month",
-            "per_scenario")
+    keep = ("model", "params", "compression_ratio", "retention_band", "retention_p50",
+            "retention_steps", "deploy_backend", "deploy_dtype", "retention_source",
+            "retention_note", "usd_per_month", "per_scenario", "budget")
     return {**{k: r[k] for k in keep}, "deploy_note": DEPLOY_NOTE}
 
 

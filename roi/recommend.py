@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import TYPE_CHECKING, Callable, Optional
 
 import pandas as pd
 
 from .errors import InputError
 from .retention import RetentionBand, band_for
+
+if TYPE_CHECKING:
+    from .budget import BudgetChoice
 
 DEFAULT_THRESHOLD = 0.95
 
@@ -31,6 +34,12 @@ class Candidate:
     reasons: tuple[str, ...]
     usd_per_month: float  # summed over scenarios; inf when some scenario has no feasible config
     per_scenario: tuple[dict, ...] = field(default=())
+    budget: Optional[BudgetChoice] = None  # its training budget (roi.budget), where chosen
+
+    def horizon_usd(self, months: int) -> float:
+        """Monthly cost over the horizon plus the one-time cost of its training budget."""
+        once = self.budget.one_time.total_usd if self.budget is not None else 0.0
+        return self.usd_per_month * months + once
 
     @property
     def deploy(self) -> dict:
@@ -47,10 +56,12 @@ class Candidate:
                 "compression_ratio": round(self.compression_ratio, 4),
                 "retention_band": self.retention.as_list(),
                 "retention_source": self.retention.source,
+                "retention_p50": self.retention.mid, "retention_steps": self.retention.steps,
                 "retention_note": self.retention.note, **self.deploy,
                 "qualifies": self.qualifies, "reasons": list(self.reasons),
                 "usd_per_month": _finite_or_none(self.usd_per_month),
-                "per_scenario": [dict(s) for s in self.per_scenario]}
+                "per_scenario": [dict(s) for s in self.per_scenario],
+                "budget": self.budget.record() if self.budget is not None else None}
 
 
 def check_threshold(threshold: float) -> float:
@@ -61,22 +72,33 @@ def check_threshold(threshold: float) -> float:
 
 
 def candidates(best_per_model: pd.DataFrame, students: dict[str, int], teacher_params: int,
-               threshold: float, measured: dict[str, float] | None = None) -> list[Candidate]:
-    """Every student judged against the threshold and the scenarios, ranked."""
+               threshold: float, measured: dict[str, float] | None = None,
+               budgets: Optional[Callable[[str, int, RetentionBand], BudgetChoice]] = None,
+               horizon_months: int = 12) -> list[Candidate]:
+    """Every student judged against the threshold and the scenarios, ranked: by the cost over
+    the horizon (monthly cost x months + the one-time cost of its training budget) where
+    `budgets` chooses a budget per student (roi.budget), else by monthly cost."""
     check_threshold(threshold)
     out = [_judge(spec, params, teacher_params, threshold, measured,
-                  best_per_model[best_per_model["model"] == spec])
+                  best_per_model[best_per_model["model"] == spec], budgets)
            for spec, params in students.items()]
-    return sorted(out, key=_rank)
+    return sorted(out, key=lambda c: _rank(c, horizon_months))
 
 
-def _judge(spec, params, teacher_params, threshold, measured, rows) -> Candidate:
+def _judge(spec, params, teacher_params, threshold, measured, rows, budgets) -> Candidate:
     ratio = teacher_params / params
     band = band_for(spec, ratio, measured)
+    budget = None
+    if budgets is not None and band.source != "measured":
+        budget = budgets(spec, params, band)
+        band = budget.band
     reasons = []
-    if not band.meets(threshold):
-        reasons.append(f"retention band {band.low:.1%}-{band.high:.1%} ({band.source}) has its "
-                       f"low end under the {threshold * 100:g}% threshold")
+    if budget is not None and not budget.reaches and band.meets(threshold):
+        reasons.append(f"retention: {budget.note}")
+    elif not band.meets(threshold):
+        at = f" at {band.steps:,} steps" if band.steps else ""
+        reasons.append(f"retention band {band.low:.1%}-{band.high:.1%} ({band.source}{at}) "
+                       f"has its low end under the {threshold * 100:g}% threshold")
     per = tuple(_scenario_entry(r) for _, r in rows.iterrows())
     for s in per:
         if not s["feasible"]:
@@ -84,7 +106,7 @@ def _judge(spec, params, teacher_params, threshold, measured, rows) -> Candidate
                            f"{s['hardware']}: {s['reason']})")
     cost = sum(s["usd_per_month"] for s in per) if per and all(s["feasible"] for s in per) \
         else math.inf
-    return Candidate(spec, params, ratio, band, not reasons, tuple(reasons), cost, per)
+    return Candidate(spec, params, ratio, band, not reasons, tuple(reasons), cost, per, budget)
 
 
 def _scenario_entry(r: pd.Series) -> dict:
@@ -99,9 +121,10 @@ def _scenario_entry(r: pd.Series) -> dict:
             "source": r["source"], "feasible": bool(r["feasible"]), "reason": r["reason"]}
 
 
-def _rank(c: Candidate) -> tuple:
+def _rank(c: Candidate, horizon_months: int = 12) -> tuple:
     p50 = sum((s["service_ms_p50"] or math.inf) for s in c.per_scenario)
-    return (not c.qualifies, c.usd_per_month if c.qualifies else 0.0, -c.retention.low, p50)
+    return (not c.qualifies, c.horizon_usd(horizon_months) if c.qualifies else 0.0,
+            -c.retention.low, p50)
 
 
 def recommend(ranked: list[Candidate]) -> tuple[Optional[Candidate], str]:

@@ -3,7 +3,9 @@
     RUN/run.yaml           the settings used (config over the profile's budget)
     RUN/state.json         the steps finished, with their wall times
     RUN/bench/             1. the teacher and candidate students measured        (roi bench)
-    RUN/plan/              2. the plan: scenarios, sizing, decision, ROI          (roi plan)
+    RUN/pilot/             2. pilot distillations of every student, KD and baseline (roi pilot)
+    RUN/plan/              3. the plan: scenarios, sizing, retention forecast, decision, ROI
+                              (roi plan --pilot)
     RUN/report/            3. the report (report.html, report.md, figures/; decision/, sizing/
                               and distill-plan/ hold the same sections as separate reports)
                               -- gate: a no-go plan stops here and says so --
@@ -57,6 +59,9 @@ class Hooks:
         return contextlib.nullcontext(None)
 
     def train_progress(self) -> ContextManager[Optional[Progress]]:
+        return contextlib.nullcontext(None)
+
+    def pilot_progress(self) -> ContextManager[Optional[Progress]]:
         return contextlib.nullcontext(None)
 
 
@@ -122,6 +127,63 @@ def step_bench(run: Run) -> None:
     _sweep(run, run.path("bench"), s["teacher"], s["students"])
 
 
+# trainer settings of a run that are about its length or bookkeeping, not its recipe: the
+# pilots take everything else, so their curves forecast the run's own distillation
+_NOT_PILOT = ("steps", "eval_every", "ckpt_every")
+
+
+def pilot_config(settings: dict):
+    """The pilots' trainer settings: the planner's recipe, the run's trainer settings over it."""
+    from distill.config import make_config
+
+    from .planner import TRAINER_DEFAULTS
+
+    trainer = {k: v for k, v in settings["trainer"].items() if k not in _NOT_PILOT}
+    return make_config({**TRAINER_DEFAULTS, **trainer, "teacher": settings["teacher"]},
+                       "run config: trainer")
+
+
+def pilot_skip_reason(settings: dict) -> Optional[str]:
+    from bench.zoo import parse_spec
+
+    if not settings["pilot"]["enabled"]:
+        return "pilot: enabled: false in the config"
+    if not settings["distill"]:
+        return "distill: false in the config (nothing will be trained)"
+    if parse_spec(settings["teacher"]).kind not in ("builtin", "ckpt", "hf"):
+        return "the teacher has no weights the trainer can load"
+    if not _pilot_students(settings):
+        return "no builtin student (the trainer trains builtin architectures only)"
+    return None
+
+
+def _pilot_students(settings: dict) -> list[str]:
+    from bench.zoo import parse_students
+
+    return [s.spec for s in parse_students(settings["students"])
+            if s.kind == "builtin" and s.spec != settings["teacher"]]
+
+
+def step_pilot(run: Run) -> None:
+    from .curves import PILOT_FILE, to_frame
+
+    s = run.settings
+    why = pilot_skip_reason(s)
+    if why is not None:
+        write_json_atomic(run.path("pilot", SKIPPED_FILE), {"reason": why})
+        write_text_atomic(run.path("pilot", PILOT_FILE), to_frame([]).to_csv(index=False))
+        return
+    from distill.pilot import pilot
+
+    p = s["pilot"]
+    with run.hooks.pilot_progress() as progress:
+        pilot(pilot_config(s), _pilot_students(s), run.path("pilot"), steps=p["steps"],
+              points=p.get("points"), modes=p["modes"], progress=progress)
+
+
+SKIPPED_FILE = "skipped.json"
+
+
 def step_plan(run: Run) -> None:
     from .payback import RoiInputs
     from .planner import Plan, plan, write_plan
@@ -130,7 +192,8 @@ def step_plan(run: Run) -> None:
     result = plan(run.path("bench", "results.csv"), s["scenarios"], hardware=s["hardware"],
                   retention_threshold=s["retention_threshold"],
                   local_peak_gflops=s["local_peak_gflops"], roi_inputs=RoiInputs(**s["economics"]),
-                  require_benefit=s["require_benefit"])
+                  require_benefit=s["require_benefit"], pilot=_pilot_curves(run),
+                  report_steps=[int(s["trainer"]["steps"])])
     doc = dict(result.to_dict())
     planned = doc["trainer"].get("steps")
     note = (f"roi run distills with a smaller budget ({_budget_text(s['trainer'])}, profile "
@@ -138,6 +201,11 @@ def step_plan(run: Run) -> None:
             "distillation: `roi distill --plan plan/plan.yaml --out DIR` runs that one.")
     doc["trainer_note"] = " ".join(filter(None, [doc.get("trainer_note"), note]))
     write_plan(Plan(doc, result.grid), run.path("plan"))
+
+
+def _pilot_curves(run: Run) -> Optional[Path]:
+    path = run.path("pilot", "pilot.csv")
+    return path if path.is_file() and not run.path("pilot", SKIPPED_FILE).is_file() else None
 
 
 def _budget_text(trainer: dict) -> str:
@@ -151,10 +219,29 @@ def step_report(run: Run) -> None:
 def step_distill(run: Run) -> None:
     from distill.pipeline import distill_from_plan
 
+    plan = _plan(run.out)
+    refine = bool(plan["decision"].get("retention_unconfirmed"))  # the run's own gate let it in
     with run.hooks.train_progress() as progress:
         distill_from_plan(run.path("plan", "plan.yaml"), run.path("distill"), resume=True,
-                          force=run.settings["force"], overrides=run.settings["trainer"],
-                          progress=progress)
+                          force=run.settings["force"] or refine,
+                          overrides=run.settings["trainer"], progress=progress)
+
+
+def step_replan(run: Run) -> None:
+    """The plan again with the distillation's own result (a KD and a baseline point at the run's
+    budget) beside the pilots: what the full budget is now forecast to reach, and cost."""
+    from .payback import RoiInputs
+    from .planner import plan, write_plan
+
+    s = run.settings
+    curves = [p for p in (_pilot_curves(run), run.path("distill", "metrics.json"))
+              if p is not None]
+    result = plan(run.path("bench", "results.csv"), s["scenarios"], hardware=s["hardware"],
+                  retention_threshold=s["retention_threshold"],
+                  local_peak_gflops=s["local_peak_gflops"], roi_inputs=RoiInputs(**s["economics"]),
+                  require_benefit=s["require_benefit"], pilot=curves,
+                  report_steps=[int(s["trainer"]["steps"])])
+    write_plan(result, run.path("replan"))
 
 
 def step_bench_student(run: Run) -> None:
@@ -165,16 +252,21 @@ def step_bench_student(run: Run) -> None:
 STEPS: tuple[Step, ...] = (
     Step("bench", "measure the teacher and candidate students", "bench", (),
          ("bench/results.csv",), step_bench),
-    Step("plan", "cost, sizing and decision for every scenario", "plan", ("bench",),
-         ("plan/plan.json", "plan/plan.yaml"), step_plan),
+    Step("pilot", "pilot distillations of every student (KD and no-KD baseline)", "pilot", (),
+         ("pilot/pilot.csv",), step_pilot),
+    Step("plan", "cost, sizing, retention forecast and decision for every scenario", "plan",
+         ("bench", "pilot"), ("plan/plan.json", "plan/plan.yaml"), step_plan),
     Step("report", "the decision and sizing report", "report", ("bench", "plan"),
          ("report/report.html",), step_report),
     Step("distill", "distill the recommended student, export, int8", "distill", ("plan",),
          ("distill/metrics.json",), step_distill),
     Step("bench-student", "measure the distilled student beside the teacher", "bench-student",
          ("distill",), ("bench-student/results.csv",), step_bench_student),
+    Step("replan", "the plan again, with the distillation's own result beside the pilots",
+         "replan", ("plan", "distill"), ("replan/plan.json",), step_replan),
     Step("final-report", "the report with predicted beside achieved", "report",
-         ("bench", "plan", "distill", "bench-student"), ("report/report.html",), step_report),
+         ("bench", "plan", "distill", "bench-student", "replan"), ("report/report.html",),
+         step_report),
 )
 GATE_AFTER = "report"
 
@@ -298,6 +390,11 @@ def _gate(run: Run) -> Optional[str]:
     if run.settings["force"]:
         log.warning("the plan says no-go; distilling anyway (force: true)")
         return None
+    if plan["decision"].get("retention_unconfirmed"):
+        log.warning("the forecast cannot confirm the retention yet: distilling %s for the "
+                    "run's budget to refine it, then re-planning",
+                    plan["decision"]["retention_unconfirmed"]["model"])
+        return None
     return "no-go"
 
 
@@ -329,7 +426,7 @@ def default_out() -> Path:
 def finish(run: Run, state: dict) -> dict:
     """RUN/summary.json: the decision, the student, savings, payback, and what was achieved."""
     plan = _plan(run.out)
-    summary = summarize(plan, _metrics(run.out), state, run.out)
+    summary = summarize(plan, _metrics(run.out), state, run.out, _replan(run.out))
     write_json_atomic(run.path(SUMMARY_FILE), summary)
     return summary
 
@@ -341,22 +438,61 @@ def _metrics(out: Path) -> Optional[dict]:
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
 
 
-def summarize(plan: dict, metrics: Optional[dict], state: dict, out: Path) -> dict:
+def _replan(out: Path) -> Optional[dict]:
+    from .planner import read_plan
+
+    path = out / "replan" / "plan.json"
+    return read_plan(path) if path.is_file() else None
+
+
+def forecast_at(plan: dict, model: Optional[str], steps: Any) -> Optional[list]:
+    """The plan's forecast (P10, P50, P90) of `model`'s KD retention at `steps`, if recorded."""
+    for c in (plan.get("forecast") or {}).get("curves") or []:
+        if c.get("model") == model and c.get("mode") == "kd":
+            return (c.get("at_steps") or {}).get(str(steps))
+    return None
+
+
+def _replan_summary(replan: Optional[dict]) -> Optional[dict]:
+    if not replan:
+        return None
+    unsure = replan["decision"].get("retention_unconfirmed") or {}
+    rec = replan.get("recommended") or unsure
+    return {"go": bool(replan["decision"]["go"]), "recommended": rec.get("model"),
+            "steps": (replan.get("trainer") or {}).get("steps"),
+            "retention_band": rec.get("retention_band"), "retention_p50": rec.get("retention_p50"),
+            "retention_source": rec.get("retention_source"),
+            "one_time_usd": ((replan.get("roi") or {}).get("one_time") or {}).get("total_usd"),
+            "payback_months": (replan.get("roi") or {}).get("payback_months")}
+
+
+def summarize(plan: dict, metrics: Optional[dict], state: dict, out: Path,
+              replan: Optional[dict] = None) -> dict:
     d, rec, roi = plan["decision"], plan.get("recommended") or {}, plan.get("roi") or {}
     steps = state.get("steps", {})
+    settings = (metrics or {}).get("settings") or {}
+    at_run = forecast_at(plan, settings.get("student"), settings.get("steps"))
+    achieved = (metrics or {}).get("retention_accuracy")
     return {
         "go": bool(d["go"]),
+        "retention_unconfirmed": d.get("retention_unconfirmed"),
         "reasons": list(d.get("reasons") or []),
         "stopped": state.get("stopped"),
         "recommended": rec.get("model"),
         "params": rec.get("params"),
         "compression_ratio": rec.get("compression_ratio"),
         "retention_band": rec.get("retention_band"),
+        "retention_source": rec.get("retention_source"),
+        "planned_steps": (plan.get("trainer") or {}).get("steps"),
         "monthly_savings_usd": roi.get("monthly_savings_usd"),
         "payback_months": roi.get("payback_months"),
         "achieved_retention": (metrics or {}).get("retention_accuracy"),
         "distilled_student": ((metrics or {}).get("settings") or {}).get("student"),
         "trainer_steps": ((metrics or {}).get("settings") or {}).get("steps"),
+        "forecast_at_run_steps": at_run,
+        "achieved_inside_forecast": (None if at_run is None or achieved is None
+                                     else bool(at_run[0] <= achieved <= at_run[2])),
+        "replan": _replan_summary(replan),
         "report": str(out / "report" / "report.html"),
         "steps_wall_s": {k: v.get("wall_s") for k, v in steps.items()},
     }
@@ -368,8 +504,11 @@ def summary_line(s: dict) -> str:
     if s.get("stopped") == "no-go":
         why = (s["reasons"] or ["no reason given"])[0]
         return f"NO-GO: {why}. Stopped after the report (no distillation). {report}"
-    forced = not s["go"] and not s.get("stopped")
-    parts = ["GO" if s["go"] else ("NO-GO (distilled anyway: force)" if forced else "NO-GO")]
+    unsure = not s["go"] and s.get("retention_unconfirmed")
+    forced = not s["go"] and not s.get("stopped") and not unsure
+    parts = ["GO" if s["go"] else "NO-GO for now: retention not confirmed, distilled to refine "
+             "the forecast" if unsure else
+             ("NO-GO (distilled anyway: force)" if forced else "NO-GO")]
     if s.get("recommended"):
         parts.append(f"{'distill ' if s['go'] else 'closest student '}{s['recommended']} "
                      f"({_millions(s.get('params'))} params, "
@@ -379,13 +518,37 @@ def summary_line(s: dict) -> str:
         parts.append(f"saves ${saving:,.0f}/month")
     parts.append("payback never" if payback is None else f"payback {payback:.1f} months")
     if s.get("achieved_retention") is not None:
-        band = s.get("retention_band") or [None, None]
-        pred = (f" (predicted {band[0]:.0%}-{band[1]:.0%})" if None not in band else "")
-        parts.append(f"achieved retention {s['achieved_retention']:.1%}{pred} after "
-                     f"{s.get('trainer_steps')} steps")
+        parts.append(_achieved_text(s))
+        full = s.get("replan")
+        if full:
+            parts.append(_replan_text(full))
     elif s.get("stopped"):
         parts.append(f"stopped after the report: {s['stopped']}")
     return "; ".join(parts) + f". {report}"
+
+
+def _replan_text(full: dict) -> str:
+    """What the re-plan (the run's own result beside the pilots) says the full budget gives."""
+    verdict = "GO" if full.get("go") else "NO-GO"
+    if not full.get("recommended") or not full.get("retention_band") or not full.get("steps"):
+        return f"re-planned with this run: {verdict}, no student qualifies"
+    lo, hi = full["retention_band"]
+    return (f"re-planned with this run: {verdict}, full budget: {full['recommended']} for "
+            f"{full['steps']:,} steps is forecast to keep {lo:.1%}-{hi:.1%} (P10-P90) at a "
+            f"one-time ${full['one_time_usd'] or 0:,.0f}")
+
+
+def _achieved_text(s: dict) -> str:
+    got, steps = s["achieved_retention"], s.get("trainer_steps")
+    at = s.get("forecast_at_run_steps")
+    if at is not None:
+        verdict = "inside" if s.get("achieved_inside_forecast") else "outside"
+        return (f"achieved retention {got:.1%} after {steps} steps (forecast {at[0]:.1%}-"
+                f"{at[2]:.1%} for {steps} steps: {verdict})")
+    band = s.get("retention_band") or [None, None]
+    pred = (f" ({s.get('retention_source') or 'prior'} {band[0]:.0%}-{band[1]:.0%} for "
+            f"{s.get('planned_steps')} steps)" if None not in band else "")
+    return f"achieved retention {got:.1%}{pred} after {steps} steps"
 
 
 def _millions(n: Any) -> str:

@@ -51,9 +51,15 @@ from bench.loadgen import (
 from bench.results import ResultsStore, load_samples
 from bench.timing import TimingSettings, time_after_idle, time_calls, time_idle_calls
 from roi.cost import evaluate
-from roi.loadcheck import predicted_peak_qps, predicted_quantile_ms, relative_error
+from roi.loadcheck import (
+    idle_utilization,
+    predicted_peak_qps,
+    predicted_quantile_ms,
+    relative_error,
+    wake_mixture,
+)
 from roi.service import wake_ms
-from roi.sizing import ServiceTime, max_qps_per_replica
+from roi.sizing import ServiceTime, max_qps_per_replica, response_time_quantile_ms
 
 from .figures import record
 
@@ -167,6 +173,7 @@ def test_predicted_p99_vs_loadgen(out, model):
                      for r in runs]
         in_situ = [predicted_quantile_ms(ServiceTime.from_samples(r["service"]), qps, 99)
                    for r in runs]
+        planner = [_planner_p99(r["before"], r["after_idle"], qps) for r in runs]
         measured = float(np.median([r["p99_ms"] for r in runs]))
         points.append({"utilization": u, "qps": qps, "measured_p99_ms": measured,
                        "predicted_p99_ms": float(np.median(predicted)),
@@ -174,6 +181,8 @@ def test_predicted_p99_vs_loadgen(out, model):
                        "back_to_back_error": relative_error(float(np.median(back_to_back)),
                                                             measured),
                        "in_situ_predicted_p99_ms": float(np.median(in_situ)),
+                       "planner_p99_ms": float(np.median(planner)),
+                       "planner_error": relative_error(float(np.median(planner)), measured),
                        "error": relative_error(float(np.median(predicted)), measured),
                        "runs": [_plain(r) for r in runs],
                        "disturbed_attempts": sum(t["disturbed"] for t in tries)})
@@ -230,6 +239,18 @@ def test_predicted_peak_vs_found_peak(out, model):
     assert found is not None and abs(planner_error) <= PEAK_GOAL, (
         f"{model}: the planner's QPS per replica {planner['qps']:.1f} vs found {found} QPS "
         f"(early-stopping prediction {predicted.qps:.1f}, {error:+.1%})")
+
+
+def _planner_p99(before_ms: np.ndarray, after_idle_ms: np.ndarray, qps: float) -> float:
+    """The planner's form of the two-state model at a fixed rate: bench's mean and CV of
+    back-to-back calls, plus wake_ms (after-idle median - back-to-back median) for the requests
+    that find the server idle (roi.loadcheck.wake_mixture, as roi.cost.evaluate sizes)."""
+    busy = ServiceTime.from_mean_cv(before_ms.mean(), before_ms.std(ddof=1) / before_ms.mean())
+    wake = max(float(np.median(after_idle_ms) - np.median(before_ms)), 0.0)
+    mean = float(busy.mean_ms)
+    rho = idle_utilization(mean, mean + wake, qps)
+    return float(response_time_quantile_ms(wake_mixture(busy, np.array(wake), np.array(rho)),
+                                           qps, 99))
 
 
 def _planner_peak(backend: Backend, samples: np.ndarray, before_ms: np.ndarray) -> dict:

@@ -11,7 +11,8 @@ import pytest
 
 pytestmark = pytest.mark.slow  # end to end: benches, distills, benches again; still run in CI
 
-STEPS = ["bench", "plan", "report", "distill", "bench-student", "final-report"]
+STEPS = ["bench", "pilot", "plan", "report", "distill", "bench-student", "replan",
+         "final-report"]
 
 
 def roi(*args, timeout=600):
@@ -39,7 +40,8 @@ def test_quick_run_answers_the_question(finished):
     assert "payback" in line and "achieved retention" in line
     assert f"report: {out / 'report' / 'report.html'}" in line
     for f in ("run.yaml", "state.json", "summary.json", "bench/results.csv",
-              "plan/plan.yaml", "plan/plan.json", "distill/metrics.json",
+              "pilot/pilot.csv", "plan/plan.yaml", "plan/plan.json", "distill/metrics.json",
+              "replan/plan.json", "report/figures/learning_curves.png",
               "distill/student.int8.onnx", "bench-student/results.csv", "report/report.md",
               "report/decision/report.html", "report/sizing/report.html"):
         assert (out / f).is_file(), f
@@ -49,6 +51,9 @@ def test_quick_run_answers_the_question(finished):
         assert f"] {step}: done in" in proc.stderr
     summary = json.loads((out / "summary.json").read_text())
     assert summary["trainer_steps"] == 16 and 0 < summary["achieved_retention"] <= 1.05
+    lo, mid, hi = summary["forecast_at_run_steps"]  # the pilots forecast the run's own budget
+    assert 0 < lo <= mid <= hi and summary["achieved_inside_forecast"] in (True, False)
+    assert "(forecast " in line and "for 16 steps: " in line
 
 
 def test_report_shows_predicted_beside_achieved(finished):

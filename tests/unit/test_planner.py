@@ -44,8 +44,9 @@ def test_contract_keys_and_trainer_section(fixture_plan):
     assert doc["teacher"] == {"model": "builtin:teacher", "params": 14393088}
     trainer = doc["trainer"]
     assert trainer == {"teacher": "builtin:teacher", "student": rec["model"], "mode": "kd",
-                       "temperature": 1.0, "alpha": 0.9, "lr": 3e-3, "min_lr": 3e-4,
-                       "steps": 1500}
+                       "init": "teacher-pruned", "temperature": 1.0, "alpha": 0.9, "lr": 3e-3,
+                       "min_lr": 3e-4, "warmup_steps": 20, "schedule": "wsd",
+                       "decay_fraction": 0.2, "steps": 1500}
     assert set(trainer) <= set(TrainConfig.model_fields)
     TrainConfig(**trainer)  # every key a valid trainer setting
     assert {a["model"] for a in doc["alternatives"]} | {rec["model"]} == {

@@ -63,12 +63,12 @@ def test_a_failed_step_resumes_without_redoing_finished_ones(tmp_path):
     fake = Fake(fail="bench-student")
     with pytest.raises(RuntimeError, match="injected"):
         execute(start(tmp_path), fake.steps())
-    assert fake.calls == ["bench", "plan", "report", "distill", "bench-student"]
+    assert fake.calls == ["bench", "pilot", "plan", "report", "distill", "bench-student"]
     state = read_state(tmp_path / "run")
-    assert list(state["steps"]) == ["bench", "plan", "report", "distill"]
+    assert list(state["steps"]) == ["bench", "pilot", "plan", "report", "distill"]
     fake.calls.clear()
     result = execute(start(tmp_path), fake.steps())
-    assert fake.calls == ["bench-student", "final-report"]
+    assert fake.calls == ["bench-student", "replan", "final-report"]
     # the interrupted step resumed from what it had left (not cleared: its inputs are the same)
     assert (tmp_path / "run" / "bench-student" / "partial").is_file()
     assert result.go and result.summary["achieved_retention"] == 0.93
@@ -85,7 +85,8 @@ def test_missing_outputs_are_redone_and_so_is_what_they_feed(tmp_path):
     fake.calls.clear()
     execute(start(tmp_path), fake.steps())
     # the plan is redone, so everything reading it is redone from scratch; bench is kept
-    assert fake.calls == ["plan", "report", "distill", "bench-student", "final-report"]
+    assert fake.calls == ["plan", "report", "distill", "bench-student", "replan",
+                          "final-report"]
     assert (tmp_path / "run" / "bench" / "marker").is_file()
 
 
@@ -101,7 +102,7 @@ def test_deleting_the_report_redoes_only_the_report(tmp_path):
 def test_no_go_stops_after_the_report_and_says_so(tmp_path):
     fake = Fake(go=False)
     result = execute(start(tmp_path), fake.steps())
-    assert fake.calls == ["bench", "plan", "report"]
+    assert fake.calls == ["bench", "pilot", "plan", "report"]
     assert result.summary["stopped"] == "no-go" and not result.go
     line = summary_line(result.summary)
     assert line.startswith("NO-GO: no measured benefit") and "report.html" in line
@@ -123,7 +124,10 @@ def test_summary_line_of_a_go_run(tmp_path):
     line = summary_line(result.summary)
     assert line.startswith("GO; distill builtin:student-10x (1.43 M params, 10.0x smaller)")
     for text in ("saves $2,554/month", "payback 3.1 months", "achieved retention 93.0% "
-                 "(predicted 90%-97%) after 16 steps", "report: "):
+                 "(prior 90%-97% for 1500 steps) after 16 steps", "re-planned with "
+                 "this run: GO, full budget: builtin:student-10x for 1,500 steps is forecast "
+                 "to keep 90.0%-97.0%",
+                 "report: "):
         assert text in line
     saved = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert saved["recommended"] == "builtin:student-10x"
@@ -183,3 +187,25 @@ def test_run_modules_import_without_torch():
             "sys.exit(1 if {'torch', 'onnxruntime'} & set(sys.modules) else 0)")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_summary_line_holds_the_run_against_the_forecast_for_its_own_budget(tmp_path):
+    from roi.run import summarize
+
+    plan = plan_doc(True)
+    plan["forecast"] = {"curves": [{"model": "builtin:student-10x", "mode": "kd",
+                                    "at_steps": {"16": [0.40, 0.45, 0.50]}}]}
+    metrics = {"retention_accuracy": 0.47, "settings": {"steps": 16,
+                                                        "student": "builtin:student-10x"}}
+    replan = {**plan_doc(True), "trainer": {"steps": 3200},
+              "recommended": {"model": "builtin:student-10x", "retention_band": [0.951, 0.97],
+                              "retention_p50": 0.96}, "roi": {"one_time": {"total_usd": 8123.0}}}
+    s = summarize(plan, metrics, {"steps": {}}, tmp_path, replan)
+    assert s["forecast_at_run_steps"] == [0.40, 0.45, 0.50] and s["achieved_inside_forecast"]
+    line = summary_line(s)
+    assert "achieved retention 47.0% after 16 steps (forecast 40.0%-50.0% for 16 steps: " \
+           "inside)" in line
+    assert "re-planned with this run: GO, full budget: builtin:student-10x for 3,200 steps " \
+           "is forecast to keep 95.1%-97.0% (P10-P90) at a one-time $8,123" in line
+    metrics["retention_accuracy"] = 0.55
+    assert "outside" in summary_line(summarize(plan, metrics, {"steps": {}}, tmp_path, replan))
