@@ -32,8 +32,8 @@ def _variant(row: pd.Series) -> str:
 
 def deploy_as_table(df: pd.DataFrame) -> pd.DataFrame:
     """One row per setting that has at least one measured variant passing the gate."""
-    if df.empty or "status" not in df.columns:
-        return pd.DataFrame(columns=COLUMNS)
+    if df.empty or "status" not in df.columns or "latency_ms_p50" not in df.columns:
+        return pd.DataFrame(columns=COLUMNS)  # nothing measured (all skipped, timed out, ...)
     ok = df[(df["status"] == "ok") & df["latency_ms_p50"].notna()].copy()
     if "gate" not in ok.columns:
         ok["gate"] = None

@@ -195,21 +195,22 @@ def export_onnx(tm, inputs: dict, path: Path) -> tuple[str, float]:
 
     The dynamo exporter goes first, the TorchScript one next: each is kept only if it both
     exports and matches torch, since a model dynamo traces can still come out wrong."""
-    tmp = path.with_suffix(".tmp.onnx")
     failures = []
-    for method, export in (("dynamo", _export_dynamo), ("torchscript", _export_torchscript)):
-        try:
-            export(tm, inputs, tmp)
-            err = verify_onnx(tm, tmp)
-        except Exception as e:  # exporters raise anything from UserError to SymbolicValueError
-            reason = (str(e).strip().splitlines() or [""])[0][:200]
-            log.info("%s export failed: %s: %s", method, type(e).__name__, reason)
-            failures.append(f"{method}: {type(e).__name__}: {reason}")
-            continue
-        os.replace(tmp, path)
-        return method, err
-    tmp.unlink(missing_ok=True)
-    raise RuntimeError("no exporter produced a matching ONNX model (" + "; ".join(failures) + ")")
+    # a temporary name of this process's own beside the target, renamed into place (atomic):
+    # two processes exporting one model into a fresh cache never share a half-written file
+    with atomic_path(path) as tmp:
+        for method, export in (("dynamo", _export_dynamo), ("torchscript", _export_torchscript)):
+            try:
+                export(tm, inputs, tmp)
+                err = verify_onnx(tm, tmp)
+            except Exception as e:  # exporters raise anything, UserError to SymbolicValueError
+                reason = (str(e).strip().splitlines() or [""])[0][:200]
+                log.info("%s export failed: %s: %s", method, type(e).__name__, reason)
+                failures.append(f"{method}: {type(e).__name__}: {reason}")
+                continue
+            return method, err  # leaving the block renames tmp to path
+        raise RuntimeError("no exporter produced a matching ONNX model ("
+                           + "; ".join(failures) + ")")
 
 
 def _export_dynamo(tm, inputs: dict, path: Path) -> None:

@@ -63,6 +63,27 @@ def _clean(value):
     return value
 
 
+def read_rows(path: Path) -> list[dict]:
+    """The rows of a results.jsonl; a damaged file (binary, a torn or foreign line) is one
+    InputError naming it and the line, never a traceback and never silently half-read."""
+    from roi.config import read_text
+    from roi.errors import InputError
+
+    rows = []
+    for i, line in enumerate(read_text(path, "results").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            row = None
+        if not isinstance(row, dict):
+            raise InputError(f"{path}:{i}: damaged results row (not a JSON object); move the "
+                             "file away to start the sweep over, or choose another --out")
+        rows.append(row)
+    return rows
+
+
 class ResultsStore:
     """Rows of one output directory, appended one at a time with atomic rewrites."""
 
@@ -71,7 +92,7 @@ class ResultsStore:
         self.rows: list[dict] = []
         path = self.out_dir / JSONL
         if path.is_file():
-            self.rows = [json.loads(line) for line in path.read_text().splitlines() if line]
+            self.rows = read_rows(path)
 
     def done_keys(self) -> set[tuple]:
         """Keys already measured for good: ok rows, and rows whose outcome would not change."""

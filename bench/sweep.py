@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import subprocess
 import sys
@@ -83,6 +84,15 @@ def _ints(name: str, values: Sequence[int] | str | None, default: Sequence[int])
     return values
 
 
+def _positive(name: str, value: float | None, default: float | None, unit: str):
+    """`value` (or `default` when not given) if it is a finite number > 0; else InputError."""
+    if value is None:
+        return default
+    if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+        raise InputError(f"--{name} must be a finite number of {unit} > 0, got {value!r}")
+    return float(value)
+
+
 def _variants(backends: Sequence[str] | str | None) -> list[str]:
     if backends is None:
         return list(DEFAULT_VARIANTS)
@@ -143,13 +153,12 @@ def plan_sweep(
         resume=resume,
         isolate=isolate,
         memory_budget_mb=memory_budget_mb,
-        timeout_s=timeout_s or (300.0 if quick else 600.0),
+        timeout_s=_positive("timeout-s", timeout_s, 300.0 if quick else 600.0, "seconds"),
         rounds=rounds if rounds is not None else (1 if quick else 2),
     )
     if plan.rounds < 1:
         raise InputError(f"--rounds must be >= 1, got {plan.rounds}")
-    if memory_budget_mb is not None and memory_budget_mb <= 0:
-        raise InputError(f"--memory-budget-mb must be > 0, got {memory_budget_mb}")
+    _positive("memory-budget-mb", memory_budget_mb, None, "MB")
     results = plan.out / "results.jsonl"
     if results.exists() and not resume:
         raise InputError(f"{plan.out} already holds results: pass --resume or choose another --out")
@@ -203,7 +212,21 @@ def run_plan(plan: SweepPlan, progress: Progress | None = None) -> pd.DataFrame:
     df = store.frame()
     write_speedups(plan.out, df)
     write_deploy_as(plan.out, df)
+    _warn_if_nothing_measured(df, plan.out)
     return df
+
+
+def _warn_if_nothing_measured(df: pd.DataFrame, out: Path) -> None:
+    """Say plainly when no row has a measurement: the rows are written as they are, and each
+    names its reason (skipped, timeout, error, or projected for a `config:` model)."""
+    status = df["status"] if "status" in df.columns else pd.Series(dtype=object)
+    if (status == "ok").any():
+        return
+    counts = ", ".join(f"{n} {s}" for s, n in status.fillna("unknown").value_counts().items())
+    projected = int((df["source"] == "projected").sum()) if "source" in df.columns else 0
+    note = f" ({projected} config: models, projected, never run)" if projected else ""
+    log.warning("nothing was measured: of %d rows, %s%s; each row's reason is in %s",
+                len(df), counts or "none has a status", note, out / "results.csv")
 
 
 def merge_rounds(cfg: BenchConfig, prev: dict, prev_samples: dict, row: dict,

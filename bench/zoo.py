@@ -152,8 +152,8 @@ def _validate_dir_with(spec: ModelSpec, required: tuple[str, ...], what: str) ->
 def _validate_hf(spec: ModelSpec) -> None:
     _validate_dir_with(spec, ("config.json",), "Hugging Face checkpoint directory")
     try:
-        cfg = json.loads((spec.path / "config.json").read_text())
-    except (OSError, json.JSONDecodeError) as e:
+        cfg = json.loads((spec.path / "config.json").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise InputError(f"{spec.spec}: config.json is not valid JSON ({e})") from None
     if not isinstance(cfg, dict) or "model_type" not in cfg:
         raise InputError(f"{spec.spec}: config.json has no model_type: not a Hugging Face config")

@@ -9,9 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal, Optional
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
+from roi.config import read_yaml
 from roi.errors import InputError
 
 
@@ -112,12 +112,7 @@ def load_config(path: str | Path | None, overrides: dict | None = None) -> Train
     values: dict = {}
     if path is not None:
         path = Path(path)
-        if not path.is_file():
-            raise InputError(f"config file {str(path)!r} does not exist")
-        try:
-            values = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as e:
-            raise InputError(f"{path}: malformed YAML ({str(e).splitlines()[0]})") from None
+        values = read_yaml(path, "config") or {}  # missing, binary, malformed: one line
         if not isinstance(values, dict):
             raise InputError(f"{path}: expected a mapping of trainer settings")
     values.update({k: v for k, v in (overrides or {}).items() if v is not None})

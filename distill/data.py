@@ -21,6 +21,7 @@ from typing import Iterator
 
 import numpy as np
 
+from roi.config import read_text
 from roi.errors import InputError
 
 DOC_SEPARATOR = 0  # NUL never occurs in source text; it marks document boundaries
@@ -71,7 +72,7 @@ def file_documents(paths: list[Path]) -> Iterator[tuple[str, bytes]]:
 
 
 def _jsonl_documents(path: Path) -> Iterator[tuple[str, bytes]]:
-    for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    for i, line in enumerate(read_text(path, "data").splitlines(), 1):
         if not line.strip():
             continue
         try:
@@ -244,7 +245,7 @@ def load_generated(path: str | Path, tokenizer: str | None = None) -> GeneratedT
     ids: list[int] = []
     mask: list[bool] = []
     n = 0
-    for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    for i, line in enumerate(read_text(path, "generated samples").splitlines(), 1):
         if not line.strip():
             continue
         try:

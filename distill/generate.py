@@ -36,8 +36,9 @@ from typing import Callable, Iterable, Literal, Optional
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from roi.config import read_text
 from roi.errors import InputError
-from roi.io import write_json_atomic
+from roi.io import check_out_dir, write_json_atomic
 
 log = logging.getLogger(__name__)
 
@@ -202,7 +203,7 @@ def file_prompts(path: str, limit: int | None) -> list[Prompt]:
     """{"prompt": str, "id": str (optional, unique)} per line ("text" is read as the prompt)."""
     out: list[Prompt] = []
     seen: set[str] = set()
-    for i, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
+    for i, line in enumerate(read_text(path, "prompts").splitlines(), 1):
         if not line.strip():
             continue
         try:
@@ -508,7 +509,7 @@ def generate(cfg: GenerateConfig, out: str | Path, *, resume: bool = False,
              progress: GenProgress | None = None) -> GenerateResult:
     """Write the teacher's continuations of the prompts of `cfg` into `out` (see the module
     docstring); returns the manifest. Refuses bad settings before writing anything."""
-    out = Path(out)
+    out = check_out_dir(out)
     check_ready(cfg)
     prompts = load_prompts(cfg)
     teacher = None if cfg.is_api else LocalTeacher(cfg)  # loads (and checks) before writing

@@ -20,8 +20,9 @@ from pathlib import Path
 
 import yaml
 
+from roi.config import read_yaml, safe_load
 from roi.errors import InputError
-from roi.io import write_json_atomic
+from roi.io import check_out_dir, write_json_atomic
 
 from .config import TrainConfig, load_config
 from .trainer import METRICS_FILE, DistillResult, Progress, train
@@ -33,12 +34,7 @@ BASELINE_DIR = "baseline"
 def read_plan(path: str | Path) -> dict:
     """plan.yaml as data, checked for what the trainer needs (decision and trainer section)."""
     path = Path(path)
-    if not path.is_file():
-        raise InputError(f"plan file {str(path)!r} does not exist")
-    try:
-        plan = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as e:
-        raise InputError(f"{path}: malformed YAML ({str(e).splitlines()[0]})") from None
+    plan = read_yaml(path, "plan")  # missing, binary, malformed or duplicate keys: one line
     if not isinstance(plan, dict):
         raise InputError(f"{path}: a plan is a mapping with decision and trainer sections")
     decision = plan.get("decision")
@@ -65,7 +61,7 @@ def parse_overrides(items: list[str]) -> dict:
         if not sep or not key:
             raise InputError(f"--set expects key=value, got {item!r}")
         try:
-            out[key.strip()] = yaml.safe_load(raw)
+            out[key.strip()] = safe_load(raw)
         except yaml.YAMLError:
             raise InputError(f"--set {key}: cannot read value {raw!r}") from None
     return out
@@ -92,7 +88,7 @@ def distill(cfg: TrainConfig, out: str | Path, *, resume: bool = False,
     """Train student and baseline, export, and write the combined metrics.json."""
     from bench.zoo import parse_spec
 
-    out = Path(out)
+    out = check_out_dir(out)
     if not cfg.teacher or (cfg.mode != "kd" and cfg.data_mode == "corpus"):
         raise InputError("distill needs a teacher and mode: kd, or data_mode: generated/mixed "
                          "(sequence-level KD); the no-KD baseline is trained too")

@@ -107,6 +107,14 @@ def vocab_of(model: torch.nn.Module) -> int:
 CALIBRATION_STEP = 2**31 - 1  # the batch init: teacher-pruned ranks the teacher's activations on
 
 
+def init_source(cfg: TrainConfig, teacher: torch.nn.Module | None) -> torch.nn.Module | None:
+    """The model a student is initialized from: the teacher, also for the no-KD baseline (ce),
+    which loads it for the init alone, so that KD and baseline differ in the loss only."""
+    if teacher is not None or cfg.init == "random" or cfg.teacher in (None, "none"):
+        return teacher
+    return load_teacher(cfg.model_copy(update={"mode": "kd", "data_mode": "corpus"}))
+
+
 def build_student(cfg: TrainConfig, teacher: torch.nn.Module | None,
                   train_split: np.ndarray | None = None) -> tuple[torch.nn.Module, str]:
     """The student architecture, initialized from the teacher where its init setting and the
@@ -396,10 +404,31 @@ def _same_run(saved: dict, cfg: TrainConfig) -> bool:
         k: v for k, v in now.items() if k not in _RUN_ONLY}
 
 
+def read_state(path: Path, device) -> dict:
+    """train_state.pt (tensors and plain data only: weights_only); a truncated or corrupt file
+    is one InputError naming it and how to start over, never the reader's traceback."""
+    import pickle
+
+    try:
+        state = torch.load(path, weights_only=True, map_location=device)
+        if not isinstance(state, dict) or not isinstance(state.get("config"), dict):
+            raise ValueError("not a training state")
+        missing = [k for k in ("data_fingerprint", "step", "model", "optimizer", "torch_rng")
+                   if k not in state]
+        if missing:
+            raise ValueError(f"no {', '.join(missing)} in it")
+    except (RuntimeError, EOFError, OSError, ValueError, KeyError, TypeError, AttributeError,
+            pickle.UnpicklingError) as e:
+        why = (str(e).strip().splitlines() or [type(e).__name__])[0][:120]
+        raise InputError(f"{path}: this checkpoint is damaged and cannot be resumed ({why}); "
+                         f"delete it to train this run over from step 0 with --resume, or "
+                         f"start over in another --out") from None
+    return state
+
+
 def load_state(out: Path, student, opt, cfg: TrainConfig, data_fp: str) -> tuple[int, list]:
     device = next(student.parameters()).device
-    # tensors and plain data only
-    state = torch.load(out / STATE_FILE, weights_only=True, map_location=device)
+    state = read_state(out / STATE_FILE, device)
     if not _same_run(state["config"], cfg) or state["data_fingerprint"] != data_fp:
         raise InputError(f"{out}: the saved run used other settings or data; --resume needs the "
                          "same ones (or choose a new --out)")
@@ -499,7 +528,7 @@ def _train(cfg: TrainConfig, out: Path, resume: bool, progress: Progress | None,
     data_fp = training_fingerprint(cfg, fingerprint(data), generated)
     token_bytes = token_bytes_of(dcfg)
     teacher = load_teacher(cfg)
-    student, init = build_student(cfg, teacher, data["train"])
+    student, init = build_student(cfg, init_source(cfg, teacher), data["train"])
     student.to(device)
     if teacher is not None:
         teacher.to(device)

@@ -17,32 +17,73 @@ from pydantic import BaseModel, ValidationError
 from .errors import InputError
 
 
-def read_yaml(path: str | Path, what: str) -> Any:
-    """The parsed content of a YAML file; InputError if it is missing, unreadable or malformed."""
+class UniqueKeyLoader(yaml.SafeLoader):
+    """yaml.SafeLoader that refuses a key given twice in one mapping (PyYAML keeps the last
+    silently, so a typo'd override would win or lose without a word)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        if isinstance(node, yaml.MappingNode):
+            seen: set = set()
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue  # `<<: *base` merges; explicit keys may override what it brings
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    duplicate = key in seen
+                    seen.add(key)
+                except TypeError:  # an unhashable key: SafeLoader names it below
+                    continue
+                if duplicate:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"duplicate key {key!r} (each key may appear once)",
+                        key_node.start_mark)
+        return super().construct_mapping(node, deep=deep)
+
+
+def safe_load(text: str) -> Any:
+    """yaml.safe_load with duplicate keys refused (yaml.YAMLError, like any malformed YAML)."""
+    return yaml.load(text, Loader=UniqueKeyLoader)  # noqa: S506 (a SafeLoader subclass)
+
+
+def read_text(path: str | Path, what: str) -> str:
+    """The UTF-8 text of a file; InputError if it is missing, not a file, unreadable or binary."""
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise InputError(f"{what} file {path} does not exist")
+    if path.is_dir():
+        raise InputError(f"{what} file {path} is a directory; expected a file")
+    if not path.is_file():
+        raise InputError(f"{what} file {path} is not a regular file")
     try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise InputError(f"{what} file {path} is not UTF-8 text (undecodable byte at offset "
+                         f"{e.start}): expected a text file") from None
+    except OSError as e:
+        raise InputError(f"{what} file {path} cannot be read: {e.strerror or e}") from None
+
+
+def read_yaml(path: str | Path, what: str) -> Any:
+    """The parsed content of a YAML file; InputError if it is missing, unreadable, binary,
+    malformed or gives a key twice in one mapping."""
+    text = read_text(path, what)
+    try:
+        return safe_load(text)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
         problem = getattr(e, "problem", None) or str(e).splitlines()[0]
         raise InputError(f"{path}: not valid YAML{where}: {problem}") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise InputError(f"{what} file {path} cannot be read: {e}") from None
 
 
 def read_json_object(path: str | Path, what: str) -> dict:
     """A JSON file holding one object; InputError if it is missing, unreadable or not one."""
     import json
 
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{what} file {path} does not exist")
+    text = read_text(path, what)
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        data = json.loads(text)
+    except json.JSONDecodeError as e:
         raise InputError(f"{what} file {path} cannot be read as JSON: {e}") from None
     if not isinstance(data, dict):
         raise InputError(f"{what} file {path}: must hold a JSON object; got "

@@ -25,7 +25,7 @@ from typing import Optional
 import numpy as np
 import pandas as pd
 
-from .config import read_yaml
+from .config import read_yaml, safe_load
 from .errors import InputError
 
 DEFAULT_PRICES = "api_prices.yaml"
@@ -89,9 +89,7 @@ def load_api_prices(path: str | Path | None = None) -> dict[str, dict]:
     """Model name -> {usd_per_1m_input_tokens, usd_per_1m_output_tokens, source, as_of}."""
     if path is None:
         text = resources.files("roi").joinpath("data", DEFAULT_PRICES).read_text()
-        import yaml
-
-        doc, where = yaml.safe_load(text), f"roi/data/{DEFAULT_PRICES}"
+        doc, where = safe_load(text), f"roi/data/{DEFAULT_PRICES}"
     else:
         doc, where = read_yaml(path, "API price"), str(path)
     models = doc.get("models") if isinstance(doc, dict) else None

@@ -45,3 +45,23 @@ def write_text_atomic(path: str | Path, text: str) -> Path:
 
 def write_json_atomic(path: str | Path, data: object) -> Path:
     return write_text_atomic(path, json.dumps(data, indent=2, default=str) + "\n")
+
+
+def check_out_dir(path: str | Path, option: str = "--out") -> Path:
+    """`path` if it is a directory or can be made one; InputError (before anything is written)
+    when it or a folder above it is a file, or the place it would be made in is not writable."""
+    from .errors import InputError
+
+    path = Path(path)
+    for place in (path, *path.parents):
+        if not place.exists():
+            continue
+        if place == path and not place.is_dir():
+            raise InputError(f"{option}: must be a directory; got the file {path}")
+        if not place.is_dir():
+            raise InputError(f"{option} {path}: {place} is a file, so no directory can be made "
+                             "under it; choose another --out")
+        if place != path and not os.access(place, os.W_OK | os.X_OK):
+            raise InputError(f"{option} {path}: cannot create it, {place} is not writable")
+        break
+    return path

@@ -80,7 +80,7 @@ def test_no_go_plan_is_refused_unless_forced(plan_files):
 
 @pytest.mark.parametrize("setup,needle", [
     ("missing", "does not exist"),
-    ("garbage", "malformed YAML"),
+    ("garbage", "not valid YAML"),
     ("nodecision", "decision.go"),
     ("badtemp", "temperature"),
     ("badset", "key=value"),

@@ -112,7 +112,7 @@ def test_yaml_config_and_overrides(tmp_path):
     cfg = load_config(path, {"alpha": 0.9, "steps": None})
     assert (cfg.steps, cfg.temperature, cfg.alpha) == (7, 4.0, 0.9)
     path.write_text("steps: [unclosed\n")
-    with pytest.raises(InputError, match="malformed YAML"):
+    with pytest.raises(InputError, match="not valid YAML"):
         load_config(path)
 
 
