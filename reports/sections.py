@@ -126,6 +126,20 @@ def _per_month(value: Any) -> str:
     return "not costed" if fmt.number(value) is None else fmt.usd(value) + " / month"
 
 
+def _answers_for(roi: dict) -> str:
+    """What the plan's headline ROI figures are: one scenario's, or a declared portfolio's."""
+    if roi.get("scope") == "portfolio":
+        return ("portfolio: " + ", ".join(roi.get("portfolio") or []) + " (declared deployed "
+                "together: totals across them)")
+    name = roi.get("scenario")
+    if not name:
+        return "no scenario (no savings figure)" if roi.get("per_scenario") else fmt.DASH
+    others = len(roi.get("per_scenario") or {}) - 1
+    return name + (f" alone, where the student saves most; the other {others} scenario"
+                   f"{'s' if others > 1 else ''} are separate answers (Decision framework)"
+                   if others > 0 else "")
+
+
 def summary_section(inp: Inputs, figures: Figures) -> Section:
     plan, roi, rec = inp.plan, inp.plan.get("roi") or {}, inp.recommended
     go = bool((plan.get("decision") or {}).get("go"))
@@ -146,6 +160,7 @@ def summary_section(inp: Inputs, figures: Figures) -> Section:
          f"({rec.get('retention_source') or 'prior'})" if rec else fmt.DASH),
         ("Deploy as", f"{rec.get('deploy_backend')} / {rec.get('deploy_dtype')}" if rec
          else fmt.DASH),
+        ("Figures below answer for", _answers_for(roi)),
         ("Teacher cost", _per_month(roi.get("teacher_usd_per_month"))),
         ("Student cost", _per_month(roi.get("student_usd_per_month"))),
         ("Monthly savings", fmt.usd(roi.get("monthly_savings_usd"), "not computed")
@@ -178,20 +193,56 @@ def _criterion_value(name: str, value: Any) -> str:
     return fmt.text(value, "unknown")
 
 
+def _criterion_verdict(c: dict) -> str:
+    """met / not met / unknown; a criterion met where the student changes nothing says so."""
+    return str(c.get("verdict")) + (", not counted" if c.get("counted") is False else "")
+
+
+def _per_scenario_blocks(roi: dict) -> list:
+    """One row per scenario, each deployment's economics on its own (never summed), and the
+    portfolio total only where the plan declares one."""
+    per = roi.get("per_scenario") or {}
+    if not per:
+        return []
+    horizon = int(roi.get("horizon_months") or 12)
+    rows = [{"scenario": name,
+             "cost reduction": fmt.pct(r.get("cost_reduction")),
+             "savings / month": fmt.usd(r.get("monthly_savings_usd"), "not costed"),
+             "payback": fmt.months(r.get("payback_months")) if fmt.number(
+                 r.get("monthly_savings_usd")) is not None else "not costed",
+             f"net over {horizon} months": fmt.usd(r.get(f"net_{horizon}_months_usd")),
+             "decision": r.get("decision") or fmt.DASH,
+             "why": r.get("decision_reason") or r.get("note") or fmt.DASH}
+            for name, r in per.items()]
+    blocks: list = [_table(rows, f"One answer per scenario (student {roi.get('student')}, "
+                           f"one-time cost {fmt.usd((roi.get('one_time') or {}).get('total_usd'))}"
+                           f" in each)")]
+    if roi.get("scope") == "portfolio" and fmt.number(roi.get("monthly_savings_usd")) is not None:
+        blocks.append(Text(
+            f"Portfolio (declared deployed together): {fmt.usd(roi['monthly_savings_usd'])} / "
+            f"month saved in total, payback {fmt.months(roi.get('payback_months'))}, net "
+            f"{fmt.usd(roi.get(f'net_{horizon}_months_usd'))} over {horizon} months."))
+    return blocks
+
+
 def decision_section(inp: Inputs, figures: Figures) -> Section:
     decision = inp.plan.get("decision") or {}
     rows = [{"scenario": c.get("scenario") or fmt.DASH, "criterion": c.get("name"),
              "value": _criterion_value(str(c.get("name")), c.get("value")),
              "threshold": _criterion_value(str(c.get("name")), c.get("threshold")),
-             "verdict": c.get("verdict"), "why": c.get("reason")}
+             "verdict": _criterion_verdict(c), "why": c.get("reason")}
             for c in decision.get("criteria") or []]
     blocks: list = [Text("The seed's rule: distillation is worth pursuing if any of five "
-                         "criteria holds. This planner adds two checks before saying go: a "
+                         "criteria holds. A criterion that holds counts only in a scenario whose "
+                         "outcome the student changes (it saves money there, or meets an SLA or "
+                         "memory limit the teacher cannot); elsewhere it reads \"met, not "
+                         "counted\" and says why. This planner adds two checks before saying go: a "
                          "student must qualify (retention band above the threshold, meets every "
                          "scenario) and bring a measured benefit (it saves money, or meets a "
                          "scenario the teacher cannot).")]
     blocks.append(_table(rows, "Every criterion, per scenario") if rows else
                   Text("The plan lists no criteria.", "note"))
+    blocks += _per_scenario_blocks(inp.plan.get("roi") or {})
     if decision.get("reasons"):
         blocks += [Heading("Decision: " + ("go" if decision.get("go") else "no-go")),
                    Bullets(tuple(decision["reasons"]))]
@@ -318,6 +369,8 @@ def _workload_text(detail: dict) -> str:
              (f"{fmt.text(w.get('tokens_in_per_request'))} tokens in / "
              f"{fmt.text(w.get('tokens_out_per_request'))} out per request"),
              f"SLA p{fmt.text(sla.get('percentile'))} ≤ {fmt.text(sla.get('latency_ms'))} ms"]
+    if detail.get("deployment"):
+        parts.insert(0, f"deployment: {detail['deployment']}")
     if fmt.number(c.get("memory_limit_gib")) is not None:
         parts.append(f"memory limit {fmt.text(c['memory_limit_gib'])} GiB")
     if c.get("offline"):
@@ -475,6 +528,22 @@ def _candidate_verdict(c: dict) -> str:
         "does not qualify"
 
 
+def _scenario_cost(c: dict, roi: dict) -> float | None:
+    """A candidate's monthly cost where the plan's headline answers: the headline scenario's
+    alone, or (portfolio, or an old plan) summed over the scenarios."""
+    name = roi.get("scenario") if roi.get("scope") == "scenario" else None
+    if not name:
+        return fmt.number(c.get("usd_per_month"))
+    entry = next((p for p in c.get("per_scenario") or [] if p.get("scenario") == name), {})
+    return fmt.number(entry.get("usd_per_month")) if entry.get("feasible") else None
+
+
+def _money_column(roi: dict) -> str:
+    if roi.get("scope") == "scenario" and roi.get("scenario"):
+        return f"USD / month ({roi['scenario']})"
+    return "USD / month" + (" (portfolio total)" if roi.get("scope") == "portfolio" else "")
+
+
 def _pareto_points(inp: Inputs) -> pd.DataFrame:
     roi = inp.plan.get("roi") or {}
     teacher_cost = fmt.number(roi.get("teacher_usd_per_month"))
@@ -486,7 +555,7 @@ def _pareto_points(inp: Inputs) -> pd.DataFrame:
             continue
         kind = "recommended" if c.get("recommended") else \
             ("qualifies" if c.get("qualifies") else "fails")
-        rows.append({"model": c["model"], "usd_per_month": fmt.number(c.get("usd_per_month")),
+        rows.append({"model": c["model"], "usd_per_month": _scenario_cost(c, roi),
                      "retention_lo": float(band[0]), "retention_hi": float(band[1]),
                      "kind": kind})
     df = pd.DataFrame(rows, columns=["model", "usd_per_month", "retention_lo", "retention_hi",
@@ -501,7 +570,8 @@ def students_section(inp: Inputs, figures: Figures) -> Section:
              "retention band": fmt.pct_band(c.get("retention_band")),
              "retention source": c.get("retention_source") or fmt.DASH,
              "deploy": f"{c.get('deploy_backend')}/{c.get('deploy_dtype')}",
-             "USD / month": fmt.usd(c.get("usd_per_month"), "not costed on every scenario"),
+             _money_column(inp.plan.get("roi") or {}): fmt.usd(
+                 _scenario_cost(c, inp.plan.get("roi") or {}), "not costed"),
              "verdict": _candidate_verdict(c)} for c in inp.candidates]
     achieved = fmt.number((inp.metrics or {}).get("retention_accuracy"))
     png = fig.pareto(_pareto_points(inp), threshold, achieved, inp.trained)
@@ -511,8 +581,9 @@ def students_section(inp: Inputs, figures: Figures) -> Section:
              f"replaces it. The recommended student is the cheapest whose band's low end reaches "
              f"the {fmt.pct(threshold, 0)} threshold and that meets every scenario."),
         _figure(figures, "retention_pareto", png, "Retention vs cost Pareto front",
-                "Retention band (prior or measured) against the monthly cost summed over the "
-                "scenarios; the dashed line joins the points no other beats on both.",
+                "Retention band (prior or measured) against the monthly cost "
+                + _cost_scope(inp.plan.get("roi") or {})
+                + "; the dashed line joins the points no other beats on both.",
                 "no candidate is costed on every scenario."),
         _table(rows, "Candidate students, ranked") if rows else
         Text("The plan has no student candidates.", "note")]
@@ -520,6 +591,13 @@ def students_section(inp: Inputs, figures: Figures) -> Section:
     if notes:
         blocks.append(Bullets(tuple(notes)))
     return Section("students", "Students and retention", tuple(blocks))
+
+
+def _cost_scope(roi: dict) -> str:
+    if roi.get("scope") == "scenario" and roi.get("scenario"):
+        return f"in {roi['scenario']} (the scenario the ROI answers for)"
+    return "summed over the scenarios" + (" (a declared portfolio)"
+                                          if roi.get("scope") == "portfolio" else "")
 
 
 # ------------------------------------------------------------------------------ ROI
@@ -530,6 +608,7 @@ def roi_section(inp: Inputs, figures: Figures) -> Section:
     one = roi.get("one_time") or {}
     horizon = int(roi.get("horizon_months") or 12)
     blocks: list = [Facts((
+        ("Savings, payback and sensitivity answer for", _answers_for(roi)),
         ("Labeling (teacher inference)", fmt.usd(one.get("labeling_usd"))),
         ("Training", fmt.usd(one.get("training_usd"))),
         ("Engineering", fmt.usd(one.get("engineering_usd"))),
@@ -673,7 +752,7 @@ def forecast_section(inp: Inputs, figures: Figures) -> Section:
              f"whose P10 reaches the {fmt.pct(threshold, 0)} threshold. Method: {f.get('method')}."
              f" Band calibration: {fmt.text(cal.get('source'))} (kappa "
              f"{fmt.num(cal.get('kappa'), 3)}, noise {fmt.num(cal.get('noise'), 4)} in log "
-             "loss)."),
+             f"loss).{_pilot_cost_text(f.get('pilot_compute') or {})}"),
         _figure(figures, "learning_curves", png, "Retention forecast by training budget",
                 "Pilot points (filled: KD, open: no-KD baseline), the fitted P50 per student and "
                 "mode, the P10–P90 band of the student trained (or planned), the threshold, the "
@@ -686,6 +765,17 @@ def forecast_section(inp: Inputs, figures: Figures) -> Section:
     if inp.replan:
         blocks.append(_replan_text(inp))
     return Section("forecast", title, tuple(blocks))
+
+
+def _pilot_cost_text(pc: dict) -> str:
+    """What the pilots cost beside the distillation they plan, where both are known."""
+    flops, share = fmt.number(pc.get("pilot_flops")), fmt.number(pc.get("share"))
+    if flops is None:
+        return ""
+    out = f" The pilots cost {flops:.2g} FLOPs"
+    if share is not None:
+        out += f", {fmt.pct(share, 1)} of the distillation they plan (KD and baseline)"
+    return out + f" ({fmt.text(pc.get('basis'))})."
 
 
 def _replan_text(inp: Inputs) -> Text:

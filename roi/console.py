@@ -178,13 +178,13 @@ def _price(hw) -> str:
 def print_scenarios(scenarios) -> None:
     """Scenario presets: workload, SLA and constraints, then the seed's expected ranges."""
     table = Table(title="scenarios")
-    for col in ("name", "arrival", "design QPS", "requests/day", "tokens in/out", "models",
-                "SLA", "constraints", "candidate hardware"):
+    for col in ("name", "deployment", "arrival", "design QPS", "requests/day", "tokens in/out",
+                "models", "SLA", "constraints", "candidate hardware"):
         table.add_column(col, justify="right" if col in ("design QPS", "requests/day",
                                                          "models") else "left")
     for s in scenarios:
         w = s.workload
-        table.add_row(s.name, w.arrival, _num(w.design_qps), _num(w.daily_requests),
+        table.add_row(s.name, s.deployment, w.arrival, _num(w.design_qps), _num(w.daily_requests),
                       f"{w.tokens_in_per_request}/{w.tokens_out_per_request}", str(w.models),
                       f"p{s.sla.percentile:g} ≤ {s.sla.latency_ms:g} ms", _constraints(s),
                       ", ".join(s.candidate_hardware))
@@ -289,7 +289,8 @@ def print_plan_summary(plan: dict, out) -> None:
         crit.add_column(col)
     for c in d["criteria"]:
         crit.add_row(c["scenario"], c["name"], _plain_value(c["value"]),
-                     _plain_value(c["threshold"]), c["verdict"])
+                     _plain_value(c["threshold"]),
+                     c["verdict"] + (", not counted" if c.get("counted") is False else ""))
     out_console.print(crit)
     for reason in d["reasons"]:
         out_console.print(f"  - {reason}", highlight=False, markup=False)
@@ -323,12 +324,14 @@ def _students_table(plan: dict) -> Table:
     rec = plan["recommended"]
     t = Table(title="students (ranked; retention band low end must reach "
               f"{plan['retention_threshold'] * 100:g}%)")
-    for col in ("student", "params", "ratio", "retention", "deploy", "$/month", "verdict"):
-        t.add_column(col, justify="right" if col in ("params", "ratio", "$/month") else "left")
+    where = _cost_scope(plan.get("roi") or {})
+    money = f"$/month ({where})" if where else "$/month"
+    for col in ("student", "params", "ratio", "retention", "deploy", money, "verdict"):
+        t.add_column(col, justify="right" if col in ("params", "ratio", money) else "left")
     rows = ([dict(rec, qualifies=True, reasons=["recommended"])] if rec else [])
     for i, r in enumerate(rows + plan["alternatives"]):
         lo, hi = r["retention_band"]
-        cost = r.get("usd_per_month")
+        cost = _candidate_cost(r, plan.get("roi") or {})
         at = f" at {r['retention_steps']:,} steps" if r.get("retention_steps") else ""
         t.add_row(r["model"], f"{r['params']:,}", f"{r['compression_ratio']:.1f}×",
                   f"{lo:.1%}–{hi:.1%} ({r.get('retention_source', 'prior')}{at})",
@@ -337,6 +340,22 @@ def _students_table(plan: dict) -> Table:
                   "recommended" if rec and i == 0 else
                   ("qualifies" if r.get("qualifies") else "; ".join(r.get("reasons", []))[:90]))
     return t
+
+
+def _cost_scope(roi: dict) -> str:
+    """Where the students' monthly costs are shown: the headline scenario, or the portfolio."""
+    if roi.get("scope") == "portfolio":
+        return "portfolio total"
+    return str(roi.get("scenario") or "")
+
+
+def _candidate_cost(c: dict, roi: dict):
+    """A candidate's monthly cost in the headline scenario (the portfolio: its total)."""
+    name = roi.get("scenario") if roi.get("scope") == "scenario" else None
+    if not name:
+        return c.get("usd_per_month")
+    entry = next((p for p in c.get("per_scenario") or [] if p.get("scenario") == name), {})
+    return entry.get("usd_per_month") if entry.get("feasible") else None
 
 
 def _forecast_table(f: dict) -> Table:
@@ -390,6 +409,8 @@ def _print_roi(out_console, roi: dict) -> None:
     out_console.print(f"one-time cost ${one['total_usd']:,.0f} (labeling "
                       f"${one['labeling_usd']:,.2f}, training ${one['training_usd']:,.2f}, "
                       f"engineering ${one['engineering_usd']:,.0f})", highlight=False)
+    if roi.get("per_scenario"):
+        out_console.print(_per_scenario_table(roi))
     if "monthly_savings_usd" not in roi:
         out_console.print(f"ROI: {roi.get('note', 'not computed')}", highlight=False)
         return
@@ -399,13 +420,37 @@ def _print_roi(out_console, roi: dict) -> None:
     mc = roi["monte_carlo"]
     horizon = roi["horizon_months"]
     out_console.print(
-        f"ROI ({roi['student']}): saves ${roi['monthly_savings_usd']:,.0f}/month "
+        f"ROI ({roi['student']}, {_answers_for(roi)}): saves "
+        f"${roi['monthly_savings_usd']:,.0f}/month "
         f"(teacher ${roi['teacher_usd_per_month']:,.0f}, student "
         f"${roi['student_usd_per_month']:,.0f}); payback "
         f"{'never' if pay is None else f'{pay:.1f} months'}; {horizon}-month net "
         f"${roi[f'net_{horizon}_months_usd']:,.0f}; Monte Carlo savings P10/P50/P90 "
         + "/".join("-" if v is None else f"${v:,.0f}"
                    for v in mc["monthly_savings_usd"].values()), highlight=False)
+
+
+def _answers_for(roi: dict) -> str:
+    """Which deployment the headline figures are: one scenario, or a declared portfolio."""
+    if roi.get("scope") == "portfolio":
+        return f"portfolio total of {', '.join(roi.get('portfolio') or [])}"
+    return str(roi.get("scenario") or "-")
+
+
+def _per_scenario_table(roi: dict) -> Table:
+    """Each scenario's own economics: no row sums deployments."""
+    horizon = roi.get("horizon_months") or 12
+    t = Table(title=f"ROI per scenario (student {roi.get('student')}; each scenario alone)")
+    for col in ("scenario", "cost reduction", "savings $/month", "payback", f"{horizon}-month net",
+                "decision"):
+        t.add_column(col, justify="left" if col in ("scenario", "decision") else "right")
+    for name, r in roi["per_scenario"].items():
+        saving, pay = r.get("monthly_savings_usd"), r.get("payback_months")
+        red = r.get("cost_reduction")
+        t.add_row(name, "-" if red is None else f"{red:.1%}", _fmt(saving, 0),
+                  "-" if saving is None else ("never" if pay is None else f"{pay:.1f} months"),
+                  _fmt(r.get(f"net_{horizon}_months_usd"), 0), r.get("decision", "-"))
+    return t
 
 
 def print_loadtest_run(row: dict) -> None:

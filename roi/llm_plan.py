@@ -181,23 +181,37 @@ def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
 
 # ------------------------------------------------------------------------------ the plan
 
+def _outcome(summary: pd.DataFrame, student: str):
+    """What `student` changes in one scenario's comparison against the teacher."""
+    from .decision import changes
+
+    t = summary[summary["role"] == "teacher"].iloc[0]
+    rows = summary[summary["model"] == student]
+    s = rows.iloc[0] if len(rows) else None
+    meets = s is not None and bool(s["meets_sla"])
+    return changes(float(t["usd_per_month"]), bool(t["meets_sla"]),
+                   float(s["usd_per_month"]) if meets else None, meets)
+
+
 def llm_plan(teacher: str, students: Sequence[str] | None, scenarios: Sequence[str], *,
              catalog: Catalog | None = None, retention_threshold: float = 0.95,
              sla_preset: str | None = None, dtypes: Sequence[str] = DEFAULT_DTYPES) -> dict:
     """The plan for a teacher that is only a config: per scenario the projected comparison,
     the seed's five criteria (the teacher's bill from its cheapest configuration meeting the
     SLA), the recommended student (cheapest whose retention band's low end reaches the
-    threshold and that meets the SLA) and the decision. Plain data for plan.yaml / plan.json."""
-    from .decision import criteria, decide
+    threshold and that meets the SLA) and the decision; a criterion counts only in a scenario
+    whose outcome that student changes (roi.decision.weigh). Plain data for plan.yaml /
+    plan.json."""
+    from .decision import criteria, decide, weigh
     from .recommend import check_threshold
 
     check_threshold(retention_threshold)
     catalog = catalog or load_catalog()
-    per_scenario, all_criteria, choices = [], [], {}
+    per_scenario, all_criteria, choices, summaries = [], [], {}, {}
     for name in scenarios:
         cmp = llm_comparison(teacher, students, name, catalog=catalog, sla_preset=sla_preset,
                              dtypes=dtypes)
-        s = cmp.summary
+        s = summaries[name] = cmp.summary
         t = s[s["role"] == "teacher"].iloc[0]
         bill = float(t["usd_per_month"]) if bool(t["meets_sla"]) else None
         all_criteria += criteria(cmp.scenario, bill)
@@ -210,6 +224,8 @@ def llm_plan(teacher: str, students: Sequence[str] | None, scenarios: Sequence[s
     chosen = max(set(picks), key=picks.count) if picks else None
     why = ("" if chosen else f"no student meets the SLA with a retention band whose low end "
            f"reaches {retention_threshold:.0%}")
+    if chosen:
+        all_criteria = weigh(all_criteria, {n: _outcome(s, chosen) for n, s in summaries.items()})
     decision = decide(all_criteria, chosen, why)
     return {
         "kind": "llm-config",

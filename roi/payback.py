@@ -207,9 +207,9 @@ def tornado(roi: Roi, bands: Bands) -> list[dict]:
 
 def monte_carlo(roi: Roi, bands: Bands, draws: int = 10_000, seed: int = 0) -> dict:
     """P10/P50/P90 of monthly savings and payback months. Draws: engineering weeks triangular
-    (half, base, double); weekly rate and compute costs log-normal (sigma 0.25 and 0.5); each
-    monthly cost from its projection band (split normal in log space, P10/P90 as given, teacher
-    and student independent, which widens the band); volume log-normal (sigma 0.25)."""
+    (half, base, double); weekly rate and compute costs log-normal (sigma 0.25 and 0.5); the
+    two monthly costs from their projection bands in one draw (monthly_costs); volume
+    log-normal (sigma 0.25)."""
     rng = np.random.default_rng(seed)
     ot = roi.one_time
     weeks = ot.inputs["engineering_weeks"]["value"]
@@ -218,8 +218,7 @@ def monte_carlo(roi: Roi, bands: Bands, draws: int = 10_000, seed: int = 0) -> d
            if weeks > 0 else np.zeros(draws)) * rate * rng.lognormal(0, 0.25, draws)
     compute = (ot.labeling_usd + ot.training_usd + ot.generation_usd) * rng.lognormal(0, 0.5,
                                                                                    draws)
-    teacher = _split_lognormal(bands.teacher, rng, draws)
-    student = _split_lognormal(bands.student, rng, draws)
+    teacher, student = monthly_costs(bands, rng.standard_normal(draws))
     savings = (teacher - student) * rng.lognormal(0, 0.25, draws)
     one_time = eng + compute
     with np.errstate(divide="ignore"):
@@ -232,11 +231,19 @@ def monte_carlo(roi: Roi, bands: Bands, draws: int = 10_000, seed: int = 0) -> d
             "probability_savings_positive": float(np.mean(savings > 0))}
 
 
-def _split_lognormal(p: tuple[float, float, float], rng, n: int) -> np.ndarray:
+def monthly_costs(bands: Bands, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Teacher and student monthly costs for standard-normal draws `z`, each from its band
+    (split normal in log space, P10/P90 as given). One draw moves both: their bands come from
+    the same projection calibration (the same efficiency fit, the same leave-one-out errors),
+    so a machine that runs the teacher slower than projected runs the student slower too.
+    Drawn independently, the savings band would be far wider than the inputs allow."""
+    return _split_lognormal(bands.teacher, z), _split_lognormal(bands.student, z)
+
+
+def _split_lognormal(p: tuple[float, float, float], z: np.ndarray) -> np.ndarray:
     lo, mid, hi = (max(float(x), 1e-12) for x in p)
     if mid <= 1e-12:
-        return np.zeros(n)
-    z = rng.standard_normal(n)
+        return np.zeros(len(z))
     s_lo, s_hi = math.log(mid / lo) / Z90, math.log(hi / mid) / Z90
     return mid * np.exp(np.where(z < 0, z * s_lo, z * s_hi))
 

@@ -1,8 +1,9 @@
 """Deployment scenarios: the seed's ROI matrix as five presets, or the user's own YAML.
 
-A scenario says what traffic to serve (workload), how fast (SLA), under which limits
-(constraints), on which hardware (names in the catalog), and keeps the seed's expected ranges
-verbatim so a report can show them beside our own figures.
+A scenario says where the model runs (deployment: cloud or device, required), what traffic to
+serve (workload), how fast (SLA), under which limits (constraints), on which hardware (names in
+the catalog), and keeps the seed's expected ranges verbatim so a report can show them beside
+our own figures.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import re
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal, Optional
+from typing import Any, Literal, Optional, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -20,6 +21,8 @@ from .hardware import NAME_PATTERN, Catalog, load_catalog
 
 SECONDS_PER_DAY = 86_400
 Arrival = Literal["poisson", "offline", "single-stream"]
+Deployment = Literal["cloud", "device"]
+DEPLOYMENTS = get_args(Deployment)
 
 
 class _Strict(BaseModel):
@@ -158,11 +161,21 @@ class Scenario(_Strict):
     title: str = Field("", description="One-line human title.")
     description: str = Field("", description="What is deployed and why it matters.")
     basis: str = Field("", description="Where the workload and SLA figures come from.")
+    deployment: Deployment = Field(description="Where the model runs: cloud (servers, rented "
+                                   "or owned) or device (a phone, an edge or IoT board).")
     workload: Workload
     sla: SLA
     constraints: Constraints = Constraints()
     candidate_hardware: list[str] = Field(min_length=1, description="Catalog names to cost.")
     seed: Optional[SeedRanges] = Field(None, description="The seed's expected ranges.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _deployment_given(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "deployment" not in data:
+            raise ValueError("deployment: required field is missing; allowed: "
+                             + " or ".join(repr(d) for d in DEPLOYMENTS))
+        return data
 
     @model_validator(mode="after")
     def _distinct_candidates(self) -> "Scenario":

@@ -13,6 +13,7 @@ from .plan_helpers import FIXTURE, synthetic_results
 
 GOOD_SCENARIO = """
 name: mine
+deployment: cloud
 workload: {qps: 50, tokens_in_per_request: 128, tokens_out_per_request: 0, arrival: poisson}
 sla: {percentile: 99, latency_ms: 200}
 candidate_hardware: [l4]
@@ -61,6 +62,18 @@ def test_several_results_scenarios_and_options(tmp_path, capsys):
     assert doc["roi"]["inputs"]["engineering_weeks"] == 1.0
 
 
+def test_portfolio_option_totals_the_scenarios(tmp_path, capsys):
+    code, stdout, err = _run(capsys, "--results", FIXTURE, "--scenario", "real-time-api",
+                             "--scenario", "cloud-batch", "--portfolio", "--out", tmp_path)
+    assert code == 0, err
+    roi = json.loads((tmp_path / "plan.json").read_text())["roi"]
+    assert roi["scope"] == "portfolio" and roi["portfolio"] == ["real-time-api", "cloud-batch"]
+    assert roi["monthly_savings_usd"] == pytest.approx(
+        sum(r["monthly_savings_usd"] for r in roi["per_scenario"].values()))
+    assert "ROI per scenario" in stdout
+    assert "portfolio total of real-time-api, cloud-batch" in stdout
+
+
 SCENARIO_BAD = {
     "negative-qps.yaml": (GOOD_SCENARIO.replace("qps: 50", "qps: -5"),
                           "workload.qps: must be greater than 0; got -5"),
@@ -69,6 +82,11 @@ SCENARIO_BAD = {
     "unknown-hw.yaml": (GOOD_SCENARIO.replace("[l4]", "[l4, tpu-v9]"),
                         "unknown hardware 'tpu-v9'"),
     "malformed.yaml": ("name: [unclosed\n", "not valid YAML"),
+    "no-deployment.yaml": (GOOD_SCENARIO.replace("deployment: cloud\n", ""),
+                           "deployment: required field is missing; allowed: 'cloud' or "
+                           "'device'"),
+    "bad-deployment.yaml": (GOOD_SCENARIO.replace("deployment: cloud", "deployment: edge"),
+                            "deployment: must be 'cloud' or 'device'; got 'edge'"),
 }
 
 

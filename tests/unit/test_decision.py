@@ -1,6 +1,6 @@
 import pytest
 
-from roi.decision import criteria, decide
+from roi.decision import Outcome, changes, criteria, decide, weigh
 from roi.scenarios import presets
 
 PRESETS = presets()
@@ -17,7 +17,7 @@ def test_real_time_api_criteria_values_and_verdicts():
     assert (c["latency SLA under 500 ms"].value, c["latency SLA under 500 ms"].verdict) == \
         (100.0, "met")
     assert c["on-device / edge inference needed"].verdict == "not met"
-    assert (c["QPS over 1000"].value, c["QPS over 1000"].verdict) == (2000.0, "met")
+    assert (c["QPS over 1000"].value, c["QPS over 1000"].verdict) == (1000.0, "not met")
     assert c["data-locality requirement"].verdict == "not met"
     assert all(x.scenario == "real-time-api" for x in c.values())
 
@@ -62,3 +62,64 @@ def test_go_needs_a_criterion_a_student_and_a_benefit(recommended, benefit, go):
     record = d.record()
     assert set(record) == {"go", "reasons", "criteria"}
     assert set(record["criteria"][0]) >= {"name", "value", "threshold", "verdict"}
+
+
+def _variant(name: str, **update):
+    """A preset with some fields replaced (workload fields under 'workload')."""
+    s = PRESETS[name]
+    workload = update.pop("workload", None)
+    if workload is not None:
+        update["workload"] = s.workload.model_copy(update=workload)
+    return s.model_copy(update=update)
+
+
+def test_qps_is_judged_on_the_mean_with_the_peak_beside_it():
+    # real-time-api: 2,000 QPS at peak, 1,000 on average: the seed's "over 1000" does not hold
+    rt = _by_name(criteria(PRESETS["real-time-api"], 1.0))["QPS over 1000"]
+    assert (rt.value, rt.verdict) == (1000.0, "not met")
+    assert "1,000 requests/s on average; 2,000 at peak" in rt.reason
+    busier = _variant("real-time-api", workload={"qps": 3000.0})  # mean 1,500
+    c = _by_name(criteria(busier, 1.0))["QPS over 1000"]
+    assert (c.value, c.verdict) == (1500.0, "met") and "3,000 at peak" in c.reason
+
+
+def test_on_device_comes_from_the_deployment_target_not_the_arrivals():
+    edge = "on-device / edge inference needed"
+    cloud_single = _variant("embedded-iot", deployment="cloud")  # single-stream, offline
+    assert _by_name(criteria(cloud_single, None))[edge].verdict == "not met"
+    device_poisson = _variant("real-time-api", deployment="device")
+    c = _by_name(criteria(device_poisson, None))[edge]
+    assert (c.value, c.verdict) == (True, "met") and "deployment: device" in c.reason
+
+
+def test_student_changes_the_outcome_only_by_saving_or_rescuing():
+    assert changes(100.0, True, 60.0, True) == Outcome(
+        True, "the student saves $40.00/month here (40.0%)")
+    assert changes(None, False, 60.0, True).changes  # the teacher fits nowhere
+    assert changes(500.0, False, 600.0, True).changes  # the teacher misses the SLA
+    assert not changes(100.0, True, None, False).changes
+    same = changes(6.92, True, 6.92, True)
+    assert not same.changes and "cost reduction 0.0%" in same.why
+    assert not changes(0.0, True, 0.0, True).changes  # unpriced phones: both $0
+
+
+def test_a_holding_criterion_where_the_student_changes_nothing_is_not_counted():
+    # mobile-on-device: the edge and latency criteria hold, but the teacher already meets the
+    # SLA on the phone and the student costs the same ($0): listed, not a reason to go
+    crit = criteria(PRESETS["mobile-on-device"], 0.0)
+    nothing = Outcome(False, "the teacher already meets this scenario and the student saves "
+                      "nothing (cost reduction 0.0%)")
+    weighed = _by_name(weigh(crit, {"mobile-on-device": nothing}))
+    edge = weighed["on-device / edge inference needed"]
+    assert (edge.value, edge.verdict, edge.counted, edge.counts) == (True, "met", False, False)
+    assert edge.reason.endswith("; not counted: " + nothing.why)
+    assert weighed["QPS over 1000"].counted is None  # not met: not weighed
+    d = decide(list(weighed.values()), "builtin:student-10x", benefit=(True, ""))
+    assert not d.go
+    assert d.reasons[0].startswith("the seed's criteria hold only where the student changes "
+                                   "nothing (mobile-on-device)")
+    assert d.record()["criteria"][2]["counted"] is False
+    saves = Outcome(True, "the student saves $40.00/month here (40.0%)")
+    counted = weigh(crit, {"mobile-on-device": saves})
+    assert decide(counted, "builtin:student-10x", benefit=(True, "")).go
+    assert all(c.counted for c in counted if c.verdict == "met")

@@ -16,8 +16,9 @@ CATALOG = load_catalog()
 
 
 def _scenario(**kw) -> Scenario:
-    data = {"name": "t", "workload": {"qps": 100, "tokens_in_per_request": 128,
-                                      "tokens_out_per_request": 0, "arrival": "poisson"},
+    data = {"name": "t", "deployment": "cloud",
+            "workload": {"qps": 100, "tokens_in_per_request": 128,
+                         "tokens_out_per_request": 0, "arrival": "poisson"},
             "sla": {"percentile": 99, "latency_ms": 200}, "candidate_hardware": ["l4"]}
     for key, value in kw.items():
         if isinstance(value, dict):
@@ -102,7 +103,7 @@ def test_sla_and_memory_verdicts():
     assert not teacher["feasible"] and teacher["reason"].startswith("misses the SLA")
     big = synthetic_results(models={"m:teacher": 1_000_000_000, "m:s5": 200_000_000})
     fwd, _ = _fwd(big, ["jetson-orin-nano"])
-    g = scenario_grid(_scenario(candidate_hardware=["jetson-orin-nano"],
+    g = scenario_grid(_scenario(candidate_hardware=["jetson-orin-nano"], deployment="device",
                                 workload={"qps": None, "requests_per_day": 1000,
                                           "arrival": "single-stream"},
                                 constraints={"memory_limit_gib": 1}), fwd, CATALOG)

@@ -70,7 +70,8 @@ def test_monte_carlo_is_seeded_and_ordered():
     a, b = monte_carlo(roi, bands, 5000, seed=3), monte_carlo(roi, bands, 5000, seed=3)
     assert a == b
     s = a["monthly_savings_usd"]
-    assert s["p10"] < s["p50"] < s["p90"] and s["p50"] == pytest.approx(1000, rel=0.15)
+    # the teacher's band leans up more than the student's, so the common draw skews savings up
+    assert s["p10"] < s["p50"] < s["p90"] and s["p50"] == pytest.approx(1100, rel=0.1)
     p = a["payback_months"]
     assert p["p10"] < p["p50"] < p["p90"]
     assert 0.5 < a["probability_savings_positive"] <= 1
@@ -86,3 +87,41 @@ def test_monte_carlo_is_seeded_and_ordered():
 def test_bad_inputs(kw, needle):
     with pytest.raises(InputError, match=needle):
         RoiInputs(**kw)
+
+
+def test_monthly_costs_move_together_and_savings_band_by_hand():
+    """Teacher $3,000 (P10 $2,400, P90 $3,750) and student $1,000 (P10 $800, P90 $1,250): the
+    same ±25%/-20% log band. One calibration draw moves both, so savings = $2,000 x the same
+    factor: P10 $1,600, P50 $2,000, P90 $2,500. Drawn independently, P10-P90 would be wider
+    (about $1,360-$2,690)."""
+    import numpy as np
+
+    from roi.payback import monthly_costs
+
+    bands = Bands((2400.0, 3000.0, 3750.0), (800.0, 1000.0, 1250.0))
+    z = np.random.default_rng(1).standard_normal(200_000)
+    teacher, student = monthly_costs(bands, z)
+    assert np.allclose(teacher / student, 3.0)
+    p10, p50, p90 = np.quantile(teacher - student, (0.1, 0.5, 0.9))
+    assert p10 == pytest.approx(1600, rel=0.01)
+    assert p50 == pytest.approx(2000, rel=0.01)
+    assert p90 == pytest.approx(2500, rel=0.01)
+    t2, _ = monthly_costs(bands, z)
+    _, s2 = monthly_costs(bands, np.random.default_rng(2).standard_normal(200_000))
+    lo, hi = np.quantile(t2 - s2, (0.1, 0.9))
+    assert lo < 1500 and hi > 2600  # independence would widen it
+
+
+def test_monte_carlo_savings_band_is_the_correlated_one():
+    """Everything but the monthly costs and volume fixed: savings P10/P90 follow the common
+    factor of the two bands times the volume draw (sigma 0.25)."""
+    import math
+
+    roi = Roi(_one_time(engineering_weeks=0.0), 3000.0, 1000.0, 1e6, 12)
+    mc = monte_carlo(roi, Bands((2400.0, 3000.0, 3750.0), (800.0, 1000.0, 1250.0)), 50_000)
+    s = mc["monthly_savings_usd"]
+    # log savings ~ split normal (sd log(1.25)/Z90 above, log(1.25)/Z90 below) + N(0, 0.25)
+    sd = math.hypot(math.log(1.25) / 1.2815515655446004, 0.25)
+    assert s["p50"] == pytest.approx(2000, rel=0.02)
+    assert s["p90"] == pytest.approx(2000 * math.exp(1.2815515655446004 * sd), rel=0.03)
+    assert s["p10"] == pytest.approx(2000 * math.exp(-1.2815515655446004 * sd), rel=0.03)

@@ -19,7 +19,7 @@ SLOW_CPU = dict(gflop_s=0.5, overhead_ms=1.0)  # teacher ~1.6 s a request, s10 ~
 
 def _scenario(hardware=("c7i.xlarge",), latency_ms=500.0, qps=5.0) -> Scenario:
     return Scenario.model_validate({
-        "name": "own", "workload": {"qps": qps, "tokens_in_per_request": 128,
+        "name": "own", "deployment": "cloud", "workload": {"qps": qps, "tokens_in_per_request": 128,
                                     "tokens_out_per_request": 0, "arrival": "poisson"},
         "sla": {"percentile": 99, "latency_ms": latency_ms},
         "candidate_hardware": list(hardware)})
@@ -191,3 +191,73 @@ def test_every_preset_plans():
     for name in presets():
         doc = plan(synthetic_results(), name).to_dict()
         assert doc["scenarios"] == [name] and doc["trainer"]["mode"] == "kd"
+
+
+TWO = ["real-time-api", "cloud-batch"]
+
+
+@pytest.fixture(scope="module")
+def two_plans() -> dict[bool, dict]:
+    return {pf: plan(pd.read_csv(FIXTURE), TWO, portfolio=pf).to_dict() for pf in (False, True)}
+
+
+def _cheapest(doc: dict, scenario: str, model: str) -> float:
+    """The model's cheapest feasible monthly cost in the scenario, read off the cost table."""
+    return min(r["usd_per_month"] for r in doc["cost"]
+               if r["scenario"] == scenario and r["model"] == model and r["feasible"])
+
+
+def test_each_scenario_has_its_own_roi_and_the_headline_names_one(two_plans):
+    doc = two_plans[False]
+    roi_, student = doc["roi"], doc["recommended"]["model"]
+    per = roi_["per_scenario"]
+    assert list(per) == TWO and roi_["scope"] == "scenario"
+    one_time = roi_["one_time"]["total_usd"]
+    for name in TWO:  # each from that scenario's own costs, by hand
+        teacher, cost = _cheapest(doc, name, "builtin:teacher"), _cheapest(doc, name, student)
+        r = per[name]
+        assert (r["teacher_usd_per_month"], r["student_usd_per_month"]) == (teacher, cost)
+        assert r["monthly_savings_usd"] == pytest.approx(teacher - cost)
+        assert r["payback_months"] == pytest.approx(one_time / (teacher - cost))
+        assert r["net_12_months_usd"] == pytest.approx(12 * (teacher - cost) - one_time)
+        assert r["one_time_usd"] == one_time and r["decision"] in ("go", "no-go")
+    # real-time-api: teacher $2,213.94 on 4 inf2, the student $1,106.97 on 2: saves $1,106.97
+    assert per["real-time-api"]["monthly_savings_usd"] == pytest.approx(1106.972)
+    best = max(TWO, key=lambda n: per[n]["monthly_savings_usd"])
+    assert roi_["scenario"] == best == "real-time-api"
+    for key in ("teacher_usd_per_month", "student_usd_per_month", "monthly_savings_usd",
+                "payback_months", "net_12_months_usd", "requests_per_month"):
+        assert roi_[key] == per[best][key], key
+    assert "portfolio" not in roi_
+
+
+def test_a_portfolio_total_is_the_sum_of_its_scenarios(two_plans):
+    alone, together = two_plans[False]["roi"], two_plans[True]["roi"]
+    assert together["scope"] == "portfolio" and together["portfolio"] == TWO
+    assert together["per_scenario"] == alone["per_scenario"]
+    for key in ("teacher_usd_per_month", "student_usd_per_month", "monthly_savings_usd",
+                "requests_per_month"):
+        assert together[key] == pytest.approx(sum(r[key] for r in alone["per_scenario"].values()))
+    assert together["payback_months"] == pytest.approx(
+        together["one_time"]["total_usd"] / together["monthly_savings_usd"])
+    assert together["monthly_savings_usd"] > alone["monthly_savings_usd"]
+
+
+def test_a_criterion_where_the_student_changes_nothing_is_listed_not_counted():
+    # On the phone the teacher already meets the SLA and both cost $0: the edge and latency
+    # criteria hold but are no reason to go; real-time-api's latency criterion is one.
+    doc = plan(pd.read_csv(FIXTURE), ["real-time-api", "mobile-on-device"]).to_dict()
+    crit = {(c["scenario"], c["name"]): c for c in doc["decision"]["criteria"]}
+    edge = crit[("mobile-on-device", "on-device / edge inference needed")]
+    assert (edge["value"], edge["verdict"], edge["counted"]) == (True, "met", False)
+    assert "not counted: the teacher already meets this scenario" in edge["reason"]
+    assert crit[("real-time-api", "latency SLA under 500 ms")]["counted"] is True
+    assert doc["decision"]["go"] is True
+    assert not any(r.startswith("mobile-on-device") for r in doc["decision"]["reasons"])
+    mobile = doc["roi"]["per_scenario"]["mobile-on-device"]
+    assert (mobile["changes_outcome"], mobile["decision"]) == (False, "no-go")
+    assert doc["roi"]["per_scenario"]["real-time-api"]["decision"] == "go"
+    alone = plan(pd.read_csv(FIXTURE), "mobile-on-device").to_dict()["decision"]
+    assert alone["go"] is False
+    assert alone["reasons"][0].startswith("the seed's criteria hold only where the student "
+                                          "changes nothing (mobile-on-device)")

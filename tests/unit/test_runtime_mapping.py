@@ -110,7 +110,7 @@ def test_ort_int8_is_never_the_configuration_a_plan_costs_on_a_gpu():
                 prepare(synthetic_results(runtimes=(("ort", "int8"),), gflop_s=200.0), CATALOG)])
     fwd, _ = _fwd(df, GPUS + ["inf2", "c7i.xlarge"])
     scenario = Scenario.model_validate({
-        "name": "t", "workload": {"qps": 100, "tokens_in_per_request": 128,
+        "name": "t", "deployment": "cloud", "workload": {"qps": 100, "tokens_in_per_request": 128,
                                   "tokens_out_per_request": 0, "arrival": "poisson"},
         "sla": {"percentile": 99, "latency_ms": 200},
         "candidate_hardware": GPUS + ["inf2", "c7i.xlarge"]})

@@ -51,6 +51,9 @@ def test_presets_match_the_seed_and_use_catalog_hardware():
     assert iot.constraints.memory_limit_gib == 1 and iot.constraints.offline
     assert mobile.constraints.offline and mobile.workload.arrival == "single-stream"
     assert multi.workload.models >= 5
+    assert {n: s.deployment for n, s in shipped.items()} == {
+        "cloud-batch": "cloud", "real-time-api": "cloud", "mobile-on-device": "device",
+        "embedded-iot": "device", "multi-model": "cloud"}
     assert all(catalog.get(h).kind == "device" for h in mobile.candidate_hardware)
 
 
@@ -64,6 +67,7 @@ def test_workload_rates_derive_from_each_other():
 
 SCENARIO = {
     "name": "my-api",
+    "deployment": "cloud",
     "workload": {"qps": 50, "tokens_in_per_request": 64, "tokens_out_per_request": 4,
                  "arrival": "poisson"},
     "sla": {"percentile": 95, "latency_ms": 250},
@@ -116,6 +120,9 @@ def _with(path: str, value):
     (_with("workload.arrival", "bursty"), ["workload.arrival", "'poisson', 'offline' or "
                                            "'single-stream'", "got 'bursty'"]),
     (_with("workload.qps", None), ["give requests_per_day or qps"]),
+    (_with("deployment", None), ["scenario ('my-api'): deployment: required field is missing;"
+                                 " allowed: 'cloud' or 'device'"]),
+    (_with("deployment", "edge"), ["deployment: must be 'cloud' or 'device'", "got 'edge'"]),
     (_with("workload.requests_per_day", 86_400_000), ["qps 50 is below the mean rate"]),
     (_with("workload.tokens_in_per_request", 0), ["tokens_in_per_request", "got 0"]),
     (_with("constraints", {"memory_limit_gib": -1}), ["constraints.memory_limit_gib"]),
