@@ -104,7 +104,8 @@ def curve(cfg: TrainConfig, points: Sequence[int], shared: Shared,
     last = max(branch_at)
     torch.manual_seed(cfg.seed)
     teacher = shared.teacher if cfg.mode == "kd" else None
-    student, _ = build_student(cfg, teacher, shared.data["train"])  # as train() builds it
+    # as train() builds it: the baseline too starts from the teacher's weights (init_source)
+    student, _ = build_student(cfg, shared.teacher, shared.data["train"])
     student.to(shared.device)
     opt = make_optimizer(cfg, student)
     loss_fn = make_loss(cfg)

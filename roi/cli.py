@@ -359,11 +359,16 @@ def plan(
                                               "budget becomes part of the decision. "
                                               "Repeatable."),
     max_steps: Optional[int] = typer.Option(None, help="The largest training budget (steps) "
-                                            "the plan considers [default: 16x the longest "
+                                            "the plan considers [default: 64x the longest "
                                             "pilot]."),
     require_benefit: bool = typer.Option(True, help="Go only when the student saves money or "
                                          "meets a scenario the teacher cannot "
                                          "(--no-require-benefit: the seed's criteria alone)."),
+    portfolio: bool = typer.Option(False, "--portfolio", help="The scenarios are one "
+                                   "portfolio, deployed together: the headline ROI is their "
+                                   "total, labelled so [default: each scenario is its own "
+                                   "answer; the headline is the one where the student saves "
+                                   "most]."),
     teacher: Optional[str] = typer.Option(None, help="A teacher known only by its architecture, "
                                           "config:NAME|FILE (e.g. config:llama-3-70b): planned "
                                           "from projections alone, without --results."),
@@ -416,7 +421,7 @@ def plan(
                        measured_retention=parse_metrics_args(metrics or []),
                        local_peak_gflops=local_peak_gflops, roi_inputs=inputs,
                        require_benefit=require_benefit, pilot=pilot or None,
-                       max_steps=max_steps)
+                       max_steps=max_steps, portfolio=portfolio)
     out_dir = _plan_out_dir(out)
     write_plan(result, out_dir)
     from .console import print_plan_summary
@@ -478,7 +483,8 @@ def loadtest(
 
     settings = check_settings(LoadtestSettings(
         model=model, variant=backend, scenario=scenario, qps=qps, latency_ms=latency_ms,
-        percentile=percentile, seq_len=seq_len, threads=threads or default_threads(),
+        percentile=percentile, seq_len=seq_len,
+        threads=threads if threads is not None else default_threads(),
         max_batch=max_batch, batch_window_ms=batch_window_ms, workers=workers,
         min_duration_ms=min_duration_ms, min_query_count=min_query_count, samples=samples,
         role=role))
@@ -527,14 +533,16 @@ def run_command(
                                "batch 1, fewer calls, a short distillation."),
     out: Optional[str] = typer.Option(None, help="Run directory [default: runs/<time>]; an "
                                       "existing one resumes where it stopped."),
+    no_pilot: bool = typer.Option(False, "--no-pilot", help="No pilot distillations (the "
+                                  "config's pilot: {enabled: false}): the plan's retention is "
+                                  "the prior, labelled so."),
 ) -> None:
-    """From the question to the answer: bench, plan the scenarios, report, and (on go) distill
-    the recommended student, bench it and report predicted beside achieved."""
+    """From the question to the answer: bench, pilot, plan the scenarios, report, and (on go)
+    distill the recommended student, bench it and report predicted beside achieved."""
     from .run import default_out, execute, open_run, summary_line
-    from .runconfig import load_run_config
 
     run_dir = out or str(default_out())
-    cfg = load_run_config(config)
+    cfg = run_config(config, no_pilot)
     try:
         run = open_run(cfg, run_dir, "quick" if quick else "default", _ConsoleHooks())
     except InputError as e:  # a setting of the config file: say which file
@@ -545,10 +553,21 @@ def run_command(
         result = execute(run)
     except KeyboardInterrupt:
         again = " ".join(["roi run", *(["--config", config] if config else []),
-                          *(["--quick"] if quick else []), "--out", run_dir])
+                          *(["--quick"] if quick else []),
+                          *(["--no-pilot"] if no_pilot else []), "--out", run_dir])
         print(f"interrupted: `{again}` resumes where it stopped", file=sys.stderr)
         sys.exit(130)
     print(summary_line(result.summary))
+
+
+def run_config(config: Optional[str], no_pilot: bool = False):
+    """The run's config file (None: every default), with --no-pilot applied."""
+    from .runconfig import load_run_config
+
+    cfg = load_run_config(config)
+    if no_pilot:
+        cfg = cfg.model_copy(update={"pilot": cfg.pilot.model_copy(update={"enabled": False})})
+    return cfg
 
 
 class _ConsoleHooks:
@@ -631,10 +650,16 @@ def _plan_llm(teacher: str, students: Optional[str], scenarios: list[str],
     print(f"plan: {out_dir / 'plan.yaml'}; report: {page} (+ report.md, figures/; plan.md)")
 
 
+# subcommand -> the flag that resumes it (pilot resumes an existing --out by itself)
+RESUMABLE = {"bench": "--resume", "distill": "--resume", "generate": "--resume", "pilot": None}
+DEFAULT_OUT = {"bench": "bench", "generate": "generate", "pilot": "pilot"}  # runs/<prefix>-<time>
+
+
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    args = _with_out(list(sys.argv[1:] if argv is None else argv))
     try:
-        app(args=argv, prog_name="roi", standalone_mode=False)
+        code = app(args=args, prog_name="roi", standalone_mode=False)
     except InputError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -648,9 +673,34 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e.format_message()}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("interrupted: rerun with --resume to continue", file=sys.stderr)
+        code = 130
+    if code == 130:  # typer turns Ctrl-C inside a command into a return value of 130
+        print(_interrupted(args), file=sys.stderr)
         return 130
-    return 0
+    return code if isinstance(code, int) else 0
+
+
+def _with_out(args: list[str]) -> list[str]:
+    """A resumable subcommand without --out gets its default one spelled out here, so that an
+    interrupt can name the directory to resume."""
+    if not args or args[0] not in DEFAULT_OUT or "--help" in args:
+        return args
+    if any(a == "--out" or a.startswith("--out=") for a in args):
+        return args
+    return [args[0], "--out", _default_out(DEFAULT_OUT[args[0]]), *args[1:]]
+
+
+def _interrupted(args: list[str]) -> str:
+    """The one line after Ctrl-C: what was kept and the command that resumes."""
+    import shlex
+
+    command = args[0] if args else ""
+    if command not in RESUMABLE:
+        return "interrupted: stopped before finishing; rerun the command to start again"
+    flag = RESUMABLE[command]
+    again = args + ([flag] if flag and flag not in args else [])
+    return (f"interrupted: what was finished is kept; `roi {shlex.join(again)}` resumes where "
+            "it stopped")
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ import pandas as pd
 import yaml
 
 from .datagen_cost import DataGenCost, generation_cost, teacher_generation_rates
-from .decision import Decision, criteria, decide
+from .decision import Criterion, Decision, Outcome, changes, criteria, decide, weigh
 from .errors import InputError
 from .fleet import Assumptions, best_per_hardware, best_per_model, scenario_grid
 from .hardware import Catalog, load_catalog
@@ -68,7 +68,9 @@ PLAN_KEYS = ("version", "scenarios", "decision", "recommended", "alternatives", 
 TRAINER_DEFAULTS = {"mode": "kd", "init": "teacher-pruned", "temperature": 1.0, "alpha": 0.9,
                     "lr": 3e-3, "min_lr": 3e-4, "warmup_steps": 20, "schedule": "wsd",
                     "decay_fraction": 0.2, "steps": 1500}
-REACH = 16  # the largest budget considered, in multiples of the longest pilot (BENCHMARKS.md)
+REACH = 64  # the largest budget considered, in multiples of the longest pilot: the band widens
+# with the log of the distance (BENCHMARKS.md measures it at 16x), so far budgets rarely reach
+# the threshold at P10 and stay "not confirmed" until a longer run is measured
 TRAINER_BATCH_TOKENS = 16 * 256  # TrainConfig's default batch_size x block_size
 LOO_GOAL = 0.15
 # What the recommended student's deploy_backend / deploy_dtype mean (bench's quality gate: issue 7;
@@ -177,18 +179,24 @@ def plan(results: ResultsArg, scenario: ScenarioArg, *,
          require_benefit: bool = True,
          pilot: CurvesArg | None = None,
          max_steps: int | None = None,
-         report_steps: Sequence[int] = ()) -> Plan:
+         report_steps: Sequence[int] = (),
+         portfolio: bool = False) -> Plan:
     """The distillation plan for `results` (DataFrame(s) or results files) under `scenario`
     (Scenario(s), preset names or YAML files). Raises InputError on bad input.
 
     require_benefit=False gives the seed's framework alone: go when a criterion holds and a
-    student qualifies, even if our figures show the student saves nothing.
+    student qualifies, even if our figures show the student saves nothing. Otherwise a criterion
+    counts only in a scenario whose outcome the student changes (roi.decision.weigh).
 
     pilot: pilot curves (roi pilot's pilot.csv, a distillation's metrics.json, or a DataFrame
     of the roi.curves contract): retention is forecast from them per training budget and the
     budget becomes a decision (the fewest steps, up to max_steps [default: REACH x the longest
     pilot], whose P10 reaches the threshold). report_steps: budgets whose forecast the plan
-    records too (roi run's own)."""
+    records too (roi run's own).
+
+    Every scenario gets its own ROI (roi.per_scenario). The headline figures answer for one
+    scenario, the one where the student saves most (roi.scenario), unless portfolio=True says
+    the scenarios are deployed together: then they are the total across them, labelled so."""
     check_threshold(retention_threshold)
     check_memory_efficiency(assumptions.memory_efficiency)
     if local_peak_gflops is not None and not (local_peak_gflops > 0):
@@ -222,14 +230,17 @@ def plan(results: ResultsArg, scenario: ScenarioArg, *,
     bills = {s.name: _teacher_bill(grid, s.name, teacher) for s in scenarios}
     crit = [c for s in scenarios for c in criteria(s, bills[s.name]["usd_per_month"])]
     roi = _roi_section(chosen or tentative, ranked, bills, scenarios, cost, roi_inputs,
-                       students)
+                       students, portfolio, {c.scenario for c in crit if c.verdict == "met"})
     if chosen is None and "monthly_savings_usd" in roi:
         roi["student_note"] = ("no student qualifies: the figures are for the closest "
                                "candidate, for comparison only")
     benefit = _benefit(chosen, bills, roi)
-    if not require_benefit:
+    if require_benefit:
+        crit = weigh(crit, _outcomes(roi))
+    else:
         benefit = (True, benefit[1])
     decision = decide(crit, chosen.model if chosen else None, why_none, benefit)
+    _scenario_decisions(roi, crit, chosen)
     doc = _document(scenarios, decision, chosen, why_none, ranked, teacher, teacher_params,
                     best_hw, roi, fits, df, fwd, grid, retention_threshold, assumptions,
                     roi_inputs, local_peak_gflops)
@@ -239,7 +250,7 @@ def plan(results: ResultsArg, scenario: ScenarioArg, *,
         doc["trainer"]["student"] = tentative.model
     doc["forecast"] = _forecast_section(forecasts, retention_threshold, limit, report_steps)
     if forecasts is not None:
-        doc["forecast"]["pilot_compute"] = _pilot_compute(forecasts, chosen)
+        doc["forecast"]["pilot_compute"] = _pilot_compute(forecasts, chosen or tentative)
     doc["trainer"].update(_trainer_budget(forecasts, chosen or tentative
                                           or next(iter(ranked), None)))
     doc = {**{k: doc[k] for k in PLAN_KEYS}, **doc}  # the contract's keys first, in order
@@ -334,7 +345,8 @@ def _pilot_compute(fc: Forecasts, chosen: Optional[Candidate]) -> dict:
     """What the pilots cost beside the distillation they plan (KD and its baseline), in the
     same count: 6 x student params per token trained, + 2 x teacher params per KD token."""
     out = {"pilot_flops": fc.pilot_flops, "basis": "6 x params x tokens per student step, "
-           "+ 2 x teacher params x tokens for KD (the teacher's forward)"}
+           "+ 2 x teacher params x tokens for KD (the teacher's forward; the pilots share one "
+           "teacher-logit cache, so theirs is counted once)"}
     if chosen is None or chosen.budget is None or not fc.teacher_params:
         return out
     tokens = chosen.budget.tokens
@@ -384,39 +396,147 @@ def _brief(row: pd.Series) -> dict:
 
 
 def _roi_section(chosen: Optional[Candidate], ranked, bills, scenarios, cost,
-                 inputs: RoiInputs, students) -> dict:
+                 inputs: RoiInputs, students, portfolio: bool = False,
+                 criteria_met: frozenset | set = frozenset()) -> dict:
+    """The ROI of each scenario (per_scenario) and the headline: the scenario where the student
+    saves most (among those where a criterion holds and the student changes the outcome, if
+    any), or with `portfolio` the total across scenarios (scope says which)."""
     target = chosen or next((c for c in ranked if math.isfinite(c.usd_per_month)), None)
-    if target is not None and target.budget is not None:
-        one = target.budget.one_time
-    else:
-        params = target.params if target else min(students.values(), default=0)
-        one = cost(params, float(TRAINER_DEFAULTS["steps"] * TRAINER_BATCH_TOKENS))
+    one = _one_time(target, students, cost)
     base = {"student": target.model if target else None, "inputs": record_inputs(inputs),
-            "one_time": one.record(), "teacher_bill": bills}
+            "one_time": one.record(), "teacher_bill": bills,
+            "scope": "portfolio" if portfolio else "scenario"}
     if chosen is None and target is not None:
         base["student_note"] = ("no student qualifies: the figures are for the closest "
                                 "candidate, for comparison only")
-    teacher_cost = [bills[s.name]["usd_per_month"] for s in scenarios]
-    if target is None or any(c is None for c in teacher_cost):
-        base["note"] = ("no savings figure: " + ("no student is costed on every scenario"
-                        if target is None else "the teacher could not be costed"))
+    if target is None:
+        base["note"] = "no savings figure: no student is costed on every scenario"
         return base
-    per = {p["scenario"]: p for p in target.per_scenario}
-    student_cost = [per[s.name]["usd_per_month"] for s in scenarios]
-    requests = sum(s.workload.daily_requests * 730 / 24 for s in scenarios)
-    roi = Roi(one, float(sum(teacher_cost)), float(sum(student_cost)), requests,
+    entries = {p["scenario"]: p for p in target.per_scenario}
+    base["per_scenario"] = {s.name: _scenario_roi(s, bills[s.name], entries.get(s.name), one,
+                                                  inputs) for s in scenarios}
+    if portfolio:
+        return _portfolio_roi(base, scenarios, bills, target, one, inputs)
+    return _scenario_headline(base, scenarios, bills, target, one, inputs, criteria_met)
+
+
+def _one_time(target: Optional[Candidate], students, cost) -> OneTimeCost:
+    if target is not None and target.budget is not None:
+        return target.budget.one_time
+    params = target.params if target else min(students.values(), default=0)
+    return cost(params, float(TRAINER_DEFAULTS["steps"] * TRAINER_BATCH_TOKENS))
+
+
+def _requests_per_month(s: Scenario) -> float:
+    return s.workload.daily_requests * 730 / 24
+
+
+def _scenario_roi(s: Scenario, bill: dict, entry: Optional[dict], one: OneTimeCost,
+                  inputs: RoiInputs) -> dict:
+    """One scenario's economics on its own: teacher and student monthly cost, savings, the
+    one-time cost, payback and net over the horizon; and whether the student changes its
+    outcome (roi.decision.changes)."""
+    feasible = bool(entry and entry["feasible"])
+    teacher = bill["usd_per_month"]
+    student = entry["usd_per_month"] if feasible else None
+    teacher_meets = bill["basis"] == "cheapest configuration meeting the SLA"
+    outcome = changes(teacher, teacher_meets, student, feasible)
+    rec: dict = {"scenario": s.name, "deployment": s.deployment, "student_feasible": feasible,
+                 "teacher_meets_sla": teacher_meets,
+                 "student_config": _entry_brief(entry) if feasible else None,
+                 "teacher_config": bill["config"], "changes_outcome": outcome.changes,
+                 "outcome": outcome.why, "one_time_usd": one.total_usd}
+    if teacher is None or not feasible:
+        rec["note"] = ("no savings figure: " + ("the teacher could not be costed"
+                       if teacher is None else "the student meets this scenario nowhere"))
+        return rec
+    roi = Roi(one, float(teacher), float(student), _requests_per_month(s),
               inputs.horizon_months)
-    bands = _bands(scenarios, bills, target)
-    return {**base, **roi.record(), "assumption": "the student is deployed on its cheapest "
-            "feasible configuration per scenario; costs scale with request volume",
+    figures = {k: v for k, v in roi.record().items() if k != "one_time"}
+    return {**rec, **figures, "cost_reduction": (roi.monthly_savings_usd / teacher
+                                                 if teacher > 0 else None)}
+
+
+def _entry_brief(entry: dict) -> dict:
+    return {k: entry.get(k) for k in ("hardware", "backend", "dtype", "batch_size", "source")}
+
+
+def _scenario_headline(base: dict, scenarios, bills, target: Candidate, one: OneTimeCost,
+                       inputs: RoiInputs, criteria_met=frozenset()) -> dict:
+    """The headline of one deployment: the scenario with the largest monthly savings among
+    those where distilling is the answer (a criterion holds and the student changes the
+    outcome), else among those the student meets (first in order on a tie)."""
+    per = base["per_scenario"]
+    costed = [s for s in scenarios if per[s.name].get("monthly_savings_usd") is not None]
+    if not costed:
+        notes = {per[s.name].get("note") for s in scenarios}
+        return {**base, "scenario": None, "note": "; ".join(sorted(n for n in notes if n))}
+    answers = [s for s in costed if s.name in criteria_met and per[s.name]["changes_outcome"]]
+    best = max(answers or costed, key=lambda s: per[s.name]["monthly_savings_usd"])
+    r = per[best.name]
+    roi = Roi(one, r["teacher_usd_per_month"], r["student_usd_per_month"],
+              r["requests_per_month"], inputs.horizon_months)
+    why = ("the only scenario" if len(scenarios) == 1 else
+           ("the scenario where distilling answers a criterion and saves most" if answers else
+            "the scenario where the student saves most") + "; each deployment is a separate "
+           "answer (per_scenario): totals across them only with portfolio")
+    return {**base, "scenario": best.name, "scenario_basis": why,
+            **_headline(roi, _bands([best], bills, target), inputs)}
+
+
+def _portfolio_roi(base: dict, scenarios, bills, target: Candidate, one: OneTimeCost,
+                   inputs: RoiInputs) -> dict:
+    """The total across scenarios that the user declared one portfolio (deployed together)."""
+    per = base["per_scenario"]
+    missing = [s.name for s in scenarios if per[s.name].get("monthly_savings_usd") is None]
+    base = {**base, "scenario": None, "portfolio": [s.name for s in scenarios]}
+    if missing:
+        base["note"] = (f"no portfolio total: no savings figure for {', '.join(missing)} "
+                        f"({'; '.join(per[n]['note'] for n in missing)})")
+        return base
+    roi = Roi(one, float(sum(per[s.name]["teacher_usd_per_month"] for s in scenarios)),
+              float(sum(per[s.name]["student_usd_per_month"] for s in scenarios)),
+              float(sum(per[s.name]["requests_per_month"] for s in scenarios)),
+              inputs.horizon_months)
+    return {**base, "scenario_basis": "portfolio: the scenarios are deployed together "
+            "(portfolio: true), so the headline is their total, one student for all",
+            **_headline(roi, _bands(scenarios, bills, target), inputs)}
+
+
+def _headline(roi: Roi, bands: Bands, inputs: RoiInputs) -> dict:
+    return {**roi.record(), "assumption": "the student is deployed on its cheapest feasible "
+            "configuration per scenario; costs scale with request volume",
             "tornado": tornado(roi, bands),
             "monte_carlo": monte_carlo(roi, bands, inputs.monte_carlo_draws, inputs.seed),
             "cost_bands": {"teacher_usd_per_month": list(bands.teacher),
                            "student_usd_per_month": list(bands.student)}}
 
 
+def _outcomes(roi: dict) -> dict[str, Outcome]:
+    """What the ROI's student changes in each scenario (for roi.decision.weigh)."""
+    return {name: Outcome(r["changes_outcome"], r["outcome"])
+            for name, r in (roi.get("per_scenario") or {}).items()}
+
+
+def _scenario_decisions(roi: dict, crit: list[Criterion], chosen: Optional[Candidate]) -> None:
+    """Each scenario's own verdict, beside its ROI: go where the recommended student exists and
+    a criterion counts there."""
+    for name, r in (roi.get("per_scenario") or {}).items():
+        mine = [c for c in crit if c.scenario == name]
+        counted = [c.name for c in mine if c.counts]
+        if chosen is None:
+            go, why = False, "no student qualifies"
+        elif not any(c.verdict == "met" for c in mine):
+            go, why = False, "none of the seed's five criteria holds here"
+        elif not counted:
+            go, why = False, f"the student changes nothing here: {r['outcome']}"
+        else:
+            go, why = True, f"{', '.join(counted)}; {r['outcome']}"
+        r["decision"], r["decision_reason"] = ("go" if go else "no-go"), why
+
+
 def _bands(scenarios, bills, target: Candidate) -> Bands:
-    """P10/P50/P90 of the two monthly costs, summed over scenarios (the grid's cost bands)."""
+    """P10/P50/P90 of the two monthly costs, summed over `scenarios` (the grid's cost bands)."""
     per = {p["scenario"]: p for p in target.per_scenario}
 
     def total(rows, key) -> float:
@@ -466,13 +586,21 @@ def _benefit(chosen: Optional[Candidate], bills: dict, roi: dict) -> tuple[bool,
     saving = roi.get("monthly_savings_usd")
     if saving is None:
         return True, ""
+    where = _headline_label(roi)
     if saving > 0:
-        return True, (f"ROI: saves ${saving:,.0f}/month; pays back the "
+        return True, (f"ROI: saves ${saving:,.0f}/month ({where}); pays back the "
                       f"${roi['one_time']['total_usd']:,.0f} one-time cost in "
                       f"{roi['payback_months']:.1f} months")
-    return False, (f"no measured benefit: the teacher already meets every scenario, at "
-                   f"${roi['teacher_usd_per_month']:,.0f}/month against the student's "
-                   f"${roi['student_usd_per_month']:,.0f}")
+    return False, (f"no measured benefit: the teacher already meets every scenario and the "
+                   f"student saves nothing ({where}: ${roi['teacher_usd_per_month']:,.0f}/month "
+                   f"against the student's ${roi['student_usd_per_month']:,.0f})")
+
+
+def _headline_label(roi: dict) -> str:
+    """What the headline figures answer for: one scenario, or the declared portfolio."""
+    if roi.get("scope") == "portfolio":
+        return f"portfolio of {len(roi.get('portfolio') or [])} scenarios"
+    return str(roi.get("scenario"))
 
 
 # ------------------------------------------------------------------------------ document

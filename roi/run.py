@@ -193,7 +193,7 @@ def step_plan(run: Run) -> None:
                   retention_threshold=s["retention_threshold"],
                   local_peak_gflops=s["local_peak_gflops"], roi_inputs=RoiInputs(**s["economics"]),
                   require_benefit=s["require_benefit"], pilot=_pilot_curves(run),
-                  report_steps=[int(s["trainer"]["steps"])])
+                  report_steps=[int(s["trainer"]["steps"])], portfolio=s["portfolio"])
     doc = dict(result.to_dict())
     planned = doc["trainer"].get("steps")
     note = (f"roi run distills with a smaller budget ({_budget_text(s['trainer'])}, profile "
@@ -240,7 +240,7 @@ def step_replan(run: Run) -> None:
                   retention_threshold=s["retention_threshold"],
                   local_peak_gflops=s["local_peak_gflops"], roi_inputs=RoiInputs(**s["economics"]),
                   require_benefit=s["require_benefit"], pilot=curves,
-                  report_steps=[int(s["trainer"]["steps"])])
+                  report_steps=[int(s["trainer"]["steps"])], portfolio=s["portfolio"])
     write_plan(result, run.path("replan"))
 
 
@@ -484,8 +484,10 @@ def summarize(plan: dict, metrics: Optional[dict], state: dict, out: Path,
         "retention_band": rec.get("retention_band"),
         "retention_source": rec.get("retention_source"),
         "planned_steps": (plan.get("trainer") or {}).get("steps"),
+        "scenario": answered_for(roi),
         "monthly_savings_usd": roi.get("monthly_savings_usd"),
         "payback_months": roi.get("payback_months"),
+        "per_scenario": _per_scenario_summary(roi),
         "achieved_retention": (metrics or {}).get("retention_accuracy"),
         "distilled_student": ((metrics or {}).get("settings") or {}).get("student"),
         "trainer_steps": ((metrics or {}).get("settings") or {}).get("steps"),
@@ -496,6 +498,23 @@ def summarize(plan: dict, metrics: Optional[dict], state: dict, out: Path,
         "report": str(out / "report" / "report.html"),
         "steps_wall_s": {k: v.get("wall_s") for k, v in steps.items()},
     }
+
+
+def answered_for(roi: dict) -> Optional[str]:
+    """What the plan's headline savings answer for: a scenario's name, or 'portfolio (a, b)'
+    where the scenarios were declared one portfolio; None without a figure."""
+    if roi.get("monthly_savings_usd") is None:
+        return None
+    if roi.get("scope") == "portfolio":
+        return f"portfolio ({', '.join(roi.get('portfolio') or [])})"
+    return roi.get("scenario")
+
+
+def _per_scenario_summary(roi: dict) -> dict:
+    keys = ("monthly_savings_usd", "payback_months", f"net_{roi.get('horizon_months', 12)}"
+            "_months_usd", "decision")
+    return {name: {k: r.get(k) for k in keys}
+            for name, r in (roi.get("per_scenario") or {}).items()}
 
 
 def summary_line(s: dict) -> str:
@@ -509,13 +528,20 @@ def summary_line(s: dict) -> str:
     parts = ["GO" if s["go"] else "NO-GO for now: retention not confirmed, distilled to refine "
              "the forecast" if unsure else
              ("NO-GO (distilled anyway: force)" if forced else "NO-GO")]
-    if s.get("recommended"):
+    if unsure:
+        u = unsure
+        lo = (u.get("retention_band") or [None])[0]
+        parts.append(f"closest student {u['model']}: forecast P50 reaches the threshold at "
+                     f"{u['steps_p50']:,} steps, P10 {lo:.1%} there" if lo is not None else
+                     f"closest student {u['model']}")
+    elif s.get("recommended"):
         parts.append(f"{'distill ' if s['go'] else 'closest student '}{s['recommended']} "
                      f"({_millions(s.get('params'))} params, "
                      f"{s.get('compression_ratio') or 0:.1f}x smaller)")
     saving, payback = s.get("monthly_savings_usd"), s.get("payback_months")
     if saving is not None:
-        parts.append(f"saves ${saving:,.0f}/month")
+        where = s.get("scenario")
+        parts.append(f"{where + ' ' if where else ''}saves ${saving:,.0f}/month")
     parts.append("payback never" if payback is None else f"payback {payback:.1f} months")
     if s.get("achieved_retention") is not None:
         parts.append(_achieved_text(s))

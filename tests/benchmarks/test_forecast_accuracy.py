@@ -32,6 +32,7 @@ from roi.planner import TRAINER_DEFAULTS
 from .figures import record
 
 PILOT_STEPS, TARGETS, THRESHOLD = 200, (400, 1500, 3200), 0.95
+LONGER_TARGETS = (800, 1500, 3200)
 POINTS = (50, 71, 100, 141, 200, 283, 400, 566, 800, 1131, 1500, 2263, 3200)
 STUDENTS = os.environ.get("ROI_FORECAST_STUDENTS",
                           "builtin:student-10x,builtin:student-20x,builtin:student-50x")
@@ -49,6 +50,12 @@ def test_forecast_against_whole_runs():
     _print(result)
     record("forecast_accuracy", pilot_steps=PILOT_STEPS, targets=list(TARGETS),
            students=STUDENTS.split(","), dtype=cfg.dtype, **result)
+    # the same curves with pilots twice as long (1/8 of the largest budget)
+    longer = score(table, 2 * PILOT_STEPS, LONGER_TARGETS, THRESHOLD)
+    print("pilots to", 2 * PILOT_STEPS, longer["summary"])
+    record("forecast_accuracy_longer_pilots", pilot_steps=2 * PILOT_STEPS,
+           targets=list(LONGER_TARGETS), students=STUDENTS.split(","), dtype=cfg.dtype,
+           **longer)
     kd = result["summary"]["kd"]
     assert kd["cases"] >= 9  # three students x three budgets
 

@@ -129,3 +129,21 @@ def test_the_shipped_floor_widens_a_band_the_pilots_alone_would_keep_narrow():
     assert "raised to the floor" in floored.calibration.source
     at = 16 * 96 * BATCH
     assert np.subtract(*floored.retention(at)[::-2]) > 3 * np.subtract(*narrow.retention(at)[::-2])
+
+
+def test_pilot_compute_counts_the_shared_teacher_once():
+    """Two KD curves and a baseline, student 1,000 params, teacher 10,000: per KD token 6,000 +
+    20,000 FLOPs. With the teacher-logit cache the teacher labels the shared windows once."""
+    per_kd, per_ce, tokens = 6_000 + 20_000, 6_000, 96 * BATCH
+    rows = (_rows("builtin:a", "kd", pilot_flops=per_kd * tokens)
+            + _rows("builtin:b", "kd", pilot_flops=per_kd * tokens)
+            + _rows("builtin:a", "ce", pilot_flops=per_ce * tokens))
+    fc = build(to_frame(rows))
+    assert fc.pilot_flops == pytest.approx(3 * 6_000 * tokens + 20_000 * tokens)
+
+
+def test_pilot_compute_of_curves_without_a_compute_column_is_unknown_not_an_error():
+    rows = _rows("builtin:a", "kd", pilot_flops=float("nan")) + _rows("builtin:a", "ce",
+                                                                     pilot_flops=1e12)
+    assert build(to_frame(rows)).pilot_flops == pytest.approx(1e12)
+    assert math.isnan(build(to_frame(_rows(pilot_flops=float("nan")))).pilot_flops)

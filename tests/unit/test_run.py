@@ -21,7 +21,8 @@ def plan_doc(go: bool) -> dict:
                                        if not go else ["recommended student: s"]},
             "recommended": {"model": "builtin:student-10x", "params": 1_430_000,
                             "compression_ratio": 10.0, "retention_band": [0.9, 0.97]},
-            "roi": {"monthly_savings_usd": 2554.0, "payback_months": 3.1},
+            "roi": {"monthly_savings_usd": 2554.0, "payback_months": 3.1, "scope": "scenario",
+                    "scenario": "real-time-api"},
             "trainer": {"steps": 1500}}
 
 
@@ -123,7 +124,8 @@ def test_summary_line_of_a_go_run(tmp_path):
     result = execute(start(tmp_path), Fake().steps())
     line = summary_line(result.summary)
     assert line.startswith("GO; distill builtin:student-10x (1.43 M params, 10.0x smaller)")
-    for text in ("saves $2,554/month", "payback 3.1 months", "achieved retention 93.0% "
+    assert result.summary["scenario"] == "real-time-api"
+    for text in ("real-time-api saves $2,554/month; payback 3.1 months", "achieved retention 93.0% "
                  "(prior 90%-97% for 1500 steps) after 16 steps", "re-planned with "
                  "this run: GO, full budget: builtin:student-10x for 1,500 steps is forecast "
                  "to keep 90.0%-97.0%",
@@ -155,6 +157,8 @@ def test_profiles_and_config_merge(tmp_path):
     assert doc["bench"]["batch_sizes"] == [4] and doc["bench"]["quick"] is True
     assert doc["trainer"]["steps"] == 7 and doc["trainer"]["eval_windows"] == 8
     assert resolved(RunConfig(), "default")["trainer"]["steps"] > doc["trainer"]["steps"]
+    assert doc["portfolio"] is False
+    assert resolved(RunConfig(portfolio=True), "quick")["portfolio"] is True
 
 
 @pytest.mark.parametrize("text, message", [
@@ -209,3 +213,30 @@ def test_summary_line_holds_the_run_against_the_forecast_for_its_own_budget(tmp_
            "is forecast to keep 95.1%-97.0% (P10-P90) at a one-time $8,123" in line
     metrics["retention_accuracy"] = 0.55
     assert "outside" in summary_line(summarize(plan, metrics, {"steps": {}}, tmp_path, replan))
+
+
+def test_the_summary_names_the_scenario_or_the_portfolio_it_answers_for():
+    from roi.run import answered_for
+
+    assert answered_for({"monthly_savings_usd": 1.0, "scope": "scenario",
+                         "scenario": "cloud-batch"}) == "cloud-batch"
+    portfolio = {"monthly_savings_usd": 9.0, "scope": "portfolio",
+                 "portfolio": ["cloud-batch", "real-time-api"]}
+    assert answered_for(portfolio) == "portfolio (cloud-batch, real-time-api)"
+    assert answered_for({"note": "no savings figure"}) is None
+    line = summary_line({"go": True, "reasons": [], "report": "r.html", "recommended": None,
+                         "scenario": answered_for(portfolio), "monthly_savings_usd": 9.0,
+                         "payback_months": 2.0})
+    assert "portfolio (cloud-batch, real-time-api) saves $9/month; payback 2.0 months" in line
+
+
+def test_no_pilot_turns_the_pilots_off_over_the_config(tmp_path):
+    from roi.cli import run_config
+    from roi.run import pilot_skip_reason
+
+    cfg = tmp_path / "run.yaml"
+    cfg.write_text("pilot: {steps: 32}\n")
+    assert run_config(str(cfg)).pilot.enabled
+    off = run_config(str(cfg), no_pilot=True)
+    assert not off.pilot.enabled and off.pilot.steps == 32
+    assert "enabled: false" in pilot_skip_reason(resolved(off, "quick"))
