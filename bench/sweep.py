@@ -186,6 +186,13 @@ def run_plan(plan: SweepPlan, progress: Progress | None = None) -> pd.DataFrame:
     With several rounds the whole sweep repeats and each row pools the samples of its rounds:
     a configuration's samples then come from moments spread over the sweep, so the slow drift
     of a shared machine (seconds to minutes) averages out instead of landing on one row."""
+    from roi.io import dir_lock
+
+    with dir_lock(plan.out):  # a second bench on the same --out is refused, naming this one
+        return _run_plan(plan, progress)
+
+
+def _run_plan(plan: SweepPlan, progress: Progress | None) -> pd.DataFrame:
     store = ResultsStore(plan.out)
     done = {c.key(): store.rounds_done(c.key()) if plan.resume else 0 for c in plan.configs}
     jobs = [(r, c) for r in range(plan.rounds) for c in plan.configs if done[c.key()] <= r]

@@ -38,7 +38,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from roi.config import read_text
 from roi.errors import InputError
-from roi.io import check_out_dir, write_json_atomic
+from roi.io import check_out_dir, dir_lock, has_content, write_json_atomic
 
 log = logging.getLogger(__name__)
 
@@ -496,7 +496,7 @@ def _open_run(cfg: GenerateConfig, out: Path, resume: bool) -> None:
             raise InputError(f"{out}: the saved run used other settings; --resume needs the "
                              "same ones (or choose a new --out)")
         return
-    if out.exists() and any(out.iterdir()):
+    if has_content(out):
         raise InputError(f"{out} is not empty and holds no generation run: choose another --out")
     out.mkdir(parents=True, exist_ok=True)
     write_json_atomic(run, {"settings": _identity(cfg), "created": _now()})
@@ -513,6 +513,12 @@ def generate(cfg: GenerateConfig, out: str | Path, *, resume: bool = False,
     check_ready(cfg)
     prompts = load_prompts(cfg)
     teacher = None if cfg.is_api else LocalTeacher(cfg)  # loads (and checks) before writing
+    with dir_lock(out):  # a second writer on the same --out is refused, naming this one
+        return _generate(cfg, out, resume, progress, prompts, teacher)
+
+
+def _generate(cfg: GenerateConfig, out: Path, resume: bool, progress: GenProgress | None,
+              prompts, teacher) -> GenerateResult:
     _open_run(cfg, out, resume)
     samples, failures = SampleLog(out / SAMPLES_FILE), SampleLog(out / FAILURES_FILE)
     done = {r["id"] for r in samples.records}

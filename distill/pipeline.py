@@ -22,7 +22,7 @@ import yaml
 
 from roi.config import read_yaml, safe_load
 from roi.errors import InputError
-from roi.io import check_out_dir, write_json_atomic
+from roi.io import check_out_dir, dir_lock, has_content, write_json_atomic
 
 from .config import TrainConfig, load_config
 from .trainer import METRICS_FILE, DistillResult, Progress, train
@@ -93,8 +93,16 @@ def distill(cfg: TrainConfig, out: str | Path, *, resume: bool = False,
         raise InputError("distill needs a teacher and mode: kd, or data_mode: generated/mixed "
                          "(sequence-level KD); the no-KD baseline is trained too")
     parse_spec(cfg.teacher)  # a missing teacher path fails here, before anything is written
-    if out.exists() and any(out.iterdir()) and not resume:
-        raise InputError(f"{out} is not empty: pass --resume or choose another --out")
+    if int(os.environ.get("RANK", "0")) != 0:  # torchrun: rank 0 holds the directory's lock
+        return _distill(cfg, out, resume, progress)
+    with dir_lock(out):  # a second writer on the same --out is refused, naming this one
+        if has_content(out) and not resume:
+            raise InputError(f"{out} is not empty: pass --resume or choose another --out")
+        return _distill(cfg, out, resume, progress)
+
+
+def _distill(cfg: TrainConfig, out: Path, resume: bool, progress: Progress | None
+             ) -> DistillResult:
     t0 = time.perf_counter()
     student = train(cfg, out, resume=resume, progress=progress)
     baseline_cfg = cfg.model_copy(update={"mode": "ce", "data_mode": "corpus"})  # no teacher

@@ -24,8 +24,21 @@ app = typer.Typer(
 )
 
 
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            print(f"roi (distill-roi) {version('distill-roi')}")
+        except PackageNotFoundError:  # run from a source tree that was never installed
+            print("roi (distill-roi), not installed")
+        raise typer.Exit()
+
+
 @app.callback()
-def _root() -> None:
+def _root(show_version: bool = typer.Option(False, "--version", callback=_version,
+                                            is_eager=True, help="Print the version and exit.")
+          ) -> None:
     """Should we distill this model, to what size, on what hardware, and what will it save?"""
 
 

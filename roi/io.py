@@ -65,3 +65,41 @@ def check_out_dir(path: str | Path, option: str = "--out") -> Path:
             raise InputError(f"{option} {path}: cannot create it, {place} is not writable")
         break
     return path
+
+
+LOCK_FILE = ".roi.lock"  # inside an output directory: who writes it now (its PID)
+
+
+@contextlib.contextmanager
+def dir_lock(path: str | Path, what: str = "--out") -> Iterator[Path]:
+    """Hold an exclusive lock on output directory `path` (made if missing) for the block; a
+    second writer is refused at once, in one line naming the holder's PID. The lock is the
+    kernel's (flock): it dies with its process, so a killed run leaves nothing to clean up."""
+    import fcntl
+
+    from .errors import InputError
+
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    f = open(path / LOCK_FILE, "a+", encoding="utf-8")
+    try:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            holder = f.read().strip() or "unknown"
+            raise InputError(f"{what} {path} is in use by another process (PID {holder}): wait "
+                             "for it to finish, or choose another --out") from None
+        f.seek(0)
+        f.truncate()
+        f.write(str(os.getpid()))
+        f.flush()
+        yield path
+    finally:
+        f.close()  # releases the lock
+
+
+def has_content(path: str | Path) -> bool:
+    """Whether directory `path` holds anything besides its lock file."""
+    path = Path(path)
+    return path.is_dir() and any(p.name != LOCK_FILE for p in path.iterdir())

@@ -38,7 +38,7 @@ from typing import Any, Callable, ContextManager, Optional
 import yaml
 
 from .errors import InputError
-from .io import write_json_atomic, write_text_atomic
+from .io import dir_lock, has_content, write_json_atomic, write_text_atomic
 from .runconfig import RunConfig, check, load_run_config, resolved
 
 log = logging.getLogger(__name__)
@@ -304,7 +304,7 @@ def open_run(config: RunConfig, out: str | Path, profile: str = "default",
         from .config import read_yaml
 
         _same_settings(read_yaml(saved, "run settings"), settings, out)
-    elif out.is_dir() and any(out.iterdir()):
+    elif has_content(out):
         raise InputError(f"--out {out}: not empty and not a run directory (no {RUN_FILE}); "
                          "choose another --out")
     else:
@@ -330,13 +330,24 @@ def read_state(out: Path) -> dict:
 
     try:
         state = json.loads(path.read_text(encoding="utf-8"))
-    except ValueError:
-        return {"steps": {}}  # written atomically, so only a hand edit gets here: start over
-    return state if isinstance(state.get("steps"), dict) else {"steps": {}}
+    except (ValueError, OSError) as e:
+        state = e
+    if not isinstance(state, dict) or not isinstance(state.get("steps"), dict):
+        why = state if isinstance(state, Exception) else "no steps mapping"
+        raise InputError(f"{path} is damaged ({why}); it records which steps finished, so the "
+                         "run will not guess: restore it, delete it to redo every step, or "
+                         "choose another --out")
+    return state
 
 
 def execute(run: Run, steps: tuple[Step, ...] = STEPS) -> RunResult:
-    """Run the steps not finished yet, in order, gating on the plan's decision."""
+    """Run the steps not finished yet, in order, gating on the plan's decision (a second
+    `roi run` on the same directory is refused while this one holds it)."""
+    with dir_lock(run.out):
+        return _execute(run, steps)
+
+
+def _execute(run: Run, steps: tuple[Step, ...]) -> RunResult:
     state = read_state(run.out)
     state.pop("stopped", None)
     redone: set[str] = set()
@@ -366,7 +377,7 @@ def _do(run: Run, state: dict, step: Step, index: int, total: int, fresh: bool) 
     owned = run.path(step.owns) if step.owns else None
     if fresh and owned is not None and owned.exists():
         shutil.rmtree(owned)
-    resuming = owned is not None and owned.is_dir() and any(owned.iterdir())
+    resuming = owned is not None and has_content(owned)
     run.hooks.step(index, total, step.name, "resume" if resuming else "start", step.what)
     t0 = time.perf_counter()
     step.action(run)

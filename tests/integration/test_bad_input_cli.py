@@ -10,6 +10,7 @@ import torch
 import yaml
 
 from roi.cli import main
+from roi.io import LOCK_FILE
 
 from ..conftest import TINY, TINY_B
 from .test_trainer import _cfg, corpus  # noqa: F401  (module-scoped fixture)
@@ -139,7 +140,8 @@ def test_bench_resume_over_damaged_results_is_one_line(tmp_path, capsys, content
     err = capsys.readouterr().err
     needle = "is not UTF-8 text" if content == BINARY else "results.jsonl:2: damaged results row"
     _one_error_line(code, err, needle)
-    assert (out / "results.jsonl").read_bytes() == content and len(list(out.iterdir())) == 1
+    assert (out / "results.jsonl").read_bytes() == content
+    assert [p.name for p in out.iterdir() if p.name != LOCK_FILE] == ["results.jsonl"]
 
 
 # ------------------------------------------------------------------------------ duplicate keys
