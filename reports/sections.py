@@ -147,6 +147,9 @@ def summary_section(inp: Inputs, figures: Figures) -> Section:
     if go and rec:
         lead = (f"GO: distill {inp.teacher} into {rec['model']} ({fmt.params(rec.get('params'))}"
                 f" parameters, {fmt.num(rec.get('compression_ratio'), 1)}× fewer).")
+    elif (plan.get("decision") or {}).get("retention_unconfirmed"):
+        lead = ("NO-GO for now: " + fmt.text(plan["decision"]["retention_unconfirmed"]
+                                              .get("reason")) + ".")
     else:
         lead = "NO-GO: " + (reasons[0] if reasons else "the plan gives no reason") + "."
     mc = (roi.get("monte_carlo") or {}).get("monthly_savings_usd") or {}

@@ -305,3 +305,14 @@ def test_model_name_with_dollars_is_drawn_verbatim():
                        "batch_size": [1, 1], "latency": [1.0, 2.0], "latency_hi": [1.5, 2.5],
                        "params": [10, 5]})
     assert figures.latency_vs_batch(df, "$a$", "b")[:4] == b"\x89PNG"
+
+
+def test_a_plan_whose_only_doubt_is_retention_leads_with_no_go_for_now():
+    df = fixture_table()
+    plan = roi.plan(df, ["real-time-api"]).to_dict()
+    plan["decision"]["go"] = False
+    plan["decision"]["retention_unconfirmed"] = {
+        "model": "builtin:student-10x", "steps_p50": 1400, "reason": "retention not confirmed: "
+        "builtin:student-10x's forecast P50 reaches the threshold at 1,400 steps"}
+    md = markdown.render(reports.build(df, plan))
+    assert "**NO-GO for now: retention not confirmed: builtin:student-10x's forecast P50" in md
