@@ -90,9 +90,11 @@ def parse_spec(spec: str) -> ModelSpec:
     """Check a model spec and the files it names; raise InputError with one clear line."""
     kind, sep, target = spec.partition(":")
     if not sep or kind not in KINDS or not target:
+        split = (" (a YAML list splits builtin:k=v,k=v at its commas: quote the whole spec, "
+                 "e.g. ['builtin:n_layer=1,n_embd=32'])" if not sep and "=" in spec else "")
         raise InputError(
             f"unknown model spec {spec!r}: expected builtin:NAME ({', '.join(PRESETS)}), "
-            "hf:DIR, onnx:FILE, ckpt:DIR or config:FILE"
+            f"hf:DIR, onnx:FILE, ckpt:DIR or config:FILE{split}"
         )
     parsed = ModelSpec(spec, kind, target)
     _VALIDATORS[kind](parsed)

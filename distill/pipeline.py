@@ -70,7 +70,13 @@ def parse_overrides(items: list[str]) -> dict:
 def settings_from_plan(plan: dict, config_file: str | None, overrides: dict) -> TrainConfig:
     """Plan's trainer section, then a YAML file's settings, then --set overrides."""
     file_values = load_config(config_file).model_dump(exclude_unset=True) if config_file else {}
-    return load_config(None, {**plan["trainer"], **file_values, **overrides})
+    trainer = {k: v for k, v in plan["trainer"].items() if k != "note"}  # the planner's prose
+    values = {**trainer, **file_values, **overrides}
+    if str(values.get("teacher") or "").startswith("config:"):
+        note = plan["trainer"].get("note") or "a config: teacher has no weights"
+        raise InputError(f"the plan's teacher {values['teacher']} is an architecture, not a "
+                         f"model ({note}): pass the checkpoint, e.g. --set teacher=hf:DIR")
+    return load_config(None, values)
 
 
 def distill_from_plan(plan_path: str | Path, out: str | Path, *, resume: bool = False,

@@ -13,7 +13,7 @@ import pandas as pd
 from . import figures as fig
 from . import fmt
 from .document import Bullets, Facts, Figure, Report, Section, Table, Text
-from .markdown import table
+from .markdown import escape, table
 
 LLM_PLAN_COLUMNS = {"model": "model", "role": "role", "params": "params", "hardware": "hardware",
                     "dtype": "dtype", "tp": "TP", "gpus": "GPUs", "ttft_ms": "TTFT ms",
@@ -27,15 +27,15 @@ TITLE = "Distillation ROI report (projected from configs)"
 def llm_plan_markdown(doc: dict) -> str:
     """The plan as a short Markdown decision report (tables per scenario)."""
     d = doc["decision"]
-    lines = [f"# Distill {doc['teacher']}? {'GO' if d['go'] else 'NO-GO'}", "",
-             *[f"- {r}" for r in d["reasons"]], "",
-             f"Recommended student: {doc['recommended']['model'] or 'none'} (retention "
+    lines = [f"# Distill {escape(doc['teacher'])}? {'GO' if d['go'] else 'NO-GO'}", "",
+             *[f"- {escape(r)}" for r in d["reasons"]], "",
+             f"Recommended student: {escape(doc['recommended']['model'] or 'none')} (retention "
              f"threshold {doc['retention_threshold']:.0%}). Every figure is projected.", ""]
     for sc in doc["scenarios"]:
         frame = pd.DataFrame(sc["models"])
         cols = {k: v for k, v in LLM_PLAN_COLUMNS.items() if k in frame.columns}
-        lines += [f"## {sc['scenario']} ({sc['sla']})", "", table(frame, cols, digits=3),
-                  *[f"- {n}" for n in sc["notes"]], ""]
+        lines += [f"## {escape(sc['scenario'])} ({escape(sc['sla'])})", "",
+                  table(frame, cols, digits=3), *[f"- {escape(n)}" for n in sc["notes"]], ""]
     return "\n".join(lines)
 
 

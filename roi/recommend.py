@@ -93,6 +93,9 @@ def _judge(spec, params, teacher_params, threshold, measured, rows, budgets) -> 
         budget = budgets(spec, params, band)
         band = budget.band
     reasons = []
+    if ratio <= 1:  # a "student" the teacher's size or larger: nothing to distill into
+        reasons.append(f"not smaller than the teacher ({params:,} parameters against "
+                       f"{teacher_params:,}: {ratio:.2f}x); a student must be smaller")
     if budget is not None and not budget.reaches and band.meets(threshold):
         reasons.append(f"retention: {budget.note}")
     elif not band.meets(threshold):

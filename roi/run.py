@@ -577,15 +577,17 @@ def _replan_text(full: dict) -> str:
 
 def _achieved_text(s: dict) -> str:
     got, steps = s["achieved_retention"], s.get("trainer_steps")
+    warn = (" - above 100%: the student beats its teacher, so the teacher is likely "
+            "undertrained and retention says little" if got > 1.0 else "")
     at = s.get("forecast_at_run_steps")
     if at is not None:
         verdict = "inside" if s.get("achieved_inside_forecast") else "outside"
         return (f"achieved retention {got:.1%} after {steps} steps (forecast {at[0]:.1%}-"
-                f"{at[2]:.1%} for {steps} steps: {verdict})")
+                f"{at[2]:.1%} for {steps} steps: {verdict}){warn}")
     band = s.get("retention_band") or [None, None]
     pred = (f" ({s.get('retention_source') or 'prior'} {band[0]:.0%}-{band[1]:.0%} for "
             f"{s.get('planned_steps')} steps)" if None not in band else "")
-    return f"achieved retention {got:.1%}{pred} after {steps} steps"
+    return f"achieved retention {got:.1%}{pred} after {steps} steps{warn}"
 
 
 def _millions(n: Any) -> str:

@@ -20,6 +20,8 @@ from .errors import InputError
 from .hardware import NAME_PATTERN, Catalog, load_catalog
 
 SECONDS_PER_DAY = 86_400
+MAX_QPS = 1e8  # requests/s: a sanity bound on a scenario's rate (see Workload)
+MAX_TOKENS = 10_000_000  # tokens per request: a sanity bound
 Arrival = Literal["poisson", "offline", "single-stream"]
 Deployment = Literal["cloud", "device"]
 DEPLOYMENTS = get_args(Deployment)
@@ -32,18 +34,27 @@ class _Strict(BaseModel):
 class Workload(_Strict):
     """Traffic to serve. Give requests_per_day (volume), qps (design rate), or both."""
 
-    requests_per_day: Optional[float] = Field(None, gt=0, allow_inf_nan=False,
+    # Upper bounds are sanity limits, far above any real service (a runaway value would print
+    # dollar figures hundreds of digits long): 1e8 requests/s is ~1,000x the largest public
+    # search traffic.
+    requests_per_day: Optional[float] = Field(None, gt=0, le=MAX_QPS * SECONDS_PER_DAY,
+                                              allow_inf_nan=False,
                                               description="Requests per day (all models).")
-    qps: Optional[float] = Field(None, gt=0, allow_inf_nan=False, description="Design (peak) "
-                                 "requests per second that sizing must absorb (all models).")
-    peak_to_mean: float = Field(1.0, ge=1, allow_inf_nan=False, description="Peak over mean "
-                                "rate, used to derive qps from requests_per_day or back.")
-    tokens_in_per_request: int = Field(ge=1, description="Prompt tokens per request.")
-    tokens_out_per_request: int = Field(ge=0, description="Generated tokens per request.")
+    qps: Optional[float] = Field(None, gt=0, le=MAX_QPS, allow_inf_nan=False,
+                                 description="Design (peak) requests per second that sizing "
+                                 "must absorb (all models).")
+    peak_to_mean: float = Field(1.0, ge=1, le=1000, allow_inf_nan=False, description="Peak "
+                                "over mean rate, used to derive qps from requests_per_day or "
+                                "back.")
+    tokens_in_per_request: int = Field(ge=1, le=MAX_TOKENS, description="Prompt tokens per "
+                                       "request.")
+    tokens_out_per_request: int = Field(ge=0, le=MAX_TOKENS, description="Generated tokens per "
+                                        "request.")
     arrival: Arrival = Field(description="poisson: open-loop online traffic (MLPerf Server); "
                              "offline: a backlog sized by throughput (MLPerf Offline); "
                              "single-stream: one request at a time on a device.")
-    models: int = Field(1, ge=1, description="Distinct models served; traffic splits evenly.")
+    models: int = Field(1, ge=1, le=10_000, description="Distinct models served; traffic "
+                        "splits evenly.")
     batch_window_ms: Optional[float] = Field(
         None, ge=0, description="Dynamic batching: how long a server holds a batch open for "
         "more requests after taking its first (.inf: until it is full). Default: one batch's "

@@ -292,3 +292,14 @@ def test_two_exports_of_one_model_into_one_cache_do_not_share_a_temporary_file(t
     assert errors == [] and results == [("dynamo", 0.0)] * 2
     assert target.read_bytes() in (b"a" * 1000, b"b" * 1000)  # one whole file, not a mix
     assert [p.name for p in tmp_path.iterdir()] == ["model.onnx"]  # no temporary left over
+
+
+def test_a_plan_for_a_config_teacher_says_to_bring_the_checkpoint(tmp_path, capsys):
+    plan = tmp_path / "plan.yaml"
+    plan.write_text(yaml.safe_dump({
+        "decision": {"go": True, "reasons": ["x"]},
+        "trainer": {"teacher": "config:llama-3-70b", "note": "config: teachers have no "
+                    "weights; distill with the real checkpoint (hf:DIR)"}}))
+    code = main(["distill", "--plan", str(plan), "--out", str(tmp_path / "out")])
+    _one_error_line(code, capsys.readouterr().err, "is an architecture, not a model")
+    assert not (tmp_path / "out").exists()

@@ -73,3 +73,13 @@ def test_measured_retention_can_qualify_a_small_student():
 def test_threshold_is_a_fraction(bad):
     with pytest.raises(InputError, match="retention threshold must be in"):
         check_threshold(bad)
+
+
+def test_a_student_not_smaller_than_the_teacher_is_never_recommended():
+    students = {**STUDENTS, "big": 20_000_000}
+    ranked = candidates(_best({"s5": 900, "s10": 700, "s20": 500, "s50": 100, "big": 1}),
+                        students, TEACHER, 0.95)
+    big = next(c for c in ranked if c.model == "big")
+    assert not big.qualifies and "not smaller than the teacher" in big.reasons[0]
+    assert "0.50x" in big.reasons[0]
+    assert recommend(ranked)[0].model == "s20"

@@ -316,3 +316,14 @@ def test_a_plan_whose_only_doubt_is_retention_leads_with_no_go_for_now():
         "builtin:student-10x's forecast P50 reaches the threshold at 1,400 steps"}
     md = markdown.render(reports.build(df, plan))
     assert "**NO-GO for now: retention not confirmed: builtin:student-10x's forecast P50" in md
+
+
+def test_llm_plan_markdown_escapes_names_from_config_files():
+    from reports.llm import llm_plan_markdown
+
+    hostile = "config:<img src=x onerror=alert(1)>.json"
+    md = llm_plan_markdown({"decision": {"go": False, "reasons": [f"{hostile} | breaks"]},
+                            "teacher": hostile, "recommended": {"model": None},
+                            "retention_threshold": 0.95, "scenarios": []})
+    assert "<img" not in md and "&lt;img" in md.splitlines()[0]
+    assert "\\| breaks" in md

@@ -213,6 +213,10 @@ def test_summary_line_holds_the_run_against_the_forecast_for_its_own_budget(tmp_
            "is forecast to keep 95.1%-97.0% (P10-P90) at a one-time $8,123" in line
     metrics["retention_accuracy"] = 0.55
     assert "outside" in summary_line(summarize(plan, metrics, {"steps": {}}, tmp_path, replan))
+    assert "undertrained" not in line
+    metrics["retention_accuracy"] = 1.42  # an untrained teacher: the student "beats" it
+    assert "above 100%: the student beats its teacher" in summary_line(
+        summarize(plan, metrics, {"steps": {}}, tmp_path, replan))
 
 
 def test_the_summary_names_the_scenario_or_the_portfolio_it_answers_for():

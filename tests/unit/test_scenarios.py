@@ -120,6 +120,9 @@ def _with(path: str, value):
     (_with("workload.arrival", "bursty"), ["workload.arrival", "'poisson', 'offline' or "
                                            "'single-stream'", "got 'bursty'"]),
     (_with("workload.qps", None), ["give requests_per_day or qps"]),
+    (_with("workload.qps", 1e300), ["workload.qps", "less than or equal to 100000000"]),
+    (_with("workload.tokens_out_per_request", 10**9), ["tokens_out_per_request",
+                                                       "less than or equal to 10000000"]),
     (_with("deployment", None), ["scenario ('my-api'): deployment: required field is missing;"
                                  " allowed: 'cloud' or 'device'"]),
     (_with("deployment", "edge"), ["deployment: must be 'cloud' or 'device'", "got 'edge'"]),

@@ -26,6 +26,7 @@ def test_builtin_presets_and_overrides():
     ("ckpt:/does/not/exist", "does not exist"),
     ("onnx:/does/not/exist.onnx", "does not exist"),
     ("weird:thing", "unknown model spec"),
+    ("n_embd=32", r"splits builtin:k=v,k=v at its commas: quote the whole spec"),
 ])
 def test_bad_specs_get_one_clear_error(spec, match):
     with pytest.raises(InputError, match=match):
