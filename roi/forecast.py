@@ -371,12 +371,12 @@ def _pilot_flops(rows: pd.DataFrame) -> float:
     if pilots.empty:
         return math.nan
     last = pilots.loc[pilots.groupby(["model", "mode"])["pilot_flops"].idxmax()]
-    kd = last["mode"] == "kd"
-    teacher = 2 * last["teacher_params"].astype(float)
-    share = np.where(kd, teacher / (6 * last["params"].astype(float) + teacher), 0.0)
-    teacher_flops = last["pilot_flops"].to_numpy(float) * share
     if not _settings(rows).get("teacher_cache", True):
         return float(last["pilot_flops"].sum())
+    teacher = 2 * last["teacher_params"].astype(float)
+    share = np.where(last["mode"] == "kd",
+                     teacher / (6 * last["params"].astype(float) + teacher), 0.0)
+    teacher_flops = last["pilot_flops"].to_numpy(float) * share
     return float(last["pilot_flops"].sum() - teacher_flops.sum()
                  + (teacher_flops.max() if len(teacher_flops) else 0.0))
 

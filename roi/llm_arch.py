@@ -26,7 +26,6 @@ Pure Python: reading a config.json needs json, never transformers or torch.
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from functools import lru_cache
@@ -36,7 +35,7 @@ from typing import Any, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from .config import iso_date, read_yaml, validate
+from .config import iso_date, read_json_object, read_yaml, validate
 from .errors import InputError
 
 INT4_GROUP = 128
@@ -280,18 +279,9 @@ def load_config(target: str | Path) -> LLMSpec:
                          f"(shipped: {', '.join(shipped_names())})")
     if path.suffix in (".yaml", ".yml"):
         return _from_yaml(path)
-    return from_hf_config(_read_json(path), name=path.parent.name or path.stem,
+    return from_hf_config(read_json_object(path, "architecture config"),
+                          name=path.parent.name or path.stem,
                           where=str(path))
-
-
-def _read_json(path: Path) -> dict:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise InputError(f"{path}: not a readable JSON config ({e})") from None
-    if not isinstance(data, dict):
-        raise InputError(f"{path}: must hold a JSON object; got {type(data).__name__}")
-    return data
 
 
 def _from_yaml(path: Path) -> LLMSpec:

@@ -231,9 +231,6 @@ def plan(results: ResultsArg, scenario: ScenarioArg, *,
     crit = [c for s in scenarios for c in criteria(s, bills[s.name]["usd_per_month"])]
     roi = _roi_section(chosen or tentative, ranked, bills, scenarios, cost, roi_inputs,
                        students, portfolio, {c.scenario for c in crit if c.verdict == "met"})
-    if chosen is None and "monthly_savings_usd" in roi:
-        roi["student_note"] = ("no student qualifies: the figures are for the closest "
-                               "candidate, for comparison only")
     benefit = _benefit(chosen, bills, roi)
     if require_benefit:
         crit = weigh(crit, _outcomes(roi))

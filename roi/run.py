@@ -540,11 +540,10 @@ def summary_line(s: dict) -> str:
              "the forecast" if unsure else
              ("NO-GO (distilled anyway: force)" if forced else "NO-GO")]
     if unsure:
-        u = unsure
-        lo = (u.get("retention_band") or [None])[0]
-        parts.append(f"closest student {u['model']}: forecast P50 reaches the threshold at "
-                     f"{u['steps_p50']:,} steps, P10 {lo:.1%} there" if lo is not None else
-                     f"closest student {u['model']}")
+        lo = (unsure.get("retention_band") or [None])[0]
+        parts.append(f"closest student {unsure['model']}: forecast P50 reaches the threshold "
+                     f"at {unsure['steps_p50']:,} steps, P10 {lo:.1%} there" if lo is not None
+                     else f"closest student {unsure['model']}")
     elif s.get("recommended"):
         parts.append(f"{'distill ' if s['go'] else 'closest student '}{s['recommended']} "
                      f"({_millions(s.get('params'))} params, "
