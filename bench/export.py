@@ -21,6 +21,7 @@ import numpy as np
 
 from roi.io import atomic_path, write_json_atomic
 
+from .decode_export import DECODE_INT8_FILE, KV_CACHE, RECOMPUTE, build
 from .gate import save_windows
 from .zoo import ModelSpec, content_hash, load_torch, plain_forward_kwargs
 
@@ -69,12 +70,15 @@ def prepare(spec: ModelSpec, seq_lens: list[int], root: Path | None = None,
     info = json.loads(info_path.read_text()) if info_path.is_file() else None
     missing = [s for s in seq_lens if info is None or str(s) not in info["flops_per_sample"]]
     todo = _variants_todo(info, variants)
-    if info is not None and not missing and not todo and not _windows_missing(info, seq_lens):
+    if info is not None and not missing and not todo and not _windows_missing(info, seq_lens) \
+            and "decode" in info:
         return _with_paths(info, entry)
     tm = load_torch(spec)
     if info is None:
         entry.mkdir(parents=True, exist_ok=True)
         info = _export_and_quantize(tm, entry)
+    if "decode" not in info:  # entries written before the decoding graph existed get it here
+        info["decode"] = _decode_record(tm, entry)
     info["flops_per_sample"].update(_flops_by_seq(tm, missing))
     for seq in _windows_missing(info, seq_lens):
         info.setdefault("gate_windows", {})[str(seq)] = save_windows(
@@ -82,6 +86,23 @@ def prepare(spec: ModelSpec, seq_lens: list[int], root: Path | None = None,
     _build_variants(info, entry, todo, tm)
     write_json_atomic(info_path, info)
     return _with_paths(info, entry)
+
+
+def _decode_record(tm, entry: Path) -> dict:
+    """The decoding graph's record (bench/decode_export.py); a failed export is recorded, the
+    rows then decode by recomputing (and say why), nothing is raised."""
+    try:
+        rec = build(tm, entry)
+        if rec["mode"] == KV_CACHE:
+            quantize_int8(entry / rec["file"], entry / DECODE_INT8_FILE)
+            rec.update(int8_file=DECODE_INT8_FILE,
+                       weight_bytes=_initializer_bytes(entry / rec["file"]),
+                       weight_bytes_int8=_initializer_bytes(entry / DECODE_INT8_FILE))
+        return rec
+    except Exception as e:  # exporters raise anything
+        log.warning("exporting the KV-cache graph failed: %s: %s", type(e).__name__, e)
+        return {"mode": RECOMPUTE, "reason": "KV-cache export failed: "
+                f"{type(e).__name__}: {(str(e).strip().splitlines() or [''])[0][:200]}"}
 
 
 def _windows_missing(info: dict, seq_lens: list[int]) -> list[int]:
@@ -133,8 +154,12 @@ def _with_paths(info: dict, entry: Path) -> dict:
     paths = {v: str(entry / r["file"]) for v, r in info.get("variants", {}).items()
              if "file" in r}
     windows = {s: str(entry / f) for s, f in info.get("gate_windows", {}).items()}
+    decode = dict(info.get("decode") or {})
+    for key in ("file", "int8_file"):
+        if key in decode:
+            decode[f"{key}_path"] = str(entry / decode[key])
     return {**info, "fp32_path": str(entry / FP32_FILE), "int8_path": str(entry / INT8_FILE),
-            "variant_paths": paths, "gate_paths": windows}
+            "variant_paths": paths, "gate_paths": windows, "decode": decode}
 
 
 def _flops_by_seq(tm, seq_lens: list[int]) -> dict[str, int]:
@@ -305,6 +330,7 @@ def _prepare_onnx_file(spec: ModelSpec, root: Path, variants=()) -> dict:
         "input_names": None,
         "is_causal_lm": False,
         "export_method": "user-file",
+        "decode": {"mode": "", "reason": "a user's ONNX file is measured as given"},
         "export_rel_err": None,
         "flops_per_sample": {},  # FlopCounterMode counts torch ops; an ONNX graph has none
         "fp32_path": str(spec.path.resolve()),

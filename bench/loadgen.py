@@ -36,10 +36,13 @@ from pathlib import Path
 import numpy as np
 
 from roi.errors import InputError
+from roi.scenarios import MAX_QPS
 
 from . import env
+from .interrupt import (NO_SUMMARY, LoadgenInterrupted, LoadtestInterrupted, interrupted_fields,
+                        start_test)
 from .measure import VARIANTS
-from .results import ResultsStore
+from .results import ResultsStore, row_key
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +110,9 @@ def check_settings(s: LoadtestSettings) -> LoadtestSettings:
     for name, value in (("qps", s.qps), ("latency-ms", s.latency_ms)):
         if value is not None and not (math.isfinite(value) and value > 0):
             raise InputError(f"--{name} must be > 0; got {value:g}")
+    if s.qps is not None and s.qps > MAX_QPS:  # a runaway value: no single SUT comes close
+        raise InputError(f"--qps must be at most {MAX_QPS:g} (the scenarios' bound); got "
+                         f"{s.qps:g}")
     p = s.percentile
     if p is not None and not (0 < p < 100):
         raise InputError(f"--percentile must be in (0, 100); got {p:g}")
@@ -471,13 +477,27 @@ def run_one(s: LoadtestSettings, out: str | Path, backend: Backend | None = None
     log_settings.log_output.outdir = str(log_dir)
     log_settings.log_output.copy_summary_to_stdout = False
     t0 = time.perf_counter()
+    interrupted = False  # then LoadGen's threads may still run: nothing may be destroyed
     try:
-        lg.StartTestWithLogSettings(sut_handle, qsl, _test_settings(lg, s, expected_ms),
-                                    log_settings)
+        start_test(lg, sut_handle, qsl, _test_settings(lg, s, expected_ms), log_settings)
+    except LoadgenInterrupted:
+        interrupted = True
+        row = result_row(s, NO_SUMMARY, sut, backend, log_dir, out, time.perf_counter() - t0,
+                         mode, [])
+        row.update(interrupted_fields(row["loadgen_wall_s"], row["n_calls"]))
+        service = np.asarray(sut.service_ns, np.int64)
+        if service.size:
+            row.update(service_under_load(s, service / 1e6, out))
+        table = ResultsStore(out)
+        if store and not any(r.get("status") == "ok" and row_key(r) == row_key(row)
+                             for r in table.rows):  # never over a finished run of the same
+            table.append(row)
+        raise LoadtestInterrupted(row) from None
     finally:
-        sut.stop()
-        lg.DestroyQSL(qsl)
-        lg.DestroySUT(sut_handle)
+        if not interrupted:
+            sut.stop()
+            lg.DestroyQSL(qsl)
+            lg.DestroySUT(sut_handle)
     wall_s = time.perf_counter() - t0
     summary = parse_summary((log_dir / SUMMARY).read_text())
     problems = sut.check()

@@ -14,6 +14,7 @@ import numpy as np
 from roi.errors import InputError
 
 from . import env
+from .decode_export import KV_CACHE, RECOMPUTE, session_runner
 from .results import KEY_COLUMNS
 from .stats import summarize_ns, throughput
 from .timing import TimingSettings, time_calls, time_idle_calls, time_once_ms
@@ -150,9 +151,7 @@ def _measure_torch(cfg: BenchConfig, settings: MeasureSettings) -> Measurement:
     row.update(_after_idle(call, settings, row, cfg.device, extra))
     if tm.is_causal_lm:
         ttft, tpot = _measure_decode(tm, module, cfg, settings)
-        if ttft.size:
-            extra.update(ttft_ns=ttft, tpot_ns=tpot)
-            row.update(ttft_ms=float(np.median(ttft)) / 1e6, tpot_ms=float(np.median(tpot)) / 1e6)
+        _decode_columns(row, extra, ttft, tpot, KV_CACHE)
     one = tm.make_inputs(1, cfg.seq_len, cfg.device)
     params = sum(p.numel() for p in module.parameters())
     row.update(
@@ -207,35 +206,54 @@ def _check_seq(cfg: BenchConfig, max_seq_len: int | None) -> None:
         )
 
 
+def _decode_columns(row: dict, extra: dict, ttft: np.ndarray, tpot: np.ndarray,
+                    mode: str) -> None:
+    """ttft_ms / tpot_ms (medians), the raw samples, and how the artifact decodes."""
+    row["decode_mode"] = mode
+    if ttft.size:
+        extra.update(ttft_ns=ttft, tpot_ns=tpot)
+        row.update(ttft_ms=float(np.median(ttft)) / 1e6, tpot_ms=float(np.median(tpot)) / 1e6)
+
+
+def _new_tokens(cfg: BenchConfig, settings: MeasureSettings, max_seq_len: int | None) -> int:
+    return max(0, min(settings.decode_tokens, (max_seq_len or 1 << 30) - cfg.seq_len))
+
+
+def _decode_loop(prefill, step, settings: MeasureSettings, n_new: int, sync=lambda: None):
+    """Time prefill (TTFT) and n_new steps (TPOT) over decode_runs runs after one warm-up;
+    prefill() -> state, step(state) -> state."""
+    ttft, tpot = [], []
+    for run in range(settings.decode_runs + 1):  # run 0 warms up
+        sync()
+        t0 = time.perf_counter_ns()
+        state = prefill()
+        sync()
+        t1 = time.perf_counter_ns()
+        steps = []
+        for _ in range(n_new):
+            s0 = time.perf_counter_ns()
+            state = step(state)
+            sync()
+            steps.append(time.perf_counter_ns() - s0)
+        if run:
+            ttft.append(t1 - t0)
+            tpot.extend(steps)
+    return np.asarray(ttft, dtype=np.int64), np.asarray(tpot, dtype=np.int64)
+
+
 def _measure_decode(tm, module, cfg: BenchConfig, settings: MeasureSettings):
     """Prefill latency (time to first token) and per-token decode latency with a KV cache."""
     import torch
 
-    room = (tm.max_seq_len or 1 << 30) - cfg.seq_len
-    n_new = min(settings.decode_tokens, room)
+    n_new = _new_tokens(cfg, settings, tm.max_seq_len)
     if n_new < 1:
         return np.array([], dtype=np.int64), np.array([], dtype=np.int64)
     prefill, step = _decode_fns(tm, module)
     prompt = tm.make_inputs(cfg.batch_size, cfg.seq_len, cfg.device)
     sync = torch.cuda.synchronize if cfg.device == "cuda" else (lambda: None)
-    ttft, tpot = [], []
     with torch.inference_mode():
-        for run in range(settings.decode_runs + 1):  # run 0 warms up
-            sync()
-            t0 = time.perf_counter_ns()
-            token, cache = prefill(prompt)
-            sync()
-            t1 = time.perf_counter_ns()
-            steps = []
-            for _ in range(n_new):
-                s0 = time.perf_counter_ns()
-                token, cache = step(token, cache)
-                sync()
-                steps.append(time.perf_counter_ns() - s0)
-            if run:
-                ttft.append(t1 - t0)
-                tpot.extend(steps)
-    return np.asarray(ttft, dtype=np.int64), np.asarray(tpot, dtype=np.int64)
+        return _decode_loop(lambda: prefill(prompt), lambda state: step(*state), settings,
+                            n_new, sync)
 
 
 def _decode_fns(tm, module):
@@ -381,7 +399,35 @@ def _measure_ort(cfg: BenchConfig, settings: MeasureSettings, info: dict) -> Mea
         variant_recipe=(info.get("variants", {}).get(cfg.variant) or {}).get("recipe", ""),
     )
     row.update(_ort_gate(cfg, info, sess, test, label))
+    if info.get("is_causal_lm"):
+        _decode_columns(row, extra, *_measure_ort_decode(cfg, settings, info, sess, feeds))
     return Measurement(row, samples, extra)
+
+
+def _measure_ort_decode(cfg: BenchConfig, settings: MeasureSettings, info: dict, sess,
+                        feeds: dict) -> tuple[np.ndarray, np.ndarray, str]:
+    """TTFT and TPOT of what this variant ships: its KV-cache graph where bench/export.py built
+    one (ort-fp32, ort-int8 of the project's own GPT), else the forward graph run over the
+    whole sequence again for every new token (decode_mode recompute)."""
+    n_new = _new_tokens(cfg, settings, info.get("max_seq_len"))
+    decode = info.get("decode") or {}
+    key = {"ort-fp32": "file_path", "ort-int8": "int8_file_path"}.get(cfg.variant)
+    if decode.get("mode") == KV_CACHE and key in decode:
+        run = session_runner(ort_session(decode[key], cfg.threads, cfg.device), decode["layout"])
+        prompt = next(iter(feeds.values())).astype(np.int64)
+
+        def next_token(logits_past):
+            return logits_past[0][:, -1:].argmax(-1).astype(np.int64), logits_past[1]
+
+        ttft, tpot = _decode_loop(lambda: next_token(run(prompt, None)),
+                                  lambda state: next_token(run(*state)), settings, n_new)
+        return ttft, tpot, KV_CACHE
+    # recompute: token i of the answer is a forward over the prompt and the i tokens before it
+    grown = [ort_inputs(sess, cfg.batch_size, cfg.seq_len + i + 1, info.get("vocab_size"))
+             for i in range(n_new)]
+    ttft, tpot = _decode_loop(lambda: (sess.run(None, feeds), 0)[1],
+                              lambda i: (sess.run(None, grown[i]), i + 1)[1], settings, n_new)
+    return ttft, tpot, RECOMPUTE
 
 
 def ort_path(variant: str, info: dict) -> str:

@@ -55,16 +55,28 @@ class CausalSelfAttention(nn.Module):
         B, T, C = x.shape
         q, k, v = self.c_attn(x).split(C, dim=2)  # 3 × (B, T, C)
         q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))
+        mask = None
         if cache is not None:  # decode: append this step's keys and values
+            S = cache[0].shape[2]
             k = torch.cat([cache[0], k], dim=2)  # (B, H, S+T, D)
             v = torch.cat([cache[1], v], dim=2)
-        # A single new token may attend to everything cached; a prompt needs the causal mask.
-        causal = cache is None or T > 1
-        if causal and cache is not None:
-            raise ValueError("prefill with a non-empty cache is not supported; decode one token")
-        y = F.scaled_dot_product_attention(q, k, v, is_causal=causal)  # (B, H, T, D)
+            if T > 1:  # a prompt after a cache (S may be 0): query i sees keys 0..S+i
+                mask = causal_mask(S, T, x.device)
+        # A single new token may attend to everything cached; a prompt alone needs the causal
+        # mask, which scaled_dot_product_attention builds itself.
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask,
+                                           is_causal=cache is None)  # (B, H, T, D)
         y = y.transpose(1, 2).contiguous().view(B, T, C)
         return self.c_proj(y), (k, v)
+
+
+def causal_mask(cached: int, new: int, device=None) -> torch.Tensor:
+    """(new, cached + new) boolean mask: the new token at position cached + i attends to the
+    keys at positions 0 .. cached + i. Written with tensor ops on the sizes so an exported graph
+    keeps both lengths dynamic."""
+    keys = torch.arange(cached + new, device=device)
+    queries = torch.arange(new, device=device) + cached
+    return keys.unsqueeze(0) <= queries.unsqueeze(1)
 
 
 class MLP(nn.Module):

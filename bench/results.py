@@ -23,13 +23,15 @@ MEASURED_COLUMNS = (
     "latency_ms_p50", "latency_ms_p90", "latency_ms_p95", "latency_ms_p99",
     "latency_ms_mean", "latency_ms_std", "latency_ms_min", "latency_ms_max", "latency_ms_cv",
     "n_calls", "throughput_samples_s", "throughput_tokens_s", "ttft_ms", "tpot_ms",
+    "decode_mode",
     "peak_rss_mb", "rss_start_mb", "peak_gpu_mb", "params", "n_layers", "flops_per_sample",
     "weight_bytes",
     "after_idle_ms_p50", "after_idle_ms_mean", "after_idle_n", "after_idle_gap_ms",
     "load_s", "cold_ms", "rounds", "model_family", "export_method", "export_rel_err", "memory_method",
     "row_id",
 )
-STATUSES = ("ok", "oom", "error", "timeout", "skipped")
+# interrupted: a load test cut short by Ctrl-C (bench/interrupt.py), kept as a partial row
+STATUSES = ("ok", "oom", "error", "timeout", "skipped", "interrupted")
 # A load test (source = loadgen, bench/loadgen.py) of one configuration may run several times,
 # at different scenarios and rates: those columns join the key, so its rows never replace the
 # configuration's single-call measurement or one another.

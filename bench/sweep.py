@@ -22,8 +22,10 @@ import numpy as np
 import pandas as pd
 
 from roi.errors import InputError
+from roi.io import check_out_dir
 
 from . import env
+from .children import child_env, kill_on_interrupt
 from .deploy import write_deploy_as
 from .measure import (
     DEFAULT_VARIANTS,
@@ -159,11 +161,10 @@ def plan_sweep(
     if plan.rounds < 1:
         raise InputError(f"--rounds must be >= 1, got {plan.rounds}")
     _positive("memory-budget-mb", memory_budget_mb, None, "MB")
+    check_out_dir(plan.out)  # a file, a file above it, an unwritable place: one line, now
     results = plan.out / "results.jsonl"
     if results.exists() and not resume:
         raise InputError(f"{plan.out} already holds results: pass --resume or choose another --out")
-    if plan.out.exists() and not plan.out.is_dir():
-        raise InputError(f"--out {str(plan.out)!r} exists and is not a directory")
     plan.configs = _configs(plan)
     return plan
 
@@ -360,10 +361,10 @@ def _watch(cmd: list[str], plan: SweepPlan, tmp: str) -> tuple[str | None, str]:
 
     stderr_path = os.path.join(tmp, "stderr.txt")
     root = Path(__file__).resolve().parent.parent
-    env_vars = {**os.environ, "PYTHONPATH": os.pathsep.join(
-        [str(root), *filter(None, [os.environ.get("PYTHONPATH")])])}
-    with open(stderr_path, "wb") as err:
-        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err, env=env_vars)
+    env_vars = child_env({**os.environ, "PYTHONPATH": os.pathsep.join(
+        [str(root), *filter(None, [os.environ.get("PYTHONPATH")])])})  # dies with this process
+    with open(stderr_path, "wb") as err, kill_on_interrupt(
+            subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err, env=env_vars)) as proc:
         watched = psutil.Process(proc.pid)
         deadline = time.monotonic() + plan.timeout_s
         budget = plan.memory_budget_mb
@@ -430,6 +431,7 @@ def _prepare_one(plan: SweepPlan, model: str) -> dict | str:
         except Exception as e:
             return f"ONNX export failed: {type(e).__name__}: {e}"
     code = (
+        "from bench.children import die_with_parent; die_with_parent(); "
         "import json, sys; from bench.export import prepare; from bench.zoo import parse_spec; "
         "print(json.dumps(prepare(parse_spec(sys.argv[1]), json.loads(sys.argv[2]), "
         "variants=json.loads(sys.argv[3]))))"
@@ -437,7 +439,7 @@ def _prepare_one(plan: SweepPlan, model: str) -> dict | str:
     proc = subprocess.run(
         [sys.executable, "-c", code, model, json.dumps(seq_lens), json.dumps(variants)],
         capture_output=True, text=True, timeout=max(plan.timeout_s, 600),
-        cwd=Path(__file__).resolve().parent.parent,
+        cwd=Path(__file__).resolve().parent.parent, env=child_env(),
     )
     if proc.returncode != 0:
         last = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]

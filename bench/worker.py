@@ -78,4 +78,7 @@ def main(job_path: str) -> int:
 
 
 if __name__ == "__main__":
+    from .children import die_with_parent
+
+    die_with_parent()  # a killed or interrupted `roi bench` takes this worker with it
     sys.exit(main(sys.argv[1]))

@@ -11,7 +11,7 @@ from typing import Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
-from roi.config import read_yaml
+from roi.config import check_names, read_yaml
 from roi.errors import InputError
 
 
@@ -101,6 +101,7 @@ def _one_line(e: ValidationError, where: str) -> str:
 
 
 def make_config(values: dict, where: str = "trainer settings") -> TrainConfig:
+    check_names(values, where)
     try:
         return TrainConfig(**values)
     except ValidationError as e:

@@ -15,6 +15,8 @@ from .data import build_splits, eval_windows
 from .trainer import data_config, lm_metrics, token_bytes_of
 
 ONNX_FILE, INT8_FILE = "student.onnx", "student.int8.onnx"
+# what ships for generation: the decoding graph with a KV cache (bench/decode_export.py)
+DECODE_FILE, DECODE_INT8_FILE = "student.decode.onnx", "student.decode.int8.onnx"
 # What torch.onnx and onnxruntime.quantization print on every export of this project's models
 # and that says nothing about them: optional torchvision ops, a pytree deprecation inside torch,
 # and the pre-processing hint of dynamic quantization (a GPT has no shapes for it to infer).
@@ -44,6 +46,7 @@ def quiet_exporters():
 
 
 def export_and_evaluate(ckpt_dir: Path, cfg: TrainConfig) -> dict:
+    from bench import decode_export
     from bench.export import export_onnx, quantize_int8
     from bench.zoo import load_torch, parse_spec
 
@@ -52,13 +55,16 @@ def export_and_evaluate(ckpt_dir: Path, cfg: TrainConfig) -> dict:
     with quiet_exporters():
         method, rel_err = export_onnx(tm, inputs, ckpt_dir / ONNX_FILE)
         quantize_int8(ckpt_dir / ONNX_FILE, ckpt_dir / INT8_FILE)
+        decode = decode_export.build(tm, ckpt_dir, DECODE_FILE)
+        quantize_int8(ckpt_dir / DECODE_FILE, ckpt_dir / DECODE_INT8_FILE)
+        decode["int8_file"] = DECODE_INT8_FILE
     dcfg = data_config(cfg)
     test = eval_windows(build_splits(dcfg)["test"], cfg.block_size, 4 * cfg.eval_windows)
     token_bytes = token_bytes_of(dcfg)
     return {
         "fp32": evaluate_onnx(ckpt_dir / ONNX_FILE, test, cfg.threads, token_bytes=token_bytes),
         "int8": evaluate_onnx(ckpt_dir / INT8_FILE, test, cfg.threads, token_bytes=token_bytes),
-        "export": {"method": method, "rel_err": rel_err},
+        "export": {"method": method, "rel_err": rel_err, "decode": decode},
     }
 
 

@@ -123,6 +123,9 @@ _RUN_ONLY = ("device", "threads", "concurrency", "max_retries", "max_requests", 
 
 
 def make_generate_config(values: dict, where: str = "generate settings") -> GenerateConfig:
+    from roi.config import check_names
+
+    check_names(values, where)
     try:
         return GenerateConfig(**values)
     except ValidationError as e:

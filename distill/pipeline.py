@@ -6,7 +6,8 @@ held-out split for torch, ONNX fp32 and ONNX int8. Everything lands in one direc
 itself a `ckpt:DIR` that bench measures:
 
     DIR/config.json, model.safetensors      the distilled student
-    DIR/student.onnx, student.int8.onnx     its exports
+    DIR/student.onnx, student.int8.onnx     its exports (a whole-window forward)
+    DIR/student.decode.onnx, .decode.int8.onnx  the decoding graph with a KV cache
     DIR/metrics.json                        teacher, student, baseline, int8; retention; wall time
     DIR/baseline/                           the no-KD baseline run
 """
@@ -101,6 +102,8 @@ def distill(cfg: TrainConfig, out: str | Path, *, resume: bool = False,
     parse_spec(cfg.teacher)  # a missing teacher path fails here, before anything is written
     if int(os.environ.get("RANK", "0")) != 0:  # torchrun: rank 0 holds the directory's lock
         return _distill(cfg, out, resume, progress)
+    if has_content(out) and not resume:  # refused before the lock file lands in it
+        raise InputError(f"{out} is not empty: pass --resume or choose another --out")
     with dir_lock(out):  # a second writer on the same --out is refused, naming this one
         if has_content(out) and not resume:
             raise InputError(f"{out} is not empty: pass --resume or choose another --out")

@@ -14,14 +14,23 @@ a killed run keeps what it wrote, and under DDP each rank writes and reads only 
 A missing entry is computed live, stored, and then read back in its stored precision, so a run
 gives the same losses whether its entries were hits or misses (a resumed run matches an
 uninterrupted one bit for bit).
+
+Two runs may share a cache (issue 18): entries are written under an exclusive file lock on the
+shard directory (`LOCK_FILE`, the kernel's flock, released if the writer dies) through a unique
+temporary name and an atomic rename, so a reader sees a whole entry or none. Readers verify what
+they read (the file parses, holds the three tensors in the shapes, dtypes and ranges an entry
+has); a damaged entry is named in the log, recomputed and written again, never used.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import logging
 import os
 from pathlib import Path
+from typing import Iterator
 
 import torch
 from torch import Tensor
@@ -30,7 +39,10 @@ from roi.io import atomic_path
 
 from .losses import TopKTeacher, topk_teacher
 
+log = logging.getLogger(__name__)
+
 CACHE_VERSION = 1
+LOCK_FILE = ".write.lock"  # in each shard directory: held while an entry is written
 LOGITS_DTYPE = torch.float16  # top-k raw logits: |z| ≲ 1e2, fp16 keeps ~3 significant digits
 
 
@@ -60,24 +72,69 @@ class TeacherCache:
         self.dir = Path(root) / key / f"rank{rank}"
         self.k, self.temperature = k, float(temperature)
         self.index_dtype = _index_dtype(vocab_size)
-        self.hits = self.misses = 0
+        self.hits = self.misses = self.damaged = 0
 
     def path(self, step: int, micro: int) -> Path:
         return self.dir / f"{step:07d}-{micro}.safetensors"
 
-    def get(self, step: int, micro: int, device: torch.device) -> TopKTeacher | None:
-        from safetensors import SafetensorError
-        from safetensors.torch import load_file
-
+    def get(self, step: int, micro: int, device: torch.device,
+            shape: tuple[int, int] | None = None) -> TopKTeacher | None:
+        """The entry of (step, micro) if it is there and whole; None otherwise (a damaged one
+        is named in the log and counted, then recomputed by the caller). `shape`: the (batch,
+        positions) the entry must cover."""
         path = self.path(step, micro)
         if not path.is_file():
             return None
-        try:
-            t = load_file(str(path))
-        except (SafetensorError, OSError):  # a torn file cannot exist (atomic writes); be safe
+        t = self._read(path, shape)
+        if t is None:
             return None
         self.hits += 1
         return self._decode(t, device)
+
+    def _read(self, path: Path, shape: tuple[int, int] | None) -> dict[str, Tensor] | None:
+        from safetensors.torch import load_file
+
+        try:
+            t = load_file(str(path))
+            problem = self._check(t, shape)
+        except Exception as e:  # noqa: BLE001 (any parse failure is a damaged file)
+            problem = " ".join(f"{type(e).__name__}: {e}".split())[:200]
+        if problem is None:
+            return t
+        self.damaged += 1
+        log.warning("teacher-logit cache entry %s is damaged (%s): recomputing it", path,
+                    problem)
+        return None
+
+    def _check(self, t: dict[str, Tensor], shape: tuple[int, int] | None) -> str | None:
+        """What is wrong with a parsed entry, or None."""
+        if set(t) != {"logits", "indices", "residual"}:
+            return f"tensors {sorted(t)}; expected indices, logits, residual"
+        logits, indices, residual = t["logits"], t["indices"], t["residual"]
+        if logits.dtype != LOGITS_DTYPE or indices.dtype != self.index_dtype or \
+                residual.dtype != torch.float32:
+            return "unexpected dtypes"
+        if logits.dim() != 3 or logits.shape[-1] != self.k or indices.shape != logits.shape \
+                or residual.shape != logits.shape[:2]:
+            return f"shapes {tuple(logits.shape)}, {tuple(indices.shape)}, " \
+                   f"{tuple(residual.shape)} for k={self.k}"
+        if shape is not None and tuple(logits.shape[:2]) != tuple(shape):
+            return f"covers {tuple(logits.shape[:2])}; the batch is {tuple(shape)}"
+        if not bool(torch.isfinite(residual).all()) or bool((residual < -1e-3).any()) or \
+                bool((residual > 1 + 1e-3).any()):
+            return "residual mass outside [0, 1]"
+        return None
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        """Exclusive write lock on the shard directory (another run writing the same cache
+        waits; the kernel releases it if its holder dies)."""
+        import fcntl
+
+        self.dir.mkdir(parents=True, exist_ok=True)
+        with open(self.dir / LOCK_FILE, "a+") as f:
+            fcntl.flock(f, fcntl.LOCK_EX)
+            yield
 
     def put(self, step: int, micro: int, teacher: TopKTeacher) -> TopKTeacher:
         """Store an entry; return it as stored (so hits and misses compute the same loss)."""
@@ -88,8 +145,7 @@ class TeacherCache:
             "indices": teacher.indices.detach().to("cpu", self.index_dtype).contiguous(),
             "residual": teacher.residual_mass.detach().to("cpu", torch.float32).contiguous(),
         }
-        self.dir.mkdir(parents=True, exist_ok=True)
-        with atomic_path(self.path(step, micro)) as tmp:
+        with self._locked(), atomic_path(self.path(step, micro)) as tmp:  # a unique temp name
             save_file(stored, str(tmp), metadata={"temperature": repr(self.temperature)})
         self.misses += 1
         return self._decode(stored, teacher.logits.device)
@@ -100,7 +156,8 @@ class TeacherCache:
                            t["residual"].to(device, torch.float32), self.temperature)
 
     def stats(self) -> dict:
-        return {"dir": str(self.dir), "k": self.k, "hits": self.hits, "misses": self.misses}
+        return {"dir": str(self.dir), "k": self.k, "hits": self.hits, "misses": self.misses,
+                "damaged": self.damaged}
 
 
 class CachedTeacher:
@@ -110,7 +167,7 @@ class CachedTeacher:
         self.teacher, self.cache, self.autocast = teacher, cache, autocast
 
     def __call__(self, x: Tensor, step: int, micro: int) -> TopKTeacher:
-        hit = self.cache.get(step, micro, x.device)
+        hit = self.cache.get(step, micro, x.device, shape=tuple(x.shape[:2]))
         if hit is not None:
             return hit
         with torch.no_grad(), self.autocast(x.device.type):

@@ -40,7 +40,7 @@ REPLAN = "replan/plan.json"
 STUDENT_RESULTS = ("bench-student/results.csv", "bench-student/results.jsonl")
 TITLE = "Distillation ROI report"
 # Sections of the separate renderings: reports.select(report, *PARTS["sizing"]).
-PARTS = {"decision": ("summary", "decision", "scenarios", "roi", "method"),
+PARTS = {"decision": ("summary", "decision", "scenarios", "edge", "roi", "method"),
          "sizing": ("summary", "sizing", "measurements", "method"),
          "distill-plan": ("summary", "students", "forecast", "distill-plan", "achieved",
                           "method")}
@@ -76,7 +76,19 @@ def build(source: str | Path | pd.DataFrame | None = None, plan: Any = None,
     """The report of a run directory (`build(run_dir)`), or of a results table and a plan
     (`build(results_df, plan, metrics)`; results may be None). Pure: reads, writes nothing."""
     if isinstance(source, (str, Path)) and plan is None:
-        return assemble(read_run_dir(Path(source)), title)
+        inp = read_run_dir(Path(source))
+        try:
+            return assemble(inp, title)
+        except InputError:
+            raise
+        except (TypeError, KeyError, AttributeError, ValueError, IndexError) as e:
+            # files of the run that parse but are not what roi wrote (edited, damaged, or of
+            # another version): named here, at the boundary where they were read
+            read = ", ".join(v for v in inp.origin.values() if not v.startswith("absent"))
+            raise InputError(f"{source}: its files ({read}) cannot be rendered: they are "
+                             f"damaged or not as roi wrote them ({type(e).__name__}: "
+                             f"{' '.join(str(e).split())[:120]}); write them again (roi plan, "
+                             "roi run)") from None
     if plan is None:
         raise InputError("build: give a run directory, or a results table and a plan")
     return assemble(Inputs(_plan_document(plan), source, metrics, student_results), title)

@@ -140,6 +140,24 @@ def _answers_for(roi: dict) -> str:
                    if others > 0 else "")
 
 
+def _roi_matrix(plan: dict) -> list[dict]:
+    """One row per scenario: the seed's expected cost reduction and latency improvement beside
+    this plan's (the recommended or closest student on its cheapest configuration against the
+    teacher on its own), the scenario's best-fit student and its decision."""
+    per = (plan.get("roi") or {}).get("per_scenario") or {}
+    seeds = {d.get("name"): d.get("seed") or {} for d in plan.get("scenario_details") or []}
+    return [{"scenario": name,
+             "cost reduction (seed)": fmt.text(seeds.get(name, {}).get(
+                 "inference_cost_reduction")),
+             "cost reduction (ours)": fmt.pct(r.get("cost_reduction")),
+             "latency improvement (seed)": fmt.text(seeds.get(name, {}).get(
+                 "latency_improvement")),
+             "latency improvement (ours)": fmt.pct(r.get("latency_improvement")),
+             "best-fit student": _best_fit_text(r.get("best_fit")),
+             "decision": r.get("decision") or fmt.DASH}
+            for name, r in per.items()]
+
+
 def summary_section(inp: Inputs, figures: Figures) -> Section:
     plan, roi, rec = inp.plan, inp.plan.get("roi") or {}, inp.recommended
     go = bool((plan.get("decision") or {}).get("go"))
@@ -175,9 +193,21 @@ def summary_section(inp: Inputs, figures: Figures) -> Section:
          fmt.usd(roi.get(f"net_{roi.get('horizon_months') or 12}_months_usd"))),
         ("Scenarios", ", ".join(plan.get("scenarios") or []) or fmt.DASH),
     ]
-    blocks = [Text(lead, "go" if go else "nogo"), Facts(tuple(facts))]
+    blocks = [Text(lead, "go" if go else "nogo")]
+    matrix = _roi_matrix(plan)
+    if matrix:
+        blocks.append(_table(matrix, "The seed's ROI matrix, recomputed from these measurements: "
+                             "one deployment per row (never summed), the seed's ranges beside "
+                             "ours"))
+    blocks.append(Facts(tuple(facts)))
+    drivers = ((roi.get("per_scenario") or {}).get(roi.get("scenario")) or {}).get(
+        "band_drivers") or []
+    if drivers:  # roi.fleet: a fleet whose P90 is far above its P50 widens the savings band
+        blocks.append(Text("What widens the savings band: " + "; ".join(drivers) + ".", "note"))
     if reasons:
         blocks += [Heading("Why"), Bullets(tuple(reasons))]
+    if plan.get("warnings"):  # roi.sanity: measurements from a busy machine
+        blocks += [Heading("Warnings"), Bullets(tuple(str(w) for w in plan["warnings"]))]
     if roi.get("student_note"):
         blocks.append(Text(roi["student_note"], "note"))
     return Section("summary", "Executive summary", tuple(blocks))
@@ -201,6 +231,15 @@ def _criterion_verdict(c: dict) -> str:
     return str(c.get("verdict")) + (", not counted" if c.get("counted") is False else "")
 
 
+def _best_fit_text(b: dict | None) -> str:
+    """The student this scenario alone would pick (roi.planner._best_fit)."""
+    if not b:
+        return "none meets it"
+    return (f"{b.get('model')} ({fmt.params(b.get('params'))}, "
+            f"{fmt.num(b.get('compression_ratio'), 1)}×)"
+            + ("" if b.get("retention_qualifies") else ", retention not met"))
+
+
 def _per_scenario_blocks(roi: dict) -> list:
     """One row per scenario, each deployment's economics on its own (never summed), and the
     portfolio total only where the plan declares one."""
@@ -209,6 +248,7 @@ def _per_scenario_blocks(roi: dict) -> list:
         return []
     horizon = int(roi.get("horizon_months") or 12)
     rows = [{"scenario": name,
+             "best-fit student": _best_fit_text(r.get("best_fit")),
              "cost reduction": fmt.pct(r.get("cost_reduction")),
              "savings / month": fmt.usd(r.get("monthly_savings_usd"), "not costed"),
              "payback": fmt.months(r.get("payback_months")) if fmt.number(
@@ -359,7 +399,9 @@ def _cost_rows(inp: Inputs, best: pd.DataFrame, scenario: str) -> list[dict]:
                                                   r.get("usd_per_month_p10"),
                                                   r.get("usd_per_month_p90")),
             "USD / 1M requests": fmt.usd(r.get("usd_per_1m_requests")),
-            "verdict": "meets the scenario" if feasible else f"no configuration: {r['reason']}"})
+            "verdict": ("meets the scenario" + (f"; {r['spread_note']}" if isinstance(
+                r.get("spread_note"), str) and r.get("spread_note") else "")) if feasible
+            else f"no configuration: {r['reason']}"})
     return rows
 
 
@@ -466,6 +508,57 @@ def sizing_section(inp: Inputs, figures: Figures) -> Section:
         _table(rows, f"Sizing, teacher and {student or 'student'}: the best configuration per "
                      "hardware") if rows else Text("The plan holds no sizing rows.", "note")]
     return Section("sizing", "Hardware sizing", tuple(blocks))
+
+
+# ------------------------------------------------------------------------------ edge
+
+
+def _edge_rows(e: dict) -> list[dict]:
+    rows = []
+    for r in e.get("rows") or []:
+        if r.get("model") not in (e.get("teacher"), e.get("student")):
+            continue
+        size = fmt.number(r.get("artifact_bytes"))
+        rows.append({
+            "device": r.get("device"), "model": r.get("model"), "config": r.get("config"),
+            "memory": f"{fmt.sig(r.get('memory_mib'))} of {fmt.sig(r.get('usable_memory_mib'))}"
+                      f" MiB" + ("" if r.get("fits") else ", does not fit"),
+            "service ms P50 (P10–P90)": f"{fmt.sig(r.get('service_ms_p50'))} "
+            f"({fmt.sig(r.get('service_ms_p10'))}–{fmt.sig(r.get('service_ms_p90'))})",
+            "runs": "yes" if r.get("runs") else f"no: {r.get('why_not')}",
+            "Wh / 1k inferences": fmt.sig(r.get("energy_wh_per_1k_p50"), missing="no power"),
+            "battery / 1k (/ day)": fmt.pct(r.get("battery_share_per_1k"), 2) + (
+                f" ({fmt.pct(r.get('battery_share_per_day'), 3)})"
+                if fmt.number(r.get("battery_share_per_day")) is not None else ""),
+            "download MB": fmt.sig(None if size is None else size / 1e6),
+            "unit price": fmt.usd(r.get("unit_usd"), "no price"),
+            "fleet": fmt.usd(r.get("fleet_usd"), "not costed") + (
+                ("" if not r.get("fleet_usd") else " users'" if r.get("user_owned")
+                 else " capex")),
+            "notes": "; ".join(r.get("notes") or []) or fmt.DASH})
+    return rows
+
+
+def edge_economics_section(inp: Inputs, figures: Figures) -> Section:
+    title = "Edge economics"
+    edge = inp.plan.get("edge")
+    if not edge:
+        return Section("edge", title, (Text("No scenario deploys to devices (deployment: "
+                                            "device), so there are no edge economics.",
+                                            "note"),))
+    blocks: list = []
+    for name, e in (edge.get("scenarios") or {}).items():
+        a = e.get("answer") or {}
+        devices = fmt.number(e.get("devices"))
+        blocks += [Heading(f"{name}: {a.get('kind') or fmt.DASH}"),
+                   Text(str(a.get("text") or fmt.DASH)
+                        + (f". {a['also']}." if a.get("also") else ".")),
+                   _table(_edge_rows(e), f"{inp.teacher} and {e.get('student') or 'student'} "
+                          f"per device ({e.get('ownership')}; "
+                          + (f"{devices:,.0f} devices" if devices else "no unit count") + ")")]
+    method = edge.get("method") or {}
+    blocks.append(Facts(tuple((k, str(v)) for k, v in method.items())))
+    return Section("edge", title, tuple(blocks))
 
 
 # ------------------------------------------------------------------------------ measurements
@@ -1028,5 +1121,5 @@ def method_section(inp: Inputs, figures: Figures, shown: list[Figure]) -> Sectio
 
 SECTIONS: tuple[Callable[[Inputs, Figures], Section], ...] = (
     summary_section, decision_section, scenarios_section, sizing_section,
-    measurements_section, students_section, forecast_section, roi_section,
+    edge_economics_section, measurements_section, students_section, forecast_section, roi_section,
     distill_plan_section, achieved_section)

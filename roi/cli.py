@@ -14,6 +14,7 @@ from typing import Optional
 import typer
 
 from .errors import InputError
+from .io import check_path_args
 
 app = typer.Typer(
     add_completion=False,
@@ -188,7 +189,9 @@ def pilot(
 
     cfg, specs, budget, mode_list = pilot_settings(teacher, students, steps, points, modes,
                                                    config, parse_overrides(set_))
-    out_dir = out or _default_out("pilot")
+    from .io import check_out_dir
+
+    out_dir = str(check_out_dir(out or _default_out("pilot")))
     with pilot_progress() as progress:
         df = run_pilot(cfg, specs, out_dir, steps=steps, points=budget, modes=mode_list,
                        progress=progress)
@@ -429,13 +432,13 @@ def plan(
                        engineering_usd_per_week=engineering_usd_per_week,
                        training_hardware=training_hardware, training_hours=training_hours,
                        datagen=gen)
+    out_dir = _plan_out_dir(out)  # checked before the work
     result = make_plan(results, scenario, hardware=hardware_files or [],
                        retention_threshold=retention_threshold,
                        measured_retention=parse_metrics_args(metrics or []),
                        local_peak_gflops=local_peak_gflops, roi_inputs=inputs,
                        require_benefit=require_benefit, pilot=pilot or None,
                        max_steps=max_steps, portfolio=portfolio)
-    out_dir = _plan_out_dir(out)
     write_plan(result, out_dir)
     from .console import print_plan_summary
 
@@ -504,22 +507,33 @@ def loadtest(
     out_dir = out or _default_out("loadtest")
     from pathlib import Path
 
-    if Path(out_dir).exists() and not Path(out_dir).is_dir():
-        raise InputError(f"--out: must be a directory; got the file {out_dir}")
+    from .io import check_out_dir
+
+    check_out_dir(out_dir)
     from .console import print_loadtest_run
 
-    if find_peak:
-        from bench.loadgen import find_peak as search
+    from bench.interrupt import LoadtestInterrupted
 
-        result = search(settings, out_dir, precision=precision, max_runs=max_runs,
-                        progress=lambda r: print_loadtest_run(r.row))
-        _print_peak(result, settings, out_dir)
-    else:
-        from bench.loadgen import run_one
+    try:
+        if find_peak:
+            from bench.loadgen import find_peak as search
 
-        print_loadtest_run(run_one(settings, out_dir).row)
-        print(f"results: {Path(out_dir) / 'results.jsonl'} (+ results.csv); LoadGen logs under "
-              f"{Path(out_dir) / 'loadgen'}")
+            result = search(settings, out_dir, precision=precision, max_runs=max_runs,
+                            progress=lambda r: print_loadtest_run(r.row))
+            _print_peak(result, settings, out_dir)
+        else:
+            from bench.loadgen import run_one
+
+            print_loadtest_run(run_one(settings, out_dir).row)
+            print(f"results: {Path(out_dir) / 'results.jsonl'} (+ results.csv); LoadGen logs "
+                  f"under {Path(out_dir) / 'loadgen'}")
+    except LoadtestInterrupted:  # LoadGen's threads may run on: no interpreter shutdown
+        import os
+
+        print(_interrupted(["loadtest", "--out", str(out_dir)]), file=sys.stderr)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(130)
 
 
 def _print_peak(result, settings, out_dir) -> None:
@@ -626,10 +640,9 @@ def _plan_out_dir(out: Optional[str]):
     """roi plan's output directory, refused when it names an existing file."""
     from pathlib import Path
 
-    out_dir = Path(out or _default_out("plan"))
-    if out_dir.exists() and not out_dir.is_dir():
-        raise InputError(f"--out: must be a directory; got the file {out_dir}")
-    return out_dir
+    from .io import check_out_dir
+
+    return check_out_dir(Path(out or _default_out("plan")))
 
 
 def _plan_llm(teacher: str, students: Optional[str], scenarios: list[str],
@@ -665,13 +678,15 @@ def _plan_llm(teacher: str, students: Optional[str], scenarios: list[str],
 
 # subcommand -> the flag that resumes it (pilot resumes an existing --out by itself)
 RESUMABLE = {"bench": "--resume", "distill": "--resume", "generate": "--resume", "pilot": None}
-DEFAULT_OUT = {"bench": "bench", "generate": "generate", "pilot": "pilot"}  # runs/<prefix>-<time>
+DEFAULT_OUT = {"bench": "bench", "generate": "generate", "pilot": "pilot",
+               "loadtest": "loadtest"}  # runs/<prefix>-<time>
 
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     args = _with_out(list(sys.argv[1:] if argv is None else argv))
     try:
+        check_path_args(args)
         code = app(args=args, prog_name="roi", standalone_mode=False)
     except InputError as e:
         print(f"error: {e}", file=sys.stderr)
@@ -708,6 +723,11 @@ def _interrupted(args: list[str]) -> str:
     import shlex
 
     command = args[0] if args else ""
+    if command == "loadtest":
+        out = next((args[i + 1] for i, a in enumerate(args[:-1]) if a == "--out"), None)
+        where = f"{out}/results.jsonl" if out else "the results table"
+        return (f"interrupted: finished runs are kept in {where}, a run cut short as a row "
+                "marked interrupted; rerun the command to measure again")
     if command not in RESUMABLE:
         return "interrupted: stopped before finishing; rerun the command to start again"
     flag = RESUMABLE[command]

@@ -91,6 +91,15 @@ def read_json_object(path: str | Path, what: str) -> dict:
     return data
 
 
+def check_names(values: dict, where: str) -> None:
+    """Refuse a mapping of settings whose names are not all text (YAML reads `1:`, `null:`,
+    `true:` or an anchored key as another type)."""
+    bad = [k for k in values if not isinstance(k, str)]
+    if bad:
+        raise InputError(f"{where}: setting names must be text; got {bad[0]!r} "
+                         f"({type(bad[0]).__name__})")
+
+
 def validate(cls: type[BaseModel], data: Any, where: str) -> BaseModel:
     """`cls` built from `data`; a validation failure becomes one InputError line."""
     try:

@@ -172,7 +172,9 @@ def _price(hw) -> str:
         elif hw.instance:
             text += f" ({hw.instance})"
         return text
-    return "-" if hw.unit_usd is None else f"{_usd(hw.unit_usd.value)} per unit"
+    if hw.unit_usd is None:
+        return "-"
+    return f"{_usd(hw.unit_usd.value)} per unit" + (" (users' own)" if hw.user_owned else "")
 
 
 def print_scenarios(scenarios) -> None:
@@ -294,6 +296,8 @@ def print_plan_summary(plan: dict, out) -> None:
     out_console.print(crit)
     for reason in d["reasons"]:
         out_console.print(f"  - {reason}", highlight=False, markup=False)
+    for warning in plan.get("warnings") or []:  # roi.sanity: a busy machine's measurements
+        out_console.print(f"warning: {warning}", highlight=False, markup=False)
     out_console.print(_students_table(plan))
     forecast = plan.get("forecast") or {}
     if forecast.get("curves"):
@@ -306,6 +310,10 @@ def print_plan_summary(plan: dict, out) -> None:
                           markup=False)
     out_console.print(_best_table(plan))
     _print_roi(out_console, plan["roi"])
+    for name, e in ((plan.get("edge") or {}).get("scenarios") or {}).items():
+        also = e["answer"].get("also")
+        out_console.print(f"edge ({name}): {e['answer']['text']}" + (f"; {also}" if also else ""),
+                          highlight=False, markup=False)
     for row in plan["projection"]["leave_one_out"]:
         out_console.print(f"projection, leave-one-model-out on {row['machine']}: "
                           f"{row['backend']} median error {row['median_ape']:.1%} "

@@ -80,8 +80,10 @@ def _prices_and_limits(g: pd.DataFrame, scenario: Scenario, catalog: Catalog,
     price, limit = {}, {}
     for name in g["hardware"].unique():
         hw = catalog.get(name)
+        # a device the users own (a phone) is not the deployment's to buy: roi.edge prices it
+        unit = None if hw.user_owned else hw.figure("unit_usd")
         price[name] = (hw.usd_per_hour if hw.kind == "cloud" else
-                       device_usd_per_hour(hw.figure("unit_usd"), a.device_amortization_months))
+                       device_usd_per_hour(unit, a.device_amortization_months))
         limit[name] = memory_limit_mib(scenario.constraints.memory_limit_gib,
                                        hw.figure("memory_gib"))
     g["usd_per_hour"] = g["hardware"].map(price).astype(float)
@@ -124,6 +126,7 @@ def _size(g: pd.DataFrame, scenario: Scenario, a: Assumptions) -> None:
 
 
 PREDICTED = "predicted"
+FLEET_SPREAD_LIMIT = 5.0  # P90 fleet / P50 fleet past which the plan names the driving input
 MEASURED = "measured (LoadGen peak)"
 
 
@@ -218,6 +221,31 @@ def _verdicts(g: pd.DataFrame, scenario: Scenario) -> None:
     g["memory_verdict"] = [fit_verdict(t, l) for t, l in zip(g["total_mib"],
                                                                g["memory_limit_mib"])]
     g["reason"] = [_reason(r, scenario) for _, r in g.iterrows()]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        g["fleet_spread"] = g["replicas_p90"] / g["replicas_p50"]
+    g["spread_note"] = [_spread_note(r, scenario) for _, r in g.iterrows()]
+
+
+def _spread_note(r: pd.Series, scenario: Scenario) -> str:
+    """Where the fleet at the slow end of the band is more than FLEET_SPREAD_LIMIT times the
+    P50 fleet: the input that drives it, named (empty otherwise)."""
+    spread = r["fleet_spread"]
+    if not (r["feasible"] and np.isfinite(spread) and spread > FLEET_SPREAD_LIMIT):
+        return ""
+    sla = scenario.sla
+    slow, mid = r["service_ms_p90"], r["service_ms_p50"]
+    q90, q50 = r["qps_per_replica_p90"], r["qps_per_replica_p50"]
+    where = (f"the slow end of its service-time band ({slow:,.1f} ms per batch of "
+             f"{int(r['batch_size'])} against {mid:,.1f} at P50)")
+    if slow / mid * 2 < spread:  # the replicas fall far faster than the service time grows
+        why = (f"leaves little room for queueing under the p{sla.percentile:g} <= "
+               f"{sla.latency_ms:g} ms bound: a replica carries {q90:,.3g} requests/s instead "
+               f"of {q50:,.3g}")
+    else:
+        why = f"carries {q90:,.3g} requests/s per replica instead of {q50:,.3g}"
+    return (f"P90 fleet {spread:,.0f}x the P50 fleet: {where} {why}; the input that drives it "
+            f"is this configuration's service-time band ({r['note']}); measuring it on "
+            f"{r['hardware']} narrows it")
 
 
 def _alone_quantile(g: pd.DataFrame, percentile: float) -> np.ndarray:
@@ -269,13 +297,16 @@ def _reason(r: pd.Series, scenario: Scenario) -> str:
 BEST_COLUMNS = [
     "scenario", "hardware", "hardware_kind", "model", "role", "backend", "dtype", "batch_size",
     "deploy_runtime", "params", "source", "service_ms_p10", "service_ms_p50", "service_ms_p90",
-    "service_cv", "wake_ms",
+    "service_cv", "wake_ms", "latency_ms_alone_p90",
     "qps_per_replica_p50", "qps_per_replica_p90", "qps_per_replica_predicted", "qps_source",
     "qps_note", "replicas_p50", "utilization",
     "usd_per_hour", "usd_per_month_p10", "usd_per_month", "usd_per_month_p90",
-    "usd_per_1m_requests", "usd_per_1m_tokens", "usd_per_month_throughput", "total_mib",
-    "weights_mib", "activations_mib", "kv_cache_mib", "runtime_mib", "memory_limit_mib",
+    "usd_per_1m_requests", "usd_per_1m_tokens", "usd_per_month_throughput", "weight_bytes",
+    "total_mib",
+    "weights_mib", "activations_mib", "kv_cache_mib", "runtime_mib", "runtime_source",
+    "memory_limit_mib",
     "fits_memory", "memory_verdict", "meets_sla", "feasible", "reason", "note",
+    "fleet_spread", "spread_note",
 ]
 
 

@@ -33,7 +33,7 @@ NAME_PATTERN = r"^[a-z0-9][a-z0-9._-]*$"
 DATE_PATTERN = r"^\d{4}-(0[1-9]|1[0-2])(-(0[1-9]|[12]\d|3[01]))?$"
 FIGURES = (
     "instance_usd_per_hour", "unit_usd", "peak_fp32_tflops", "peak_bf16_tflops",
-    "peak_int8_tops", "memory_bandwidth_gb_s", "memory_gib", "power_w",
+    "peak_int8_tops", "memory_bandwidth_gb_s", "memory_gib", "power_w", "battery_wh",
 )
 ANY = "*"
 BACKEND_PATTERN = r"^(\*|[a-z0-9][a-z0-9._-]*)$"
@@ -146,6 +146,11 @@ class Hardware(BaseModel):
     memory_gib: Optional[Figure] = Field(None, description="Memory of one accelerator (device "
                                          "RAM for devices and CPU instances), GiB.")
     power_w: Optional[Figure] = Field(None, description="Board power (TDP or top power mode), W.")
+    battery_wh: Optional[Figure] = Field(None, description="Battery capacity of a battery-"
+                                         "powered device (a phone), Wh.")
+    user_owned: bool = Field(False, description="A device its users already own (a phone): its "
+                             "unit price is theirs, not the deployment's capital cost, so the "
+                             "planner never amortizes it into a monthly bill (roi.edge says so).")
     runtimes: Optional[tuple[Runtime, ...]] = Field(
         None, min_length=1, description="The results backend/dtype pairs this row is costed "
         "for, as measured or as the proxy of the runtime deployed there (proxy_for); pairs not "

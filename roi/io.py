@@ -63,6 +63,11 @@ def check_out_dir(path: str | Path, option: str = "--out") -> Path:
                              "under it; choose another --out")
         if place != path and not os.access(place, os.W_OK | os.X_OK):
             raise InputError(f"{option} {path}: cannot create it, {place} is not writable")
+        try:  # the kernel's word, not the mode bits' (root, /proc, read-only mounts)
+            os.rmdir(tempfile.mkdtemp(dir=place, prefix=".roi-probe-"))
+        except OSError as e:
+            raise InputError(f"{option} {path}: cannot write in {place}: "
+                             f"{e.strerror or e}") from None
         break
     return path
 
@@ -103,3 +108,33 @@ def has_content(path: str | Path) -> bool:
     """Whether directory `path` holds anything besides its lock file."""
     path = Path(path)
     return path.is_dir() and any(p.name != LOCK_FILE for p in path.iterdir())
+
+
+# options whose values name files or directories (model specs after their kind: prefix)
+PATH_OPTIONS = ("--out", "--plan", "--config", "--scenario", "--hardware", "--results", "--pilot",
+                "--metrics", "--datagen-prices", "--prompts", "--teacher", "--students", "--model")
+NAME_MAX = 255  # bytes in one path component (Linux and macOS file systems)
+
+
+def check_path_args(args: list[str]) -> None:
+    """Command-line arguments `args`: refuse, up front, a path no file system can hold: a NUL
+    byte in it, or a component longer than NAME_MAX (the OS would raise ValueError or
+    ENAMETOOLONG from deep inside whichever command first touched it)."""
+    from .errors import InputError
+
+    values = [(a, args[i + 1]) for i, a in enumerate(args[:-1]) if a in PATH_OPTIONS]
+    values += [tuple(a.split("=", 1)) for a in args if "=" in a and a.split("=", 1)[0]
+               in PATH_OPTIONS]
+    if args[:1] == ["report"]:
+        values += [("DIR", a) for a in args[1:2]]
+    for option, value in values:
+        if "\x00" in value:
+            raise InputError(f"{option}: {value!r} holds a NUL byte, which no path can hold")
+        for piece in value.replace("=", ",").split(","):
+            kind, sep, rest = piece.partition(":")
+            path = rest if sep and kind.isalpha() else piece
+            long = [c for c in path.split("/") if len(c.encode()) > NAME_MAX]
+            if long:
+                raise InputError(f"{option}: a path component of {len(long[0].encode())} bytes "
+                                 f"({long[0][:24]}...) is longer than file systems allow "
+                                 f"({NAME_MAX}); choose a shorter name")

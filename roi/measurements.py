@@ -31,8 +31,12 @@ REQUIRED_COLUMNS = ("model", "role", "backend", "dtype", "batch_size", "seq_len"
 LATENCY_COLUMNS = ("latency_ms_mean", "latency_ms_p50")  # at least one of them
 FINGERPRINT_COLUMNS = ("env_cpu", "env_cores", "env_logical_cpus", "env_gpu")
 ROLES = ("teacher", "student")
-STATUSES = ("ok", "oom", "error", "timeout", "skipped")
+# interrupted: a load test cut short by Ctrl-C (bench/interrupt.py), kept as a partial row
+STATUSES = ("ok", "oom", "error", "timeout", "skipped", "interrupted")
 DTYPE_BYTES = {"fp32": 4, "fp16": 2, "bf16": 2, "int8": 1, "int4": 0.5}
+# How a row's artifact generates tokens (bench/decode_export.py writes the same two names)
+KV_CACHE, RECOMPUTE = "kv-cache", "recompute"
+DECODE_MODES = (KV_CACHE, RECOMPUTE)
 # Latency spread when a hand-written table gives neither CV nor std: measured CPU latencies
 # on this project's machines range 0.05-0.5 (noisy neighbours); 0.25 is a middle, stated guess.
 DEFAULT_CV = 0.25
@@ -48,8 +52,11 @@ def read_table(path: str | Path) -> pd.DataFrame:
             raise InputError(f"results directory {path} holds no results.jsonl or results.csv")
         path = found[0]
     if not path.is_file():
-        raise InputError(f"results file {path} does not exist")
+        what = "is not a regular file" if path.exists() else "does not exist"
+        raise InputError(f"results file {path} {what}")
     try:
+        if path.suffix == ".csv":
+            _check_complete(path)
         if path.suffix == ".jsonl":
             lines = path.read_text(encoding="utf-8").splitlines()
             df = pd.DataFrame([json.loads(x) for x in lines if x.strip()])
@@ -67,11 +74,27 @@ def read_table(path: str | Path) -> pd.DataFrame:
     return df
 
 
+def _check_complete(path: Path) -> None:
+    """Refuse a CSV cut short: its last line holds fewer fields than the header and ends
+    without a newline (a copy or write that stopped part-way; its last cells would pass as
+    values, such as a p50 of 8 ms cut from 87.5)."""
+    import csv
+
+    text = path.read_text(encoding="utf-8")
+    if not text or text.endswith("\n"):
+        return
+    rows = list(csv.reader(text.splitlines()))
+    if len(rows) > 1 and len(rows[-1]) < len(rows[0]):
+        raise InputError(f"results file {path} looks truncated: its last line (row "
+                         f"{len(rows) - 1}) has {len(rows[-1])} of {len(rows[0])} columns and no "
+                         "line end; copy it again or rerun the bench")
+
+
 def prepare(df: pd.DataFrame, catalog: Catalog, where: str = "results") -> pd.DataFrame:
     """The ok rows of one table, checked and completed (see the module docstring)."""
     _check_columns(df, where)
     df = df.reset_index(drop=True)  # row numbers in messages: positions in the table
-    status = df["status"].astype(str).str.strip().str.lower()
+    status = df["status"].fillna("").astype(str).str.strip().str.lower()
     ok = df[status == "ok"].copy()
     if ok.empty:
         found = ", ".join(sorted(set(status))) or "no rows at all"
@@ -182,14 +205,14 @@ def _check_columns(df: pd.DataFrame, where: str) -> None:
 
 def _check_text(ok: pd.DataFrame, where: str) -> None:
     for col, allowed in (("role", ROLES), ("dtype", tuple(DTYPE_BYTES))):
-        values = ok[col].astype(str).str.strip()
+        values = ok[col].fillna("").astype(str).str.strip()  # pandas 3: NaN stays NaN
         bad = values[~values.isin(allowed)]
         if len(bad):
             raise InputError(f"{where}: {col}: allowed {', '.join(allowed)}; got "
                              f"{bad.iloc[0]!r} (row {bad.index[0]})")
         ok[col] = values
     for col in ("model", "backend"):
-        ok[col] = ok[col].astype(str).str.strip()
+        ok[col] = ok[col].fillna("").astype(str).str.strip()
         if (ok[col] == "").any() or ok[col].isin(["nan", "None"]).any():
             raise InputError(f"{where}: {col}: must be a non-empty name in every ok row")
 
@@ -211,8 +234,10 @@ def _check_numbers(ok: pd.DataFrame, where: str) -> None:
 def _refuse_first(ok: pd.DataFrame, col: str, bad: pd.Series, kind: str, where: str) -> None:
     if bad.any():
         i = bad[bad].index[0]
+        value = ok.loc[i, col]
+        value = value.item() if isinstance(value, np.generic) else value  # no np.float64(..)
         raise InputError(f"{where}: {col} must be {kind} in every ok row; got "
-                         f"{ok.loc[i, col]!r} (row {i})")
+                         f"{value!r} (row {i})")
 
 
 def _fill(ok: pd.DataFrame) -> pd.DataFrame:
@@ -229,13 +254,36 @@ def _fill(ok: pd.DataFrame) -> pd.DataFrame:
     ok["flops_source"] = np.where(flops > 0, "measured", "estimated 2·params·seq_len")
     ok["flops_per_sample"] = flops.where(flops > 0, 2.0 * ok["params"] * ok["seq_len"])
     dtype_bytes = ok["dtype"].map(DTYPE_BYTES).astype(float)
+    ok["weight_bytes_source"] = np.where(wbytes > 0, "measured", "estimated params x dtype "
+                                         "bytes")
     ok["weight_bytes"] = wbytes.where(wbytes > 0, ok["params"] * dtype_bytes)
     for col in ("tpot_ms", "peak_rss_mb", "rss_start_mb", "threads", "n_layers"):
         ok[col] = num(col)
+    ok["decode_mode"] = _decode_mode(ok)
     ok["device"] = ok["device"].fillna("cpu").astype(str) if "device" in ok.columns else "cpu"
     if "results_dir" not in ok.columns:
         ok["results_dir"] = None
     return ok
+
+
+def _decode_mode(ok: pd.DataFrame) -> pd.Series:
+    """How each row's artifact generates: kv-cache (a step per new token) or recompute (a whole
+    forward per new token). Tables written before bench recorded it: ORT rows without a
+    measured tpot_ms recompute (the project's ONNX files had no cache then), other rows decode
+    with a cache."""
+    given = (ok["decode_mode"].astype(object).where(ok["decode_mode"].notna(), "")
+             .astype(str).str.strip() if "decode_mode" in ok.columns
+             else pd.Series("", index=ok.index))
+    bad = ~given.isin(DECODE_MODES + ("",))
+    if bad.any():
+        i = bad[bad].index[0]
+        raise InputError(f"decode_mode: allowed {', '.join(DECODE_MODES)} or empty; got "
+                         f"{given[i]!r} (row {i})")
+    tpot = (pd.to_numeric(ok["tpot_ms"], errors="coerce") if "tpot_ms" in ok.columns
+            else pd.Series(np.nan, index=ok.index))
+    no_cache = ok["backend"].astype(str).str.startswith("ort") & ~(tpot > 0)
+    assumed = np.where(no_cache, RECOMPUTE, KV_CACHE)
+    return given.where(given != "", pd.Series(assumed, index=ok.index))
 
 
 def _machine(ok: pd.DataFrame) -> pd.Series:

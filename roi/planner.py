@@ -26,6 +26,7 @@ import yaml
 
 from .datagen_cost import DataGenCost, generation_cost, teacher_generation_rates
 from .decision import Criterion, Decision, Outcome, changes, criteria, decide, weigh
+from .edge import edge_section
 from .errors import InputError
 from .fleet import Assumptions, best_per_hardware, best_per_model, scenario_grid
 from .hardware import Catalog, load_catalog
@@ -33,7 +34,7 @@ from .io import write_json_atomic, write_text_atomic
 from .measurements import load_results, loadgen_peaks, merge, prepare, read_table
 from .budget import BudgetChoice
 from .budget import choose as choose_budget
-from .curves import CurvesArg, load_curves
+from .curves import CurvesArg, finite, load_curves
 from .forecast import Forecasts
 from .forecast import build as build_forecasts
 from .forecast import record as forecast_record
@@ -50,6 +51,7 @@ from .payback import (
 from .projection import calibrate, check_memory_efficiency, leave_one_out_report
 from .recommend import DEFAULT_THRESHOLD, Candidate, candidates, check_threshold, recommend
 from .retention import RetentionBand
+from .sanity import measurement_warnings
 from .scenarios import Scenario, load_scenarios
 from .service import NOT_APPLICABLE, forward_times
 
@@ -250,6 +252,12 @@ def plan(results: ResultsArg, scenario: ScenarioArg, *,
         doc["forecast"]["pilot_compute"] = _pilot_compute(forecasts, chosen or tentative)
     doc["trainer"].update(_trainer_budget(forecasts, chosen or tentative
                                           or next(iter(ranked), None)))
+    edge = edge_section(scenarios, best_hw, catalog, teacher, roi.get("student"), df)
+    if edge is not None:  # device scenarios only
+        doc["edge"] = edge
+    warnings = measurement_warnings(df)
+    if warnings:  # measurements from a busy machine (roi.sanity), each named once
+        doc["warnings"] = warnings
     doc = {**{k: doc[k] for k in PLAN_KEYS}, **doc}  # the contract's keys first, in order
     return Plan(_plain(doc), grid)
 
@@ -389,7 +397,9 @@ def _teacher_bill(grid: pd.DataFrame, scenario: str, teacher: str) -> dict:
 
 def _brief(row: pd.Series) -> dict:
     return {"hardware": row["hardware"], "backend": row["backend"], "dtype": row["dtype"],
-            "batch_size": int(row["batch_size"]), "source": row["source"]}
+            "batch_size": int(row["batch_size"]), "source": row["source"],
+            "service_ms_p50": finite(row.get("service_ms_p50")),
+            "spread_note": str(row.get("spread_note") or "")}
 
 
 def _roi_section(chosen: Optional[Candidate], ranked, bills, scenarios, cost,
@@ -412,9 +422,36 @@ def _roi_section(chosen: Optional[Candidate], ranked, bills, scenarios, cost,
     entries = {p["scenario"]: p for p in target.per_scenario}
     base["per_scenario"] = {s.name: _scenario_roi(s, bills[s.name], entries.get(s.name), one,
                                                   inputs) for s in scenarios}
+    for s in scenarios:
+        base["per_scenario"][s.name]["best_fit"] = _best_fit(ranked, s.name,
+                                                             inputs.horizon_months)
     if portfolio:
         return _portfolio_roi(base, scenarios, bills, target, one, inputs)
     return _scenario_headline(base, scenarios, bills, target, one, inputs, criteria_met)
+
+
+def _best_fit(ranked: list[Candidate], scenario: str, months: int) -> Optional[dict]:
+    """The student this scenario alone would pick: among the students that qualify on retention
+    (none: among all, marked not qualifying), the one meeting the scenario at the lowest cost
+    over the horizon (monthly cost here x months + its own one-time cost); a tie goes to the
+    higher retention. None where no student meets the scenario."""
+    retained = [c for c in ranked if c.retention_ok] or list(ranked)
+    best, key = None, None
+    for c in retained:
+        entry = next((p for p in c.per_scenario if p["scenario"] == scenario), None)
+        if entry is None or not entry["feasible"]:
+            continue
+        once = c.budget.one_time.total_usd if c.budget is not None else 0.0
+        k = (entry["usd_per_month"] * months + once, -c.retention.low)
+        if key is None or k < key:
+            best, key = (c, entry), k
+    if best is None:
+        return None
+    c, entry = best
+    return {"model": c.model, "params": int(c.params),
+            "compression_ratio": round(c.compression_ratio, 4),
+            "usd_per_month": entry["usd_per_month"], "horizon_usd": key[0],
+            "config": _entry_brief(entry), "retention_qualifies": c.retention_ok}
 
 
 def _one_time(target: Optional[Candidate], students, cost) -> OneTimeCost:
@@ -443,6 +480,12 @@ def _scenario_roi(s: Scenario, bill: dict, entry: Optional[dict], one: OneTimeCo
                  "student_config": _entry_brief(entry) if feasible else None,
                  "teacher_config": bill["config"], "changes_outcome": outcome.changes,
                  "outcome": outcome.why, "one_time_usd": one.total_usd}
+    rec["latency_improvement"] = _latency_improvement(bill["config"], rec["student_config"])
+    # what widens this scenario's savings band: a fleet whose P90 is > 5x its P50 (roi.fleet)
+    rec["band_drivers"] = [f"{who} on {c['hardware']}: {c['spread_note']}"
+                           for who, c in (("teacher", bill["config"]),
+                                          ("student", rec["student_config"]))
+                           if c and c.get("spread_note")]
     if teacher is None or not feasible:
         rec["note"] = ("no savings figure: " + ("the teacher could not be costed"
                        if teacher is None else "the student meets this scenario nowhere"))
@@ -455,7 +498,17 @@ def _scenario_roi(s: Scenario, bill: dict, entry: Optional[dict], one: OneTimeCo
 
 
 def _entry_brief(entry: dict) -> dict:
-    return {k: entry.get(k) for k in ("hardware", "backend", "dtype", "batch_size", "source")}
+    return {k: entry.get(k) for k in ("hardware", "backend", "dtype", "batch_size", "source",
+                                      "service_ms_p50", "spread_note")}
+
+
+def _latency_improvement(teacher: Optional[dict], student: Optional[dict]) -> Optional[float]:
+    """1 - student / teacher service time of one batch (P50), each on the configuration it is
+    costed on (the seed's "latency improvement", at the deployment rather than on one
+    machine)."""
+    t = (teacher or {}).get("service_ms_p50")
+    st = (student or {}).get("service_ms_p50")
+    return 1 - st / t if t and st is not None else None
 
 
 def _scenario_headline(base: dict, scenarios, bills, target: Candidate, one: OneTimeCost,
@@ -605,7 +658,7 @@ def _headline_label(roi: dict) -> str:
 COST_COLUMNS = ["scenario", "hardware", "model", "role", "backend", "dtype", "batch_size",
                 "deploy_runtime", "source", "qps_source", "usd_per_hour", "replicas_p50", "usd_per_month_p10",
                 "usd_per_month", "usd_per_month_p90", "usd_per_1m_requests", "usd_per_1m_tokens",
-                "feasible", "reason"]
+                "feasible", "reason", "fleet_spread", "spread_note"]
 SIZING_COLUMNS = ["scenario", "hardware", "model", "backend", "dtype", "batch_size",
                   "deploy_runtime", "source",
                   "service_ms_p10", "service_ms_p50", "service_ms_p90", "service_cv",

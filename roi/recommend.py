@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Callable, Optional
 
 import pandas as pd
 
+from .curves import finite
 from .errors import InputError
 from .retention import RetentionBand, band_for
 
@@ -35,6 +36,9 @@ class Candidate:
     usd_per_month: float  # summed over scenarios; inf when some scenario has no feasible config
     per_scenario: tuple[dict, ...] = field(default=())
     budget: Optional[BudgetChoice] = None  # its training budget (roi.budget), where chosen
+    # smaller than the teacher and its retention meets the threshold (scenarios aside): what a
+    # scenario's best-fit student needs (roi.planner._best_fit)
+    retention_ok: bool = True
 
     def horizon_usd(self, months: int) -> float:
         """Monthly cost over the horizon plus the one-time cost of its training budget."""
@@ -59,7 +63,7 @@ class Candidate:
                 "retention_p50": self.retention.mid, "retention_steps": self.retention.steps,
                 "retention_note": self.retention.note, **self.deploy,
                 "qualifies": self.qualifies, "reasons": list(self.reasons),
-                "usd_per_month": _finite_or_none(self.usd_per_month),
+                "usd_per_month": finite(self.usd_per_month),
                 "per_scenario": [dict(s) for s in self.per_scenario],
                 "budget": self.budget.record() if self.budget is not None else None}
 
@@ -102,6 +106,7 @@ def _judge(spec, params, teacher_params, threshold, measured, rows, budgets) -> 
         at = f" at {band.steps:,} steps" if band.steps else ""
         reasons.append(f"retention band {band.low:.1%}-{band.high:.1%} ({band.source}{at}) "
                        f"has its low end under the {threshold * 100:g}% threshold")
+    retention_ok = not reasons
     per = tuple(_scenario_entry(r) for _, r in rows.iterrows())
     for s in per:
         if not s["feasible"]:
@@ -109,7 +114,8 @@ def _judge(spec, params, teacher_params, threshold, measured, rows, budgets) -> 
                            f"{s['hardware']}: {s['reason']})")
     cost = sum(s["usd_per_month"] for s in per) if per and all(s["feasible"] for s in per) \
         else math.inf
-    return Candidate(spec, params, ratio, band, not reasons, tuple(reasons), cost, per, budget)
+    return Candidate(spec, params, ratio, band, not reasons, tuple(reasons), cost, per, budget,
+                     retention_ok)
 
 
 def _scenario_entry(r: pd.Series) -> dict:
@@ -118,10 +124,11 @@ def _scenario_entry(r: pd.Series) -> dict:
             "deploy_runtime": r.get("deploy_runtime"),
             "usd_per_month": float(r["usd_per_month"]) if pd.notna(r["usd_per_month"])
             else math.inf,
-            "usd_per_month_p10": _finite_or_none(r.get("usd_per_month_p10")),
-            "usd_per_month_p90": _finite_or_none(r.get("usd_per_month_p90")),
-            "service_ms_p50": _finite_or_none(r["service_ms_p50"]),
-            "source": r["source"], "feasible": bool(r["feasible"]), "reason": r["reason"]}
+            "usd_per_month_p10": finite(r.get("usd_per_month_p10")),
+            "usd_per_month_p90": finite(r.get("usd_per_month_p90")),
+            "service_ms_p50": finite(r["service_ms_p50"]),
+            "source": r["source"], "feasible": bool(r["feasible"]), "reason": r["reason"],
+            "spread_note": str(r.get("spread_note") or "")}
 
 
 def _rank(c: Candidate, horizon_months: int = 12) -> tuple:
@@ -139,10 +146,3 @@ def recommend(ranked: list[Candidate]) -> tuple[Optional[Candidate], str]:
     why = "; ".join(f"{c.model}: {c.reasons[0]}" for c in ranked)
     return None, why
 
-
-def _finite_or_none(x) -> Optional[float]:
-    try:
-        x = float(x)
-    except (TypeError, ValueError):
-        return None
-    return x if math.isfinite(x) else None

@@ -296,9 +296,9 @@ def open_run(config: RunConfig, out: str | Path, profile: str = "default",
     other settings."""
     settings = resolved(config, profile)
     check(settings)
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise InputError(f"--out {out}: exists and is not a directory")
+    from .io import check_out_dir
+
+    out = check_out_dir(out)  # a file, a file above it, an unwritable place: one line
     saved = out / RUN_FILE
     if saved.is_file():
         from .config import read_yaml

@@ -22,6 +22,7 @@ from .hardware import NAME_PATTERN, Catalog, load_catalog
 SECONDS_PER_DAY = 86_400
 MAX_QPS = 1e8  # requests/s: a sanity bound on a scenario's rate (see Workload)
 MAX_TOKENS = 10_000_000  # tokens per request: a sanity bound
+MAX_DEVICES = 10_000_000_000  # units deployed: a sanity bound (more than the phones on Earth)
 Arrival = Literal["poisson", "offline", "single-stream"]
 Deployment = Literal["cloud", "device"]
 DEPLOYMENTS = get_args(Deployment)
@@ -178,6 +179,10 @@ class Scenario(_Strict):
     sla: SLA
     constraints: Constraints = Constraints()
     candidate_hardware: list[str] = Field(min_length=1, description="Catalog names to cost.")
+    devices: Optional[int] = Field(None, ge=1, le=MAX_DEVICES, strict=True, description=
+                                   "Units deployed (deployment: device): the edge economics "
+                                   "(roi.edge) price the device fleet for this many; the "
+                                   "workload is per device.")
     seed: Optional[SeedRanges] = Field(None, description="The seed's expected ranges.")
 
     @model_validator(mode="before")
@@ -187,6 +192,13 @@ class Scenario(_Strict):
             raise ValueError("deployment: required field is missing; allowed: "
                              + " or ".join(repr(d) for d in DEPLOYMENTS))
         return data
+
+    @model_validator(mode="after")
+    def _devices_on_devices(self) -> "Scenario":
+        if self.devices is not None and self.deployment != "device":
+            raise ValueError(f"devices: a unit count is for deployment: device; this scenario's "
+                             f"deployment is {self.deployment!r} (size cloud fleets by workload)")
+        return self
 
     @model_validator(mode="after")
     def _distinct_candidates(self) -> "Scenario":

@@ -8,8 +8,16 @@ request of a scenario is a prefill of tokens_in plus tokens_out decode steps:
 
 (compute grows with tokens; attention's quadratic share is left out, which flatters long
 prompts), where a decode step is the measured time per output token (tpot_ms) where the row has
-one, else the roofline of a one-token forward that still reads all the weights. Projected rows
-keep the latency CV that the same configuration showed on the machine they were projected from.
+one, else the roofline of a one-token forward that still reads all the weights. That holds for
+an artifact that decodes with a KV cache (decode_mode kv-cache: torch, and the ONNX decoding
+graph bench/decode_export.py builds). An artifact without one (decode_mode recompute: ONNX files
+of models exported without a cache, tables written before it existed) is costed as what it does:
+output token i is a whole forward over tokens_in + i tokens,
+
+    decode = Σ_{i=1..tokens_out} [overhead + (forward - overhead) · (tokens_in + i) / seq_len]
+
+Projected rows keep the latency CV and the decode mode that the same configuration showed on the
+machine they were projected from.
 """
 
 from __future__ import annotations
@@ -21,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from .hardware import Hardware, Runtime
+from .measurements import KV_CACHE, RECOMPUTE
 from .projection import (
     MEMORY_EFFICIENCY,
     Fit,
@@ -35,6 +44,8 @@ log = logging.getLogger(__name__)
 
 CONFIG_COLUMNS = ["model", "role", "backend", "dtype", "batch_size", "seq_len"]
 BANDS = ("p10", "p50", "p90")
+RECOMPUTE_NOTE = ("decode recomputes the whole forward for every new token (the artifact has "
+                  "no KV cache)")
 NOT_APPLICABLE = "not applicable"  # source of a row whose hardware does not run its runtime
 
 
@@ -107,7 +118,22 @@ def _one(hw, c, measured, shapes, fits, kinds, memory_efficiency) -> dict:
         # CPU to CPU instance, same runtime: the wake-up after idle scales with the forward
         share = wake_ms(shape) / float(shape["latency_ms_p50"])
         out["wake_ms"] = share * out["fwd_ms_p50"]
+        _scaled_tpot(out, shape)
     return out
+
+
+def _scaled_tpot(out: dict, shape: dict) -> None:
+    """CPU to CPU instance, same runtime: the decode step is the measured time per output token
+    scaled as the forward scales, not the roofline of a one-token forward, whose per-call
+    overhead comes from whole-window calls (ONNX Runtime's fit puts it at several times the
+    step it measured)."""
+    tpot = shape.get("tpot_ms", np.nan)
+    if _recomputes(shape) or not (np.isfinite(tpot) and tpot > 0):
+        return
+    scale = 1.0 / float(shape["latency_ms_mean"])
+    for b in BANDS:
+        out[f"step_ms_{b}"] = float(tpot) * out[f"fwd_ms_{b}"] * scale
+    out["note"] += "; decode step: its measured tpot scaled as the forward"
 
 
 def _rates(hw, c, own, fits, kinds, memory_efficiency) -> TargetRates | str:
@@ -141,7 +167,9 @@ def _memory(row: dict) -> dict:
 def _measured(hw: Hardware, c: dict, row: dict, fit: Fit | None) -> dict:
     mean = float(row["latency_ms_mean"])
     overhead = float(fit.overhead_at(_layers(c))) if fit is not None else 0.0
-    if math.isfinite(row.get("tpot_ms", np.nan)) and row["tpot_ms"] > 0:
+    if _recomputes(row):
+        step, step_note = mean, RECOMPUTE_NOTE
+    elif math.isfinite(row.get("tpot_ms", np.nan)) and row["tpot_ms"] > 0:
         step, step_note = float(row["tpot_ms"]), "measured tpot"
     elif fit is not None:
         step = float(own_rates(fit).predict_ms(_step_flops(c), c["weight_bytes"], c["params"],
@@ -153,7 +181,16 @@ def _measured(hw: Hardware, c: dict, row: dict, fit: Fit | None) -> dict:
             **{f"step_ms_{b}": step for b in BANDS},
             "overhead_ms": min(overhead, mean), "service_cv": float(row["latency_ms_cv"]),
             "wake_ms": wake_ms(row), "source": "measured", "measured_on": row["machine"],
-            "note": f"measured on {row['machine']}; {step_note}", **_memory(row)}
+            "note": f"measured on {row['machine']}; {step_note}", **_memory(row),
+            "decode_mode": _decode_mode(row)}
+
+
+def _decode_mode(row: dict) -> str:
+    return str(row.get("decode_mode") or KV_CACHE)
+
+
+def _recomputes(row: dict) -> bool:
+    return _decode_mode(row) == RECOMPUTE
 
 
 def wake_ms(row: dict) -> float:
@@ -176,7 +213,7 @@ def _projected(hw: Hardware, c: dict, rates: TargetRates | str, shape: dict,
     """runtime: the catalog entry that costs this configuration here (None: as measured)."""
     proxy = runtime.proxy_for if runtime is not None else None
     out = {**_base(hw, c), "service_cv": float(shape["latency_ms_cv"]), "source": "projected",
-           "measured_on": None, **_memory(shape),
+           "measured_on": None, **_memory(shape), "decode_mode": _decode_mode(shape),
            "deploy_runtime": proxy or f"{c['backend']}/{c['dtype']}"}
     as_proxy = f" as a proxy for {proxy}" if proxy else ""
     if isinstance(rates, str):
@@ -186,9 +223,12 @@ def _projected(hw: Hardware, c: dict, rates: TargetRates | str, shape: dict,
     layers = _layers(c)
     fwd = float(rates.predict_ms(c["flops_per_sample"] * c["batch_size"], c["weight_bytes"],
                                  c["params"], layers))
-    step = float(rates.predict_ms(_step_flops(c), c["weight_bytes"], c["params"], layers))
+    step = fwd if _recomputes(shape) else float(
+        rates.predict_ms(_step_flops(c), c["weight_bytes"], c["params"], layers))
     lo, hi = rates.band
     note = f"projected from {rates.fit.machine} {rates.fit.backend}/{rates.fit.dtype}{as_proxy}"
+    if _recomputes(shape):
+        note += f"; {RECOMPUTE_NOTE}"
     return {**out, "fwd_ms_p10": fwd * lo, "fwd_ms_p50": fwd, "fwd_ms_p90": fwd * hi,
             "step_ms_p10": step * lo, "step_ms_p50": step, "step_ms_p90": step * hi,
             "overhead_ms": min(float(rates.overhead_at(layers)), fwd * lo),
@@ -206,11 +246,18 @@ def request_service_ms(fwd: pd.DataFrame, tokens_in: int, tokens_out: int) -> pd
     out = fwd.copy()
     out["wake_ms"] = (out["wake_ms"].astype(float).fillna(0.0) if "wake_ms" in out.columns
                       else 0.0)  # once per batch, not per token
-    scale = tokens_in / out["seq_len"].astype(float)
+    seq = out["seq_len"].astype(float)
+    recompute = (out["decode_mode"] == RECOMPUTE if "decode_mode" in out.columns
+                 else pd.Series(False, index=out.index))
+    # recompute: output token i (1..tokens_out) is a forward over tokens_in + i tokens
+    grown = tokens_out * tokens_in + tokens_out * (tokens_out + 1) / 2
     for b in BANDS:
         over = np.minimum(out["overhead_ms"], out[f"fwd_ms_{b}"])
-        prefill = over + (out[f"fwd_ms_{b}"] - over) * scale
-        out[f"service_ms_{b}"] = prefill + tokens_out * out[f"step_ms_{b}"]
+        per_token = (out[f"fwd_ms_{b}"] - over) / seq
+        prefill = over + per_token * tokens_in
+        cached = tokens_out * out[f"step_ms_{b}"]
+        recomputed = tokens_out * over + per_token * grown
+        out[f"service_ms_{b}"] = prefill + np.where(recompute, recomputed, cached)
     return out
 
 

@@ -57,8 +57,13 @@ def test_distill_trains_student_and_baseline_and_exports(plan_files):
     # the ONNX fp32 export computes what torch computes
     assert m["student_onnx"]["accuracy"] == pytest.approx(m["student"]["accuracy"], abs=2e-3)
     assert m["export"]["rel_err"] < 1e-3
-    for name in ("config.json", "model.safetensors", "student.onnx", "student.int8.onnx"):
+    for name in ("config.json", "model.safetensors", "student.onnx", "student.int8.onnx",
+                 "student.decode.onnx", "student.decode.int8.onnx"):
         assert (out / name).is_file()
+    # what ships for generation: the KV-cache graph, verified against torch at export
+    decode = m["export"]["decode"]
+    assert decode["mode"] == "kv-cache" and decode["rel_err"] < 1e-3
+    assert decode["file"] == "student.decode.onnx"
     assert (out / "baseline" / "model.safetensors").is_file()
     assert "KD gain over baseline" in proc.stdout
     again = roi("distill", "--plan", str(plans["go"]), "--out", str(out))

@@ -3,6 +3,7 @@ import pandas as pd
 import pytest
 
 from roi.cost import evaluate
+from roi.errors import InputError
 from roi.fleet import Assumptions, best_per_hardware, best_per_model, scenario_grid
 from roi.hardware import load_catalog
 from roi.measurements import merge, prepare
@@ -72,6 +73,35 @@ def test_request_service_time_by_hand():
     out = request_service_ms(fwd, tokens_in=64, tokens_out=4)
     # prefill 0.5 + (10.5 - 0.5) * 64/128 = 5.5, then 4 decode steps of 1 ms
     assert out["service_ms_p50"].iloc[0] == pytest.approx(9.5)
+
+
+def test_an_artifact_without_a_kv_cache_is_costed_as_a_forward_per_token():
+    fwd = pd.DataFrame({"seq_len": [128, 128], "overhead_ms": [0.5, 0.5],
+                        **{f"fwd_ms_{b}": [10.5, 10.5] for b in ("p10", "p50", "p90")},
+                        **{f"step_ms_{b}": [1.0, 10.5] for b in ("p10", "p50", "p90")},
+                        "decode_mode": ["kv-cache", "recompute"]})
+    out = request_service_ms(fwd, tokens_in=64, tokens_out=4)
+    # prefill 5.5 as above; recompute: token i is a forward over 64 + i tokens,
+    # 0.5 + 10 * (64 + i) / 128 for i = 1..4: 5.578125 + 5.65625 + 5.734375 + 5.8125 = 22.78125
+    assert out["service_ms_p50"].tolist() == pytest.approx([9.5, 5.5 + 22.78125])
+
+
+def test_decode_mode_follows_the_table_and_old_ort_rows_recompute():
+    df = synthetic_results(hardware="c7i.xlarge",
+                           runtimes=(("ort", "fp32"), ("torch-eager", "fp32")))
+    ort = df["backend"].str.startswith("ort")
+    assert ort.any() and (~ort).any()
+    fwd, _ = _fwd(df, ["c7i.xlarge", "l4"])  # measured here, projected there
+    for _, r in fwd.iterrows():  # no decode_mode and no tpot: ORT files had no cache then
+        want = "recompute" if r["backend"].startswith("ort") else "kv-cache"
+        assert r["decode_mode"] == want
+        if want == "recompute" and r["source"] != "not applicable":
+            assert "no KV cache" in r["note"] and r["step_ms_p50"] == r["fwd_ms_p50"]
+    shipped = df.assign(decode_mode="kv-cache", tpot_ms=2.0)
+    fwd, _ = _fwd(shipped, ["c7i.xlarge"])
+    assert (fwd["decode_mode"] == "kv-cache").all() and (fwd["step_ms_p50"] == 2.0).all()
+    with pytest.raises(InputError, match="decode_mode: allowed kv-cache, recompute"):
+        prepare(df.assign(decode_mode="beam"), CATALOG)
 
 
 def test_measured_tpot_is_the_decode_step():
@@ -169,3 +199,24 @@ def test_batching_rows_are_sized_with_the_scenario_window(window, monkeypatch):
 def test_a_negative_batch_window_is_refused():
     with pytest.raises(Exception, match="batch_window_ms"):
         _scenario(workload={"batch_window_ms": -1})
+
+
+def test_a_fleet_whose_p90_is_far_above_its_p50_names_the_input_that_drives_it():
+    """Near the SLA bound the slow end of the band leaves a replica almost no queueing room:
+    the P90 fleet balloons, and the row says which input does it (its service-time band)."""
+    fwd, _ = _fwd(synthetic_results(), ["l4"])
+    busy = {"qps": 50_000}
+    loose = scenario_grid(_scenario(workload=busy), fwd, CATALOG)
+    assert (loose["fleet_spread"] <= 5).all() and (loose["spread_note"] == "").all()
+    r = loose[loose.feasible & (loose.batch_size == 1)].sort_values(
+        "latency_ms_alone_p90").iloc[-1]
+    edge = r["latency_ms_alone_p90"] * 1.2  # the slow end of one request just inside the bound
+    tight = scenario_grid(_scenario(workload=busy, sla={"latency_ms": edge}), fwd, CATALOG)
+    row = tight[(tight.model == r.model) & (tight.batch_size == 1)].iloc[0]
+    assert row["feasible"] and row["fleet_spread"] > 5
+    assert row["fleet_spread"] == pytest.approx(row["replicas_p90"] / row["replicas_p50"])
+    note = row["spread_note"]
+    assert note.startswith(f"P90 fleet {row['fleet_spread']:,.0f}x the P50 fleet")
+    assert "service-time band" in note and "projected from Test CPU" in note
+    calm = tight[tight.feasible & (tight.fleet_spread <= 5)]
+    assert (calm["spread_note"] == "").all()

@@ -11,7 +11,7 @@ from roi.hardware import FIGURES, load_catalog, shipped_catalog
 ISSUE_DEVICES = {
     "h100", "h200", "a100-40gb", "a100-80gb", "a10g", "l4", "l40s", "inf2", "m7g.large",
     "c7i.xlarge", "a17-pro", "m4", "snapdragon-8-gen-3", "jetson-orin-nano", "jetson-agx-orin",
-    "raspberry-pi-5", "iot-1gb",
+    "raspberry-pi-5", "iot-1gb", "iphone-se-2022", "raspberry-pi-4b-1gb",
 }
 
 

@@ -261,3 +261,40 @@ def test_a_criterion_where_the_student_changes_nothing_is_listed_not_counted():
     assert alone["go"] is False
     assert alone["reasons"][0].startswith("the seed's criteria hold only where the student "
                                           "changes nothing (mobile-on-device)")
+
+
+def test_each_scenario_names_the_student_it_would_pick_alone(two_plans):
+    """best_fit: among the students that qualify on retention, the one meeting this scenario
+    at the lowest cost over the horizon (monthly cost here x 12 + its own one-time cost)."""
+    doc = two_plans[False]
+    qualified = [c for c in doc["alternatives"] + [doc["recommended"]]
+                 if not any(r.startswith("retention") or r.startswith("not smaller")
+                            for r in c.get("reasons") or [])]
+    assert qualified
+    for name in TWO:
+        fit = doc["roi"]["per_scenario"][name]["best_fit"]
+        costs = {c["model"]: _cheapest(doc, name, c["model"]) * 12
+                 + ((c.get("budget") or {}).get("one_time_usd") or 0.0) for c in qualified}
+        assert fit["model"] == min(costs, key=costs.get), (name, costs)
+        assert fit["horizon_usd"] == pytest.approx(costs[fit["model"]])
+        assert fit["usd_per_month"] == _cheapest(doc, name, fit["model"])
+        assert fit["retention_qualifies"] is True
+
+
+def test_a_savings_band_widened_by_a_fleet_at_the_sla_edge_names_its_driver(two_plans):
+    """On the fixture the teacher's cheapest real-time-api fleet (inf2, batch 8) needs far more
+    replicas at the slow end of its projected band than at P50: the plan says so, with the
+    input that drives it, where the headline's savings band is shown."""
+    doc = two_plans[False]
+    per = doc["roi"]["per_scenario"]["real-time-api"]
+    teacher = per["teacher_config"]
+    row = next(c for c in doc["cost"] if c["scenario"] == "real-time-api"
+               and c["model"] == "builtin:teacher" and c["hardware"] == teacher["hardware"]
+               and c["batch_size"] == teacher["batch_size"] and c["backend"] == teacher["backend"])
+    assert row["fleet_spread"] > 5
+    assert row["usd_per_month_p90"] / row["usd_per_month"] == pytest.approx(
+        row["fleet_spread"], rel=1e-9)
+    assert per["band_drivers"] == [f"teacher on {teacher['hardware']}: {row['spread_note']}"]
+    assert "service-time band" in row["spread_note"]
+    calm = [c for c in doc["cost"] if c["feasible"] and c["fleet_spread"] <= 5]
+    assert calm and all(c["spread_note"] == "" for c in calm)

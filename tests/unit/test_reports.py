@@ -327,3 +327,29 @@ def test_llm_plan_markdown_escapes_names_from_config_files():
                             "retention_threshold": 0.95, "scenarios": []})
     assert "<img" not in md and "&lt;img" in md.splitlines()[0]
     assert "\\| breaks" in md
+
+
+def test_summary_leads_with_the_seed_matrix_one_row_per_scenario(full_run):
+    """The executive summary's first table: per scenario, the seed's ranges beside our cost
+    reduction and latency improvement (from the plan's own per-scenario figures), the
+    best-fit student and the decision."""
+    run, written = full_run
+    plan = json.loads((run / "plan" / "plan.json").read_text())
+    summary = written.markdown.read_text().split("## Executive summary")[1].split("\n## ")[0]
+    lines = [ln for ln in summary.splitlines() if ln.startswith("|")]
+    assert "cost reduction (seed)" in lines[0] and "best-fit student" in lines[0]
+    rows = {ln.split("|")[1].strip(): [c.strip() for c in ln.split("|")[1:-1]]
+            for ln in lines[2:]}
+    assert set(rows) >= set(SCENARIOS)
+    for name in SCENARIOS:
+        r = plan["roi"]["per_scenario"][name]
+        seed = next(d["seed"] for d in plan["scenario_details"] if d["name"] == name)
+        cells = rows[name]
+        assert cells[1] == seed["inference_cost_reduction"] and cells[3] == seed[
+            "latency_improvement"]
+        assert cells[2] == fmt.pct(r["cost_reduction"]) and cells[4] == fmt.pct(
+            r["latency_improvement"])
+        assert cells[6] == r["decision"]
+        if r["latency_improvement"] is not None:  # by hand from the two costed configurations
+            t, st = r["teacher_config"]["service_ms_p50"], r["student_config"]["service_ms_p50"]
+            assert r["latency_improvement"] == pytest.approx(1 - st / t)
