@@ -133,7 +133,9 @@ class Hardware(BaseModel):
     instance: Optional[str] = Field(None, description="Cloud instance type the price is for.")
     accelerators_per_instance: int = Field(1, ge=1, description="GPUs or chips in `instance`; "
                                            "usd_per_hour = instance price / this.")
-    vcpus: Optional[int] = Field(None, ge=1, description="vCPUs of the instance (CPU rows).")
+    vcpus: Optional[int] = Field(None, ge=1, description="vCPUs of the instance, or the cores "
+                                 "of a CPU-only board (CPU rows: projected from a CPU's "
+                                 "calibration, never as an accelerator).")
     instance_usd_per_hour: Optional[Figure] = Field(None, description="On-demand price of the "
                                                     "whole instance, USD per hour (cloud).")
     unit_usd: Optional[Figure] = Field(None, description="Purchase price of one unit, USD "

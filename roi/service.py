@@ -139,7 +139,8 @@ def _scaled_tpot(out: dict, shape: dict) -> None:
 def _rates(hw, c, own, fits, kinds, memory_efficiency) -> TargetRates | str:
     if (c["backend"], c["dtype"]) in own:
         return own_rates(own[(c["backend"], c["dtype"])])
-    gpu = (hw.kind == "cloud" and not hw.vcpus) or hw.kind == "device"  # accelerators
+    gpu = not hw.vcpus  # accelerators: GPUs, NPUs, Inferentia; CPU rows (instances, CPU-only
+    # boards such as a Raspberry Pi) name their vCPUs or cores
     ref = pick_reference(fits, c["backend"], c["dtype"], gpu, kinds)
     if ref is None:
         return f"no calibration for {c['backend']}/{c['dtype']} (fewer than 2 measured sizes)"

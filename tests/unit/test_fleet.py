@@ -220,3 +220,19 @@ def test_a_fleet_whose_p90_is_far_above_its_p50_names_the_input_that_drives_it()
     assert "service-time band" in note and "projected from Test CPU" in note
     calm = tight[tight.feasible & (tight.fleet_spread <= 5)]
     assert (calm["spread_note"] == "").all()
+
+
+def test_a_cpu_only_board_is_projected_as_a_cpu_not_as_an_accelerator():
+    """A Raspberry Pi names its cores (vcpus): a CPU calibration carries to it with the CPU's
+    own overheads and band; a phone's NPU or a Jetson is an accelerator (launch floor, band
+    widened x0.5-x2)."""
+    fwd, (fit,) = _fwd(synthetic_results(), ["raspberry-pi-4b-1gb", "jetson-orin-nano"])
+    pi = fwd[fwd.hardware == "raspberry-pi-4b-1gb"]
+    jetson = fwd[fwd.hardware == "jetson-orin-nano"]
+    assert len(pi) and len(jetson)
+    assert not pi["note"].str.contains("carried to an accelerator").any()
+    assert jetson["note"].str.contains("carried to an accelerator").all()
+    ratio = (pi["fwd_ms_p90"] / pi["fwd_ms_p50"]).to_numpy()
+    assert ratio == pytest.approx(fit.band[1])
+    assert (jetson["fwd_ms_p90"] / jetson["fwd_ms_p50"]).to_numpy() == pytest.approx(
+        fit.band[1] * 2.0)
