@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterable, Optional, Sequence, Union
 
@@ -233,6 +233,7 @@ def plan(results: ResultsArg, scenario: ScenarioArg, *,
     crit = [c for s in scenarios for c in criteria(s, bills[s.name]["usd_per_month"])]
     roi = _roi_section(chosen or tentative, ranked, bills, scenarios, cost, roi_inputs,
                        students, portfolio, {c.scenario for c in crit if c.verdict == "met"})
+    chosen, why_none, tentative = _per_deployment(chosen, why_none, tentative, ranked, roi)
     benefit = _benefit(chosen, bills, roi)
     if require_benefit:
         crit = weigh(crit, _outcomes(roi))
@@ -409,6 +410,8 @@ def _roi_section(chosen: Optional[Candidate], ranked, bills, scenarios, cost,
     saves most (among those where a criterion holds and the student changes the outcome, if
     any), or with `portfolio` the total across scenarios (scope says which)."""
     target = chosen or next((c for c in ranked if math.isfinite(c.usd_per_month)), None)
+    if target is None and not portfolio:  # one answer per deployment: costed somewhere will do
+        target = next((c for c in ranked if any(p["feasible"] for p in c.per_scenario)), None)
     one = _one_time(target, students, cost)
     base = {"student": target.model if target else None, "inputs": record_inputs(inputs),
             "one_time": one.record(), "teacher_bill": bills,
@@ -419,15 +422,35 @@ def _roi_section(chosen: Optional[Candidate], ranked, bills, scenarios, cost,
     if target is None:
         base["note"] = "no savings figure: no student is costed on every scenario"
         return base
-    entries = {p["scenario"]: p for p in target.per_scenario}
-    base["per_scenario"] = {s.name: _scenario_roi(s, bills[s.name], entries.get(s.name), one,
-                                                  inputs) for s in scenarios}
+    who = {}  # scenario -> (the student its economics are for, that student's one-time cost)
+    base["per_scenario"] = {}
     for s in scenarios:
-        base["per_scenario"][s.name]["best_fit"] = _best_fit(ranked, s.name,
-                                                             inputs.horizon_months)
+        fit = _best_fit(ranked, s.name, inputs.horizon_months)
+        mine = target
+        if not portfolio and fit and fit["retention_qualifies"]:  # one answer per deployment
+            mine = next(c for c in ranked if c.model == fit["model"])
+        once = one if mine is target else _one_time(mine, students, cost)
+        who[s.name] = (mine, once)
+        entry = next((p for p in mine.per_scenario if p["scenario"] == s.name), None)
+        base["per_scenario"][s.name] = {**_scenario_roi(s, bills[s.name], entry, once, inputs),
+                                        "student": mine.model, "best_fit": fit}
     if portfolio:
         return _portfolio_roi(base, scenarios, bills, target, one, inputs)
-    return _scenario_headline(base, scenarios, bills, target, one, inputs, criteria_met)
+    return _scenario_headline(base, scenarios, bills, who, inputs, criteria_met)
+
+
+def _per_deployment(chosen, why_none, tentative, ranked, roi: dict):
+    """One answer per deployment: the recommended student is the headline scenario's own
+    (roi.student), where it qualifies on retention, though it may meet other scenarios nowhere
+    (their own rows say so); those scenario reasons are not reasons against it here. With a
+    portfolio, or where the headline's student does not qualify on retention, the ranking's
+    choice stands."""
+    if roi.get("scope") == "portfolio" or not roi.get("student"):
+        return chosen, why_none, tentative
+    pick = next((c for c in ranked if c.model == roi["student"]), None)
+    if pick is None or not pick.retention_ok or (chosen is not None and chosen.model == pick.model):
+        return chosen, why_none, tentative
+    return replace(pick, qualifies=True, reasons=()), "", None
 
 
 def _best_fit(ranked: list[Candidate], scenario: str, months: int) -> Optional[dict]:
@@ -511,11 +534,12 @@ def _latency_improvement(teacher: Optional[dict], student: Optional[dict]) -> Op
     return 1 - st / t if t and st is not None else None
 
 
-def _scenario_headline(base: dict, scenarios, bills, target: Candidate, one: OneTimeCost,
-                       inputs: RoiInputs, criteria_met=frozenset()) -> dict:
+def _scenario_headline(base: dict, scenarios, bills, who: dict, inputs: RoiInputs,
+                       criteria_met=frozenset()) -> dict:
     """The headline of one deployment: the scenario with the largest monthly savings among
     those where distilling is the answer (a criterion holds and the student changes the
-    outcome), else among those the student meets (first in order on a tie)."""
+    outcome), else among those the student meets (first in order on a tie). Its student (that
+    scenario's own, `who`) is the headline's, and the plan's recommendation."""
     per = base["per_scenario"]
     costed = [s for s in scenarios if per[s.name].get("monthly_savings_usd") is not None]
     if not costed:
@@ -524,14 +548,15 @@ def _scenario_headline(base: dict, scenarios, bills, target: Candidate, one: One
     answers = [s for s in costed if s.name in criteria_met and per[s.name]["changes_outcome"]]
     best = max(answers or costed, key=lambda s: per[s.name]["monthly_savings_usd"])
     r = per[best.name]
+    target, one = who[best.name]
     roi = Roi(one, r["teacher_usd_per_month"], r["student_usd_per_month"],
               r["requests_per_month"], inputs.horizon_months)
     why = ("the only scenario" if len(scenarios) == 1 else
            ("the scenario where distilling answers a criterion and saves most" if answers else
             "the scenario where the student saves most") + "; each deployment is a separate "
            "answer (per_scenario): totals across them only with portfolio")
-    return {**base, "scenario": best.name, "scenario_basis": why,
-            **_headline(roi, _bands([best], bills, target), inputs)}
+    return {**base, "student": target.model, "one_time": one.record(), "scenario": best.name,
+            "scenario_basis": why, **_headline(roi, _bands([best], bills, target), inputs)}
 
 
 def _portfolio_roi(base: dict, scenarios, bills, target: Candidate, one: OneTimeCost,
@@ -680,7 +705,7 @@ def _document(scenarios, decision: Decision, chosen: Optional[Candidate], why_no
         "scenarios": [s.name for s in scenarios],
         "decision": decision.record(),
         "recommended": _recommended(chosen),
-        "alternatives": [c.record() for c in ranked if c is not chosen],
+        "alternatives": [c.record() for c in ranked if chosen is None or c.model != chosen.model],
         "teacher": {"model": teacher, "params": int(teacher_params)},
         "trainer": {"teacher": teacher, "student": trainee.model if trainee else teacher,
                     **TRAINER_DEFAULTS, **_datagen_trainer(roi_inputs)},

@@ -1,5 +1,7 @@
-"""The recommendation: the cheapest student whose retention band's low end meets the threshold
-and that meets every scenario's SLA and memory limit on some candidate hardware.
+"""The ranking of students: the cheapest whose retention band's low end meets the threshold
+and that meets every scenario's SLA and memory limit on some candidate hardware. That is the
+recommendation for a portfolio (scenarios deployed together); for separate deployments the
+planner recommends the headline scenario's own best-fit student (roi.planner._per_deployment).
 
 Cost is the student's monthly cost summed over the scenarios, each on its cheapest feasible
 configuration; ties go to the higher retention (cost alone cannot tell them apart, e.g. on a

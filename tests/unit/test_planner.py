@@ -298,3 +298,25 @@ def test_a_savings_band_widened_by_a_fleet_at_the_sla_edge_names_its_driver(two_
     assert "service-time band" in row["spread_note"]
     calm = [c for c in doc["cost"] if c["feasible"] and c["fleet_spread"] <= 5]
     assert calm and all(c["spread_note"] == "" for c in calm)
+
+
+def test_a_scenario_no_student_can_meet_does_not_block_the_others():
+    """One answer per deployment: real-time-api has its student; a second scenario that no
+    model can meet (p99 within 0.01 ms) is answered "the student meets this scenario nowhere"
+    on its own row, and does not take the recommendation away. Declared as one portfolio, the
+    scenarios must all be met by one student, so there is none."""
+    impossible = _scenario(latency_ms=0.01).model_copy(update={"name": "impossible"})
+    presets_ = presets()
+    df = pd.read_csv(FIXTURE)
+    alone = plan(df, [presets_["real-time-api"], impossible]).to_dict()
+    assert alone["recommended"]["model"] == plan(df, "real-time-api").to_dict()[
+        "recommended"]["model"]
+    assert alone["decision"]["go"] is True
+    per = alone["roi"]["per_scenario"]
+    assert alone["roi"]["scenario"] == "real-time-api"
+    assert per["real-time-api"]["student"] == alone["recommended"]["model"]
+    assert per["impossible"]["best_fit"] is None
+    assert per["impossible"]["note"].endswith("the student meets this scenario nowhere")
+    together = plan(df, [presets_["real-time-api"], impossible], portfolio=True).to_dict()
+    assert together["recommended"] is None
+    assert "impossible: no candidate hardware works" in together["no_recommendation_reason"]
