@@ -248,7 +248,9 @@ def _per_scenario_blocks(roi: dict) -> list:
         return []
     horizon = int(roi.get("horizon_months") or 12)
     rows = [{"scenario": name,
+             "student": r.get("student") or fmt.DASH,
              "best-fit student": _best_fit_text(r.get("best_fit")),
+             "one-time cost": fmt.usd(r.get("one_time_usd")),
              "cost reduction": fmt.pct(r.get("cost_reduction")),
              "savings / month": fmt.usd(r.get("monthly_savings_usd"), "not costed"),
              "payback": fmt.months(r.get("payback_months")) if fmt.number(
@@ -257,9 +259,10 @@ def _per_scenario_blocks(roi: dict) -> list:
              "decision": r.get("decision") or fmt.DASH,
              "why": r.get("decision_reason") or r.get("note") or fmt.DASH}
             for name, r in per.items()]
-    blocks: list = [_table(rows, f"One answer per scenario (student {roi.get('student')}, "
-                           f"one-time cost {fmt.usd((roi.get('one_time') or {}).get('total_usd'))}"
-                           f" in each)")]
+    blocks: list = [_table(rows, "One answer per scenario: each deployment's economics for "
+                           "its own student (its best fit where one qualifies on retention, "
+                           "else the closest candidate, for comparison) and that student's "
+                           "one-time cost")]
     if roi.get("scope") == "portfolio" and fmt.number(roi.get("monthly_savings_usd")) is not None:
         blocks.append(Text(
             f"Portfolio (declared deployed together): {fmt.usd(roi['monthly_savings_usd'])} / "
