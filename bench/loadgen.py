@@ -95,8 +95,15 @@ class LoadtestSettings:
         return self.min_query_count or MIN_QUERIES[self.scenario]
 
 
+def scenario_name(name: str) -> str:
+    """A scenario as this module keys it, from MLPerf's spelling (Server, Offline,
+    SingleStream, MultiStream) or any case of it."""
+    return str(name).strip().lower()
+
+
 def check_settings(s: LoadtestSettings) -> LoadtestSettings:
     """Refuse bad settings with one line (before any model is loaded); return them completed."""
+    s = replace(s, scenario=scenario_name(s.scenario))
     if s.scenario not in SCENARIOS:
         raise InputError(f"--scenario: unknown scenario {s.scenario!r}; allowed: "
                          f"{', '.join(SCENARIOS)}")
@@ -499,7 +506,7 @@ def run_one(s: LoadtestSettings, out: str | Path, backend: Backend | None = None
             lg.DestroyQSL(qsl)
             lg.DestroySUT(sut_handle)
     wall_s = time.perf_counter() - t0
-    summary = parse_summary((log_dir / SUMMARY).read_text())
+    summary = read_run_summary(log_dir)
     problems = sut.check()
     row = result_row(s, summary, sut, backend, log_dir, out, wall_s, mode, problems)
     row.update(predictions(s, out, None if idle_ns is None else idle_ns / 1e6))
@@ -608,6 +615,20 @@ def parse_summary(text: str) -> dict:
     if estimate:
         out["early_stopping_estimate_ms"] = float(estimate.group(2)) / 1e6
     return out
+
+
+def read_run_summary(log_dir: Path) -> dict:
+    """A finished run's figures: from LoadGen's machine-readable mlperf_log_detail.txt (its
+    `:::MLLOG {json}` records, roi.mlperf_log), else from the human summary."""
+    from roi.mlperf_log import mlperf_summary, parse_mllog
+
+    detail = log_dir / DETAIL
+    if detail.is_file():
+        try:
+            return mlperf_summary(parse_mllog(detail.read_text(encoding="utf-8"), detail), detail)
+        except InputError as e:
+            log.warning("%s; reading the summary instead", e)
+    return parse_summary((log_dir / SUMMARY).read_text())
 
 
 def _block(text: str, header: str) -> str:

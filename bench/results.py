@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from roi.io import atomic_path, write_text_atomic
+from roi.measurements import IMPORTED
 
 KEY_COLUMNS = ("model", "role", "backend", "device", "dtype", "batch_size", "seq_len", "threads")
 MEASURED_COLUMNS = (
@@ -49,10 +50,14 @@ def is_loadgen(row: dict) -> bool:
 
 
 def row_key(row: dict) -> tuple:
-    """A row's identity: the key columns, plus the load-test settings for loadgen rows."""
+    """A row's identity: the key columns, plus the load-test settings for loadgen rows and the
+    catalog hardware for rows `roi import` took from another tool (source imported), so the
+    same configuration imported from two machines keeps both."""
     key = tuple(row[c] for c in KEY_COLUMNS)
     if is_loadgen(row):
         key += ("loadgen", *(row.get(c) for c in LOADGEN_KEY_COLUMNS))
+    elif row.get("source") == IMPORTED:
+        key += ("imported", row.get("hardware"))
     return key
 
 

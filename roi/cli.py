@@ -493,7 +493,7 @@ def loadtest(
     if precision <= 0 or max_runs < 2:
         raise InputError(f"--precision must be > 0 and --max-runs >= 2; got {precision:g}, "
                          f"{max_runs}")
-    if find_peak and scenario != "server":
+    if find_peak and scenario.strip().lower() != "server":  # MLPerf spells it Server
         raise InputError(f"--find-peak searches a server QPS; got --scenario {scenario}")
     from bench.env import default_threads
 
@@ -546,6 +546,62 @@ def _print_peak(result, settings, out_dir) -> None:
           f"{settings.latency_ms:g} ms" + (f" ({hi:.1f} QPS was INVALID)" if hi else
                                            " (no INVALID rate found within --max-runs)")
           + f"; {len(result.runs)} runs; row appended to {out_dir}/results.jsonl")
+
+
+@app.command("import")
+def import_command(
+    tool: str = typer.Argument(..., metavar="TOOL", help="vllm (`vllm bench serve "
+                               "--save-result` JSON), optimum-benchmark (benchmark.json or "
+                               "benchmark_report.json) or mlperf (mlperf_log_detail.txt)."),
+    file: str = typer.Argument(..., metavar="FILE", help="The tool's result file."),
+    hardware: str = typer.Option(..., metavar="NAME", help="The catalog hardware it was "
+                                 "measured on (roi hardware lists them: h100, a100-80gb, l4, "
+                                 "...)."),
+    role: str = typer.Option(..., help="teacher or student."),
+    out: str = typer.Option(..., help="Directory of the results table to write or add to "
+                            "(results.jsonl + results.csv), the table roi plan --results "
+                            "reads."),
+    model: Optional[str] = typer.Option(None, help="Model name [default: the file's]; the "
+                                        "same name as the other tables' rows of that model."),
+    dtype: Optional[str] = typer.Option(None, help="fp32, bf16, fp16, int8, int4 (or torch's "
+                                        "names) [default: the file's, where it says]."),
+    params: Optional[int] = typer.Option(None, help="Parameter count [required: none of the "
+                                         "formats gives it]."),
+    device: Optional[str] = typer.Option(None, help="cuda or cpu [default: cuda on an "
+                                         "accelerator row, cpu on a CPU instance]."),
+    batch_size: Optional[int] = typer.Option(None, help="Concurrency / batch the figures were "
+                                             "measured at [default: the file's]."),
+    seq_len: Optional[int] = typer.Option(None, help="Prompt tokens [default: the file's mean "
+                                          "prompt; mlperf: required]."),
+) -> None:
+    """Import another tool's measurement as rows (source imported) of a results table, so roi
+    plan costs that hardware from it instead of a projection.
+
+    Example: roi import vllm result.json --hardware h100 --role teacher --dtype bf16
+    --params 8030261248 --out runs/h100
+    """
+    from .hardware import load_catalog
+    from .importers import ImportOptions, import_file
+    from .io import check_out_dir, dir_lock
+
+    opts = ImportOptions(hardware=hardware, role=role, model=model, dtype=dtype, params=params,
+                         device=device, batch_size=batch_size, seq_len=seq_len)
+    rows = import_file(tool, file, opts, load_catalog([]))
+    out_dir = check_out_dir(out)
+    from bench.results import JSONL, ResultsStore, row_key
+
+    with dir_lock(out_dir):
+        store = ResultsStore(out_dir)
+        for row in rows:
+            again = any(row_key(r) == row_key(row) for r in store.rows)
+            store.append(row)
+            print(f"imported {row['model']} ({row['role']}, {row['backend']}/{row['dtype']}, "
+                  f"batch {row['batch_size']}, {row['seq_len']} tokens) on {row['hardware']}: "
+                  f"latency {row['latency_ms_mean']:.4g} ms mean"
+                  + (f", tpot {row['tpot_ms']:.4g} ms" if row.get("tpot_ms") else "")
+                  + ("; replaces the row imported before for this configuration and hardware"
+                     if again else ""))
+    print(f"results: {out_dir / JSONL} (+ results.csv); roi plan --results {out_dir} ...")
 
 
 # ------------------------------------------------------------------------------ roi run / report
@@ -676,6 +732,39 @@ def _plan_llm(teacher: str, students: Optional[str], scenarios: list[str],
     print(f"plan: {out_dir / 'plan.yaml'}; report: {page} (+ report.md, figures/; plan.md)")
 
 
+# ------------------------------------------------------------------------------ extras
+# `pip install distill-roi` is the planner (plan, report, scenarios, hardware); a command that
+# runs models needs an extra of pyproject.toml. The one place that says which: up front from
+# the command's modules, and for a ModuleNotFoundError of a known module (hf: needs transformers).
+COMMAND_EXTRAS = {"bench": ("bench",), "loadtest": ("loadtest",), "distill": ("train",),
+                  "pilot": ("train",), "generate": ("train",), "run": ("bench", "train")}
+EXTRA_MODULES = {"bench": ("torch", "onnx", "onnxruntime", "psutil", "safetensors"),
+                 "loadtest": ("torch", "onnx", "onnxruntime", "psutil", "mlperf_loadgen"),
+                 "train": ("torch", "onnx", "onnxruntime", "psutil", "safetensors"),
+                 "hf": ("transformers",)}
+
+
+def _missing_extra(command: str, module: Optional[str] = None) -> Optional[str]:
+    """The one line naming the extra `roi COMMAND` lacks: for `module` (a ModuleNotFoundError's
+    name), else for the command's own modules; None when nothing known is missing."""
+    from importlib.util import find_spec
+
+    if module is not None:
+        top = module.split(".")[0]
+        extras = [x for x, mods in EXTRA_MODULES.items() if top in mods]
+        if not extras:
+            return None
+        own = [x for x in COMMAND_EXTRAS.get(command, ()) if top in EXTRA_MODULES[x]]
+        extras = own or extras[:1]
+    else:
+        extras = [x for x in COMMAND_EXTRAS.get(command, ())
+                  if any(find_spec(m) is None for m in EXTRA_MODULES[x])]
+        if not extras:
+            return None
+    what = f"the {' and '.join(extras)} extra{'s' if len(extras) > 1 else ''}"
+    return f"roi {command} needs {what}: pip install 'distill-roi[{','.join(extras)}]'"
+
+
 # subcommand -> the flag that resumes it (pilot resumes an existing --out by itself)
 RESUMABLE = {"bench": "--resume", "distill": "--resume", "generate": "--resume", "pilot": None}
 DEFAULT_OUT = {"bench": "bench", "generate": "generate", "pilot": "pilot",
@@ -687,9 +776,18 @@ def main(argv: list[str] | None = None) -> int:
     args = _with_out(list(sys.argv[1:] if argv is None else argv))
     try:
         check_path_args(args)
+        missing = _missing_extra(args[0]) if args and "--help" not in args else None
+        if missing:
+            raise InputError(missing)
         code = app(args=args, prog_name="roi", standalone_mode=False)
     except InputError as e:
         print(f"error: {e}", file=sys.stderr)
+        return 2
+    except ModuleNotFoundError as e:  # an optional module a command imports: name its extra
+        missing = _missing_extra(args[0] if args else "", e.name or "")
+        if not missing:
+            raise
+        print(f"error: {missing}", file=sys.stderr)
         return 2
     except typer.Abort:
         print("aborted", file=sys.stderr)

@@ -34,13 +34,33 @@ ROLES = ("teacher", "student")
 # interrupted: a load test cut short by Ctrl-C (bench/interrupt.py), kept as a partial row
 STATUSES = ("ok", "oom", "error", "timeout", "skipped", "interrupted")
 DTYPE_BYTES = {"fp32": 4, "fp16": 2, "bf16": 2, "int8": 1, "int4": 0.5}
+# torch's dtype names (and the spellings people write by habit) -> the table's
+DTYPE_ALIASES = {"float32": "fp32", "float": "fp32", "float16": "fp16", "half": "fp16",
+                 "bfloat16": "bf16", "qint8": "int8", "quint4x2": "int4"}
 # How a row's artifact generates tokens (bench/decode_export.py writes the same two names)
 KV_CACHE, RECOMPUTE = "kv-cache", "recompute"
 DECODE_MODES = (KV_CACHE, RECOMPUTE)
 # Latency spread when a hand-written table gives neither CV nor std: measured CPU latencies
 # on this project's machines range 0.05-0.5 (noisy neighbours); 0.25 is a middle, stated guess.
 DEFAULT_CV = 0.25
+IMPORTED = "imported"  # source of rows `roi import` wrote from another tool's results
 RAW_DIR = "raw"
+
+
+def normalise_dtype(value: object, where: str = "dtype") -> str:
+    """A dtype as the table spells it: fp32, fp16, bf16, int8 or int4, from those or torch's
+    names (float32, torch.bfloat16, half, ...), case-insensitive; InputError otherwise."""
+    text = str(value).strip()
+    name = _dtype_alias(text)
+    if name not in DTYPE_BYTES:
+        raise InputError(f"{where}: allowed {', '.join(DTYPE_BYTES)} (or torch's float32, "
+                         f"float16, bfloat16, ...); got {text!r}")
+    return name
+
+
+def _dtype_alias(text: str) -> str:
+    low = text.strip().lower().removeprefix("torch.")
+    return DTYPE_ALIASES.get(low, low)
 
 
 def read_table(path: str | Path) -> pd.DataFrame:
@@ -160,14 +180,16 @@ def loadgen_peaks(df: pd.DataFrame, catalog: Catalog, where: str = "results") ->
 
 def _measured_only(ok: pd.DataFrame, where: str) -> pd.DataFrame:
     """Rows bench projected (source = projected) or measured under load (loadgen) are no
-    service-time measurements: the planner calibrates on measured rows only."""
+    service-time measurements: the planner calibrates on measured rows only, and on rows
+    `roi import` took from another tool's measurement (source = imported)."""
     if "source" not in ok.columns:
         return ok
     # fillna first: pandas 3 keeps a missing value missing through astype(str)
     source = ok["source"].fillna("").astype(str).str.strip().str.lower()
-    keep = source.isin(["measured", "nan", "none", ""])
+    keep = source.isin(["measured", IMPORTED, "nan", "none", ""])
     if not keep.any():
-        raise InputError(f"{where}: source: no ok row is measured; allowed: measured (rows "
+        raise InputError(f"{where}: source: no ok row is measured; allowed: measured or "
+                         f"imported (roi import; rows "
                          f"marked {', '.join(sorted(set(source)))} are not measurements)")
     if not keep.all():
         log.info("%s: %d row(s) not measured (projected/loadgen) left out", where,
@@ -204,6 +226,9 @@ def _check_columns(df: pd.DataFrame, where: str) -> None:
 
 
 def _check_text(ok: pd.DataFrame, where: str) -> None:
+    dtype = ok["dtype"].fillna("").astype(str).str.strip()
+    known = dtype.map(_dtype_alias)
+    ok["dtype"] = dtype.where(~known.isin(list(DTYPE_BYTES)), known)  # float32 -> fp32, ...
     for col, allowed in (("role", ROLES), ("dtype", tuple(DTYPE_BYTES))):
         values = ok[col].fillna("").astype(str).str.strip()  # pandas 3: NaN stays NaN
         bad = values[~values.isin(allowed)]
@@ -295,7 +320,9 @@ def _machine(ok: pd.DataFrame) -> pd.Series:
         cpu = _text(row.get("env_cpu"))
         if not cpu:
             hw = _text(row.get("hardware"))
-            return f"hardware {hw}" if hw else f"unknown machine ({row.get('results_dir')})"
+            imported = _text(row.get("source")).lower() == IMPORTED
+            return (f"hardware {hw}" + (" (imported)" if imported else "") if hw
+                    else f"unknown machine ({row.get('results_dir')})")
         cores = row.get("env_logical_cpus")
         return cpu + (f" ({int(cores)} logical CPUs)" if _finite(cores) else "")
 
