@@ -81,7 +81,7 @@ def test_fuzz_numbers_bench_loadtest_pilot(capsys, case):
     _numeric_case(capsys, command, option, value)
 
 
-@fuzz_settings(20)
+@fuzz_settings(10)
 @given(case=_numeric_strategy(["plan"]))
 def test_fuzz_numbers_plan(capsys, case):
     (command, option), value = case
@@ -162,7 +162,7 @@ def _path_case(capsys, template: list[str], kind: str, where: str) -> None:
             assert code == 2, (args, err)  # refused up front, before any work
 
 
-@fuzz_settings(150)
+@fuzz_settings(100)
 @given(template=st.sampled_from(INPUT_PATHS), kind=st.sampled_from(PATH_KINDS))
 def test_fuzz_input_paths(capsys, template, kind):
     _path_case(capsys, template, kind, "input")

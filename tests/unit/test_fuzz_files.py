@@ -123,7 +123,7 @@ def mutated_table(draw) -> bytes:
     return buf.getvalue().encode()
 
 
-@fuzz_settings(20)
+@fuzz_settings(12)
 @given(table=mutated_table(), suffix=st.sampled_from([".csv", ".csv", ".jsonl"]))
 def test_fuzz_results_table(capsys, table, suffix):
     if suffix == ".jsonl":  # the same rows as bench's own JSON lines

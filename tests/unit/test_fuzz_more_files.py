@@ -74,7 +74,7 @@ DAMAGE = ["plan/plan.json", "plan/plan.yaml", "bench/results.csv"]
 
 
 @pytest.mark.slow
-@fuzz_settings(10)
+@fuzz_settings(5)
 @given(data=st.data(), target=st.sampled_from(DAMAGE))
 def test_fuzz_report_of_a_damaged_run_directory(capsys, run_dir, data, target):
     with tempfile.TemporaryDirectory() as tmp:
