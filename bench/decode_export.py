@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from roi.io import atomic_path
+from contracts.io import atomic_path
 
 DECODE_FP32_FILE, DECODE_INT8_FILE = "decode.onnx", "decode.int8.onnx"
 KV_CACHE, RECOMPUTE = "kv-cache", "recompute"  # the results table's decode_mode values

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from roi.io import write_text_atomic
+from contracts.io import write_text_atomic
 
 from .gate import REFERENCES, passes
 

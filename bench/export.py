@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from roi.io import atomic_path, write_json_atomic
+from contracts.io import atomic_path, write_json_atomic
 
 from .decode_export import DECODE_INT8_FILE, KV_CACHE, RECOMPUTE, build
 from .gate import save_windows

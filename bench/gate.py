@@ -101,7 +101,7 @@ def windows(split: str, seq_len: int, n: int, vocab_size: int | None = None,
 
 def save_windows(entry: Path, seq_len: int, vocab_size: int | None, family: str | None) -> str:
     """Test and calibration windows of one sequence length, cached in the export entry."""
-    from roi.io import atomic_path
+    from contracts.io import atomic_path
 
     name = f"gate-s{seq_len}.npz"
     path = entry / name

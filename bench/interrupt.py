@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import threading
 
-INTERRUPTED = "interrupted"  # the row status (bench.results.STATUSES)
+INTERRUPTED = "interrupted"  # the row status (contracts.results.STATUSES)
 
 
 class LoadtestInterrupted(KeyboardInterrupt):

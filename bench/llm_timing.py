@@ -49,9 +49,9 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import pandas as pd
 
-from roi.errors import InputError
+from contracts.errors import InputError
 from roi.hardware import load_catalog
-from roi.io import write_json_atomic, write_text_atomic
+from contracts.io import write_json_atomic, write_text_atomic
 from roi.llm_arch import LLMSpec, load_config
 from roi.llm_serving import CASES, load_assumptions, peak_flop_s, prefill_s, replica
 

@@ -35,14 +35,14 @@ from pathlib import Path
 
 import numpy as np
 
-from roi.errors import InputError
+from contracts.errors import InputError
 from roi.scenarios import MAX_QPS
 
 from . import env
 from .interrupt import (NO_SUMMARY, LoadgenInterrupted, LoadtestInterrupted, interrupted_fields,
                         start_test)
 from .measure import VARIANTS
-from .results import ResultsStore, row_key
+from contracts.results import ResultsStore, row_key
 
 log = logging.getLogger(__name__)
 
@@ -734,7 +734,7 @@ def predictions(s: LoadtestSettings, out: Path, after_idle_ms: np.ndarray | None
     from roi.loadcheck import predicted_peak_qps, predicted_quantile_ms
     from roi.sizing import ServiceTime
 
-    from .results import load_samples
+    from contracts.results import load_samples
 
     raw = load_samples(out, base["row_id"]).get("latency_ns")
     service = (ServiceTime.from_samples(raw / 1e6) if raw is not None and raw.size else

@@ -11,11 +11,11 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from roi.errors import InputError
+from contracts.errors import InputError
+from contracts.results import KEY_COLUMNS
 
 from . import env
 from .decode_export import KV_CACHE, RECOMPUTE, session_runner
-from .results import KEY_COLUMNS
 from .stats import summarize_ns, throughput
 from .timing import TimingSettings, time_calls, time_idle_calls, time_once_ms
 

@@ -21,8 +21,8 @@ from typing import Callable, Sequence
 import numpy as np
 import pandas as pd
 
-from roi.errors import InputError
-from roi.io import check_out_dir
+from contracts.errors import InputError
+from contracts.io import check_out_dir
 
 from . import env
 from .children import child_env, kill_on_interrupt
@@ -37,7 +37,7 @@ from .measure import (
     is_ort,
     measure,
 )
-from .results import KEY_COLUMNS, ResultsStore, load_samples
+from contracts.results import KEY_COLUMNS, ResultsStore, load_samples
 from .stats import speedup_ci, summarize_ns, throughput
 from .zoo import (
     DEFAULT_TEACHER, ModelSpec, builtin_config, layer_count, parse_spec, parse_students,
@@ -187,7 +187,7 @@ def run_plan(plan: SweepPlan, progress: Progress | None = None) -> pd.DataFrame:
     With several rounds the whole sweep repeats and each row pools the samples of its rounds:
     a configuration's samples then come from moments spread over the sweep, so the slow drift
     of a shared machine (seconds to minutes) averages out instead of landing on one row."""
-    from roi.io import dir_lock
+    from contracts.io import dir_lock
 
     with dir_lock(plan.out):  # a second bench on the same --out is refused, naming this one
         return _run_plan(plan, progress)
@@ -472,7 +472,7 @@ def speedup_table(out_dir: str | Path, df: pd.DataFrame) -> pd.DataFrame:
 
 
 def write_speedups(out_dir: Path, df: pd.DataFrame) -> None:
-    from roi.io import write_text_atomic
+    from contracts.io import write_text_atomic
 
     table = speedup_table(out_dir, df)
     if not table.empty:

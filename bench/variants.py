@@ -29,7 +29,7 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
-from roi.io import atomic_path
+from contracts.io import atomic_path
 
 log = logging.getLogger(__name__)
 

@@ -44,7 +44,7 @@ def _inject_fault(model: str) -> None:
 
 
 def main(job_path: str) -> int:
-    from roi.errors import InputError
+    from contracts.errors import InputError
 
     from .measure import BenchConfig, MeasureSettings, measure
     from .timing import TimingSettings

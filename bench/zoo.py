@@ -21,7 +21,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable
 
-from roi.errors import InputError
+from contracts.errors import InputError
 
 KINDS = ("builtin", "hf", "onnx", "ckpt", "config")
 

@@ -11,8 +11,8 @@ from typing import Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
-from roi.config import check_names, read_yaml
-from roi.errors import InputError
+from contracts.config import check_names, read_yaml
+from contracts.errors import InputError
 
 
 class TrainConfig(BaseModel):

@@ -21,8 +21,8 @@ from typing import Iterator
 
 import numpy as np
 
-from roi.config import read_text
-from roi.errors import InputError
+from contracts.config import read_text
+from contracts.errors import InputError
 
 DOC_SEPARATOR = 0  # NUL never occurs in source text; it marks document boundaries
 SPLITS = ("train", "val", "test")

@@ -36,9 +36,9 @@ from typing import Callable, Iterable, Literal, Optional
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from roi.config import read_text
-from roi.errors import InputError
-from roi.io import check_out_dir, dir_lock, has_content, write_json_atomic
+from contracts.config import read_text
+from contracts.errors import InputError
+from contracts.io import check_out_dir, dir_lock, has_content, write_json_atomic
 
 log = logging.getLogger(__name__)
 
@@ -123,7 +123,7 @@ _RUN_ONLY = ("device", "threads", "concurrency", "max_retries", "max_requests", 
 
 
 def make_generate_config(values: dict, where: str = "generate settings") -> GenerateConfig:
-    from roi.config import check_names
+    from contracts.config import check_names
 
     check_names(values, where)
     try:

@@ -7,7 +7,7 @@ for each evaluation budget N and then thrown away, measures exactly what a whole
 ends at, for several N, at about 1.2x the cost of the longest. Every curve shares one
 teacher-logit cache (the same batch stream), which the full distillation reuses afterwards.
 
-Rows (the roi.curves contract) are appended to DIR/pilot.csv as each curve finishes; a rerun
+Rows (the contracts.curves contract) are appended to DIR/pilot.csv as each curve finishes; a rerun
 skips the curves already there (resume).
 """
 
@@ -25,9 +25,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from roi.curves import PILOT_FILE, read_curves, recipe_digest, recipe_settings, to_frame
-from roi.errors import InputError
-from roi.io import write_text_atomic
+from contracts.curves import PILOT_FILE, read_curves, recipe_digest, recipe_settings, to_frame
+from contracts.errors import InputError
+from contracts.io import write_text_atomic
 
 from .config import TrainConfig
 from .data import build_splits, eval_windows, fingerprint

@@ -21,9 +21,9 @@ from pathlib import Path
 
 import yaml
 
-from roi.config import read_yaml, safe_load
-from roi.errors import InputError
-from roi.io import check_out_dir, dir_lock, has_content, write_json_atomic
+from contracts.config import read_yaml, safe_load
+from contracts.errors import InputError
+from contracts.io import check_out_dir, dir_lock, has_content, write_json_atomic
 
 from .config import TrainConfig, load_config
 from .trainer import METRICS_FILE, DistillResult, Progress, train

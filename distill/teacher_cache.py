@@ -35,7 +35,7 @@ from typing import Iterator
 import torch
 from torch import Tensor
 
-from roi.io import atomic_path
+from contracts.io import atomic_path
 
 from .losses import TopKTeacher, topk_teacher
 

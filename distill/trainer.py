@@ -22,8 +22,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from roi.errors import InputError
-from roi.io import atomic_path, write_json_atomic
+from contracts.errors import InputError
+from contracts.io import atomic_path, write_json_atomic
 
 from .checkpoint import save_checkpoint
 from .config import TrainConfig
@@ -657,7 +657,7 @@ def _finish(cfg, out: Path, student, teacher, data, data_fp, init, history, wall
         from bench.zoo import content_hash, parse_spec
 
         metrics["teacher"] = evaluate(teacher, test, token_bytes=token_bytes)
-        metrics["teacher_hash"] = content_hash(parse_spec(cfg.teacher))  # roi.curves reads it
+        metrics["teacher_hash"] = content_hash(parse_spec(cfg.teacher))  # contracts.curves reads it
         t_acc = metrics["teacher"]["accuracy"]  # 0 for an untrained teacher: no ratio
         metrics["retention_accuracy"] = metrics["student"]["accuracy"] / t_acc if t_acc else None
     save_checkpoint(student, out)

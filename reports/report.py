@@ -23,8 +23,8 @@ from typing import Any
 
 import pandas as pd
 
-from roi.errors import InputError
-from roi.io import atomic_path, write_text_atomic
+from contracts.errors import InputError
+from contracts.io import atomic_path, write_text_atomic
 
 from . import html, markdown
 from .document import Figure, Report
@@ -118,7 +118,7 @@ def _first(run: Path, names: tuple[str, ...]) -> Path | None:
 def _read_results(path: Path | None) -> pd.DataFrame | None:
     if path is None:
         return None
-    from roi.measurements import read_table
+    from contracts.results import read_table
 
     return read_table(path)
 

@@ -13,8 +13,8 @@ from typing import Optional
 
 import typer
 
-from .errors import InputError
-from .io import check_path_args
+from contracts.errors import InputError
+from contracts.io import check_path_args
 
 app = typer.Typer(
     add_completion=False,
@@ -189,7 +189,7 @@ def pilot(
 
     cfg, specs, budget, mode_list = pilot_settings(teacher, students, steps, points, modes,
                                                    config, parse_overrides(set_))
-    from .io import check_out_dir
+    from contracts.io import check_out_dir
 
     out_dir = str(check_out_dir(out or _default_out("pilot")))
     with pilot_progress() as progress:
@@ -280,7 +280,7 @@ def generate(
     from distill.generate import make_generate_config
     from distill.pipeline import parse_overrides
 
-    from .config import read_yaml
+    from contracts.config import read_yaml
 
     options = dict(teacher=teacher, prompts=prompts, num_prompts=num_prompts,
                    max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
@@ -507,7 +507,7 @@ def loadtest(
     out_dir = out or _default_out("loadtest")
     from pathlib import Path
 
-    from .io import check_out_dir
+    from contracts.io import check_out_dir
 
     check_out_dir(out_dir)
     from .console import print_loadtest_run
@@ -582,13 +582,13 @@ def import_command(
     """
     from .hardware import load_catalog
     from .importers import ImportOptions, import_file
-    from .io import check_out_dir, dir_lock
+    from contracts.io import check_out_dir, dir_lock
 
     opts = ImportOptions(hardware=hardware, role=role, model=model, dtype=dtype, params=params,
                          device=device, batch_size=batch_size, seq_len=seq_len)
     rows = import_file(tool, file, opts, load_catalog([]))
     out_dir = check_out_dir(out)
-    from bench.results import JSONL, ResultsStore, row_key
+    from contracts.results import JSONL, ResultsStore, row_key
 
     with dir_lock(out_dir):
         store = ResultsStore(out_dir)
@@ -696,7 +696,7 @@ def _plan_out_dir(out: Optional[str]):
     """roi plan's output directory, refused when it names an existing file."""
     from pathlib import Path
 
-    from .io import check_out_dir
+    from contracts.io import check_out_dir
 
     return check_out_dir(Path(out or _default_out("plan")))
 
@@ -712,7 +712,7 @@ def _plan_llm(teacher: str, students: Optional[str], scenarios: list[str],
     from reports.llm import llm_plan_markdown, llm_report
     from reports.report import write as write_report
 
-    from .io import write_json_atomic, write_text_atomic
+    from contracts.io import write_json_atomic, write_text_atomic
     from .llm_plan import llm_plan
 
     studs = [s.strip() for s in students.split(",") if s.strip()] if students else None

@@ -8,7 +8,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .errors import InputError
+from contracts.errors import InputError
+
 from .loadcheck import two_state_max_qps
 from .sizing import Method, ServiceTime, max_qps_per_replica
 

@@ -25,8 +25,8 @@ from typing import Optional
 import numpy as np
 import pandas as pd
 
-from .config import read_yaml, safe_load
-from .errors import InputError
+from contracts.config import read_yaml, safe_load
+from contracts.errors import InputError
 
 DEFAULT_PRICES = "api_prices.yaml"
 

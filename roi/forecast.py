@@ -1,5 +1,5 @@
 """Quality you can forecast: a student's held-out loss, accuracy and retention as a function of
-its training budget, fitted from pilot distillations (roi.curves).
+its training budget, fitted from pilot distillations (contracts.curves).
 
     pilot rows (final points of whole wsd runs) ──► loss law per (student, mode)
         ──► accuracy from loss (one map for every curve, the teacher as an anchor)
@@ -24,7 +24,7 @@ from typing import Optional
 import numpy as np
 import pandas as pd
 
-from .errors import InputError
+from contracts.errors import InputError
 
 Z90 = 1.2815515655446004  # standard normal 90th percentile: P10/P90 at mean ± Z90·sigma
 ALPHAS = np.linspace(0.02, 2.0, 199)  # the exponent grid of the variable projection
@@ -284,7 +284,8 @@ class Forecasts:
     batch_tokens: float
     longest_steps: int
     ignored: tuple[str, ...] = ()  # rows left out, and why
-    settings: dict = field(default_factory=dict)  # the pilots' recipe (roi.curves.RECIPE_KEYS)
+    # the pilots' recipe (contracts.curves.RECIPE_KEYS)
+    settings: dict = field(default_factory=dict)
     pilot_flops: float = math.nan  # compute every pilot curve spent, summed
     teacher_params: Optional[int] = None
 
@@ -296,7 +297,7 @@ class Forecasts:
 
 
 def build(table: pd.DataFrame, kappa_floor: Optional[dict[str, float]] = None) -> Forecasts:
-    """Forecasts from a pilot table (roi.curves): the final points of the most common recipe
+    """Forecasts from a pilot table (contracts.curves): the final points of the most common recipe
     among the pilots; every (model, mode) fitted, or its failure recorded."""
     final = table[table["phase"] == "final"]
     if final.empty:

@@ -24,8 +24,8 @@ from typing import Any, Iterable, Iterator, Literal, Optional
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from .config import iso_date, read_yaml, validate
-from .errors import InputError
+from contracts.config import iso_date, read_yaml, validate
+from contracts.errors import InputError
 
 log = logging.getLogger(__name__)
 

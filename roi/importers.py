@@ -1,7 +1,7 @@
 """Measurements users already have, as rows of the results table (source `imported`).
 
 `roi import vllm|optimum-benchmark|mlperf FILE --hardware NAME --role ROLE --out DIR` reads the
-result file of another tool and writes rows bench's own writer would (bench/results.py), naming
+result file of another tool and writes rows bench's own writer would (contracts/results.py), naming
 the catalog hardware they were measured on, so that `roi plan` costs that accelerator from the
 user's measurement instead of a projection from a CPU. Formats (each as its tool writes it):
 
@@ -26,7 +26,7 @@ decode_mode is kv-cache (vLLM and generate() decode with a cache). The whole-req
 (e2el, vLLM) is kept beside them as request_ms_* for the record; putting it in latency_ms_*
 would count the decode twice. batch_size is the concurrency the figures were measured at.
 
-Pure: no torch, no file writes (the `roi import` command writes through bench.results).
+Pure: no torch, no file writes (the `roi import` command writes through contracts.results).
 """
 
 from __future__ import annotations
@@ -35,8 +35,10 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import InputError
-from .measurements import IMPORTED, ROLES, normalise_dtype
+from contracts.errors import InputError
+from contracts.results import IMPORTED
+
+from .measurements import ROLES, normalise_dtype
 from .mlperf_log import finite as _finite
 from .mlperf_log import mlperf_summary, parse_mllog
 
@@ -125,8 +127,8 @@ def _check_latency(row: dict, where: str) -> None:
 # ------------------------------------------------------------------------------------- vLLM
 
 def _json(path: Path, tool: str) -> dict:
-    """The file's one JSON object (roi.config's reader: the same one-line refusals)."""
-    from .config import read_json_object
+    """The file's one JSON object (contracts.config's reader: the same one-line refusals)."""
+    from contracts.config import read_json_object
 
     return read_json_object(path, DOCS[tool])
 
@@ -290,7 +292,7 @@ def _optimum_dtype(value):
 # ---------------------------------------------------------------------------------- MLPerf
 
 def _mlperf(path: Path) -> list[dict]:
-    from .config import read_text
+    from contracts.config import read_text
 
     log = parse_mllog(read_text(path, DOCS["mlperf"]), path)
     s = mlperf_summary(log, path)

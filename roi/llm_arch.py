@@ -35,8 +35,8 @@ from typing import Any, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from .config import iso_date, read_json_object, read_yaml, validate
-from .errors import InputError
+from contracts.config import iso_date, read_json_object, read_yaml, validate
+from contracts.errors import InputError
 
 INT4_GROUP = 128
 # Bytes per parameter of the stored weights, per dtype (int4: 4 bits + fp16 scale and zero per

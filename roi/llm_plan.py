@@ -19,7 +19,8 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from .errors import InputError
+from contracts.errors import InputError
+
 from .hardware import Catalog, load_catalog
 from .llm_arch import LLMSpec, load_config, shipped, shipped_names
 from .llm_serving import (

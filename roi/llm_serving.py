@@ -35,9 +35,10 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
-from .config import read_yaml, validate
+from contracts.config import read_yaml, validate
+from contracts.errors import InputError
+
 from .cost import HOURS_PER_MONTH
-from .errors import InputError
 from .hardware import Catalog, Hardware, load_catalog
 from .llm_arch import LLMSpec, bytes_per_param
 

@@ -24,7 +24,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import InputError
+from contracts.errors import InputError
+
 from .sizing import ServiceTime, max_qps_per_replica, response_time_quantile_ms
 
 CONFIDENCE = 0.99  # LoadGen's early-stopping confidence (results.cc)

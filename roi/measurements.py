@@ -10,7 +10,6 @@ a catalog hardware entry through an explicit `hardware` column or its GPU's name
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import re
@@ -20,19 +19,18 @@ from typing import Iterable
 import numpy as np
 import pandas as pd
 
-from .errors import InputError
+from contracts.errors import InputError
+from contracts.results import IMPORTED, KEY_COLUMNS, STATUSES, load_samples, read_table
+
 from .hardware import Catalog
 
 log = logging.getLogger(__name__)
 
-KEY_COLUMNS = ("model", "role", "backend", "device", "dtype", "batch_size", "seq_len", "threads")
 REQUIRED_COLUMNS = ("model", "role", "backend", "dtype", "batch_size", "seq_len", "status",
                     "params")
 LATENCY_COLUMNS = ("latency_ms_mean", "latency_ms_p50")  # at least one of them
 FINGERPRINT_COLUMNS = ("env_cpu", "env_cores", "env_logical_cpus", "env_gpu")
 ROLES = ("teacher", "student")
-# interrupted: a load test cut short by Ctrl-C (bench/interrupt.py), kept as a partial row
-STATUSES = ("ok", "oom", "error", "timeout", "skipped", "interrupted")
 DTYPE_BYTES = {"fp32": 4, "fp16": 2, "bf16": 2, "int8": 1, "int4": 0.5}
 # torch's dtype names (and the spellings people write by habit) -> the table's
 DTYPE_ALIASES = {"float32": "fp32", "float": "fp32", "float16": "fp16", "half": "fp16",
@@ -43,8 +41,6 @@ DECODE_MODES = (KV_CACHE, RECOMPUTE)
 # Latency spread when a hand-written table gives neither CV nor std: measured CPU latencies
 # on this project's machines range 0.05-0.5 (noisy neighbours); 0.25 is a middle, stated guess.
 DEFAULT_CV = 0.25
-IMPORTED = "imported"  # source of rows `roi import` wrote from another tool's results
-RAW_DIR = "raw"
 
 
 def normalise_dtype(value: object, where: str = "dtype") -> str:
@@ -61,53 +57,6 @@ def normalise_dtype(value: object, where: str = "dtype") -> str:
 def _dtype_alias(text: str) -> str:
     low = text.strip().lower().removeprefix("torch.")
     return DTYPE_ALIASES.get(low, low)
-
-
-def read_table(path: str | Path) -> pd.DataFrame:
-    """A results table from a run directory, results.jsonl or results.csv (any .csv/.jsonl)."""
-    path = Path(path)
-    if path.is_dir():
-        found = [path / n for n in ("results.jsonl", "results.csv") if (path / n).is_file()]
-        if not found:
-            raise InputError(f"results directory {path} holds no results.jsonl or results.csv")
-        path = found[0]
-    if not path.is_file():
-        what = "is not a regular file" if path.exists() else "does not exist"
-        raise InputError(f"results file {path} {what}")
-    try:
-        if path.suffix == ".csv":
-            _check_complete(path)
-        if path.suffix == ".jsonl":
-            lines = path.read_text(encoding="utf-8").splitlines()
-            df = pd.DataFrame([json.loads(x) for x in lines if x.strip()])
-        elif path.suffix == ".csv":
-            df = pd.read_csv(path)
-        else:
-            raise InputError(f"results file {path}: allowed formats .csv, .jsonl or a run "
-                             f"directory; got {path.suffix or 'no suffix'}")
-    except (OSError, UnicodeDecodeError, ValueError, pd.errors.ParserError) as e:
-        if isinstance(e, InputError):
-            raise
-        raise InputError(f"results file {path} cannot be read: {str(e).splitlines()[0]}") from None
-    df["results_dir"] = str(path.parent)
-    df.attrs["where"] = str(path)
-    return df
-
-
-def _check_complete(path: Path) -> None:
-    """Refuse a CSV cut short: its last line holds fewer fields than the header and ends
-    without a newline (a copy or write that stopped part-way; its last cells would pass as
-    values, such as a p50 of 8 ms cut from 87.5)."""
-    import csv
-
-    text = path.read_text(encoding="utf-8")
-    if not text or text.endswith("\n"):
-        return
-    rows = list(csv.reader(text.splitlines()))
-    if len(rows) > 1 and len(rows[-1]) < len(rows[0]):
-        raise InputError(f"results file {path} looks truncated: its last line (row "
-                         f"{len(rows) - 1}) has {len(rows[-1])} of {len(rows[0])} columns and no "
-                         "line end; copy it again or rerun the bench")
 
 
 def prepare(df: pd.DataFrame, catalog: Catalog, where: str = "results") -> pd.DataFrame:
@@ -365,11 +314,8 @@ def raw_latency_ms(row: pd.Series) -> np.ndarray | None:
     rid, folder = _text(row.get("row_id")), _text(row.get("results_dir"))
     if not rid or not folder:
         return None
-    path = Path(folder) / RAW_DIR / f"{rid}.npz"
-    if not path.is_file():
-        return None
-    with np.load(path, allow_pickle=False) as data:
-        return data["latency_ns"] / 1e6 if "latency_ns" in data.files else None
+    latency_ns = load_samples(folder, rid).get("latency_ns")
+    return None if latency_ns is None else latency_ns / 1e6
 
 
 def _text(value) -> str:

@@ -30,8 +30,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from contracts.errors import InputError
+
 from .cost import HOURS_PER_MONTH
-from .errors import InputError
 
 MIB = 2**20
 GIB = 2**30

@@ -10,7 +10,7 @@ import json
 import math
 from pathlib import Path
 
-from .errors import InputError
+from contracts.errors import InputError
 
 MLLOG = ":::MLLOG"
 

@@ -17,8 +17,9 @@ from typing import Optional
 
 import numpy as np
 
+from contracts.errors import InputError
+
 from .datagen_cost import DataGenCost, DataGenInputs
-from .errors import InputError
 
 Z90 = 1.2815515655446004  # standard normal 90th percentile: P10/P90 -> sigma
 

@@ -24,17 +24,19 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from contracts.curves import CurvesArg, finite, load_curves
+from contracts.errors import InputError
+from contracts.io import write_json_atomic, write_text_atomic
+from contracts.results import read_table
+
 from .datagen_cost import DataGenCost, generation_cost, teacher_generation_rates
 from .decision import Criterion, Decision, Outcome, changes, criteria, decide, weigh
 from .edge import edge_section
-from .errors import InputError
 from .fleet import Assumptions, best_per_hardware, best_per_model, scenario_grid
 from .hardware import Catalog, load_catalog
-from .io import write_json_atomic, write_text_atomic
-from .measurements import load_results, loadgen_peaks, merge, prepare, read_table
+from .measurements import load_results, loadgen_peaks, merge, prepare
 from .budget import BudgetChoice
 from .budget import choose as choose_budget
-from .curves import CurvesArg, finite, load_curves
 from .forecast import Forecasts
 from .forecast import build as build_forecasts
 from .forecast import record as forecast_record
@@ -191,7 +193,7 @@ def plan(results: ResultsArg, scenario: ScenarioArg, *,
     counts only in a scenario whose outcome the student changes (roi.decision.weigh).
 
     pilot: pilot curves (roi pilot's pilot.csv, a distillation's metrics.json, or a DataFrame
-    of the roi.curves contract): retention is forecast from them per training budget and the
+    of the contracts.curves contract): retention is forecast from them per training budget and the
     budget becomes a decision (the fewest steps, up to max_steps [default: REACH x the longest
     pilot], whose P10 reaches the threshold). report_steps: budgets whose forecast the plan
     records too (roi run's own).
@@ -849,7 +851,7 @@ def write_plan(p: Plan, out_dir: str | Path) -> tuple[Path, Path]:
 
 def read_plan(path: str | Path) -> dict:
     """A plan.yaml or plan.json back as data."""
-    from .config import read_yaml
+    from contracts.config import read_yaml
 
     data = read_yaml(path, "plan")  # JSON is YAML
     if not isinstance(data, dict) or data.get("version") != PLAN_VERSION:

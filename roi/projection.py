@@ -48,7 +48,8 @@ from typing import Optional
 import numpy as np
 import pandas as pd
 
-from .errors import InputError
+from contracts.errors import InputError
+
 from .hardware import Hardware
 
 log = logging.getLogger(__name__)

@@ -17,8 +17,9 @@ from typing import TYPE_CHECKING, Callable, Optional
 
 import pandas as pd
 
-from .curves import finite
-from .errors import InputError
+from contracts.curves import finite
+from contracts.errors import InputError
+
 from .retention import RetentionBand, band_for
 
 if TYPE_CHECKING:

@@ -25,8 +25,8 @@ from typing import Any, Literal, Optional, Sequence
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from .config import iso_date, read_json_object, read_yaml, validate
-from .errors import InputError
+from contracts.config import iso_date, read_json_object, read_yaml, validate
+from contracts.errors import InputError
 
 # (compression ratio, low, high): the seed's table; ratio 1 anchors the teacher at 100%.
 SEED_PRIORS: tuple[tuple[float, float, float], ...] = (

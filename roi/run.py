@@ -37,8 +37,9 @@ from typing import Any, Callable, ContextManager, Optional
 
 import yaml
 
-from .errors import InputError
-from .io import dir_lock, has_content, write_json_atomic, write_text_atomic
+from contracts.errors import InputError
+from contracts.io import dir_lock, has_content, write_json_atomic, write_text_atomic
+
 from .runconfig import RunConfig, check, load_run_config, resolved
 
 log = logging.getLogger(__name__)
@@ -165,7 +166,7 @@ def _pilot_students(settings: dict) -> list[str]:
 
 
 def step_pilot(run: Run) -> None:
-    from .curves import PILOT_FILE, to_frame
+    from contracts.curves import PILOT_FILE, to_frame
 
     s = run.settings
     why = pilot_skip_reason(s)
@@ -296,12 +297,12 @@ def open_run(config: RunConfig, out: str | Path, profile: str = "default",
     other settings."""
     settings = resolved(config, profile)
     check(settings)
-    from .io import check_out_dir
+    from contracts.io import check_out_dir
 
     out = check_out_dir(out)  # a file, a file above it, an unwritable place: one line
     saved = out / RUN_FILE
     if saved.is_file():
-        from .config import read_yaml
+        from contracts.config import read_yaml
 
         _same_settings(read_yaml(saved, "run settings"), settings, out)
     elif has_content(out):

@@ -22,8 +22,8 @@ from typing import Any, Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, field_validator
 
-from .config import read_yaml, validate
-from .errors import InputError
+from contracts.config import read_yaml, validate
+from contracts.errors import InputError
 
 PRESET_SCENARIOS = ("cloud-batch", "real-time-api", "mobile-on-device", "embedded-iot",
                     "multi-model")

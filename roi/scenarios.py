@@ -15,8 +15,9 @@ from typing import Any, Literal, Optional, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from .config import read_yaml, validate
-from .errors import InputError
+from contracts.config import read_yaml, validate
+from contracts.errors import InputError
+
 from .hardware import NAME_PATTERN, Catalog, load_catalog
 
 SECONDS_PER_DAY = 86_400

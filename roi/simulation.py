@@ -14,7 +14,7 @@ from bisect import bisect_right
 
 import numpy as np
 
-from .errors import InputError
+from contracts.errors import InputError
 
 
 def simulate_response_ms(service_ms: np.ndarray, qps: float, *, servers: int = 1,

@@ -30,7 +30,7 @@ from typing import Literal
 
 import numpy as np
 
-from .errors import InputError
+from contracts.errors import InputError
 
 Method = Literal["cramer-lundberg", "allen-cunneen"]
 METHODS = ("cramer-lundberg", "allen-cunneen")

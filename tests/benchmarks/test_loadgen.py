@@ -48,7 +48,7 @@ from bench.loadgen import (
     real_inputs,
     run_one,
 )
-from bench.results import ResultsStore, load_samples
+from contracts.results import ResultsStore, load_samples
 from bench.timing import TimingSettings, time_after_idle, time_calls, time_idle_calls
 from roi.cost import evaluate
 from roi.loadcheck import (

@@ -10,7 +10,7 @@ import torch
 import yaml
 
 from roi.cli import main
-from roi.io import LOCK_FILE
+from contracts.io import LOCK_FILE
 
 from ..conftest import TINY, TINY_B
 from .test_trainer import _cfg, corpus  # noqa: F401  (module-scoped fixture)
@@ -172,7 +172,7 @@ def test_a_duplicate_key_in_scenario_or_hardware_yaml_is_refused(tmp_path, capsy
 
 def test_a_truncated_train_state_on_resume_is_one_line(tmp_path, corpus):  # noqa: F811
     from distill.trainer import STATE_FILE, train
-    from roi.errors import InputError
+    from contracts.errors import InputError
 
     cfg = _cfg(corpus, steps=2, eval_every=2, ckpt_every=1)
     train(cfg, tmp_path / "run")
@@ -187,7 +187,7 @@ def test_a_truncated_train_state_on_resume_is_one_line(tmp_path, corpus):  # noq
 @pytest.mark.parametrize("content", [b"", BINARY, "torch-list"])
 def test_read_state_names_any_damage(tmp_path, content):
     from distill.trainer import read_state
-    from roi.errors import InputError
+    from contracts.errors import InputError
 
     path = tmp_path / "train_state.pt"
     if content == "torch-list":

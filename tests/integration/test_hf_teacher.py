@@ -8,7 +8,7 @@ import torch
 
 from distill.pipeline import distill
 from distill.trainer import train
-from roi.errors import InputError
+from contracts.errors import InputError
 
 from .test_trainer import _cfg, corpus  # noqa: F401  (corpus is a fixture)
 

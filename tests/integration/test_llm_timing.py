@@ -15,7 +15,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
 from bench import llm_timing as lt  # noqa: E402
-from roi.errors import InputError  # noqa: E402
+from contracts.errors import InputError  # noqa: E402
 from roi.llm_arch import load_config, shipped_names  # noqa: E402
 
 MEASURED = ("ttft_ms", "ttft_ms_min", "ttft_ms_max", "tpot_ms", "tpot_ms_p10", "tpot_ms_p90",

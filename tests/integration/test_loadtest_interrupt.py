@@ -52,9 +52,10 @@ def test_sigint_mid_loadtest_writes_an_interrupted_row_and_exits_130(tmp_path):
 def test_an_interrupted_row_is_never_planned_on():
     import pandas as pd
 
-    from roi.errors import InputError
+    from contracts.errors import InputError
     from roi.hardware import load_catalog
-    from roi.measurements import STATUSES, prepare
+    from contracts.results import STATUSES
+    from roi.measurements import prepare
 
     assert "interrupted" in STATUSES
     df = pd.DataFrame([{"model": TINY, "role": "teacher", "backend": "torch", "dtype": "fp32",

@@ -11,8 +11,8 @@ import pytest
 from distill.config import make_config
 from distill.pilot import curve, default_points, pilot, setup
 from distill.trainer import lr_at, train
-from roi.curves import read_curves
-from roi.errors import InputError
+from contracts.curves import read_curves
+from contracts.errors import InputError
 
 STUDENT = "builtin:n_layer=1,n_embd=32,n_head=2,block_size=32"
 

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 import bench
-from bench.results import load_samples, read_results
+from contracts.results import load_samples, read_table
 from bench.worker import FAULT_ENV
-from roi.errors import InputError
+from contracts.errors import InputError
 
 from ..conftest import TINY, TINY_B
 
@@ -55,7 +55,7 @@ def test_raw_samples_and_speedups_are_written(sweep):
         idle = samples["after_idle_ns"]  # calls after idle gaps, for the two-state sizing
         assert len(idle) == row["after_idle_n"] >= 3 and row["after_idle_gap_ms"] >= 5
         assert np.median(idle / 1e6) == pytest.approx(row["after_idle_ms_p50"])
-    sp = read_results(out / "speedups.csv")
+    sp = read_table(out / "speedups.csv")
     assert len(sp) == 3 and (sp["speedup_ci95_low"] <= sp["speedup_p50"]).all()
     assert ((out / "results.jsonl").read_text().count("\n")) == 6
 

@@ -12,7 +12,7 @@ from safetensors.torch import load_file
 
 from distill.config import load_config, make_config
 from distill.trainer import STATE_FILE, TrainingDiverged, train
-from roi.errors import InputError
+from contracts.errors import InputError
 
 TINY = "builtin:n_layer=2,n_embd=32,n_head=2,block_size=32"
 

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from roi.budget import choose, nice_steps
-from roi.curves import to_frame
-from roi.errors import InputError
+from contracts.curves import to_frame
+from contracts.errors import InputError
 from roi.forecast import build
 from roi.payback import OneTimeCost
 from roi.planner import plan

@@ -1,10 +1,10 @@
-"""roi/config.py's shared readers: duplicate YAML keys refused, binary files and wrong kinds of
-path named in one line (issue 18)."""
+"""contracts/config.py's shared readers: duplicate YAML keys refused, binary files and wrong
+kinds of path named in one line (issue 18)."""
 
 import pytest
 
-from roi.config import read_json_object, read_text, read_yaml, safe_load
-from roi.errors import InputError
+from contracts.config import read_json_object, read_text, read_yaml, safe_load
+from contracts.errors import InputError
 
 
 @pytest.mark.parametrize("text,key,line", [
@@ -55,9 +55,9 @@ def test_every_yaml_reader_goes_through_read_yaml():
 
     root = pathlib.Path(__file__).resolve().parents[2]
     own = []
-    for package in ("roi", "bench", "distill", "reports"):
+    for package in ("contracts", "roi", "bench", "distill", "reports"):
         for path in (root / package).rglob("*.py"):
-            if path.name == "config.py" and path.parent.name == "roi":
+            if path.name == "config.py" and path.parent.name == "contracts":
                 continue
             if re.search(r"yaml\.(safe_)?load\(", path.read_text()):
                 own.append(str(path.relative_to(root)))

@@ -11,7 +11,7 @@ from roi.cost import (
     HOURS_PER_MONTH, evaluate, fleet_cost, monthly_cost_usd, replicas_needed, usd_per_1m_requests,
     usd_per_1m_tokens,
 )
-from roi.errors import InputError
+from contracts.errors import InputError
 
 
 def test_hand_computed_case_from_the_issue():

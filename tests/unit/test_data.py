@@ -5,7 +5,7 @@ import pytest
 
 from distill.data import (DOC_SEPARATOR, BatchSampler, DataConfig, build_splits, eval_windows,
                           fingerprint, split_of, stdlib_documents)
-from roi.errors import InputError
+from contracts.errors import InputError
 
 
 def test_stdlib_corpus_is_real_code_without_tests():

@@ -13,7 +13,7 @@ from roi.datagen_cost import (
     load_api_prices,
     teacher_generation_rates,
 )
-from roi.errors import InputError
+from contracts.errors import InputError
 from roi.payback import Bands, Roi, RoiInputs, monte_carlo, one_time_cost, tornado
 
 

@@ -7,10 +7,10 @@ import sys
 
 import pytest
 
-from roi.errors import InputError
-from roi.io import LOCK_FILE, dir_lock, has_content
+from contracts.errors import InputError
+from contracts.io import LOCK_FILE, dir_lock, has_content
 
-HOLD = ("import sys, time; from roi.io import dir_lock\n"
+HOLD = ("import sys, time; from contracts.io import dir_lock\n"
         "with dir_lock(sys.argv[1]):\n"
         "    print('locked', flush=True); time.sleep(60)\n")
 

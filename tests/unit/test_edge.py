@@ -8,7 +8,7 @@ from roi.edge import (
     CHEAPER, NO_CHANGE, RUNS_AT_ALL, device_row, edge_answer, edge_section, energy_wh_per_1k,
     side_by_side, usable_memory_mib,
 )
-from roi.errors import InputError
+from contracts.errors import InputError
 from roi.hardware import Hardware, shipped_catalog
 from roi.scenarios import parse_scenarios, presets
 

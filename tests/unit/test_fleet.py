@@ -3,7 +3,7 @@ import pandas as pd
 import pytest
 
 from roi.cost import evaluate
-from roi.errors import InputError
+from contracts.errors import InputError
 from roi.fleet import Assumptions, best_per_hardware, best_per_model, scenario_grid
 from roi.hardware import load_catalog
 from roi.measurements import merge, prepare

@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from roi.curves import to_frame
-from roi.errors import InputError
+from contracts.curves import to_frame
+from contracts.errors import InputError
 from roi.forecast import (
     CannotFit,
     Calibration,

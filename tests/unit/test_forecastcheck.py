@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from roi.curves import to_frame
+from contracts.curves import to_frame
 from roi.forecastcheck import measured_steps_to, score
 
 BATCH = 4096.0

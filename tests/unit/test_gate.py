@@ -8,7 +8,7 @@ import pytest
 from bench.deploy import deploy_as_table, to_markdown
 from bench.gate import INT4, INT8, TOLERANCES, judge
 from bench.measure import DEPLOY_VARIANTS, VARIANTS
-from roi.errors import InputError
+from contracts.errors import InputError
 from roi.hardware import load_catalog
 from roi.measurements import prepare
 from roi.planner import plan

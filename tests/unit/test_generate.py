@@ -9,7 +9,7 @@ import torch
 
 from distill.api_teacher import parse_response, retry_delay_s
 from distill.generate import SampleLog, file_prompts, make_generate_config, pick_tokens
-from roi.errors import InputError
+from contracts.errors import InputError
 
 
 def test_pick_tokens_samples_the_nucleus_by_inverse_cdf():

@@ -5,7 +5,7 @@ import sys
 import pytest
 
 from roi.cli import main
-from roi.errors import InputError
+from contracts.errors import InputError
 from roi.hardware import FIGURES, load_catalog, shipped_catalog
 
 ISSUE_DEVICES = {

@@ -7,6 +7,7 @@ ALLOWED lists today's violations, each with the move that removes it; it only sh
 that no longer names a violation fails the test, so each fix deletes its line."""
 
 import ast
+import functools
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -26,41 +27,6 @@ HEAVY = {"torch", "onnx", "onnxscript", "onnxruntime", "mlperf_loadgen", "transf
          "safetensors", "psutil"}
 
 ALLOWED = {  # "importer -> imported": why it is here and the step that removes it
-    # shared helpers in roi/ used by every package: -> contracts/ (step 2)
-    "bench.decode_export -> roi.io": "roi.io -> contracts",
-    "bench.deploy -> roi.io": "roi.io -> contracts",
-    "bench.export -> roi.io": "roi.io -> contracts",
-    "bench.gate -> roi.io": "roi.io -> contracts",
-    "bench.llm_timing -> roi.errors": "roi.errors -> contracts",
-    "bench.llm_timing -> roi.io": "roi.io -> contracts",
-    "bench.loadgen -> roi.errors": "roi.errors -> contracts",
-    "bench.measure -> roi.errors": "roi.errors -> contracts",
-    "bench.results -> roi.config": "roi.config readers -> contracts",
-    "bench.results -> roi.errors": "roi.errors -> contracts",
-    "bench.results -> roi.io": "roi.io -> contracts",
-    "bench.results -> roi.measurements": "results-table constants and reader -> contracts",
-    "bench.sweep -> roi.errors": "roi.errors -> contracts",
-    "bench.variants -> roi.io": "roi.io -> contracts",
-    "bench.sweep -> roi.io": "roi.io -> contracts",
-    "bench.worker -> roi.errors": "roi.errors -> contracts",
-    "bench.zoo -> roi.errors": "roi.errors -> contracts",
-    "distill.checkpoint -> roi.io": "roi.io -> contracts",
-    "distill.config -> roi.config": "roi.config readers -> contracts",
-    "distill.config -> roi.errors": "roi.errors -> contracts",
-    "distill.data -> roi.config": "roi.config readers -> contracts",
-    "distill.data -> roi.errors": "roi.errors -> contracts",
-    "distill.generate -> roi.config": "roi.config readers -> contracts",
-    "distill.generate -> roi.errors": "roi.errors -> contracts",
-    "distill.generate -> roi.io": "roi.io -> contracts",
-    "distill.pilot -> roi.curves": "pilot-curves contract -> contracts",
-    "distill.pilot -> roi.errors": "roi.errors -> contracts",
-    "distill.pilot -> roi.io": "roi.io -> contracts",
-    "distill.pipeline -> roi.config": "roi.config readers -> contracts",
-    "distill.pipeline -> roi.errors": "roi.errors -> contracts",
-    "distill.pipeline -> roi.io": "roi.io -> contracts",
-    "distill.teacher_cache -> roi.io": "roi.io -> contracts",
-    "distill.trainer -> roi.errors": "roi.errors -> contracts",
-    "distill.trainer -> roi.io": "roi.io -> contracts",
     # planner knowledge bench reads: the model architectures and catalogs (step 3)
     "bench.llm_timing -> roi.hardware": "GPU catalog for LLM timing; a check above both",
     "bench.llm_timing -> roi.llm_arch": "LLM architecture specs, read by bench and the planner",
@@ -119,6 +85,7 @@ def imported_names(name: str, path: Path):
             yield from (f"{base}.{alias.name}" for alias in node.names)
 
 
+@functools.cache  # read once per session (every test below reads it)
 def graph() -> tuple[dict[str, set[str]], dict[str, set[str]]]:
     """module -> the project's modules it imports, and module -> third-party tops it imports."""
     found = modules()

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from roi.errors import InputError
+from contracts.errors import InputError
 from roi.llm_arch import (
     INT4_GROUP,
     from_hf_config,

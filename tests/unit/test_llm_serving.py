@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from roi.errors import InputError
+from contracts.errors import InputError
 from roi.hardware import load_catalog
 from roi.llm_arch import shipped
 from roi.llm_plan import default_students, llm_comparison

@@ -20,8 +20,8 @@ from bench.loadgen import (
     real_inputs,
     run_one,
 )
-from bench.results import ResultsStore, load_samples
-from roi.errors import InputError
+from contracts.results import ResultsStore, load_samples
+from contracts.errors import InputError
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "loadgen"
 

@@ -3,7 +3,7 @@ import math
 import pandas as pd
 import pytest
 
-from roi.errors import InputError
+from contracts.errors import InputError
 from roi.memory import (
     DEFAULT_RUNTIME_MIB, GIB, MIB, Item, device_usd_per_hour, first_fit_decreasing, fit_verdict,
     layer_width, memory_limit_mib, memory_need, packed_bins, replica_items,

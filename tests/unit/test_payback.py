@@ -1,6 +1,6 @@
 import pytest
 
-from roi.errors import InputError
+from contracts.errors import InputError
 from roi.payback import Bands, Roi, RoiInputs, monte_carlo, one_time_cost, tornado
 
 

@@ -3,7 +3,7 @@ import math
 import numpy as np
 import pytest
 
-from roi.errors import InputError
+from contracts.errors import InputError
 from roi.hardware import load_catalog
 from roi.measurements import prepare
 from roi.projection import (

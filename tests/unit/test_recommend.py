@@ -3,7 +3,7 @@ import math
 import pandas as pd
 import pytest
 
-from roi.errors import InputError
+from contracts.errors import InputError
 from roi.recommend import candidates, check_threshold, recommend
 
 TEACHER = 10_000_000

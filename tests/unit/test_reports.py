@@ -15,7 +15,7 @@ import reports
 import roi
 from reports import fmt, html, markdown
 from reports.document import Figure
-from roi.errors import InputError
+from contracts.errors import InputError
 from roi.planner import write_plan
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"

@@ -2,7 +2,7 @@ import json
 
 import numpy as np
 
-from bench.results import JSONL, KEY_COLUMNS, ResultsStore, load_samples, read_results
+from contracts.results import JSONL, KEY_COLUMNS, ResultsStore, load_samples, read_table
 
 
 def _row(model="m", status="ok", p50=1.0):
@@ -17,7 +17,7 @@ def test_append_writes_jsonl_and_csv_atomically(tmp_path):
     lines = (tmp_path / JSONL).read_text().splitlines()
     assert [json.loads(x)["model"] for x in lines] == ["m", "n"]
     assert json.loads(lines[0])["flops_per_sample"] is None  # NaN stored as null
-    df = read_results(tmp_path / "results.csv")
+    df = read_table(tmp_path / "results.csv")
     assert list(df.columns[: len(KEY_COLUMNS)]) == list(KEY_COLUMNS)
     assert not list(tmp_path.glob("*.tmp")) and not list(tmp_path.glob(".*tmp"))
     rid = json.loads(lines[0])["row_id"]
@@ -32,7 +32,7 @@ def test_resume_keys_and_retried_rows_replace_failures(tmp_path):
     done = {k[0] for k in reopened.done_keys()}
     assert done == {"ok-model"}  # a timeout is retried on --resume
     reopened.append(_row("bad-model", status="ok", p50=2.0))
-    df = read_results(tmp_path)
+    df = read_table(tmp_path)
     assert len(df) == 2
     assert df.set_index("model").loc["bad-model", "status"] == "ok"
 

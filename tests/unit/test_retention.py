@@ -5,7 +5,7 @@ import re
 import pytest
 import yaml
 
-from roi.errors import InputError
+from contracts.errors import InputError
 from roi.retention import (
     ReferencePair, band_for, load_references, measured_band, nearby_references,
     parse_metrics_args, prior_band, read_metrics_retention, reference_pairs,

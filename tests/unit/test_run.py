@@ -10,7 +10,7 @@ from dataclasses import replace
 import pytest
 import yaml
 
-from roi.errors import InputError
+from contracts.errors import InputError
 from roi.run import STEPS, Run, Step, execute, open_run, read_state, summary_line
 from roi.runconfig import RunConfig, load_run_config, resolved
 

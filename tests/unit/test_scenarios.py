@@ -5,7 +5,7 @@ import pytest
 import yaml
 
 from roi.cli import main
-from roi.errors import InputError
+from contracts.errors import InputError
 from roi.hardware import load_catalog, shipped_catalog
 from roi.scenarios import load_scenario, load_scenarios, presets
 

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from roi.errors import InputError
+from contracts.errors import InputError
 from roi.simulation import (
     batch_response_ms,
     simulate_batching_ms,

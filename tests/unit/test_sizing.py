@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from roi.cost import replicas_needed
-from roi.errors import InputError
+from contracts.errors import InputError
 from roi.simulation import _fcfs_c, _lindley, simulated_max_qps, simulated_quantile_ms
 from roi.sizing import (
     ServiceTime, _batch_wait, _eta_top, _heavy_traffic_eta, _lundberg_root, _root_start,

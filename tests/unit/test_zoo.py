@@ -6,7 +6,7 @@ import torch
 from bench.zoo import (AUTO_STUDENTS, builtin_config, content_hash, load_torch, parse_spec,
                        parse_students)
 from distill.checkpoint import load_checkpoint, save_checkpoint
-from roi.errors import InputError
+from contracts.errors import InputError
 
 
 def test_builtin_presets_and_overrides():

@@ -1,8 +1,10 @@
-"""The results table: one row per configuration, kept as results.jsonl and results.csv.
+"""The results table (bench -> roi): one row per configuration, kept as results.jsonl and
+results.csv; its columns, statuses and raw-sample layout, its one writer and its one reader.
 
 results.jsonl is the source of truth; results.csv is rewritten beside it. Every append rewrites
 both atomically (temp file + os.replace), so an interrupted sweep leaves complete files that
 `--resume` continues from. Raw per-call samples go to raw/<row_id>.npz (numpy, no pickle).
+A user may write the same table by hand; the planner reads either with `read_table`.
 """
 
 from __future__ import annotations
@@ -15,8 +17,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from roi.io import atomic_path, write_text_atomic
-from roi.measurements import IMPORTED
+from .errors import InputError
+from .io import atomic_path, write_text_atomic
 
 KEY_COLUMNS = ("model", "role", "backend", "device", "dtype", "batch_size", "seq_len", "threads")
 MEASURED_COLUMNS = (
@@ -39,6 +41,7 @@ STATUSES = ("ok", "oom", "error", "timeout", "skipped", "interrupted")
 LOADGEN_KEY_COLUMNS = ("loadgen_scenario", "loadgen_mode", "loadgen_target_qps",
                        "loadgen_latency_bound_ms")
 JSONL, CSV, RAW_DIR = "results.jsonl", "results.csv", "raw"
+IMPORTED = "imported"  # source of rows `roi import` wrote from another tool's results
 
 
 def row_id(key: tuple) -> str:
@@ -73,8 +76,7 @@ def _clean(value):
 def read_rows(path: Path) -> list[dict]:
     """The rows of a results.jsonl; a damaged file (binary, a torn or foreign line) is one
     InputError naming it and the line, never a traceback and never silently half-read."""
-    from roi.config import read_text
-    from roi.errors import InputError
+    from .config import read_text
 
     rows = []
     for i, line in enumerate(read_text(path, "results").splitlines(), 1):
@@ -165,11 +167,48 @@ def load_samples(out_dir: str | Path, rid: str) -> dict[str, np.ndarray]:
         return {k: data[k] for k in data.files}
 
 
-def read_results(path: str | Path) -> pd.DataFrame:
-    """A results table from a run directory, results.jsonl or results.csv."""
+def read_table(path: str | Path) -> pd.DataFrame:
+    """A results table from a run directory, results.jsonl or results.csv (any .csv/.jsonl)."""
     path = Path(path)
     if path.is_dir():
-        path = path / JSONL
-    if path.suffix == ".jsonl":
-        return to_frame([json.loads(x) for x in path.read_text().splitlines() if x])
-    return pd.read_csv(path)
+        found = [path / n for n in (JSONL, CSV) if (path / n).is_file()]
+        if not found:
+            raise InputError(f"results directory {path} holds no {JSONL} or {CSV}")
+        path = found[0]
+    if not path.is_file():
+        what = "is not a regular file" if path.exists() else "does not exist"
+        raise InputError(f"results file {path} {what}")
+    try:
+        if path.suffix == ".csv":
+            _check_complete(path)
+        if path.suffix == ".jsonl":
+            lines = path.read_text(encoding="utf-8").splitlines()
+            df = pd.DataFrame([json.loads(x) for x in lines if x.strip()])
+        elif path.suffix == ".csv":
+            df = pd.read_csv(path)
+        else:
+            raise InputError(f"results file {path}: allowed formats .csv, .jsonl or a run "
+                             f"directory; got {path.suffix or 'no suffix'}")
+    except (OSError, UnicodeDecodeError, ValueError, pd.errors.ParserError) as e:
+        if isinstance(e, InputError):
+            raise
+        raise InputError(f"results file {path} cannot be read: {str(e).splitlines()[0]}") from None
+    df["results_dir"] = str(path.parent)
+    df.attrs["where"] = str(path)
+    return df
+
+
+def _check_complete(path: Path) -> None:
+    """Refuse a CSV cut short: its last line holds fewer fields than the header and ends
+    without a newline (a copy or write that stopped part-way; its last cells would pass as
+    values, such as a p50 of 8 ms cut from 87.5)."""
+    import csv
+
+    text = path.read_text(encoding="utf-8")
+    if not text or text.endswith("\n"):
+        return
+    rows = list(csv.reader(text.splitlines()))
+    if len(rows) > 1 and len(rows[-1]) < len(rows[0]):
+        raise InputError(f"results file {path} looks truncated: its last line (row "
+                         f"{len(rows) - 1}) has {len(rows[-1])} of {len(rows[0])} columns and no "
+                         "line end; copy it again or rerun the bench")
