@@ -9,7 +9,7 @@ for every new token. What ships for generation is this graph:
 
 A prompt is a call with S = 0 (empty past tensors): time to first token. Each further token is a
 call with T = 1 and the previous call's presents as its pasts: time per output token. One graph
-does both (the attention masks a prompt that follows a cache, bench/models.py causal_mask), so
+does both (the attention masks a prompt that follows a cache, models/gpt.py causal_mask), so
 the artifact holds one copy of the weights, and its int8 twin is quantized like model.int8.onnx.
 
 Built for the project's own GPT (families builtin and ckpt); other causal LMs (transformers

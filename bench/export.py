@@ -20,10 +20,10 @@ from pathlib import Path
 import numpy as np
 
 from contracts.io import atomic_path, write_json_atomic
+from models.zoo import ModelSpec, content_hash, load_torch, plain_forward_kwargs
 
 from .decode_export import DECODE_INT8_FILE, KV_CACHE, RECOMPUTE, build
 from .gate import save_windows
-from .zoo import ModelSpec, content_hash, load_torch, plain_forward_kwargs
 
 log = logging.getLogger(__name__)
 

@@ -38,7 +38,7 @@ class _CausalAttention(torch.autograd.Function):
 
 
 class FusedSelfAttention(nn.Module):
-    """A drop-in for bench.models.CausalSelfAttention (prompt only: no KV cache)."""
+    """A drop-in for models.gpt.CausalSelfAttention (prompt only: no KV cache)."""
 
     def __init__(self, attn):
         super().__init__()

@@ -1,7 +1,7 @@
 """The quality gate: every deployment variant against its fp32 reference, on the same inputs.
 
 Inputs are real held-out text where the model reads bytes (built-in and trainer checkpoints
-with the byte vocabulary): windows of the corpus's test split (distill/data.py), the same
+with the byte vocabulary): windows of the corpus's test split (models/corpus.py), the same
 windows that time the variant. Calibration (static int8) reads the validation split, never
 the test split. Other models get seeded random token ids and the row says so.
 
@@ -75,7 +75,7 @@ def is_real(label: str) -> bool:
 
 def trained(model: str) -> bool:
     """Whether a model spec has learned weights (so held-out accuracy means something)."""
-    from .zoo import parse_spec, shipped_weights
+    from models.zoo import parse_spec, shipped_weights
 
     spec = parse_spec(model)
     return spec.kind == "ckpt" or (spec.kind == "builtin" and bool(shipped_weights(spec.target)))
@@ -90,7 +90,7 @@ def windows(split: str, seq_len: int, n: int, vocab_size: int | None = None,
             family: str | None = None) -> tuple[np.ndarray, str]:
     """(N, seq_len + 1) token windows and a label of where they come from."""
     if real_text(vocab_size, family):
-        from distill.data import DataConfig, build_splits, eval_windows
+        from models.corpus import DataConfig, build_splits, eval_windows
 
         data = build_splits(DataConfig())[split]
         return eval_windows(data, seq_len, n), f"stdlib {split} split {REAL_TEXT}"

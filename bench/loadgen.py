@@ -134,7 +134,7 @@ def check_settings(s: LoadtestSettings) -> LoadtestSettings:
         raise InputError(f"--batch-window-ms must be >= 0; got {s.batch_window_ms:g}")
     if s.role is not None and s.role not in ("teacher", "student"):
         raise InputError(f"--role: allowed teacher, student; got {s.role!r}")
-    from .zoo import parse_spec
+    from models.zoo import parse_spec
 
     spec = parse_spec(s.model)
     if VARIANTS[s.variant][0] == "torch-eager" and not spec.torch_capable:
@@ -162,7 +162,7 @@ class Backend:
 def load_backend(model: str, variant: str, threads: int, device: str = "cpu",
                  seq_len: int = 128) -> Backend:
     """Load a model spec on a backend (a key of bench.measure.VARIANTS)."""
-    from .zoo import parse_spec
+    from models.zoo import parse_spec
 
     spec = parse_spec(model)
     backend, dtype = VARIANTS[variant]
@@ -182,7 +182,7 @@ def _torch_backend(spec, dtype: str, threads: int, device: str) -> Backend:
     import torch
 
     from .measure import _torch_dtype
-    from .zoo import load_torch
+    from models.zoo import load_torch
 
     torch.set_num_threads(threads)
     tm = load_torch(spec)
@@ -651,7 +651,7 @@ def _block(text: str, header: str) -> str:
 
 def default_role(model: str, out: Path) -> str:
     """The role a results table already gives the model, else teacher for the default teacher."""
-    from .zoo import DEFAULT_TEACHER
+    from models.zoo import DEFAULT_TEACHER
 
     for r in ResultsStore(out).rows:
         if r.get("model") == model and r.get("role") in ("teacher", "student"):

@@ -125,7 +125,7 @@ def _measure_torch(cfg: BenchConfig, settings: MeasureSettings) -> Measurement:
     import torch
 
     from .flops import count_flops
-    from .zoo import load_torch, parse_spec
+    from models.zoo import load_torch, parse_spec
 
     torch.set_num_threads(cfg.threads)
     if cfg.device == "cuda":
@@ -194,7 +194,7 @@ def _torch_gate(cfg: BenchConfig, tm, module) -> dict:
 
 
 def load_fp32_module(cfg: BenchConfig):
-    from .zoo import load_torch, parse_spec
+    from models.zoo import load_torch, parse_spec
 
     return load_torch(parse_spec(cfg.model)).module.to(cfg.device)
 
@@ -270,7 +270,7 @@ def _decode_fns(tm, module):
 
         return prefill, step
 
-    from .zoo import forward_params
+    from models.zoo import forward_params
 
     # transformers 5 renamed the cache argument and output from past_key_values to cache (the
     # old name still works there, with a deprecation warning); use whichever forward declares.

@@ -39,7 +39,7 @@ from .measure import (
 )
 from contracts.results import KEY_COLUMNS, ResultsStore, load_samples
 from .stats import speedup_ci, summarize_ns, throughput
-from .zoo import (
+from models.zoo import (
     DEFAULT_TEACHER, ModelSpec, builtin_config, layer_count, parse_spec, parse_students,
 )
 
@@ -291,7 +291,7 @@ def _skip_reason(plan: SweepPlan, cfg: BenchConfig, spec: ModelSpec) -> str | No
 def estimate_memory_mb(spec: ModelSpec, cfg: BenchConfig) -> float:
     """A coarse pre-filter (runtime baseline + 3× fp32 weights); the watchdog enforces the budget."""
     if spec.kind == "builtin":
-        from bench.models import closed_form_params
+        from models.gpt import closed_form_params
 
         weight_mb = closed_form_params(builtin_config(spec.target)) * 4 / 2**20
     else:
@@ -432,7 +432,7 @@ def _prepare_one(plan: SweepPlan, model: str) -> dict | str:
             return f"ONNX export failed: {type(e).__name__}: {e}"
     code = (
         "from bench.children import die_with_parent; die_with_parent(); "
-        "import json, sys; from bench.export import prepare; from bench.zoo import parse_spec; "
+        "import json, sys; from bench.export import prepare; from models.zoo import parse_spec; "
         "print(json.dumps(prepare(parse_spec(sys.argv[1]), json.loads(sys.argv[2]), "
         "variants=json.loads(sys.argv[3]))))"
     )

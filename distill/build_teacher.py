@@ -6,7 +6,7 @@ architecture on the default data (the stdlib corpus), then ship it as bf16 safet
 
 The run is resumable (--resume) and deterministic for a given machine, thread count and Python
 version (the corpus is this Python's standard library). The shipped files land in
-bench/assets/teacher/ with the held-out metrics in metrics.json; README.md records how it was made.
+models/assets/teacher/ with the held-out metrics in metrics.json; README.md records how it was made.
 """
 
 from __future__ import annotations
@@ -19,11 +19,11 @@ from pathlib import Path
 
 import torch
 
-from distill.checkpoint import save_checkpoint
+from models.checkpoint import save_checkpoint
 from distill.config import make_config
 from distill.trainer import METRICS_FILE, train
 
-ASSET_DIR = Path(__file__).resolve().parent.parent / "bench" / "assets" / "teacher"
+ASSET_DIR = Path(__file__).resolve().parent.parent / "models" / "assets" / "teacher"
 DEFAULTS = dict(teacher=None, mode="ce", student="builtin:teacher", init="random",
                 batch_size=16, block_size=256, lr=1e-3, min_lr=1e-4, warmup_steps=200,
                 schedule="cosine",  # the shipped teacher was built with it (BENCHMARKS.md)
@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> None:
             print(f"step {step}/{total} loss {loss:.4f}", flush=True)
 
     result = train(cfg, args.work, resume=args.resume, progress=progress)
-    from distill.checkpoint import load_checkpoint
+    from models.checkpoint import load_checkpoint
 
     model = load_checkpoint(args.work)
     tmp = asset_dir.with_name(".teacher.tmp")

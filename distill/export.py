@@ -10,8 +10,9 @@ from pathlib import Path
 
 import numpy as np
 
+from models.corpus import build_splits, eval_windows
+
 from .config import TrainConfig
-from .data import build_splits, eval_windows
 from .trainer import data_config, lm_metrics, token_bytes_of
 
 ONNX_FILE, INT8_FILE = "student.onnx", "student.int8.onnx"
@@ -48,7 +49,7 @@ def quiet_exporters():
 def export_and_evaluate(ckpt_dir: Path, cfg: TrainConfig) -> dict:
     from bench import decode_export
     from bench.export import export_onnx, quantize_int8
-    from bench.zoo import load_torch, parse_spec
+    from models.zoo import load_torch, parse_spec
 
     tm = load_torch(parse_spec(f"ckpt:{ckpt_dir}"))
     inputs = tm.make_inputs(2, min(16, cfg.block_size), "cpu")

@@ -146,7 +146,7 @@ def check_ready(cfg: GenerateConfig) -> None:
             raise InputError(f"api_key_env: environment variable {cfg.api_key_env} is not set "
                              "(set it to the API key, any value for a server without one)")
     else:
-        from bench.zoo import parse_spec
+        from models.zoo import parse_spec
 
         parse_spec(cfg.teacher)
     if cfg.prompts != "corpus" and not Path(cfg.prompts).is_file():
@@ -166,7 +166,7 @@ class Prompt:
 def corpus_prompts(cfg: GenerateConfig) -> list[Prompt]:
     """Prompts cut from the training split at line starts; prompt i depends on (seed, i) only,
     so asking for more prompts keeps the first ones."""
-    from .data import DataConfig, build_splits
+    from models.corpus import DataConfig, build_splits
 
     train = build_splits(DataConfig(cfg.data_source, cfg.val_fraction, cfg.test_fraction))["train"]
     n, size = cfg.num_prompts or 256, cfg.prompt_chars
@@ -187,7 +187,7 @@ def corpus_prompts(cfg: GenerateConfig) -> list[Prompt]:
 
 
 def _window_at(data: np.ndarray, pos: int, size: int) -> str | None:
-    from .data import DOC_SEPARATOR
+    from models.corpus import DOC_SEPARATOR
 
     newlines = np.flatnonzero(data[pos : pos + size] == ord("\n"))
     start = pos + int(newlines[0]) + 1 if newlines.size else pos
@@ -319,7 +319,7 @@ class LocalTeacher:
     def __init__(self, cfg: GenerateConfig):
         import torch
 
-        from bench.zoo import load_torch, parse_spec
+        from models.zoo import load_torch, parse_spec
 
         from .trainer import resolve_device
 
@@ -374,7 +374,7 @@ class LocalTeacher:
     def _builtin(self, batch: list[Prompt]) -> list[Completion]:
         import torch
 
-        from .data import DOC_SEPARATOR
+        from models.corpus import DOC_SEPARATOR
 
         cfg = self.cfg
         keep = self.context - cfg.max_new_tokens

@@ -28,9 +28,9 @@ import torch
 from contracts.curves import PILOT_FILE, read_curves, recipe_digest, recipe_settings, to_frame
 from contracts.errors import InputError
 from contracts.io import write_text_atomic
+from models.corpus import build_splits, eval_windows, fingerprint
 
 from .config import TrainConfig
-from .data import build_splits, eval_windows, fingerprint
 from .trainer import (
     _train_step,
     build_student,
@@ -73,7 +73,7 @@ class Shared:
 
 def setup(cfg: TrainConfig) -> Shared:
     """Load the data and the teacher once; evaluate the teacher on the test windows."""
-    from bench.zoo import content_hash, parse_spec
+    from models.zoo import content_hash, parse_spec
 
     if cfg.data_mode != "corpus":
         raise InputError("roi pilot: pilots train on the corpus (data_mode: corpus); got "

@@ -93,7 +93,7 @@ def distill_from_plan(plan_path: str | Path, out: str | Path, *, resume: bool = 
 def distill(cfg: TrainConfig, out: str | Path, *, resume: bool = False,
             progress: Progress | None = None) -> DistillResult:
     """Train student and baseline, export, and write the combined metrics.json."""
-    from bench.zoo import parse_spec
+    from models.zoo import parse_spec
 
     out = check_out_dir(out)
     if not cfg.teacher or (cfg.mode != "kd" and cfg.data_mode == "corpus"):

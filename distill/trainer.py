@@ -1,7 +1,7 @@
 """The distillation recipe: setup, train, evaluate, save (one readable loop, small parts).
 
 Output directory layout (a `ckpt:DIR` that bench measures like any other model):
-    config.json, model.safetensors   the student (distill.checkpoint)
+    config.json, model.safetensors   the student (models.checkpoint)
     metrics.json                     final held-out metrics, settings, wall time
     train_state.pt                   resumable state: model, optimizer, scheduler, RNG, step
 """
@@ -25,9 +25,11 @@ import torch.nn.functional as F
 from contracts.errors import InputError
 from contracts.io import atomic_path, write_json_atomic
 
-from .checkpoint import save_checkpoint
+from models.checkpoint import save_checkpoint
+from models.corpus import DataConfig, build_splits, eval_windows, fingerprint
+
 from .config import TrainConfig
-from .data import BatchSampler, DataConfig, build_splits, eval_windows, fingerprint
+from .data import BatchSampler
 from .losses import DistillationLoss, global_num_valid_tokens, normalize
 
 log = logging.getLogger(__name__)
@@ -56,7 +58,7 @@ def data_config(cfg: TrainConfig) -> DataConfig:
 
 def resolve_tokenizer(cfg: TrainConfig) -> str | None:
     """None for byte tokens; else the directory of the Hugging Face tokenizer to use."""
-    from .data import has_tokenizer
+    from models.corpus import has_tokenizer
 
     if cfg.tokenizer == "bytes":
         return None
@@ -73,7 +75,7 @@ def resolve_tokenizer(cfg: TrainConfig) -> str | None:
 
 def token_bytes_of(dcfg: DataConfig) -> np.ndarray | None:
     """UTF-8 bytes per token id (for bits per byte), or None when tokens are bytes."""
-    from .data import hf_tokens
+    from models.corpus import hf_tokens
 
     return hf_tokens(dcfg.tokenizer).token_bytes if dcfg.tokenizer else None
 
@@ -122,8 +124,8 @@ def build_student(cfg: TrainConfig, teacher: torch.nn.Module | None,
     Its vocabulary follows a Hugging Face teacher's (unless the spec sets vocab_size itself)."""
     from dataclasses import replace
 
-    from bench.models import GPT
-    from bench.zoo import builtin_config, parse_spec
+    from models.gpt import GPT
+    from models.zoo import builtin_config, parse_spec
 
     spec = parse_spec(cfg.student)
     if spec.kind != "builtin":
@@ -144,7 +146,7 @@ def build_student(cfg: TrainConfig, teacher: torch.nn.Module | None,
 def init_pruned(student, teacher, cfg: TrainConfig, train_split: np.ndarray | None) -> str:
     """distill.prune.cut on a batch of training windows; random (and why) where the teacher is
     not the built-in GPT or the student does not fit inside it."""
-    from bench.models import GPT
+    from models.gpt import GPT
 
     from .prune import cut, fits
 
@@ -163,7 +165,7 @@ def init_from_teacher_layers(student, teacher) -> str:
     """Copy embeddings, final norm and every k-th block (DistilBERT's layer selection).
 
     Needs equal width and heads; otherwise the student keeps its random init and says so."""
-    from bench.models import GPT
+    from models.gpt import GPT
 
     s, t = student.config, teacher.config if isinstance(teacher, GPT) else None
     same = t is not None and (s.n_embd, s.n_head, s.vocab_size) == (t.n_embd, t.n_head,
@@ -207,7 +209,7 @@ def load_teacher(cfg: TrainConfig) -> torch.nn.Module | None:
     data) loads it too, to report the student's retention against it."""
     if (cfg.mode == "ce" and cfg.data_mode == "corpus") or cfg.teacher in (None, "none"):
         return None
-    from bench.zoo import load_torch, parse_spec
+    from models.zoo import load_torch, parse_spec
 
     tm = load_torch(parse_spec(cfg.teacher))
     module = tm.module
@@ -322,7 +324,7 @@ def teacher_source(cfg: TrainConfig, teacher, loss_fn: DistillationLoss, data_fp
         return None
     if not cfg.teacher_cache:
         return LiveTeacher(teacher, autocast_for(cfg))
-    from bench.zoo import content_hash, parse_spec
+    from models.zoo import content_hash, parse_spec
 
     key = cache_key(teacher_hash=content_hash(parse_spec(cfg.teacher)), data_fingerprint=data_fp,
                     k=cfg.teacher_topk, temperature=cfg.temperature, dtype=cfg.dtype,
@@ -654,7 +656,7 @@ def _finish(cfg, out: Path, student, teacher, data, data_fp, init, history, wall
                "init": init, "settings": cfg.model_dump(), "data_fingerprint": data_fp,
                "history": history, "wall_s": wall_s, "speed": speed}
     if teacher is not None:
-        from bench.zoo import content_hash, parse_spec
+        from models.zoo import content_hash, parse_spec
 
         metrics["teacher"] = evaluate(teacher, test, token_bytes=token_bytes)
         metrics["teacher_hash"] = content_hash(parse_spec(cfg.teacher))  # contracts.curves reads it

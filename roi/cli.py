@@ -202,7 +202,7 @@ def pilot_settings(teacher: str, students, steps: int, points: Optional[str], mo
                    config: Optional[str], overrides: dict):
     """The trainer recipe of the pilots (the planner's, then a file, then --set), the student
     specs, the budgets and the modes, checked before anything runs."""
-    from bench.zoo import parse_spec, parse_students
+    from models.zoo import parse_spec, parse_students
     from distill.config import load_config
 
     from .planner import TRAINER_DEFAULTS

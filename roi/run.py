@@ -145,7 +145,7 @@ def pilot_config(settings: dict):
 
 
 def pilot_skip_reason(settings: dict) -> Optional[str]:
-    from bench.zoo import parse_spec
+    from models.zoo import parse_spec
 
     if not settings["pilot"]["enabled"]:
         return "pilot: enabled: false in the config"
@@ -159,7 +159,7 @@ def pilot_skip_reason(settings: dict) -> Optional[str]:
 
 
 def _pilot_students(settings: dict) -> list[str]:
-    from bench.zoo import parse_students
+    from models.zoo import parse_students
 
     return [s.spec for s in parse_students(settings["students"])
             if s.kind == "builtin" and s.spec != settings["teacher"]]

@@ -217,7 +217,7 @@ def resolved(cfg: RunConfig, profile: str) -> dict:
 def check(doc: dict) -> None:
     """Everything that can be checked before a run writes anything: scenarios and hardware
     files, model specs, trainer settings, and that the trainer can distill these models."""
-    from bench.zoo import parse_spec, parse_students
+    from models.zoo import parse_spec, parse_students
 
     from .hardware import load_catalog
     from .planner import TRAINER_DEFAULTS

@@ -5,8 +5,8 @@
 #   OUT=/some/dir scripts/gpu_teacher.sh           # on a CUDA machine, from the repository root
 #   SMOKE=1 OUT=/tmp/t scripts/gpu_teacher.sh      # a seconds-long rehearsal on the CPU
 #
-# The teacher lands in bench/assets/teacher (split into ≤15 MB parts in $OUT to travel back:
-# `cat teacher.tgz.part-* | tar xz -C bench/assets`).
+# The teacher lands in models/assets/teacher (split into ≤15 MB parts in $OUT to travel back:
+# `cat teacher.tgz.part-* | tar xz -C models/assets`).
 set -uo pipefail
 OUT=${OUT:?set OUT to the output folder}
 PY=${PY:-python3}

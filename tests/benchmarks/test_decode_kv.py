@@ -23,7 +23,7 @@ import pytest
 from bench.export import prepare
 from bench.measure import BenchConfig, MeasureSettings, measure
 from bench.timing import TimingSettings
-from bench.zoo import parse_spec
+from models.zoo import parse_spec
 
 from .figures import record
 

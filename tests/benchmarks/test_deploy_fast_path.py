@@ -31,7 +31,7 @@ from bench.ort_tuning import (
     sweep_settings,
     torch_matmul_peak_gflops,
 )
-from bench.zoo import parse_spec
+from models.zoo import parse_spec
 
 from .figures import record
 

@@ -87,7 +87,8 @@ def step_flops(cfg) -> dict[str, int]:
     mask keeps; "no_attention" matmuls alone (what this benchmark counted before 2026-11-28, when
     the CPU attention kernels were not registered)."""
     import distill.trainer as tr
-    from distill.data import BatchSampler, DataConfig, build_splits, fingerprint
+    from distill.data import BatchSampler
+    from models.corpus import DataConfig, build_splits, fingerprint
 
     data = build_splits(DataConfig(cfg.data_source, cfg.val_fraction, cfg.test_fraction))
     teacher = tr.load_teacher(cfg)

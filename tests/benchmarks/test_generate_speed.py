@@ -23,7 +23,7 @@ import time
 import numpy as np
 import torch
 
-from bench.zoo import load_torch, parse_spec
+from models.zoo import load_torch, parse_spec
 from distill.generate import (
     corpus_prompts,
     generate,

@@ -21,7 +21,7 @@ import pytest
 import torch
 
 from bench.timing import TimingSettings, time_cpu
-from bench.zoo import load_torch, parse_spec
+from models.zoo import load_torch, parse_spec
 
 from .figures import record
 

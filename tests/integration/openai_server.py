@@ -18,7 +18,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import numpy as np
 import torch
 
-from bench.zoo import load_torch, parse_spec
+from models.zoo import load_torch, parse_spec
 from distill.generate import generate_ids
 
 KEY = "test-key"

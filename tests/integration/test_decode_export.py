@@ -10,7 +10,7 @@ import pytest
 from bench import decode_export
 from bench.export import prepare
 from bench.measure import BenchConfig, MeasureSettings, measure
-from bench.zoo import load_torch, parse_spec
+from models.zoo import load_torch, parse_spec
 
 from ..conftest import TINY
 

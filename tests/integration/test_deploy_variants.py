@@ -67,8 +67,8 @@ def outlier_ckpt(tmp_path_factory):
     (LLM.int8(), Dettmers et al. 2022): per-tensor int8 of every activation cannot take it."""
     import torch
 
-    from bench.models import GPT, GPTConfig
-    from distill.checkpoint import save_checkpoint
+    from models.gpt import GPT, GPTConfig
+    from models.checkpoint import save_checkpoint
 
     torch.manual_seed(0)
     model = GPT(GPTConfig(n_layer=2, n_embd=32, n_head=2, block_size=64)).eval()

@@ -8,7 +8,7 @@ import pytest
 
 import bench
 from bench.export import EXPORT_RTOL, first_output_module, prepare
-from bench.zoo import hf_model_class, load_torch, parse_spec
+from models.zoo import hf_model_class, load_torch, parse_spec
 from contracts.errors import InputError
 
 pytestmark = pytest.mark.slow  # end to end: subprocesses that import torch; still run in CI

@@ -107,8 +107,8 @@ def test_budget_skips_what_cannot_fit_and_bf16_without_hardware(tmp_path):
 
 def test_onnx_file_and_checkpoint_specs(tmp_path, sweep):
     from bench.export import prepare
-    from bench.zoo import load_torch, parse_spec
-    from distill.checkpoint import save_checkpoint
+    from models.zoo import load_torch, parse_spec
+    from models.checkpoint import save_checkpoint
 
     onnx_file = prepare(parse_spec(TINY), [16])["fp32_path"]
     save_checkpoint(load_torch(parse_spec(TINY_B)).module, tmp_path / "ck")

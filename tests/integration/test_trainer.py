@@ -129,7 +129,7 @@ def test_kd_from_a_trained_teacher_reports_retention(tmp_path, corpus):
 
 
 def test_student_init_copies_selected_teacher_layers_or_stays_random():
-    from bench.models import GPT, GPTConfig
+    from models.gpt import GPT, GPTConfig
     from distill.trainer import init_from_teacher_layers
 
     torch.manual_seed(0)

@@ -3,8 +3,8 @@ import json
 import numpy as np
 import pytest
 
-from distill.data import (DOC_SEPARATOR, BatchSampler, DataConfig, build_splits, eval_windows,
-                          fingerprint, split_of, stdlib_documents)
+from models.corpus import DOC_SEPARATOR, DataConfig, build_splits, eval_windows, fingerprint, split_of, stdlib_documents
+from distill.data import BatchSampler
 from contracts.errors import InputError
 
 

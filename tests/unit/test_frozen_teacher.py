@@ -4,7 +4,7 @@ inductor's freezing on CPU (weights folded in as constants, MKL-prepacked GEMMs)
 import pytest
 import torch
 
-from bench.models import GPT, GPTConfig
+from models.gpt import GPT, GPTConfig
 from distill.trainer import FrozenCompiled, vocab_of
 
 

@@ -138,7 +138,7 @@ def test_unknown_name_lists_the_shipped_ones():
 def test_config_spec_in_the_zoo_is_projected_not_run():
     from bench.measure import BenchConfig
     from bench.sweep import projected_row
-    from bench.zoo import load_torch, parse_spec, split_specs
+    from models.zoo import load_torch, parse_spec, split_specs
 
     spec = parse_spec("config:llama-3-8b")
     assert spec.kind == "config" and not spec.runnable and not spec.torch_capable

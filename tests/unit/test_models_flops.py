@@ -2,8 +2,8 @@ import pytest
 import torch
 
 from bench.flops import count_flops
-from bench.models import GPT, GPTConfig, closed_form_flops, closed_form_params
-from bench.zoo import PRESETS
+from models.gpt import GPT, GPTConfig, closed_form_flops, closed_form_params
+from models.zoo import PRESETS
 
 CONFIGS = [GPTConfig(), GPTConfig(n_layer=2, n_embd=64, n_head=2), GPTConfig(n_layer=1, n_embd=96,
                                                                             n_head=3, bias=False)]

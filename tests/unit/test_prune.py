@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from bench.models import GPT, GPTConfig
+from models.gpt import GPT, GPTConfig
 from distill.config import make_config
 from distill.prune import cut, fits, importance
 from distill.trainer import build_student, init_from_teacher_layers

@@ -3,9 +3,9 @@ import json
 import pytest
 import torch
 
-from bench.zoo import (AUTO_STUDENTS, builtin_config, content_hash, load_torch, parse_spec,
+from models.zoo import (AUTO_STUDENTS, builtin_config, content_hash, load_torch, parse_spec,
                        parse_students)
-from distill.checkpoint import load_checkpoint, save_checkpoint
+from models.checkpoint import load_checkpoint, save_checkpoint
 from contracts.errors import InputError
 
 
@@ -79,7 +79,7 @@ def test_checkpoint_round_trip_through_ckpt_spec(tmp_path):
 
 
 def test_spec_lists_keep_builtin_override_commas():
-    from bench.zoo import split_specs
+    from models.zoo import split_specs
 
     assert split_specs("builtin:n_layer=2,n_embd=32,hf:/a/b, builtin:teacher") == [
         "builtin:n_layer=2,n_embd=32", "hf:/a/b", "builtin:teacher"]

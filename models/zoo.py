@@ -103,7 +103,7 @@ def parse_spec(spec: str) -> ModelSpec:
 
 def builtin_config(target: str):
     """GPTConfig for a preset name or a `k=v,k=v` override list (starting from the teacher)."""
-    from bench.models import GPTConfig  # torch-free module import is fine: dataclass only
+    from models.gpt import GPTConfig  # torch-free module import is fine: dataclass only
 
     if "=" not in target:
         if target not in PRESETS:
@@ -167,7 +167,7 @@ def _validate_hf(spec: ModelSpec) -> None:
 
 
 def _validate_ckpt(spec: ModelSpec) -> None:
-    from distill.checkpoint import CONFIG_FILE, WEIGHTS_FILE, read_checkpoint_meta
+    from models.checkpoint import CONFIG_FILE, WEIGHTS_FILE, read_checkpoint_meta
 
     _validate_dir_with(spec, (CONFIG_FILE, WEIGHTS_FILE), "trainer checkpoint directory")
     try:
@@ -227,17 +227,17 @@ def load_torch(spec: ModelSpec) -> TorchModel:
     if spec.kind == "builtin":
         import torch
 
-        from bench.models import GPT
+        from models.gpt import GPT
 
         shipped = shipped_weights(spec.target)
         if shipped is not None:
-            from distill.checkpoint import load_checkpoint
+            from models.checkpoint import load_checkpoint
 
             return _builtin_model(load_checkpoint(shipped).eval(), "builtin")
         torch.manual_seed(BUILTIN_SEED)
         return _builtin_model(GPT(builtin_config(spec.target)).eval(), "builtin")
     if spec.kind == "ckpt":
-        from distill.checkpoint import load_checkpoint
+        from models.checkpoint import load_checkpoint
 
         return _builtin_model(load_checkpoint(spec.path).eval(), "ckpt")
     if spec.kind == "hf":
@@ -405,7 +405,7 @@ def layer_count(spec: ModelSpec) -> int | None:
         if spec.kind == "builtin":
             return int(builtin_config(spec.target).n_layer)
         if spec.kind == "ckpt":
-            from distill.checkpoint import read_checkpoint_meta
+            from models.checkpoint import read_checkpoint_meta
 
             return int(read_checkpoint_meta(spec.path)["config"]["n_layer"])
         if spec.kind == "hf":

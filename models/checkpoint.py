@@ -46,7 +46,7 @@ def load_checkpoint(ckpt_dir: str | Path):
     """Rebuild the built-in GPT from a checkpoint directory (safetensors, no pickle)."""
     from safetensors.torch import load_file
 
-    from bench.models import GPT, GPTConfig
+    from models.gpt import GPT, GPTConfig
 
     meta = read_checkpoint_meta(ckpt_dir)
     model = GPT(GPTConfig(**meta["config"]))
