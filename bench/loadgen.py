@@ -32,17 +32,18 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
 from contracts.errors import InputError
+from contracts.results import ResultsStore, row_key
 from roi.scenarios import MAX_QPS
 
 from . import env
 from .interrupt import (NO_SUMMARY, LoadgenInterrupted, LoadtestInterrupted, interrupted_fields,
                         start_test)
 from .measure import VARIANTS
-from contracts.results import ResultsStore, row_key
 
 log = logging.getLogger(__name__)
 
@@ -455,11 +456,21 @@ def _test_settings(lg, s: LoadtestSettings, expected_ms: float | None):
     return ts
 
 
+class Predictor(Protocol):
+    """The planner's figures set beside a measured run (checks/loadgen.py is one): bench does
+    not import the planner, the application hands them in."""
+
+    def predictions(self, s: LoadtestSettings, out: Path,
+                    after_idle_ms: np.ndarray | None = None) -> dict: ...
+
+    def predicted_under_load(self, s: LoadtestSettings, ms: np.ndarray) -> dict: ...
+
+
 def run_one(s: LoadtestSettings, out: str | Path, backend: Backend | None = None,
             samples: np.ndarray | None = None, *, mode: str = "performance",
-            store: bool = True) -> LoadtestResult:
+            store: bool = True, predictor: Predictor | None = None) -> LoadtestResult:
     """Run one LoadGen test; keep its logs in OUT/loadgen/<run>/ and append its row to OUT's
-    results table (unless store=False)."""
+    results table (unless store=False), with the predictor's figures beside it if given."""
     import mlperf_loadgen as lg
 
     out = Path(out)
@@ -494,7 +505,7 @@ def run_one(s: LoadtestSettings, out: str | Path, backend: Backend | None = None
         row.update(interrupted_fields(row["loadgen_wall_s"], row["n_calls"]))
         service = np.asarray(sut.service_ns, np.int64)
         if service.size:
-            row.update(service_under_load(s, service / 1e6, out))
+            row.update(service_under_load(s, service / 1e6, out, predictor))
         table = ResultsStore(out)
         if store and not any(r.get("status") == "ok" and row_key(r) == row_key(row)
                              for r in table.rows):  # never over a finished run of the same
@@ -509,10 +520,11 @@ def run_one(s: LoadtestSettings, out: str | Path, backend: Backend | None = None
     summary = read_run_summary(log_dir)
     problems = sut.check()
     row = result_row(s, summary, sut, backend, log_dir, out, wall_s, mode, problems)
-    row.update(predictions(s, out, None if idle_ns is None else idle_ns / 1e6))
+    if predictor is not None:
+        row.update(predictor.predictions(s, out, None if idle_ns is None else idle_ns / 1e6))
     service = np.asarray(sut.service_ns, np.int64)
     if service.size:  # the backend's own time per batch under this load, beside LoadGen's
-        row.update(service_under_load(s, service / 1e6, out))
+        row.update(service_under_load(s, service / 1e6, out, predictor))
     if store:
         raw = {"service_ns": service, "idle_ns": np.asarray(sut.idle_ns, np.int64),
                "in_sut_ns": np.asarray(sut.in_sut_ns, np.int64)}
@@ -718,60 +730,18 @@ def single_call_row(s: LoadtestSettings, out: Path) -> dict | None:
     return None
 
 
-def predictions(s: LoadtestSettings, out: Path, after_idle_ms: np.ndarray | None = None
-                ) -> dict:
-    """The planner's figures for this server run (roi.loadcheck), from bench's single-call row
-    of the same configuration in OUT's table (raw samples where kept): the response-time
-    percentile at the target QPS, and the highest QPS LoadGen should call VALID. With the
-    backend's service times after idle gaps, both are two-state (the back-to-back-only figures
-    are kept beside them). Empty where there is no such row, or the SUT batches (the M/G/1
-    model is for one sample at a time)."""
-    if s.scenario != "server" or s.max_batch != 1 or s.workers != 1:
-        return {}
-    base = single_call_row(s, out)
-    if base is None:
-        return {}
-    from roi.loadcheck import predicted_peak_qps, predicted_quantile_ms
-    from roi.sizing import ServiceTime
-
-    from contracts.results import load_samples
-
-    raw = load_samples(out, base["row_id"]).get("latency_ns")
-    service = (ServiceTime.from_samples(raw / 1e6) if raw is not None and raw.size else
-               ServiceTime.from_mean_cv(base["latency_ms_mean"], base.get("latency_ms_cv") or 0))
-    pct = s.claimed_percentile
-    run = dict(min_duration_s=s.min_duration_ms / 1e3, min_queries=s.queries)
-    idle = (ServiceTime.from_samples(after_idle_ms)
-            if after_idle_ms is not None and after_idle_ms.size else None)
-    peak = predicted_peak_qps(service, pct, s.latency_ms, after_idle=idle, **run)
-    out_ = {"predicted_latency_ms_at_target": predicted_quantile_ms(service, s.qps, pct, idle),
-            "predicted_utilization": s.qps * float(service.mean_ms) / 1000,
-            "predicted_peak_qps": peak.qps, "predicted_peak_percentile": peak.percentile,
-            "predicted_from_row": base["row_id"],
-            "predicted_model": "two-state" if idle is not None else "back-to-back"}
-    if idle is not None:
-        flat = predicted_peak_qps(service, pct, s.latency_ms, **run)
-        out_.update({"service_after_idle_ms_mean": float(idle.mean_ms),
-                     "predicted_latency_ms_at_target_back_to_back":
-                         predicted_quantile_ms(service, s.qps, pct),
-                     "predicted_peak_qps_back_to_back": flat.qps})
-    return out_
-
-
-def service_under_load(s: LoadtestSettings, ms: np.ndarray, out: Path) -> dict:
-    """The backend's service times as the SUT timed them during the run, and the sizing
-    model's p99 from them: set beside the prediction from bench's isolated back-to-back calls,
-    it tells a wrong queueing model from a service time that changed under load."""
+def service_under_load(s: LoadtestSettings, ms: np.ndarray, out: Path,
+                       predictor: Predictor | None = None) -> dict:
+    """The backend's service times as the SUT timed them during the run, and (with a
+    predictor) the sizing model's p99 from them: set beside the prediction from bench's
+    isolated back-to-back calls, it tells a wrong queueing model from a service time that
+    changed under load."""
     figures = {"loadgen_service_ms_mean": float(ms.mean()),
                "loadgen_service_ms_p50": float(np.percentile(ms, 50)),
                "loadgen_service_ms_p99": float(np.percentile(ms, 99)),
                "loadgen_service_ms_cv": float(ms.std() / ms.mean())}
-    if s.scenario == "server" and s.max_batch == 1 and s.workers == 1 and ms.min() > 0:
-        from roi.loadcheck import predicted_quantile_ms
-        from roi.sizing import ServiceTime
-
-        figures["predicted_latency_ms_under_load"] = predicted_quantile_ms(
-            ServiceTime.from_samples(ms), s.qps, s.claimed_percentile)
+    if predictor is not None:
+        figures.update(predictor.predicted_under_load(s, ms))
     base = single_call_row(s, out) if s.max_batch == 1 else None
     if base:  # how much slower the backend ran under load than bench measured it alone
         figures["service_inflation_under_load"] = float(ms.mean()) / base["latency_ms_mean"]
@@ -793,7 +763,8 @@ class PeakSearch:
 def find_peak(s: LoadtestSettings, out: str | Path, *, precision: float = 0.05,
               max_runs: int = 10, step: float = 1.5,
               progress: Callable[[LoadtestResult], None] | None = None,
-              backend: Backend | None = None, samples: np.ndarray | None = None) -> PeakSearch:
+              backend: Backend | None = None, samples: np.ndarray | None = None,
+              predictor: Predictor | None = None) -> PeakSearch:
     """Search the highest target QPS whose run stays VALID, starting from s.qps: multiply (or
     divide) by `step` until the verdict flips, then bisect (geometric midpoint) until the
     bracket is within `precision` (relative) or `max_runs` runs are spent. LoadGen's own
@@ -811,7 +782,8 @@ def find_peak(s: LoadtestSettings, out: str | Path, *, precision: float = 0.05,
     runs: list[LoadtestResult] = []
     qps = float(s.qps)
     while len(runs) < max_runs:
-        r = run_one(replace(s, qps=qps), out, backend, samples, mode="find-peak-step")
+        r = run_one(replace(s, qps=qps), out, backend, samples, mode="find-peak-step",
+                    predictor=predictor)
         runs.append(r)
         if progress:
             progress(r)

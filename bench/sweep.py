@@ -23,6 +23,10 @@ import pandas as pd
 
 from contracts.errors import InputError
 from contracts.io import check_out_dir
+from contracts.results import KEY_COLUMNS, ResultsStore, load_samples
+from models.zoo import (
+    DEFAULT_TEACHER, ModelSpec, builtin_config, layer_count, parse_spec, parse_students,
+)
 
 from . import env
 from .children import child_env, kill_on_interrupt
@@ -37,11 +41,7 @@ from .measure import (
     is_ort,
     measure,
 )
-from contracts.results import KEY_COLUMNS, ResultsStore, load_samples
 from .stats import speedup_ci, summarize_ns, throughput
-from models.zoo import (
-    DEFAULT_TEACHER, ModelSpec, builtin_config, layer_count, parse_spec, parse_students,
-)
 
 log = logging.getLogger(__name__)
 

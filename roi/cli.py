@@ -513,18 +513,19 @@ def loadtest(
     from .console import print_loadtest_run
 
     from bench.interrupt import LoadtestInterrupted
+    from checks import loadgen as predictor  # the sizing model's figures beside each run
 
     try:
         if find_peak:
             from bench.loadgen import find_peak as search
 
             result = search(settings, out_dir, precision=precision, max_runs=max_runs,
-                            progress=lambda r: print_loadtest_run(r.row))
+                            progress=lambda r: print_loadtest_run(r.row), predictor=predictor)
             _print_peak(result, settings, out_dir)
         else:
             from bench.loadgen import run_one
 
-            print_loadtest_run(run_one(settings, out_dir).row)
+            print_loadtest_run(run_one(settings, out_dir, predictor=predictor).row)
             print(f"results: {Path(out_dir) / 'results.jsonl'} (+ results.csv); LoadGen logs "
                   f"under {Path(out_dir) / 'loadgen'}")
     except LoadtestInterrupted:  # LoadGen's threads may run on: no interpreter shutdown

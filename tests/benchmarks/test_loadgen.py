@@ -48,8 +48,9 @@ from bench.loadgen import (
     real_inputs,
     run_one,
 )
-from contracts.results import ResultsStore, load_samples
 from bench.timing import TimingSettings, time_after_idle, time_calls, time_idle_calls
+from checks import loadgen as predictor
+from contracts.results import ResultsStore, load_samples
 from roi.cost import evaluate
 from roi.loadcheck import (
     idle_utilization,
@@ -120,7 +121,7 @@ def _attempt(out: Path, s: LoadtestSettings, backend, samples) -> dict:
     """One LoadGen run between two baseline measurements, started at a quiet moment."""
     busy = wait_quiet()
     before = _baseline_ms(backend, samples)
-    r = run_one(s, out, backend, samples)
+    r = run_one(s, out, backend, samples, predictor=predictor)
     after = _baseline_ms(backend, samples)
     row = ResultsStore(out).rows[-1]
     raw = load_samples(out, row["row_id"])
@@ -215,7 +216,8 @@ def test_predicted_peak_vs_found_peak(out, model):
         wait_quiet()
 
     search = find_peak(replace(s, qps=round(0.9 * predicted.qps, 1)), out, precision=0.04,
-                       max_runs=6, step=1.1, progress=step, backend=backend, samples=samples)
+                       max_runs=6, step=1.1, progress=step, backend=backend, samples=samples,
+                       predictor=predictor)
     after = _baseline_ms(backend, samples)
     found = search.peak_qps
     error = relative_error(predicted.qps, found) if found else math.inf

@@ -1,4 +1,4 @@
-"""bench/llm_timing.py on the CPU: a `config:` architecture built as a Hugging Face model, timed
+"""checks/llm_timing.py on the CPU: a `config:` architecture built as a Hugging Face model, timed
 (TTFT, TPOT, tokens/s, memory) and set beside roi's projection; the rehearsal of issue 8's GPU
 check (scripts/gpu_llm.sh) at toy size."""
 
@@ -14,7 +14,7 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from bench import llm_timing as lt  # noqa: E402
+from checks import llm_timing as lt  # noqa: E402
 from contracts.errors import InputError  # noqa: E402
 from roi.llm_arch import load_config, shipped_names  # noqa: E402
 

@@ -20,8 +20,9 @@ from bench.loadgen import (
     real_inputs,
     run_one,
 )
-from contracts.results import ResultsStore, load_samples
+from checks import loadgen as predictor
 from contracts.errors import InputError
+from contracts.results import ResultsStore, load_samples
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "loadgen"
 
@@ -227,7 +228,7 @@ def test_loadgen_run_on_a_stub_backend(tmp_path, scenario, extra):
     s = LoadtestSettings(model="builtin:student-50x", scenario=scenario, seq_len=16,
                          min_duration_ms=300, samples=32, role="student",
                          **{"min_query_count": 100, **extra})
-    r = run_one(s, tmp_path, _stub_backend())
+    r = run_one(s, tmp_path, _stub_backend(), predictor=predictor)
     assert r.problems == [] and r.row["status"] == "ok"
     assert (r.log_dir / "mlperf_log_summary.txt").is_file()
     assert (r.log_dir / "mlperf_log_detail.txt").is_file()
@@ -267,7 +268,7 @@ def test_server_run_predicts_with_the_two_state_service_time(tmp_path):
         "model": s.model, "role": "student", "backend": "ort", "device": "cpu",
         "dtype": "fp32", "batch_size": 1, "seq_len": 16, "threads": 1, "status": "ok",
         "source": "measured", "latency_ms_mean": 0.4, "latency_ms_cv": 0.1})
-    r = run_one(s, tmp_path, backend)
+    r = run_one(s, tmp_path, backend, predictor=predictor)
     row = r.row
     assert row["predicted_model"] == "two-state"
     assert row["service_after_idle_ms_mean"] > 0.5  # 50 calls after ~10 ms idle gaps

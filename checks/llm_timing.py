@@ -26,8 +26,8 @@ max(B·F_pre(P) / (peak·e_pc), W / (BW·e_bw)). roi's own `ttft_ms` / `tpot_ms`
 batching (a request waits for the others' prefills) and are not what a static batch measures.
 Each prediction is a band: pessimistic, middle, optimistic.
 
-    python -m bench.llm_timing --model llama-3.2-1b --device cuda --out DIR
-    python -m bench.llm_timing --model llama-3.2-1b --device cpu --smoke --out DIR
+    python -m checks.llm_timing --model llama-3.2-1b --device cuda --out DIR
+    python -m checks.llm_timing --model llama-3.2-1b --device cpu --smoke --out DIR
 """
 
 from __future__ import annotations
@@ -583,7 +583,7 @@ def summary(table: pd.DataFrame) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m bench.llm_timing", description=__doc__.split(
+    ap = argparse.ArgumentParser(prog="python -m checks.llm_timing", description=__doc__.split(
         "\n\n")[0])
     ap.add_argument("--model", action="append", required=True,
                     help="config: spec (shipped name, YAML or config.json); repeatable")

@@ -1,0 +1,6 @@
+"""checks: measurement against prediction, a layer above both bench (which measures) and the
+planner (which predicts), so neither imports the other.
+
+    checks.loadgen       LoadGen rows beside the sizing model's figures (`roi loadtest`)
+    checks.llm_timing    a `config:` LLM timed on a GPU beside the serving model
+"""
