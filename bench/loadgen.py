@@ -631,8 +631,8 @@ def parse_summary(text: str) -> dict:
 
 def read_run_summary(log_dir: Path) -> dict:
     """A finished run's figures: from LoadGen's machine-readable mlperf_log_detail.txt (its
-    `:::MLLOG {json}` records, roi.mlperf_log), else from the human summary."""
-    from roi.mlperf_log import mlperf_summary, parse_mllog
+    `:::MLLOG {json}` records, contracts.mlperf_log), else from the human summary."""
+    from contracts.mlperf_log import mlperf_summary, parse_mllog
 
     detail = log_dir / DETAIL
     if detail.is_file():

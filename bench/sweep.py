@@ -304,7 +304,7 @@ def projected_row(spec: ModelSpec, cfg: BenchConfig) -> dict:
     """The row of a `config:` model: never run, so no latency; what its architecture fixes
     (params, weight bytes in the row's dtype, prompt FLOPs per sample) is computed and the row
     says it is projected."""
-    from roi.llm_arch import load_config
+    from contracts.llm_arch import load_config
 
     arch = load_config(spec.target)
     return {"status": "skipped", "source": "projected",

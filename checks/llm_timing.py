@@ -52,7 +52,7 @@ import pandas as pd
 from contracts.errors import InputError
 from roi.hardware import load_catalog
 from contracts.io import write_json_atomic, write_text_atomic
-from roi.llm_arch import LLMSpec, load_config
+from contracts.llm_arch import LLMSpec, load_config
 from roi.llm_serving import CASES, load_assumptions, peak_flop_s, prefill_s, replica
 
 DEFAULT_BATCHES = (1, 8, 32, 64, 128)

@@ -190,7 +190,7 @@ def _validate_onnx(spec: ModelSpec) -> None:
 
 
 def _validate_config(spec: ModelSpec) -> None:
-    from roi.llm_arch import load_config
+    from contracts.llm_arch import load_config
 
     load_config(spec.target)  # InputError names the file and field
 
@@ -413,7 +413,7 @@ def layer_count(spec: ModelSpec) -> int | None:
             cfg = cfg.get("text_config", cfg)
             return next((int(cfg[k]) for k in _HF_LAYER_KEYS if k in cfg), None)
         if spec.kind == "config":
-            from roi.llm_arch import load_config
+            from contracts.llm_arch import load_config
 
             return int(load_config(spec.target).arch.num_layers)
     except (OSError, KeyError, TypeError, ValueError):
@@ -428,7 +428,7 @@ def content_hash(spec: ModelSpec) -> str:
     """A stable hash of what the model computes: its files, or a preset's config + seed."""
     h = hashlib.sha256()
     if spec.kind == "config":
-        from roi.llm_arch import load_config
+        from contracts.llm_arch import load_config
 
         h.update(load_config(spec.target).arch.model_dump_json().encode())
         return h.hexdigest()[:20]

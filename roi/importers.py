@@ -36,11 +36,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from contracts.errors import InputError
+from contracts.mlperf_log import finite as _finite
+from contracts.mlperf_log import mlperf_summary, parse_mllog
 from contracts.results import IMPORTED
 
 from .measurements import ROLES, normalise_dtype
-from .mlperf_log import finite as _finite
-from .mlperf_log import mlperf_summary, parse_mllog
 
 TOOLS = ("vllm", "optimum-benchmark", "mlperf")
 DOCS = {"vllm": "`vllm bench serve --save-result` JSON",

@@ -20,9 +20,9 @@ import numpy as np
 import pandas as pd
 
 from contracts.errors import InputError
+from contracts.llm_arch import LLMSpec, load_config, shipped, shipped_names
 
 from .hardware import Catalog, load_catalog
-from .llm_arch import LLMSpec, load_config, shipped, shipped_names
 from .llm_serving import (
     CASES,
     DEFAULT_DTYPES,

@@ -37,10 +37,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from contracts.config import read_yaml, validate
 from contracts.errors import InputError
+from contracts.llm_arch import LLMSpec, bytes_per_param
 
 from .cost import HOURS_PER_MONTH
 from .hardware import Catalog, Hardware, load_catalog
-from .llm_arch import LLMSpec, bytes_per_param
 
 CASES = ("pessimistic", "mid", "optimistic")
 ACT_BYTES = 2  # activations exchanged by the all-reduce are bf16/fp16

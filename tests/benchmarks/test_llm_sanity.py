@@ -4,7 +4,7 @@ serving results for open models (figures go to BENCHMARKS.md, section "LLM scale
 Run:  .venv/bin/python -m pytest tests/benchmarks/test_llm_sanity.py -s
 
 Nothing here runs a model: every "ours" is projected from the shipped architecture configs
-(roi/data/llm/) and the hardware catalog, with the serving bands of roi/data/llm_serving.yaml.
+(contracts/data/llm/) and the hardware catalog, with the serving bands of roi/data/llm_serving.yaml.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import math
 import pytest
 
 from roi.hardware import load_catalog
-from roi.llm_arch import shipped
+from contracts.llm_arch import shipped
 from roi.llm_plan import llm_comparison
 from roi.llm_serving import CASES, load_assumptions, replica
 

@@ -16,7 +16,7 @@ pytest.importorskip("transformers")
 
 from checks import llm_timing as lt  # noqa: E402
 from contracts.errors import InputError  # noqa: E402
-from roi.llm_arch import load_config, shipped_names  # noqa: E402
+from contracts.llm_arch import load_config, shipped_names  # noqa: E402
 
 MEASURED = ("ttft_ms", "ttft_ms_min", "ttft_ms_max", "tpot_ms", "tpot_ms_p10", "tpot_ms_p90",
             "output_tokens_s", "peak_memory_mib")

@@ -13,7 +13,7 @@ from roi.cli import main
 from contracts.errors import InputError
 from roi.hardware import load_catalog
 from roi.importers import ImportOptions, import_file
-from roi.mlperf_log import mlperf_summary, parse_mllog
+from contracts.mlperf_log import mlperf_summary, parse_mllog
 from roi.measurements import normalise_dtype, prepare
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
@@ -267,7 +267,7 @@ def test_import_needs_no_torch():
     import subprocess
     import sys
 
-    code = ("import sys, roi.importers, roi.mlperf_log, contracts.results; "
+    code = ("import sys, roi.importers, contracts.mlperf_log, contracts.results; "
             "bad = [m for m in ('torch', 'onnxruntime', 'mlperf_loadgen') if m in sys.modules]; "
             "sys.exit(1 if bad else 0)")
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0

@@ -27,12 +27,8 @@ HEAVY = {"torch", "onnx", "onnxscript", "onnxruntime", "mlperf_loadgen", "transf
          "safetensors", "psutil"}
 
 ALLOWED = {  # "importer -> imported": why it is here and the step that removes it
-    # planner knowledge that bench and models read (next: the LLM specs, llm_arch, the LoadGen
-    # log parser and the scenarios' QPS bound into contracts/)
-    "bench.sweep -> roi.llm_arch": "LLM architecture specs, read by bench and the planner",
-    "models.zoo -> roi.llm_arch": "LLM architecture specs, read by bench and the planner",
+    # the scenarios' QPS bound, checked by `roi loadtest --qps` (next: a constant in contracts/)
     "bench.loadgen -> roi.scenarios": "MAX_QPS bound on a scenario's load",
-    "bench.loadgen -> roi.mlperf_log": "LoadGen log parser, read by bench and roi import",
     # distill exports and checks its student with bench's ONNX exporter (next: the exporter,
     # bench/export.py and decode_export.py, into models/)
     "distill.export -> bench.decode_export": "ONNX export of the student: distill -> bench",

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from contracts.errors import InputError
-from roi.llm_arch import (
+from contracts.llm_arch import (
     INT4_GROUP,
     from_hf_config,
     load_config,
@@ -156,6 +156,6 @@ def test_llm_modules_import_without_torch():
     import subprocess
     import sys
 
-    code = ("import sys, roi.llm_arch, roi.llm_serving, roi.llm_plan; "
+    code = ("import sys, contracts.llm_arch, roi.llm_serving, roi.llm_plan; "
             "sys.exit(1 if {'torch', 'onnxruntime'} & set(sys.modules) else 0)")
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0

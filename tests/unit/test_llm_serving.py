@@ -9,7 +9,7 @@ import pytest
 
 from contracts.errors import InputError
 from roi.hardware import load_catalog
-from roi.llm_arch import shipped
+from contracts.llm_arch import shipped
 from roi.llm_plan import default_students, llm_comparison
 from roi.llm_serving import (
     CASES,

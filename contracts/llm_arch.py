@@ -3,7 +3,7 @@
 A `config:` model spec names a decoder-only transformer by its architecture numbers alone, so the
 planner can cost a 70B teacher that this machine could never load:
 
-    config:NAME        a shipped architecture (roi/data/llm/NAME.yaml; `shipped_names()`)
+    config:NAME        a shipped architecture (contracts/data/llm/NAME.yaml; `shipped_names()`)
     config:FILE.yaml   our YAML: {name, architecture: {...}, published_params?, source?}
     config:FILE.json   a Hugging Face config.json (llama, mistral, qwen2, qwen3, gpt2 types)
     config:DIR         a directory holding config.json
@@ -244,11 +244,11 @@ def bytes_per_param(dtype: str) -> float:
 
 
 def _shipped_dir():
-    return resources.files("roi") / "data" / "llm"
+    return resources.files("contracts") / "data" / "llm"
 
 
 def shipped_names() -> list[str]:
-    """Names of the shipped architectures (roi/data/llm/*.yaml)."""
+    """Names of the shipped architectures (contracts/data/llm/*.yaml)."""
     return sorted(p.name[:-5] for p in _shipped_dir().iterdir() if p.name.endswith(".yaml"))
 
 
@@ -303,7 +303,7 @@ def from_hf_config(cfg: dict, name: str, where: str = "config.json") -> LLMSpec:
                          f"only dense decoder-only models are costed")
     if model_type not in HF_TYPES:
         raise InputError(f"{where}: model_type {model_type!r} is not supported; allowed: "
-                         f"{', '.join(HF_TYPES)} (or write our YAML: roi/data/llm/*.yaml)")
+                         f"{', '.join(HF_TYPES)} (or write our YAML: contracts/data/llm/*.yaml)")
     arch = _gpt2_arch(cfg) if model_type == "gpt2" else _llama_like_arch(cfg, model_type)
     spec = validate(Architecture, arch, f"{where}: ")
     return LLMSpec(name, spec, family=str(model_type), source=where)
