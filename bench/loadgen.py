@@ -36,9 +36,9 @@ from typing import Protocol
 
 import numpy as np
 
+from contracts.config import MAX_QPS
 from contracts.errors import InputError
 from contracts.results import ResultsStore, row_key
-from roi.scenarios import MAX_QPS
 
 from . import env
 from .interrupt import (NO_SUMMARY, LoadgenInterrupted, LoadtestInterrupted, interrupted_fields,

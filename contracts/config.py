@@ -16,6 +16,8 @@ from pydantic import BaseModel, ValidationError
 
 from .errors import InputError
 
+MAX_QPS = 1e8  # requests/s: a sanity bound on any rate (a scenario's, a load test's --qps)
+
 
 class UniqueKeyLoader(yaml.SafeLoader):
     """yaml.SafeLoader that refuses a key given twice in one mapping (PyYAML keeps the last

@@ -15,13 +15,12 @@ from typing import Any, Literal, Optional, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from contracts.config import read_yaml, validate
+from contracts.config import MAX_QPS, read_yaml, validate
 from contracts.errors import InputError
 
 from .hardware import NAME_PATTERN, Catalog, load_catalog
 
 SECONDS_PER_DAY = 86_400
-MAX_QPS = 1e8  # requests/s: a sanity bound on a scenario's rate (see Workload)
 MAX_TOKENS = 10_000_000  # tokens per request: a sanity bound
 MAX_DEVICES = 10_000_000_000  # units deployed: a sanity bound (more than the phones on Earth)
 Arrival = Literal["poisson", "offline", "single-stream"]

@@ -13,8 +13,8 @@ import math
 
 import pytest
 
-from roi.hardware import load_catalog
 from contracts.llm_arch import shipped
+from roi.hardware import load_catalog
 from roi.llm_plan import llm_comparison
 from roi.llm_serving import CASES, load_assumptions, replica
 

@@ -9,8 +9,8 @@ import pytest
 import torch
 import yaml
 
-from roi.cli import main
 from contracts.io import LOCK_FILE
+from roi.cli import main
 
 from ..conftest import TINY, TINY_B
 from .test_trainer import _cfg, corpus  # noqa: F401  (module-scoped fixture)

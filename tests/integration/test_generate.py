@@ -16,9 +16,9 @@ from distill.generate import (
     generate,
     make_generate_config,
 )
+from contracts.errors import InputError
 from distill.trainer import train
 from roi.cli import main
-from contracts.errors import InputError
 
 from .openai_server import KEY, TeacherServer
 from .test_hf_teacher import hf_teacher  # noqa: F401  (a fixture)

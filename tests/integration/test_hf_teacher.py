@@ -6,9 +6,9 @@ import json
 import pytest
 import torch
 
+from contracts.errors import InputError
 from distill.pipeline import distill
 from distill.trainer import train
-from contracts.errors import InputError
 
 from .test_trainer import _cfg, corpus  # noqa: F401  (corpus is a fixture)
 

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 import bench
-from contracts.results import load_samples, read_table
 from bench.worker import FAULT_ENV
 from contracts.errors import InputError
+from contracts.results import load_samples, read_table
 
 from ..conftest import TINY, TINY_B
 

@@ -4,9 +4,9 @@ threshold, its one-time cost, and what a plan with pilot curves carries."""
 import numpy as np
 import pytest
 
-from roi.budget import choose, nice_steps
 from contracts.curves import to_frame
 from contracts.errors import InputError
+from roi.budget import choose, nice_steps
 from roi.forecast import build
 from roi.payback import OneTimeCost
 from roi.planner import plan

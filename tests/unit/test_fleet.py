@@ -2,8 +2,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from roi.cost import evaluate
 from contracts.errors import InputError
+from roi.cost import evaluate
 from roi.fleet import Assumptions, best_per_hardware, best_per_model, scenario_grid
 from roi.hardware import load_catalog
 from roi.measurements import merge, prepare

@@ -27,8 +27,6 @@ HEAVY = {"torch", "onnx", "onnxscript", "onnxruntime", "mlperf_loadgen", "transf
          "safetensors", "psutil"}
 
 ALLOWED = {  # "importer -> imported": why it is here and the step that removes it
-    # the scenarios' QPS bound, checked by `roi loadtest --qps` (next: a constant in contracts/)
-    "bench.loadgen -> roi.scenarios": "MAX_QPS bound on a scenario's load",
     # distill exports and checks its student with bench's ONNX exporter (next: the exporter,
     # bench/export.py and decode_export.py, into models/)
     "distill.export -> bench.decode_export": "ONNX export of the student: distill -> bench",

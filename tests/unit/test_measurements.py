@@ -5,9 +5,9 @@ import pandas as pd
 import pytest
 
 from contracts.errors import InputError
+from contracts.results import read_table
 from roi.hardware import load_catalog
 from roi.measurements import DEFAULT_CV, load_results, match_gpu, merge, prepare, raw_latency_ms
-from contracts.results import read_table
 
 from .plan_helpers import FIXTURE, synthetic_results
 

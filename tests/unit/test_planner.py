@@ -7,8 +7,8 @@ import pytest
 import yaml
 
 import roi
-from distill.config import TrainConfig
 from contracts.errors import InputError
+from distill.config import TrainConfig
 from roi.planner import PLAN_KEYS, Plan, plan, read_plan, write_plan
 from roi.scenarios import Scenario, presets
 
