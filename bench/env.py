@@ -96,6 +96,3 @@ def current_rss_mb() -> float:
     return psutil.Process().memory_info().rss / (1024.0 * 1024.0)
 
 
-def default_threads() -> int:
-    """Physical cores: hyper-threads rarely help dense inference and add noise."""
-    return psutil.cpu_count(logical=False) or os.cpu_count() or 1

@@ -56,7 +56,7 @@ class FusedSelfAttention(nn.Module):
 def export_fused(tm, path: Path) -> None:
     """Export a built-in GPT (or trainer checkpoint) with fused attention; TorchScript exporter,
     since it is the one that calls an autograd.Function's `symbolic`."""
-    from .export import first_output_module
+    from models.runtime import first_output_module
 
     model = copy.deepcopy(tm.module)
     for block in model.blocks:

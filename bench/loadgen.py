@@ -211,7 +211,8 @@ def _hf_feeds(names: Sequence[str], x, torch) -> dict:
 
 def _ort_backend(spec, variant: str, threads: int, device: str, seq_len: int) -> Backend:
     from .export import prepare
-    from .measure import is_ort, ort_path, ort_session
+    from models.runtime import ort_session
+    from .measure import is_ort, ort_path
 
     info = prepare(spec, [seq_len], variants=[variant] if is_ort(variant) else [])
     sess = ort_session(ort_path(variant, info), threads, device)

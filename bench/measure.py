@@ -13,9 +13,10 @@ import numpy as np
 
 from contracts.errors import InputError
 from contracts.results import KEY_COLUMNS
+from models.decode_export import KV_CACHE, RECOMPUTE, session_runner
+from models.runtime import ort_session
 
 from . import env
-from .decode_export import KV_CACHE, RECOMPUTE, session_runner
 from .stats import summarize_ns, throughput
 from .timing import TimingSettings, time_calls, time_idle_calls, time_once_ms
 
@@ -301,43 +302,6 @@ def _logits_and_cache(out) -> tuple:
 
 # --------------------------------------------------------------------------- onnxruntime
 
-
-@dataclass(frozen=True)
-class SessionSettings:
-    """ONNX Runtime session options that bench/ort_tuning.py sweeps; the defaults are what
-    that sweep measured on this project's shared 2-core VM (BENCHMARKS.md, issue 7): with 2
-    threads and a neighbour on one core, spinning threads took 8.5 ms where sleeping ones took
-    4.5 (student-10x, batch 1); with 1 thread spinning, arena and level "extended" vs "all"
-    were within the round-to-round spread. QDQ models need level >= extended (basic: 2.6x
-    slower), which fuses their Q/DQ pairs into integer kernels."""
-
-    spinning: bool = False  # intra-op threads busy-wait between ops instead of sleeping
-    arena: bool = True  # CPU memory arena (reuses allocations across calls)
-    level: str = "all"  # graph optimization: basic / extended / all
-
-    LEVELS = ("disable", "basic", "extended", "all")
-
-
-def ort_session(path: str, threads: int, device: str,
-                settings: SessionSettings = SessionSettings()):
-    import onnxruntime as ort
-
-    levels = dict(zip(SessionSettings.LEVELS, (
-        ort.GraphOptimizationLevel.ORT_DISABLE_ALL, ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
-        ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED, ort.GraphOptimizationLevel.ORT_ENABLE_ALL)))
-    opts = ort.SessionOptions()
-    opts.graph_optimization_level = levels[settings.level]
-    opts.enable_cpu_mem_arena = settings.arena
-    opts.add_session_config_entry("session.intra_op.allow_spinning",
-                                  "1" if settings.spinning else "0")
-    opts.intra_op_num_threads = threads
-    opts.inter_op_num_threads = 1
-    providers = ["CPUExecutionProvider"]
-    if device == "cuda":
-        if "CUDAExecutionProvider" not in ort.get_available_providers():
-            raise InputError("onnxruntime has no CUDA provider here (install onnxruntime-gpu)")
-        providers.insert(0, "CUDAExecutionProvider")
-    return ort.InferenceSession(path, opts, providers=providers)
 
 
 def ort_inputs(sess, batch: int, seq: int, vocab: int | None) -> dict[str, np.ndarray]:

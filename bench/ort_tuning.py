@@ -17,7 +17,7 @@ import time
 import numpy as np
 import pandas as pd
 
-from .measure import SessionSettings, ort_session
+from models.runtime import SessionSettings, ort_session
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +67,7 @@ def op_profile(path: str, feeds: dict[str, np.ndarray], threads: int, calls: int
 
     import onnxruntime as ort
 
-    from .measure import SessionSettings
+    from models.runtime import SessionSettings
 
     opts = ort.SessionOptions()
     opts.intra_op_num_threads, opts.inter_op_num_threads = threads, 1

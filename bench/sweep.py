@@ -24,6 +24,7 @@ import pandas as pd
 from contracts.errors import InputError
 from contracts.io import check_out_dir
 from contracts.results import KEY_COLUMNS, ResultsStore, load_samples
+from models.runtime import default_threads
 from models.zoo import (
     DEFAULT_TEACHER, ModelSpec, builtin_config, layer_count, parse_spec, parse_students,
 )
@@ -148,7 +149,7 @@ def plan_sweep(
         variants=_variants(backends),
         batch_sizes=_ints("batch-sizes", batch_sizes, (1,) if quick else (1, 8)),
         seq_lens=_ints("seq-lens", seq_lens, (128,)),
-        threads=_ints("threads", threads, (env.default_threads(),)),
+        threads=_ints("threads", threads, (default_threads(),)),
         device=resolve_device(device),
         out=Path(out),
         settings=MeasureSettings.quick() if quick else MeasureSettings(),

@@ -145,7 +145,7 @@ def quantize_weight_only(src: Path, dst: Path, bits: int) -> dict:
 def fuse(tm, src: Path, dst: Path) -> dict:
     """The fused-attention export for the built-in GPT; for other models an opset-23 export
     run through onnxruntime's transformer optimizer. Verified against torch either way."""
-    from .export import verify_onnx
+    from models.runtime import verify_onnx
 
     with atomic_path(dst) as tmp:
         if tm.family in ("builtin", "ckpt"):
@@ -196,7 +196,7 @@ def _export_opset(tm, path: Path, opset: int) -> None:
     import torch
     from torch.export import Dim
 
-    from .export import first_output_module
+    from models.runtime import first_output_module
 
     inputs = tm.make_inputs(2, min(16, tm.max_seq_len or 16), "cpu")
     names = list(inputs)

@@ -16,7 +16,7 @@ from .config import TrainConfig
 from .trainer import data_config, lm_metrics, token_bytes_of
 
 ONNX_FILE, INT8_FILE = "student.onnx", "student.int8.onnx"
-# what ships for generation: the decoding graph with a KV cache (bench/decode_export.py)
+# what ships for generation: the decoding graph with a KV cache (models/decode_export.py)
 DECODE_FILE, DECODE_INT8_FILE = "student.decode.onnx", "student.decode.int8.onnx"
 # What torch.onnx and onnxruntime.quantization print on every export of this project's models
 # and that says nothing about them: optional torchvision ops, a pytree deprecation inside torch,
@@ -47,8 +47,8 @@ def quiet_exporters():
 
 
 def export_and_evaluate(ckpt_dir: Path, cfg: TrainConfig) -> dict:
-    from bench import decode_export
-    from bench.export import export_onnx, quantize_int8
+    from models import decode_export
+    from models.runtime import export_onnx, quantize_int8
     from models.zoo import load_torch, parse_spec
 
     tm = load_torch(parse_spec(f"ckpt:{ckpt_dir}"))
@@ -72,8 +72,8 @@ def export_and_evaluate(ckpt_dir: Path, cfg: TrainConfig) -> dict:
 def evaluate_onnx(path: Path, windows: np.ndarray, threads: int | None = None,
                   batch_size: int = 16, token_bytes: np.ndarray | None = None) -> dict:
     """Next-token loss, bits per byte, perplexity and accuracy of an ONNX LM (input `idx`)."""
-    from bench.env import default_threads
-    from bench.measure import ort_session
+    from models.runtime import default_threads
+    from models.runtime import ort_session
 
     sess = ort_session(str(path), threads or default_threads(), "cpu")
     name = sess.get_inputs()[0].name

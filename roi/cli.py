@@ -495,7 +495,7 @@ def loadtest(
                          f"{max_runs}")
     if find_peak and scenario.strip().lower() != "server":  # MLPerf spells it Server
         raise InputError(f"--find-peak searches a server QPS; got --scenario {scenario}")
-    from bench.env import default_threads
+    from models.runtime import default_threads
 
     settings = check_settings(LoadtestSettings(
         model=model, variant=backend, scenario=scenario, qps=qps, latency_ms=latency_ms,

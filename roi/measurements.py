@@ -35,7 +35,7 @@ DTYPE_BYTES = {"fp32": 4, "fp16": 2, "bf16": 2, "int8": 1, "int4": 0.5}
 # torch's dtype names (and the spellings people write by habit) -> the table's
 DTYPE_ALIASES = {"float32": "fp32", "float": "fp32", "float16": "fp16", "half": "fp16",
                  "bfloat16": "bf16", "qint8": "int8", "quint4x2": "int4"}
-# How a row's artifact generates tokens (bench/decode_export.py writes the same two names)
+# How a row's artifact generates tokens (models/decode_export.py writes the same two names)
 KV_CACHE, RECOMPUTE = "kv-cache", "recompute"
 DECODE_MODES = (KV_CACHE, RECOMPUTE)
 # Latency spread when a hand-written table gives neither CV nor std: measured CPU latencies

@@ -10,7 +10,7 @@ request of a scenario is a prefill of tokens_in plus tokens_out decode steps:
 prompts), where a decode step is the measured time per output token (tpot_ms) where the row has
 one, else the roofline of a one-token forward that still reads all the weights. That holds for
 an artifact that decodes with a KV cache (decode_mode kv-cache: torch, and the ONNX decoding
-graph bench/decode_export.py builds). An artifact without one (decode_mode recompute: ONNX files
+graph models/decode_export.py builds). An artifact without one (decode_mode recompute: ONNX files
 of models exported without a cache, tables written before it existed) is costed as what it does:
 output token i is a whole forward over tokens_in + i tokens,
 

@@ -1,5 +1,5 @@
 """Benchmark: what the shipped ONNX artifact pays per generated token, with the KV-cache graph
-(bench/decode_export.py) against the plain forward graph recomputed for every token, and torch
+(models/decode_export.py) against the plain forward graph recomputed for every token, and torch
 eager with its cache beside them (issue 16: cost the decode path the artifact has).
 
 Run:  .venv/bin/python -m pytest tests/benchmarks/test_decode_kv.py -s -p no:cacheprovider

@@ -21,9 +21,10 @@ import pytest
 
 import bench
 from bench.deploy import deploy_as_table
-from bench.env import default_threads
+from models.runtime import default_threads
 from bench.export import prepare
-from bench.measure import SessionSettings, ort_path
+from models.runtime import SessionSettings
+from bench.measure import ort_path
 from bench.ort_tuning import (
     matmul_peak_gflops,
     op_profile,

@@ -39,7 +39,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench.env import default_threads
+from models.runtime import default_threads
 from bench.loadgen import (
     Backend,
     LoadtestSettings,

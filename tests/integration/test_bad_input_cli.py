@@ -265,7 +265,7 @@ def test_two_exports_of_one_model_into_one_cache_do_not_share_a_temporary_file(t
     fixed temporary name the second rename found nothing (FileNotFoundError)."""
     import threading
 
-    from bench import export
+    from models import runtime
 
     both_written = threading.Barrier(2, timeout=10)
 
@@ -273,14 +273,14 @@ def test_two_exports_of_one_model_into_one_cache_do_not_share_a_temporary_file(t
         path.write_bytes(tm.encode() * 1000)
         both_written.wait()
 
-    monkeypatch.setattr(export, "_export_dynamo", fake_export)
-    monkeypatch.setattr(export, "verify_onnx", lambda tm, path: 0.0)
+    monkeypatch.setattr(runtime, "_export_dynamo", fake_export)
+    monkeypatch.setattr(runtime, "verify_onnx", lambda tm, path: 0.0)
     target = tmp_path / "model.onnx"
     results, errors = [], []
 
     def run(name):
         try:
-            results.append(export.export_onnx(name, {}, target))
+            results.append(runtime.export_onnx(name, {}, target))
         except Exception as e:  # noqa: BLE001 (the failure is the assertion)
             errors.append(e)
 

@@ -1,4 +1,4 @@
-"""The ONNX decoding artifact with a KV cache (bench/decode_export.py): one graph that takes a
+"""The ONNX decoding artifact with a KV cache (models/decode_export.py): one graph that takes a
 prompt on an empty cache and then one token at a time, equal to torch's full forward; ORT rows
 measure TTFT/TPOT with it; what the planner costs follows what was shipped."""
 
@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from bench import decode_export
+from models import decode_export
 from bench.export import prepare
 from bench.measure import BenchConfig, MeasureSettings, measure
 from models.zoo import load_torch, parse_spec

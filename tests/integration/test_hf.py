@@ -7,9 +7,10 @@ import pandas as pd
 import pytest
 
 import bench
-from bench.export import EXPORT_RTOL, first_output_module, prepare
-from models.zoo import hf_model_class, load_torch, parse_spec
+from bench.export import prepare
 from contracts.errors import InputError
+from models.runtime import EXPORT_RTOL, first_output_module
+from models.zoo import hf_model_class, load_torch, parse_spec
 
 pytestmark = pytest.mark.slow  # end to end: subprocesses that import torch; still run in CI
 
@@ -163,18 +164,18 @@ def test_sequences_beyond_the_context_are_skipped_on_every_backend(models):
 
 
 def test_a_failing_dynamo_export_falls_back_to_torchscript(models, tmp_path, monkeypatch):
-    from bench import export
+    from models import runtime
 
     def refuse(*args, **kwargs):
         raise RuntimeError("dynamo cannot trace this model")
 
-    monkeypatch.setattr(export, "_export_dynamo", refuse)
+    monkeypatch.setattr(runtime, "_export_dynamo", refuse)
     tm = load_torch(parse_spec(list(models)[-1]))  # the causal LM saved with return_dict=False
-    method, err = export.export_onnx(tm, tm.make_inputs(2, 16, "cpu"), tmp_path / "m.onnx")
+    method, err = runtime.export_onnx(tm, tm.make_inputs(2, 16, "cpu"), tmp_path / "m.onnx")
     assert method == "torchscript" and err < EXPORT_RTOL and (tmp_path / "m.onnx").is_file()
-    monkeypatch.setattr(export, "_export_torchscript", refuse)
+    monkeypatch.setattr(runtime, "_export_torchscript", refuse)
     with pytest.raises(RuntimeError, match="dynamo: RuntimeError.*torchscript: RuntimeError"):
-        export.export_onnx(tm, tm.make_inputs(2, 16, "cpu"), tmp_path / "n.onnx")
+        runtime.export_onnx(tm, tm.make_inputs(2, 16, "cpu"), tmp_path / "n.onnx")
 
 
 @pytest.mark.parametrize("name,cls,inputs,causal", [

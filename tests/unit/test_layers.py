@@ -26,16 +26,8 @@ LIGHT = {"contracts", "roi", "reports"}
 HEAVY = {"torch", "onnx", "onnxscript", "onnxruntime", "mlperf_loadgen", "transformers",
          "safetensors", "psutil"}
 
-ALLOWED = {  # "importer -> imported": why it is here and the step that removes it
-    # distill exports and checks its student with bench's ONNX exporter (next: the exporter,
-    # bench/export.py and decode_export.py, into models/)
-    "distill.export -> bench.decode_export": "ONNX export of the student: distill -> bench",
-    "distill.export -> bench.env": "ONNX export and measurement of the student",
-    "distill.export -> bench.export": "ONNX export and measurement of the student",
-    "distill.export -> bench.measure": "ONNX export and measurement of the student",
-}
+ALLOWED: dict[str, str] = {}  # "importer -> imported": why it is here and the move that ends it
 ALLOWED_CYCLES = {  # sorted members of a circle: why it is here
-    "bench.export, bench.fused_attention, bench.variants": "held by imports inside functions",
     "distill.api_teacher, distill.generate": "held by imports inside functions",
 }
 
