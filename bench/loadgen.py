@@ -29,7 +29,7 @@ import sysconfig
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Protocol
@@ -811,7 +811,3 @@ def find_peak(s: LoadtestSettings, out: str | Path, *, precision: float = 0.05,
                "loadgen_peak_precision": precision}
         ResultsStore(out).append(row)
     return PeakSearch(peak, runs, (peak or 0.0, hi))
-
-
-def settings_record(s: LoadtestSettings) -> dict:
-    return asdict(s)

@@ -40,7 +40,7 @@ from contracts.errors import InputError
 from contracts.llm_arch import LLMSpec, bytes_per_param
 
 from .cost import HOURS_PER_MONTH
-from .hardware import Catalog, Hardware, load_catalog
+from .hardware import Hardware
 
 CASES = ("pessimistic", "mid", "optimistic")
 ACT_BYTES = 2  # activations exchanged by the all-reduce are bf16/fp16
@@ -472,9 +472,3 @@ def implied_efficiency(spec: LLMSpec, hw: Hardware, dtype: str, tp: int, *,
         read = spec.weight_bytes(dtype) / tp + batch * kv * ctx
         out["decode_bandwidth"] = read / (bw * tpot_ms / 1e3)
     return out
-
-
-def catalog_rows(names: Sequence[str] | None = None, catalog: Catalog | None = None
-                 ) -> list[Hardware]:
-    catalog = catalog or load_catalog()
-    return [catalog.get(n) for n in names] if names else list(catalog)
