@@ -24,7 +24,6 @@ import torch.nn.functional as F
 
 from contracts.errors import InputError
 from contracts.io import atomic_path, write_json_atomic
-
 from models.checkpoint import save_checkpoint
 from models.corpus import DataConfig, build_splits, eval_windows, fingerprint
 
