@@ -1,8 +1,9 @@
 """Load tests on MLPerf LoadGen (`mlperf_loadgen`, PyPI mlcommons-loadgen).
 
-LoadGen generates the traffic, times every sample and decides VALID / INVALID; this module is
-the system under test (SUT) around any bench model and backend, and the query-sample library
-(QSL) it draws from:
+LoadGen generates the traffic, times every sample and decides VALID / INVALID; around it go the
+system under test (SUT) and the query-sample library (QSL) it draws from (bench/loadgen_sut.py)
+on any bench model and backend (bench/loadgen_backends.py). This module holds the settings, one
+run, its row and the search for the peak QPS:
 
     LoadGen ──issue_query──► queue ──► worker thread(s): take up to max_batch samples (waiting
        ▲                                at most batch_window_ms after the first), run one batch
@@ -21,15 +22,11 @@ for other vocabularies.
 
 from __future__ import annotations
 
-import logging
 import math
-import queue
 import re
-import sysconfig
-import threading
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Protocol
@@ -38,14 +35,15 @@ import numpy as np
 
 from contracts.config import MAX_QPS
 from contracts.errors import InputError
+from contracts.mlperf_log import read_run_summary
 from contracts.results import ResultsStore, row_key
 
 from . import env
 from .interrupt import (NO_SUMMARY, LoadgenInterrupted, LoadtestInterrupted, interrupted_fields,
                         start_test)
+from .loadgen_backends import Backend, load_backend
+from .loadgen_sut import BatchingSUT, real_inputs
 from .measure import VARIANTS
-
-log = logging.getLogger(__name__)
 
 # name on the command line -> LoadGen's TestScenario member
 SCENARIOS = {"singlestream": "SingleStream", "multistream": "MultiStream", "server": "Server",
@@ -58,7 +56,6 @@ PERCENTILE = {"singlestream": 90.0, "multistream": 99.0, "server": 99.0, "offlin
 # so the default short run asks for them and a run stays short only where the SUT is fast.
 MIN_QUERIES = {"singlestream": 64, "multistream": 662, "server": 662, "offline": 1}
 DEFAULT_MIN_DURATION_MS = 10_000
-SUMMARY, DETAIL = "mlperf_log_summary.txt", "mlperf_log_detail.txt"
 LOG_DIR = "loadgen"
 
 
@@ -142,273 +139,6 @@ def check_settings(s: LoadtestSettings) -> LoadtestSettings:
         raise InputError(f"{s.model}: an ONNX model runs on the ort backends only "
                          f"(ort-fp32, ort-int8); got --backend {s.variant}")
     return s
-
-
-# --------------------------------------------------------------------------- backends
-
-
-@dataclass
-class Backend:
-    """A model ready to run batches of token ids: run(ids (B, T) int64) -> (B,) int64 outputs
-    (each sample's argmax over the last output position: its prediction)."""
-
-    run: Callable[[np.ndarray], np.ndarray]
-    vocab_size: int
-    max_seq_len: int | None
-    byte_level: bool
-    thread_settings: dict = field(default_factory=dict)
-    params: int | None = None
-
-
-def load_backend(model: str, variant: str, threads: int, device: str = "cpu",
-                 seq_len: int = 128) -> Backend:
-    """Load a model spec on a backend (a key of bench.measure.VARIANTS)."""
-    from models.zoo import parse_spec
-
-    spec = parse_spec(model)
-    backend, dtype = VARIANTS[variant]
-    try:
-        if backend == "torch-eager":
-            return _torch_backend(spec, dtype, threads, device)
-        return _ort_backend(spec, variant, threads, device, seq_len)
-    except InputError:
-        raise
-    except Exception as e:  # noqa: BLE001 (a spec that validates yet does not load)
-        first = (str(e).strip().splitlines() or [""])[0][:200]
-        raise InputError(f"{model}: bench cannot load it on {variant}: "
-                         f"{type(e).__name__}: {first}") from None
-
-
-def _torch_backend(spec, dtype: str, threads: int, device: str) -> Backend:
-    import torch
-
-    from .measure import _torch_dtype
-    from models.zoo import load_torch
-
-    torch.set_num_threads(threads)
-    tm = load_torch(spec)
-    module = tm.module.to(device=device, dtype=_torch_dtype(dtype))
-    names, fixed = tm.input_names, tm.forward_kwargs
-
-    def run(ids: np.ndarray) -> np.ndarray:
-        x = torch.from_numpy(ids).to(device)
-        feeds = {"idx": x} if names == ("idx",) else _hf_feeds(names, x, torch)
-        with torch.inference_mode():
-            out = module(**feeds, **fixed)
-        out = out if isinstance(out, torch.Tensor) else out[0]
-        return _predictions(out.float().cpu().numpy())
-
-    settings = {"torch_intra_op_threads": torch.get_num_threads(),
-                "torch_inter_op_threads": torch.get_num_interop_threads()}
-    return Backend(run, tm.vocab_size, tm.max_seq_len, tm.vocab_size == 256, settings,
-                   int(sum(p.numel() for p in module.parameters())))
-
-
-def _hf_feeds(names: Sequence[str], x, torch) -> dict:
-    extra = {"attention_mask": torch.ones_like(x), "token_type_ids": torch.zeros_like(x)}
-    return {n: x if n == "input_ids" else extra[n] for n in names}
-
-
-def _ort_backend(spec, variant: str, threads: int, device: str, seq_len: int) -> Backend:
-    from .export import prepare
-    from models.runtime import ort_session
-    from .measure import is_ort, ort_path
-
-    info = prepare(spec, [seq_len], variants=[variant] if is_ort(variant) else [])
-    sess = ort_session(ort_path(variant, info), threads, device)
-    inputs = sess.get_inputs()
-    vocab = info.get("vocab_size") or 100
-
-    def run(ids: np.ndarray) -> np.ndarray:
-        return _predictions(sess.run(None, _ort_feeds(inputs, ids))[0])
-
-    opts = sess.get_session_options()
-    settings = {"ort_intra_op_threads": opts.intra_op_num_threads,
-                "ort_inter_op_threads": opts.inter_op_num_threads,
-                "ort_execution_mode": str(opts.execution_mode).split(".")[-1],
-                "ort_providers": ",".join(sess.get_providers())}
-    return Backend(run, int(vocab), info.get("max_seq_len"), vocab == 256, settings,
-                   info.get("params"))
-
-
-def _ort_feeds(inputs, ids: np.ndarray) -> dict[str, np.ndarray]:
-    """Token ids for the graph's id input; masks all ones, type/position ids zero."""
-    feeds = {}
-    for inp in inputs:
-        name = inp.name.lower()
-        dtype = np.int32 if "int32" in inp.type else np.int64
-        if "mask" in name:
-            feeds[inp.name] = np.ones(ids.shape, dtype)
-        elif "type" in name or "position" in name:
-            feeds[inp.name] = np.zeros(ids.shape, dtype)
-        else:
-            feeds[inp.name] = ids.astype(dtype, copy=False)
-    return feeds
-
-
-def _predictions(out: np.ndarray) -> np.ndarray:
-    """One int64 per sample: the argmax over the last axis at the last position."""
-    out = np.asarray(out)
-    if out.ndim == 1:
-        return out.astype(np.int64)
-    flat = out.reshape(out.shape[0], -1, out.shape[-1])
-    return flat[:, -1].argmax(-1).astype(np.int64)
-
-
-# --------------------------------------------------------------------------- the QSL
-
-
-def real_inputs(n: int, seq_len: int, vocab_size: int, byte_level: bool,
-                seed: int = 0) -> np.ndarray:
-    """(n, seq_len) int64 token ids: for byte-level models, n windows of the standard library's
-    own .py sources (the built-in models' training domain); else seeded ids below vocab_size."""
-    rng = np.random.default_rng(seed)
-    if byte_level:
-        text = _stdlib_bytes(n * seq_len * 4)
-        if text.size >= seq_len + 1:
-            starts = rng.integers(0, text.size - seq_len, n)
-            return np.stack([text[s:s + seq_len] for s in starts]).astype(np.int64)
-    return rng.integers(0, vocab_size, (n, seq_len), dtype=np.int64)
-
-
-def _stdlib_bytes(want: int) -> np.ndarray:
-    root = Path(sysconfig.get_paths()["stdlib"])
-    chunks, size = [], 0
-    for path in sorted(root.glob("*.py")):  # top-level modules: plain code, stable order
-        try:
-            data = path.read_bytes()
-        except OSError:
-            continue
-        chunks.append(np.frombuffer(data, np.uint8))
-        size += len(data)
-        if size >= want:
-            break
-    return np.concatenate(chunks) if chunks else np.zeros(0, np.uint8)
-
-
-# --------------------------------------------------------------------------- the SUT
-
-
-class BatchingSUT:
-    """The system under test: LoadGen's issue_query puts samples on a queue; `workers` threads
-    each take up to max_batch of them (waiting at most batch_window_ms after the first for the
-    batch to fill), run them as one batch and answer each sample with its output.
-
-    It counts what it was issued and what it answered: `check()` says whether every issued
-    sample was answered exactly once with a complete response."""
-
-    _STOP = object()
-
-    def __init__(self, run: Callable[[np.ndarray], np.ndarray], samples: np.ndarray,
-                 complete: Callable[[list], None], response: Callable[[int, int, int], object],
-                 *, max_batch: int = 1, batch_window_ms: float = 0.0, workers: int = 1):
-        self.run, self.samples = run, samples
-        self.complete, self.response = complete, response
-        self.max_batch, self.window_s = max_batch, batch_window_ms / 1000.0
-        self.queue: queue.Queue = queue.Queue()
-        self.lock = threading.Lock()
-        self.issued: dict[int, int] = {}
-        self.answered: dict[int, int] = {}
-        self.bad_responses = 0
-        self.batches: list[int] = []
-        self.service_ns: list[int] = []  # each batch's backend call, timed inside the SUT
-        self.idle_ns: list[int] = []  # how long its worker sat idle before that call
-        self.in_sut_ns: list[int] = []  # per sample: issue_query to its batch's end
-        self._last_end: dict[int, int] = {}
-        self.errors: list[str] = []
-        self.threads = [threading.Thread(target=self._work, daemon=True, name=f"sut-{i}")
-                        for i in range(workers)]
-
-    def start(self) -> BatchingSUT:
-        for t in self.threads:
-            t.start()
-        return self
-
-    def stop(self) -> None:
-        for _ in self.threads:
-            self.queue.put(self._STOP)
-        for t in self.threads:
-            t.join()
-
-    # LoadGen's two callbacks
-    def issue_query(self, query_samples) -> None:
-        with self.lock:
-            for s in query_samples:
-                self.issued[s.id] = self.issued.get(s.id, 0) + 1
-        now = time.perf_counter_ns()
-        for s in query_samples:
-            self.queue.put((s.id, s.index, now))
-
-    def flush_queries(self) -> None:
-        pass  # nothing is held back: a batch waits at most batch_window_ms
-
-    def _take_batch(self) -> list | None:
-        first = self.queue.get()
-        if first is self._STOP:
-            return None
-        batch = [first]
-        deadline = time.perf_counter() + self.window_s
-        while len(batch) < self.max_batch:
-            left = deadline - time.perf_counter()
-            try:
-                item = self.queue.get(timeout=left) if left > 0 else self.queue.get_nowait()
-            except queue.Empty:
-                break
-            if item is self._STOP:
-                self.queue.put(item)  # for this worker's next take
-                break
-            batch.append(item)
-        return batch
-
-    def _work(self) -> None:
-        while (batch := self._take_batch()) is not None:
-            ids = [b[0] for b in batch]
-            try:
-                x = self.samples[[b[1] for b in batch]]
-                t0 = time.perf_counter_ns()
-                out = self.run(x)
-                end = time.perf_counter_ns()
-                worker = threading.get_ident()
-                self.idle_ns.append(t0 - self._last_end.get(worker, t0))
-                self.service_ns.append(end - t0)
-                self.in_sut_ns.extend(end - b[2] for b in batch)
-                self._last_end[worker] = end
-                out = np.ascontiguousarray(out, np.int64)
-                if out.shape != (len(batch),):
-                    raise RuntimeError(f"backend returned shape {out.shape} for a batch of "
-                                       f"{len(batch)}")
-            except Exception as e:  # noqa: BLE001 (answer anyway: unanswered hangs LoadGen)
-                self.errors.append(f"{type(e).__name__}: {e}")
-                out = None
-            self._answer(ids, out)
-
-    def _answer(self, ids: list[int], out: np.ndarray | None) -> None:
-        item = out.itemsize if out is not None else 0
-        base = out.ctypes.data if out is not None else 0
-        responses = [self.response(i, base + k * item, item) for k, i in enumerate(ids)]
-        with self.lock:
-            self.batches.append(len(ids))
-            for i in ids:
-                self.answered[i] = self.answered.get(i, 0) + 1
-            self.bad_responses += 0 if out is not None else len(ids)
-        self.complete(responses)  # LoadGen reads the data during the call; `out` lives until then
-
-    def check(self) -> list[str]:
-        """Problems found: samples never answered, answered twice, or answered with no data."""
-        problems = list(dict.fromkeys(self.errors))[:3]
-        missing = [i for i in self.issued if i not in self.answered]
-        twice = [i for i, n in self.answered.items() if n != 1 or self.issued.get(i) != 1]
-        if missing:
-            problems.append(f"{len(missing)} issued sample(s) never answered")
-        if twice:
-            problems.append(f"{len(twice)} sample(s) issued or answered more than once")
-        if self.bad_responses:
-            problems.append(f"{self.bad_responses} response(s) without output")
-        return problems
-
-    @property
-    def mean_batch(self) -> float:
-        return float(np.mean(self.batches)) if self.batches else float("nan")
 
 
 # --------------------------------------------------------------------------- one run
@@ -567,96 +297,6 @@ def _run_name(s: LoadtestSettings) -> str:
     rate = f"-{s.qps:g}qps" if s.qps and s.scenario == "server" else ""
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S-%f")
     return f"{s.scenario}-{model}-{s.variant}{rate}-{stamp}"
-
-
-# --------------------------------------------------------------------------- the summary
-
-
-_NUMBER = r"([-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)"
-
-
-def parse_summary(text: str) -> dict:
-    """LoadGen's mlperf_log_summary.txt as data: scenario, mode, VALID / INVALID and why,
-    early-stopping verdict and detail, QPS figures and latency percentiles (ms)."""
-    def field_(pattern: str) -> str | None:
-        m = re.search(pattern, text, re.MULTILINE)
-        return m.group(1).strip() if m else None
-
-    out: dict = {"scenario": field_(r"^Scenario\s*:\s*(.+)$"),
-                 "mode": field_(r"^Mode\s*:\s*(.+)$"),
-                 "result": field_(r"^Result is\s*:\s*(\w+)")}
-    if out["result"] is None:
-        raise ValueError("not a LoadGen summary: no 'Result is' line")
-    out["valid"] = out["result"] == "VALID"
-    checks = {}
-    for name, verdict in re.findall(r"^\s+(.+?)\s*:\s*(Yes|NO)\s*$", text, re.MULTILINE):
-        checks[name.strip().lower()] = verdict == "Yes"
-    out["checks"] = checks
-    out["early_stopping_met"] = checks.get("early stopping satisfied")
-    out["invalid_reasons"] = [k.replace(" satisfied", "") + " not satisfied"
-                              for k, ok in checks.items() if not ok]
-    out["early_stopping"] = _block(text, "Early Stopping Result:")
-    out["recommendations"] = _block(text, "Recommendations:")
-    numbers = {
-        "completed_qps": r"^Completed samples per second\s*:\s*" + _NUMBER,
-        "scheduled_qps": r"^Scheduled samples per second\s*:\s*" + _NUMBER,
-        "offline_qps": r"^Samples per second\s*:\s*" + _NUMBER,
-        "qps_with_overhead": r"^QPS w/ loadgen overhead\s*:\s*" + _NUMBER,
-        "qps_without_overhead": r"^QPS w/o loadgen overhead\s*:\s*" + _NUMBER,
-        "target_qps": r"^target_qps\s*:\s*" + _NUMBER,
-        "target_latency_ns": r"^target_latency \(ns\)\s*:\s*" + _NUMBER,
-        "min_duration_ms": r"^min_duration \(ms\)\s*:\s*" + _NUMBER,
-        "min_query_count": r"^min_query_count\s*:\s*" + _NUMBER,
-        "samples_per_query": r"^samples_per_query\s*:\s*" + _NUMBER,
-    }
-    for key, pat in numbers.items():
-        value = field_(pat)
-        out[key] = float(value) if value is not None else None
-    out["latency_ms"] = {}
-    for label, ns in re.findall(r"^(Min|Max|Mean|\d+\.\d+ percentile) latency \(ns\)\s*:\s*"
-                                + _NUMBER, text, re.MULTILINE):
-        first = label.split()[0]
-        key = f"p{float(first):g}" if first[0].isdigit() else first.lower()
-        out["latency_ms"].setdefault(key, float(ns) / 1e6)  # MultiStream lists per-query first
-    claimed = re.search(r"^(\d+(?:\.\d+)?)th percentile latency \(ns\)\s*:\s*" + _NUMBER,
-                        text, re.MULTILINE)
-    if claimed:
-        out["claimed_percentile"] = float(claimed.group(1))
-        out["claimed_latency_ms"] = float(claimed.group(2)) / 1e6
-    estimate = re.search(r"Early stopping (\d+(?:\.\d+)?)th percentile estimate:\s*" + _NUMBER,
-                         text)
-    if estimate:
-        out["early_stopping_estimate_ms"] = float(estimate.group(2)) / 1e6
-    return out
-
-
-def read_run_summary(log_dir: Path) -> dict:
-    """A finished run's figures: from LoadGen's machine-readable mlperf_log_detail.txt (its
-    `:::MLLOG {json}` records, contracts.mlperf_log), else from the human summary."""
-    from contracts.mlperf_log import mlperf_summary, parse_mllog
-
-    detail = log_dir / DETAIL
-    if detail.is_file():
-        try:
-            return mlperf_summary(parse_mllog(detail.read_text(encoding="utf-8"), detail), detail)
-        except InputError as e:
-            log.warning("%s; reading the summary instead", e)
-    return parse_summary((log_dir / SUMMARY).read_text())
-
-
-def _block(text: str, header: str) -> str:
-    """The ` * ...` lines under a header, joined into one line."""
-    lines = text.splitlines()
-    try:
-        start = next(i for i, x in enumerate(lines) if x.strip() == header)
-    except StopIteration:
-        return ""
-    body = []
-    for line in lines[start + 1:]:
-        if not line.strip() or not line[0].isspace():  # a blank line or the next header
-            break
-        body.append(line.strip().lstrip("* ").strip())
-    return " ".join(body)
 
 
 # --------------------------------------------------------------------------- the row

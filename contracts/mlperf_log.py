@@ -1,18 +1,24 @@
-"""MLPerf LoadGen's machine-readable log, mlperf_log_detail.txt: one `:::MLLOG {json}` record a
-line ({"key", "value", "time_ms", "namespace", "event_type", "metadata"}; loadgen/logging.h,
-results.cc). Read in place of the human summary (mlperf_log_summary.txt) by `roi loadtest`
-(bench/loadgen.py) and `roi import mlperf` (roi/importers.py). Pure: no LoadGen needed.
+"""MLPerf LoadGen's logs, read: the machine-readable mlperf_log_detail.txt (one `:::MLLOG {json}`
+record a line: {"key", "value", "time_ms", "namespace", "event_type", "metadata"};
+loadgen/logging.h, results.cc), read in place of the human summary (mlperf_log_summary.txt)
+when there is one, by `roi loadtest` (bench/loadgen.py) and `roi import mlperf`
+(roi/importers.py). Pure: no LoadGen needed.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import math
+import re
 from pathlib import Path
 
 from contracts.errors import InputError
 
+log = logging.getLogger(__name__)
+
 MLLOG = ":::MLLOG"
+SUMMARY, DETAIL = "mlperf_log_summary.txt", "mlperf_log_detail.txt"
 
 
 def parse_mllog(text: str, path: str | Path = "mlperf_log_detail.txt") -> dict:
@@ -109,3 +115,91 @@ def finite(value) -> float | None:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
     return float(value) if math.isfinite(value) else None
+
+
+# --------------------------------------------------------------------------- the summary
+
+
+_NUMBER = r"([-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)"
+
+
+def parse_summary(text: str) -> dict:
+    """LoadGen's mlperf_log_summary.txt as data: scenario, mode, VALID / INVALID and why,
+    early-stopping verdict and detail, QPS figures and latency percentiles (ms)."""
+    def field_(pattern: str) -> str | None:
+        m = re.search(pattern, text, re.MULTILINE)
+        return m.group(1).strip() if m else None
+
+    out: dict = {"scenario": field_(r"^Scenario\s*:\s*(.+)$"),
+                 "mode": field_(r"^Mode\s*:\s*(.+)$"),
+                 "result": field_(r"^Result is\s*:\s*(\w+)")}
+    if out["result"] is None:
+        raise ValueError("not a LoadGen summary: no 'Result is' line")
+    out["valid"] = out["result"] == "VALID"
+    checks = {}
+    for name, verdict in re.findall(r"^\s+(.+?)\s*:\s*(Yes|NO)\s*$", text, re.MULTILINE):
+        checks[name.strip().lower()] = verdict == "Yes"
+    out["checks"] = checks
+    out["early_stopping_met"] = checks.get("early stopping satisfied")
+    out["invalid_reasons"] = [k.replace(" satisfied", "") + " not satisfied"
+                              for k, ok in checks.items() if not ok]
+    out["early_stopping"] = _block(text, "Early Stopping Result:")
+    out["recommendations"] = _block(text, "Recommendations:")
+    numbers = {
+        "completed_qps": r"^Completed samples per second\s*:\s*" + _NUMBER,
+        "scheduled_qps": r"^Scheduled samples per second\s*:\s*" + _NUMBER,
+        "offline_qps": r"^Samples per second\s*:\s*" + _NUMBER,
+        "qps_with_overhead": r"^QPS w/ loadgen overhead\s*:\s*" + _NUMBER,
+        "qps_without_overhead": r"^QPS w/o loadgen overhead\s*:\s*" + _NUMBER,
+        "target_qps": r"^target_qps\s*:\s*" + _NUMBER,
+        "target_latency_ns": r"^target_latency \(ns\)\s*:\s*" + _NUMBER,
+        "min_duration_ms": r"^min_duration \(ms\)\s*:\s*" + _NUMBER,
+        "min_query_count": r"^min_query_count\s*:\s*" + _NUMBER,
+        "samples_per_query": r"^samples_per_query\s*:\s*" + _NUMBER,
+    }
+    for key, pat in numbers.items():
+        value = field_(pat)
+        out[key] = float(value) if value is not None else None
+    out["latency_ms"] = {}
+    for label, ns in re.findall(r"^(Min|Max|Mean|\d+\.\d+ percentile) latency \(ns\)\s*:\s*"
+                                + _NUMBER, text, re.MULTILINE):
+        first = label.split()[0]
+        key = f"p{float(first):g}" if first[0].isdigit() else first.lower()
+        out["latency_ms"].setdefault(key, float(ns) / 1e6)  # MultiStream lists per-query first
+    claimed = re.search(r"^(\d+(?:\.\d+)?)th percentile latency \(ns\)\s*:\s*" + _NUMBER,
+                        text, re.MULTILINE)
+    if claimed:
+        out["claimed_percentile"] = float(claimed.group(1))
+        out["claimed_latency_ms"] = float(claimed.group(2)) / 1e6
+    estimate = re.search(r"Early stopping (\d+(?:\.\d+)?)th percentile estimate:\s*" + _NUMBER,
+                         text)
+    if estimate:
+        out["early_stopping_estimate_ms"] = float(estimate.group(2)) / 1e6
+    return out
+
+
+def read_run_summary(log_dir: Path) -> dict:
+    """A finished run's figures: from LoadGen's machine-readable mlperf_log_detail.txt (its
+    `:::MLLOG {json}` records), else from the human summary."""
+    detail = log_dir / DETAIL
+    if detail.is_file():
+        try:
+            return mlperf_summary(parse_mllog(detail.read_text(encoding="utf-8"), detail), detail)
+        except InputError as e:
+            log.warning("%s; reading the summary instead", e)
+    return parse_summary((log_dir / SUMMARY).read_text())
+
+
+def _block(text: str, header: str) -> str:
+    """The ` * ...` lines under a header, joined into one line."""
+    lines = text.splitlines()
+    try:
+        start = next(i for i, x in enumerate(lines) if x.strip() == header)
+    except StopIteration:
+        return ""
+    body = []
+    for line in lines[start + 1:]:
+        if not line.strip() or not line[0].isspace():  # a blank line or the next header
+            break
+        body.append(line.strip().lstrip("* ").strip())
+    return " ".join(body)

@@ -82,7 +82,7 @@ def batch_response_ms(arrivals_ms: np.ndarray, service_ms: np.ndarray, batch_siz
                       window_ms: float = np.inf) -> tuple[np.ndarray, np.ndarray]:
     """(response time of each request, size of each batch) at one dynamic-batching worker.
 
-    The policy of bench/loadgen.py BatchingSUT: when free, the worker takes the first waiting
+    The policy of bench/loadgen_sut.py BatchingSUT: when free, the worker takes the first waiting
     request (or waits for the next arrival), then keeps taking requests until it holds
     batch_size or window_ms has passed since it took the first (requests already queued come at
     once), and serves the batch. Batch j takes service_ms[j] (1-D: the padded batch, whatever

@@ -305,7 +305,7 @@ def _mgc_max_qps(service, percentile, latency_ms, servers, b, batch_window_ms, m
 
 # ------------------------------------------------------------------------ dynamic batching
 #
-# The server (bench/loadgen.py BatchingSUT, simulated by roi.simulation.batch_response_ms):
+# The server (bench/loadgen_sut.py BatchingSUT, simulated by roi.simulation.batch_response_ms):
 # one worker; when free it takes the first waiting request, then more until it holds b or
 # `window` (w) ms have passed, and serves the batch in S (the padded batch's time, whatever
 # its fill). A request's response is R = D + S, D its delay to its batch's start.

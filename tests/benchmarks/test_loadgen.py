@@ -40,14 +40,9 @@ import pandas as pd
 import pytest
 
 from models.runtime import default_threads
-from bench.loadgen import (
-    Backend,
-    LoadtestSettings,
-    find_peak,
-    load_backend,
-    real_inputs,
-    run_one,
-)
+from bench.loadgen import LoadtestSettings, find_peak, run_one
+from bench.loadgen_backends import Backend, load_backend
+from bench.loadgen_sut import real_inputs
 from bench.timing import TimingSettings, time_after_idle, time_calls, time_idle_calls
 from checks import loadgen as predictor
 from contracts.results import ResultsStore, load_samples

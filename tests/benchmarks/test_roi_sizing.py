@@ -95,7 +95,7 @@ def test_queueing_model_against_simulation():
 
 def test_batching_model_against_simulation():
     """max_qps_per_replica with dynamic batching against roi.simulation's batching server
-    (bench/loadgen.py's BatchingSUT policy), 10 ms batches, 100,000 requests per rate.
+    (bench/loadgen_sut.py's BatchingSUT policy), 10 ms batches, 100,000 requests per rate.
 
     Grid: b in {2, 8, 16}; window 0.1 ms, 20 ms, none; cv 0, 0.3, 1; p99 bounds 4x and 10x
     the batch's own p99, and p90 at 4x (issue 3's grid; test_batching_sweep_against_simulation

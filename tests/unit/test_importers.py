@@ -113,7 +113,7 @@ def test_mlperf_offline_costs_the_throughput_not_the_queueing(catalog):
 
 
 def test_mlperf_detail_agrees_with_the_human_summary():
-    from bench.loadgen import parse_summary
+    from contracts.mlperf_log import parse_summary
 
     for folder in ("mlperf_server", "mlperf_singlestream"):
         human = parse_summary((IMPORTS / folder / "mlperf_log_summary.txt").read_text())
@@ -130,7 +130,7 @@ def test_mlperf_detail_agrees_with_the_human_summary():
 
 
 def test_loadtest_run_reads_the_detail_log(tmp_path):
-    from bench.loadgen import read_run_summary
+    from contracts.mlperf_log import read_run_summary
 
     shutil.copy(SERVER, tmp_path / "mlperf_log_detail.txt")
     assert read_run_summary(tmp_path)["completed_qps"] == pytest.approx(97.7908)

@@ -11,17 +11,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench.loadgen import (
-    Backend,
-    BatchingSUT,
-    LoadtestSettings,
-    check_settings,
-    parse_summary,
-    real_inputs,
-    run_one,
-)
+from bench.loadgen import LoadtestSettings, check_settings, run_one
+from bench.loadgen_backends import Backend
+from bench.loadgen_sut import BatchingSUT, real_inputs
 from checks import loadgen as predictor
 from contracts.errors import InputError
+from contracts.mlperf_log import parse_summary
 from contracts.results import ResultsStore, load_samples
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "loadgen"
