@@ -55,7 +55,7 @@ def test_every_yaml_reader_goes_through_read_yaml():
 
     root = pathlib.Path(__file__).resolve().parents[2]
     own = []
-    for package in ("contracts", "roi", "bench", "distill", "reports"):
+    for package in ("contracts", "models", "roi", "bench", "distill", "reports", "checks"):
         for path in (root / package).rglob("*.py"):
             if path.name == "config.py" and path.parent.name == "contracts":
                 continue
