@@ -38,7 +38,8 @@ class TrainConfig(BaseModel):
     teacher_topk: int = Field(32, gt=0, description="k of the teacher-logit cache (the rest of "
                               "the teacher's probability is kept as one bucket).")
     teacher_cache_dir: Optional[str] = Field(None, description="Cache root [default: "
-                                             "$ROI_CACHE_DIR/teacher-logits or ~/.cache/roi/...].")
+                                             "teacher-logits/ under $ROI_CACHE_DIR, else "
+                                             "$XDG_CACHE_HOME/roi, else ~/.cache/roi].")
     steps: int = Field(2000, gt=0, description="Optimizer steps.")
     batch_size: int = Field(16, gt=0, description="Sequences per micro-batch.")
     grad_accum: int = Field(1, gt=0, description="Micro-batches per optimizer step.")
