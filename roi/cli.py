@@ -724,15 +724,51 @@ class _ConsoleHooks:
 
 @app.command()
 def report(
-    run_dir: str = typer.Argument(..., metavar="DIR", help="A run directory (roi run --out)."),
-    out: Optional[str] = typer.Option(None, help="Where to write [default: DIR/report]."),
+    run_dir: Optional[str] = typer.Argument(None, metavar="[DIR]", help="A run directory (roi "
+                                            "run --out)."),
+    plan: Optional[str] = typer.Option(None, metavar="FILE", help="Instead of DIR: a plan "
+                                       "(plan.json or plan.yaml, as roi plan writes)."),
+    results: Optional[str] = typer.Option(None, metavar="FILE", help="With --plan: the "
+                                          "results table it was planned from (.csv, .jsonl or "
+                                          "a directory holding one)."),
+    metrics: Optional[str] = typer.Option(None, metavar="FILE", help="With --plan: a "
+                                          "distillation's metrics.json (roi distill --out)."),
+    out: Optional[str] = typer.Option(None, help="Where to write [default: DIR/report, or "
+                                      "report/ beside the plan file]."),
 ) -> None:
-    """Render a run directory again: report.html, report.md, figures/ and the decision, sizing
-    and distill-plan parts, from DIR/{bench,plan,distill,bench-student}."""
-    from .run import render
+    """Render a run directory again, or a plan with its results table: report.html,
+    report.md, figures/ and the decision, sizing and distill-plan parts.
 
-    page = render(run_dir, out)
+    Examples: roi report runs/run-1;
+    roi report --plan runs/plan-1/plan.json --results runs/bench-1/results.csv --out report
+    """
+    forms = "give a run directory DIR, or --plan FILE [--results FILE] [--metrics FILE]"
+    if run_dir is not None and (plan or results or metrics):
+        raise InputError(f"roi report: {forms}; not both")
+    if run_dir is None and plan is None:
+        extra = [o for o, v in (("--results", results), ("--metrics", metrics)) if v]
+        raise InputError(f"roi report: {' and '.join(extra)} without --plan; {forms}"
+                         if extra else f"roi report: {forms}")
+    if run_dir is not None:
+        from .run import render
+
+        page = render(run_dir, out)
+    else:
+        page = _report_files(plan, results, metrics, out)
     print(f"report: {page} (+ report.md, figures/; decision/, sizing/, distill-plan/)")
+
+
+def _report_files(plan: str, results: Optional[str], metrics: Optional[str],
+                  out: Optional[str]):
+    """roi report --plan FILE [--results FILE] [--metrics FILE]: report.html's path."""
+    from pathlib import Path
+
+    from reports import build_files, write_with_parts
+
+    from .io import check_out_dir
+
+    out_dir = check_out_dir(Path(out) if out else Path(plan).parent / "report")
+    return write_with_parts(build_files(plan, results, metrics), out_dir).html
 
 
 def _plan_out_dir(out: Optional[str]):
