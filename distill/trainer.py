@@ -51,7 +51,7 @@ class DistillResult:
 def data_config(cfg: TrainConfig) -> DataConfig:
     """The corpus and tokenization of a run (also what export re-reads for its evaluation)."""
     return DataConfig(cfg.data_source, cfg.val_fraction, cfg.test_fraction,
-                      tokenizer=resolve_tokenizer(cfg))
+                      tokenizer=resolve_tokenizer(cfg), text_field=cfg.text_field)
 
 
 def resolve_tokenizer(cfg: TrainConfig) -> str | None:

@@ -5,7 +5,8 @@ The root is `$ROI_CACHE_DIR`, else `$XDG_CACHE_HOME/roi`, else `~/.cache/roi` (`
 one place that decides it). Below it, one directory per cache (`CACHES`), one directory per entry:
 
 - `onnx/<key>/`: a model's ONNX export, int8 file, variants and gate windows (bench/export.py);
-- `teacher-logits/<key>/`: one recipe's top-k teacher logits, by rank (distill/teacher_cache.py).
+- `teacher-logits/<key>/`: one recipe's top-k teacher logits, by rank (distill/teacher_cache.py);
+- `tokens/<key>/`: a JSONL file's token arrays, memory-mapped by the trainer (distill/token_cache.py).
 
 A process using an entry holds a shared lock on its `USE_LOCK` file for as long as it runs (the
 kernel's flock: it dies with its process), and touches its `LAST_USED` file; writers hold an
@@ -26,7 +27,9 @@ from typing import IO, Iterator
 
 CACHES = {"onnx": "ONNX exports and int8/variant files, one entry per model: roi bench",
           "teacher-logits": "top-k teacher logits, one entry per distillation recipe: "
-                            "roi distill, roi pilot"}
+                            "roi distill, roi pilot",
+          "tokens": "JSONL training data tokenized into memory-mapped arrays, one entry per "
+                    "file and tokenizer: roi distill --data"}
 USE_LOCK = ".in-use.lock"  # shared while a process uses the entry
 WRITE_LOCK = ".write.lock"  # exclusive while a process writes files of the entry
 LAST_USED = ".last-used"  # its mtime: the entry's last use

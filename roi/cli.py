@@ -134,6 +134,20 @@ def scenarios(
     print_scenarios(found)
 
 
+DATA_HELP = ("Training data: a .jsonl file (one JSON object per line; tokenized in batches "
+             "into memory-mapped arrays, cached), .txt files, stdlib or pysrc:DIR [default: "
+             "the plan's data_source].")
+TEXT_FIELD_HELP = "The field of each .jsonl line that holds its text [default: text]."
+
+
+def data_overrides(data: Optional[str], text_field: Optional[str]) -> dict:
+    """--data and --text-field as trainer settings (data_source, text_field)."""
+    if text_field is not None and not text_field.strip():
+        raise InputError("--text-field: must name a field; got an empty string")
+    return {k: v for k, v in (("data_source", data), ("text_field", text_field))
+            if v is not None}
+
+
 @app.command()
 def distill(
     plan: str = typer.Option(..., help="plan.yaml written by roi plan (decision + trainer)."),
@@ -145,13 +159,19 @@ def distill(
                                          "the plan's trainer section."),
     set_: list[str] = typer.Option([], "--set", help="Override one trainer setting, "
                                    "key=value (repeatable), e.g. --set steps=500."),
+    data: Optional[str] = typer.Option(None, metavar="FILE", help=DATA_HELP),
+    text_field: Optional[str] = typer.Option(None, metavar="NAME", help=TEXT_FIELD_HELP),
 ) -> None:
-    """Distill the plan's recommended student; measure retention against teacher and baseline."""
+    """Distill the plan's recommended student; measure retention against teacher and baseline.
+
+    Example: roi distill --plan runs/plan-1/plan.yaml --out runs/student --data docs.jsonl
+    --text-field body
+    """
     from distill.pipeline import distill_from_plan, parse_overrides
 
     from .console import print_distill_summary, training_progress
 
-    overrides = parse_overrides(set_)
+    overrides = {**parse_overrides(set_), **data_overrides(data, text_field)}
     with training_progress() as progress:
         result = distill_from_plan(plan, out, resume=resume, force=force, config_file=config,
                                    overrides=overrides, progress=progress)
@@ -178,6 +198,8 @@ def pilot(
                                    "(repeatable), e.g. --set dtype=bf16."),
     out: Optional[str] = typer.Option(None, help="Output directory for pilot.csv "
                                       "[default: runs/pilot-<time>]; an existing one resumes."),
+    data: Optional[str] = typer.Option(None, metavar="FILE", help=DATA_HELP),
+    text_field: Optional[str] = typer.Option(None, metavar="NAME", help=TEXT_FIELD_HELP),
 ) -> None:
     """Pilot distillations: short runs of every student (KD and no-KD baseline) whose points
     are what whole runs of those budgets end at; pilot.csv is what roi plan --pilot forecasts
@@ -187,8 +209,9 @@ def pilot(
 
     from .console import pilot_progress, print_pilot_summary
 
-    cfg, specs, budget, mode_list = pilot_settings(teacher, students, steps, points, modes,
-                                                   config, parse_overrides(set_))
+    cfg, specs, budget, mode_list = pilot_settings(
+        teacher, students, steps, points, modes, config,
+        {**parse_overrides(set_), **data_overrides(data, text_field)})
     from .io import check_out_dir
 
     out_dir = str(check_out_dir(out or _default_out("pilot")))
