@@ -50,7 +50,8 @@ def _default_out(prefix: str) -> str:
 @app.command()
 def bench(
     teacher: str = typer.Option("builtin:teacher", help="Teacher model spec: builtin:NAME, "
-                                "hf:DIR, onnx:FILE or ckpt:DIR."),
+                                "hf:DIR, hf:ORG/NAME[@REVISION] (the local Hugging Face "
+                                "cache), onnx:FILE or ckpt:DIR."),
     students: str = typer.Option("auto", help="Comma-separated student specs, or 'auto' for "
                                  "builtin:student-5x,-10x,-20x,-50x."),
     backends: str = typer.Option("torch-eager,ort-fp32,ort-int8", help="Comma-separated: "
@@ -182,7 +183,8 @@ def distill(
 @app.command()
 def pilot(
     teacher: str = typer.Option("builtin:teacher", help="Teacher model spec (builtin:NAME, "
-                                "ckpt:DIR or hf:DIR: the trainer's teacher)."),
+                                "ckpt:DIR, hf:DIR or hf:ORG/NAME[@REVISION]: the trainer's "
+                                "teacher)."),
     students: str = typer.Option("auto", help="Comma-separated builtin student specs, or "
                                  "'auto' for builtin:student-5x,-10x,-20x,-50x."),
     steps: int = typer.Option(96, help="The longest pilot budget, optimizer steps."),
