@@ -632,7 +632,8 @@ def import_command(
 # ------------------------------------------------------------------------------ roi cache
 
 cache_app = typer.Typer(no_args_is_help=True, help="The caches roi keeps on disk (ONNX exports, "
-                        "teacher logits): list them, prune the least recently used.")
+                        "teacher logits, tokenized JSONL data): list them, prune the least "
+                        "recently used.")
 app.add_typer(cache_app, name="cache")
 
 
