@@ -3,6 +3,7 @@
     builtin:NAME        a preset of the built-in GPT (teacher, student-5x ... student-50x)
     builtin:k=v,k=v     the built-in GPT with fields overridden from the teacher's config
     hf:DIR              a local Hugging Face checkpoint directory (safetensors), loaded offline
+    hf:ORG/NAME[@REV]   a model id, its snapshot in the local Hugging Face cache (bench/hf_hub.py)
     onnx:FILE           an existing ONNX model (onnxruntime backends only)
     ckpt:DIR            a student written by the trainer (config.json + model.safetensors)
     config:FILE         an architecture only (a Hugging Face config.json, our YAML, or a shipped
@@ -94,8 +95,12 @@ def parse_spec(spec: str) -> ModelSpec:
                  "e.g. ['builtin:n_layer=1,n_embd=32'])" if not sep and "=" in spec else "")
         raise InputError(
             f"unknown model spec {spec!r}: expected builtin:NAME ({', '.join(PRESETS)}), "
-            f"hf:DIR, onnx:FILE, ckpt:DIR or config:FILE{split}"
+            f"hf:DIR, hf:ORG/NAME[@REVISION], onnx:FILE, ckpt:DIR or config:FILE{split}"
         )
+    if kind == "hf":
+        from .hf_hub import is_hub_id, resolve
+
+        target = resolve(spec, target) if is_hub_id(target) else target
     parsed = ModelSpec(spec, kind, target)
     _VALIDATORS[kind](parsed)
     return parsed

@@ -3,7 +3,9 @@
 The default corpus is the Python standard library's own `.py` sources (tests, idlelib and
 lib2to3 left out): ≈ 11 MB of real code on every machine with Python, so a byte-level
 code-completion task needs no download. Users may pass their own .txt files or .jsonl files
-(one {"text": ...} object per line).
+(one JSON object per line, its text in `text_field`, default "text"). A single .jsonl file is
+streamed, tokenized in batches and kept as memory-mapped arrays in the cache
+(distill/token_cache.py), so a file larger than memory trains too.
 
 Splits are by document, decided by a hash of the document's name and the split seed, so adding
 a file never moves another file between train, validation and test.
@@ -36,6 +38,7 @@ class DataConfig:
     test_fraction: float = 0.05  # share held out for the final test
     split_seed: int = 0  # changes which documents land in which split
     tokenizer: str | None = None  # a Hugging Face tokenizer directory; None: bytes are tokens
+    text_field: str = "text"  # the field of each .jsonl line that holds its document's text
 
     def __post_init__(self) -> None:
         for name in ("val_fraction", "test_fraction"):
@@ -58,12 +61,13 @@ def stdlib_documents(root: Path | None = None) -> Iterator[tuple[str, bytes]]:
             yield str(rel), path.read_bytes()
 
 
-def file_documents(paths: list[Path]) -> Iterator[tuple[str, bytes]]:
+def file_documents(paths: list[Path], text_field: str = "text") -> Iterator[tuple[str, bytes]]:
     for path in paths:
         if not path.is_file():
             raise InputError(f"data file {str(path)!r} does not exist")
         if path.suffix == ".jsonl":
-            yield from _jsonl_documents(path)
+            yield from ((name, text.encode("utf-8"))
+                        for name, text in jsonl_documents(path, text_field))
         else:
             try:
                 yield str(path), path.read_text(encoding="utf-8").encode("utf-8")
@@ -71,19 +75,36 @@ def file_documents(paths: list[Path]) -> Iterator[tuple[str, bytes]]:
                 raise InputError(f"data file {str(path)!r} is not UTF-8 text") from None
 
 
-def _jsonl_documents(path: Path) -> Iterator[tuple[str, bytes]]:
-    for i, line in enumerate(read_text(path, "data").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            text = json.loads(line)["text"]
-        except (json.JSONDecodeError, KeyError, TypeError):
-            raise InputError(
-                f"{path}:{i}: each JSONL line must be an object with a \"text\" string"
-            ) from None
-        if not isinstance(text, str):
-            raise InputError(f"{path}:{i}: \"text\" must be a string, got {type(text).__name__}")
-        yield f"{path}:{i}", text.encode("utf-8")
+def jsonl_documents(path: Path, field: str = "text") -> Iterator[tuple[str, str]]:
+    """(name, text) of each non-blank line of a JSONL file, read line by line (a file larger
+    than memory is fine); a line that is not a JSON object with a string `field` is an
+    InputError naming the line."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            for i, line in enumerate(f, 1):
+                if line.strip():
+                    yield f"{path}:{i}", _text_of(line, field, f"{path}:{i}")
+    except UnicodeDecodeError:
+        raise InputError(f"data file {str(path)!r} is not UTF-8 text") from None
+
+
+def _text_of(line: str, field: str, where: str) -> str:
+    try:
+        obj = json.loads(line)
+    except json.JSONDecodeError as e:
+        raise InputError(f"{where}: not JSON ({e.msg}, column {e.colno}); each line of a JSONL "
+                         f"file must be an object with a \"{field}\" string") from None
+    if not isinstance(obj, dict):
+        raise InputError(f"{where}: a JSON {type(obj).__name__}; each line must be an object "
+                         f"with a \"{field}\" string")
+    if field not in obj:
+        keys = ", ".join(sorted(map(str, obj))[:8]) or "none"
+        raise InputError(f"{where}: no \"{field}\" field (its fields: {keys}); name the text "
+                         "field with --text-field")
+    if not isinstance(obj[field], str):
+        raise InputError(f"{where}: \"{field}\" must be a string, got "
+                         f"{type(obj[field]).__name__}")
+    return obj[field]
 
 
 def documents(cfg: DataConfig) -> Iterator[tuple[str, bytes]]:
@@ -91,7 +112,12 @@ def documents(cfg: DataConfig) -> Iterator[tuple[str, bytes]]:
         return stdlib_documents()
     if cfg.source.startswith("pysrc:"):
         return stdlib_documents(Path(cfg.source.removeprefix("pysrc:")))
-    return file_documents([Path(p.strip()) for p in cfg.source.split(",") if p.strip()])
+    return file_documents(source_files(cfg), cfg.text_field)
+
+
+def source_files(cfg: DataConfig) -> list[Path]:
+    """The files of a comma-separated source of .txt/.jsonl paths."""
+    return [Path(p.strip()) for p in cfg.source.split(",") if p.strip()]
 
 
 def split_of(name: str, cfg: DataConfig) -> str:
@@ -128,6 +154,10 @@ class HFTokens:
         return self.tok(data.decode("utf-8", errors="replace"), add_special_tokens=False,
                         verbose=False)["input_ids"]
 
+    def encode_batch(self, texts: list[str]) -> list[list[int]]:
+        """Ids of many documents in one call (a fast tokenizer encodes them in parallel)."""
+        return self.tok(texts, add_special_tokens=False, verbose=False)["input_ids"]
+
 
 @functools.lru_cache(maxsize=4)
 def hf_tokens(path: str) -> HFTokens:
@@ -145,7 +175,14 @@ def has_tokenizer(path: str | Path) -> bool:
 
 def build_splits(cfg: DataConfig) -> dict[str, np.ndarray]:
     """Token arrays per split, documents joined by a separator: bytes (uint8, DOC_SEPARATOR)
-    by default, or a Hugging Face tokenizer's ids (int32, its end-of-text id)."""
+    by default, or a Hugging Face tokenizer's ids (int32, its end-of-text id). A single .jsonl
+    file gives the same arrays, memory-mapped from the token cache (distill.token_cache)."""
+    files = [] if cfg.source == "stdlib" or cfg.source.startswith("pysrc:") else \
+        source_files(cfg)
+    if len(files) == 1 and files[0].suffix == ".jsonl":
+        from .token_cache import jsonl_splits
+
+        return jsonl_splits(files[0], cfg)
     parts: dict[str, list[bytes]] = {s: [] for s in SPLITS}
     for name, data in documents(cfg):
         parts[split_of(name, cfg)].append(data)
@@ -161,21 +198,28 @@ def build_splits(cfg: DataConfig) -> dict[str, np.ndarray]:
         sep = bytes([DOC_SEPARATOR])
         out = {s: np.frombuffer(sep.join(docs), dtype=np.uint8).copy()
                for s, docs in parts.items()}
-    too_small = [s for s, a in out.items() if a.size < 1024]
-    if too_small:
-        raise InputError(
-            f"data source {cfg.source!r} is too small: split(s) {', '.join(too_small)} got "
-            "under 1,024 tokens; give more text or larger val/test fractions"
-        )
+    check_sizes({s: a.size for s, a in out.items()}, cfg.source)
     return out
 
 
+def check_sizes(tokens: dict[str, int], source: str) -> None:
+    """InputError when a split got under 1,024 tokens."""
+    too_small = [s for s, n in tokens.items() if n < 1024]
+    if too_small:
+        raise InputError(
+            f"data source {source!r} is too small: split(s) {', '.join(too_small)} got "
+            "under 1,024 tokens; give more text or larger val/test fractions"
+        )
+
+
 def fingerprint(splits: dict[str, np.ndarray]) -> str:
-    """A short hash of the split contents, recorded with every metric computed on them."""
+    """A short hash of the split contents, recorded with every metric computed on them. Read
+    in chunks: a memory-mapped split is hashed without being copied into memory whole."""
     h = hashlib.sha256()
     for s in SPLITS:
         h.update(s.encode())
-        h.update(splits[s].tobytes())
+        for i in range(0, splits[s].size, 1 << 24):
+            h.update(np.ascontiguousarray(splits[s][i:i + (1 << 24)]).tobytes())
     return h.hexdigest()[:16]
 
 

@@ -18,6 +18,7 @@ PLANNER_FILES = {
     "test_memory", "test_fleet", "test_edge", "test_forecast", "test_forecastcheck",
     "test_datagen_cost",
     "test_budget", "test_reports_markdown", "test_results", "test_sanity", "test_importers",
+    "test_caches",
 }
 NOT_PLANNER = {  # tests in planner files that reach bench (psutil, LoadGen): the bench extra
     "test_config_spec_in_the_zoo_is_projected_not_run",  # bench's zoo
