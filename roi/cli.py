@@ -7,6 +7,7 @@ Bad input prints one line, `error: ...`, and exits with code 2, with no tracebac
 from __future__ import annotations
 
 import logging
+import signal
 import sys
 from datetime import datetime
 from typing import Optional
@@ -772,8 +773,24 @@ DEFAULT_OUT = {"bench": "bench", "generate": "generate", "pilot": "pilot",
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The `roi` command (argv None: this process's arguments; a list: called in-process)."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     args = _with_out(list(sys.argv[1:] if argv is None else argv))
+    if argv is not None:  # in-process (tests, notebooks): the caller's Ctrl-C stays its own
+        return _main(args)
+    try:
+        code = _main(args)
+    except KeyboardInterrupt:  # after the command's own handling, before the return
+        print(_interrupted(args), file=sys.stderr)
+        code = 130
+    # The command is over and its output written. A Ctrl-C from here on would only interrupt
+    # the interpreter's shutdown (torch's atexit hooks): the process would die by the signal
+    # with no line, or print a traceback and exit 0.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    return code
+
+
+def _main(args: list[str]) -> int:
     try:
         check_path_args(args)
         missing = _missing_extra(args[0]) if args and "--help" not in args else None
