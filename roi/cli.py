@@ -766,8 +766,9 @@ def _missing_extra(command: str, module: Optional[str] = None) -> Optional[str]:
     return f"roi {command} needs {what}: pip install 'distill-roi[{','.join(extras)}]'"
 
 
-# subcommand -> the flag that resumes it (pilot resumes an existing --out by itself)
-RESUMABLE = {"bench": "--resume", "distill": "--resume", "generate": "--resume", "pilot": None}
+# subcommand -> the flag that resumes it (pilot and run resume an existing --out by themselves)
+RESUMABLE = {"bench": "--resume", "distill": "--resume", "generate": "--resume", "pilot": None,
+             "run": None}
 DEFAULT_OUT = {"bench": "bench", "generate": "generate", "pilot": "pilot",
                "loadtest": "loadtest"}  # runs/<prefix>-<time>
 
@@ -826,11 +827,13 @@ def _main(args: list[str]) -> int:
 def _with_out(args: list[str]) -> list[str]:
     """A resumable subcommand without --out gets its default one spelled out here, so that an
     interrupt can name the directory to resume."""
-    if not args or args[0] not in DEFAULT_OUT or "--help" in args:
-        return args
-    if any(a == "--out" or a.startswith("--out=") for a in args):
+    if not args or args[0] not in DEFAULT_OUT or "--help" in args or _has_out(args):
         return args
     return [args[0], "--out", _default_out(DEFAULT_OUT[args[0]]), *args[1:]]
+
+
+def _has_out(args: list[str]) -> bool:
+    return any(a == "--out" or a.startswith("--out=") for a in args)
 
 
 def _interrupted(args: list[str]) -> str:
@@ -843,7 +846,7 @@ def _interrupted(args: list[str]) -> str:
         where = f"{out}/results.jsonl" if out else "the results table"
         return (f"interrupted: finished runs are kept in {where}, a run cut short as a row "
                 "marked interrupted; rerun the command to measure again")
-    if command not in RESUMABLE:
+    if command not in RESUMABLE or not _has_out(args):  # roi run without --out: see run_command
         return "interrupted: stopped before finishing; rerun the command to start again"
     flag = RESUMABLE[command]
     again = args + ([flag] if flag and flag not in args else [])
