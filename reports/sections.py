@@ -16,6 +16,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from roi.sanity import distill_warnings
+
 from . import figures as fig
 from . import fmt
 from .document import Bullets, Facts, Figure, Heading, Section, Table, Text
@@ -1021,6 +1023,9 @@ def achieved_section(inp: Inputs, figures: Figures) -> Section:
     settings = m.get("settings") or {}
     blocks: list = [_table(rows, f"The plan's predictions for {inp.trained or fmt.DASH} "
                                  f"beside the distilled student")]
+    warnings = distill_warnings(m)  # an untrained teacher: retention says little
+    if warnings:
+        blocks += [Heading("Warnings"), Bullets(tuple(warnings))]
     done = settings.get("student")
     if done and done != inp.planned:
         blocks.append(Text(f"The plan's trainer section names {inp.planned or fmt.DASH}; the "

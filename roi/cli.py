@@ -7,6 +7,7 @@ Bad input prints one line, `error: ...`, and exits with code 2, with no tracebac
 from __future__ import annotations
 
 import logging
+import signal
 import sys
 from datetime import datetime
 from typing import Optional
@@ -870,15 +871,32 @@ def _missing_extra(command: str, module: Optional[str] = None) -> Optional[str]:
     return f"roi {command} needs {what}: pip install 'distill-roi[{','.join(extras)}]'"
 
 
-# subcommand -> the flag that resumes it (pilot resumes an existing --out by itself)
-RESUMABLE = {"bench": "--resume", "distill": "--resume", "generate": "--resume", "pilot": None}
+# subcommand -> the flag that resumes it (pilot and run resume an existing --out by themselves)
+RESUMABLE = {"bench": "--resume", "distill": "--resume", "generate": "--resume", "pilot": None,
+             "run": None}
 DEFAULT_OUT = {"bench": "bench", "generate": "generate", "pilot": "pilot",
                "loadtest": "loadtest"}  # runs/<prefix>-<time>
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The `roi` command (argv None: this process's arguments; a list: called in-process)."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     args = _with_out(list(sys.argv[1:] if argv is None else argv))
+    if argv is not None:  # in-process (tests, notebooks): the caller's Ctrl-C stays its own
+        return _main(args)
+    try:
+        code = _main(args)
+    except KeyboardInterrupt:  # after the command's own handling, before the return
+        print(_interrupted(args), file=sys.stderr)
+        code = 130
+    # The command is over and its output written. A Ctrl-C from here on would only interrupt
+    # the interpreter's shutdown (torch's atexit hooks): the process would die by the signal
+    # with no line, or print a traceback and exit 0.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    return code
+
+
+def _main(args: list[str]) -> int:
     try:
         check_path_args(args)
         missing = _missing_extra(args[0]) if args and "--help" not in args else None
@@ -914,11 +932,13 @@ def main(argv: list[str] | None = None) -> int:
 def _with_out(args: list[str]) -> list[str]:
     """A resumable subcommand without --out gets its default one spelled out here, so that an
     interrupt can name the directory to resume."""
-    if not args or args[0] not in DEFAULT_OUT or "--help" in args:
-        return args
-    if any(a == "--out" or a.startswith("--out=") for a in args):
+    if not args or args[0] not in DEFAULT_OUT or "--help" in args or _has_out(args):
         return args
     return [args[0], "--out", _default_out(DEFAULT_OUT[args[0]]), *args[1:]]
+
+
+def _has_out(args: list[str]) -> bool:
+    return any(a == "--out" or a.startswith("--out=") for a in args)
 
 
 def _interrupted(args: list[str]) -> str:
@@ -931,7 +951,7 @@ def _interrupted(args: list[str]) -> str:
         where = f"{out}/results.jsonl" if out else "the results table"
         return (f"interrupted: finished runs are kept in {where}, a run cut short as a row "
                 "marked interrupted; rerun the command to measure again")
-    if command not in RESUMABLE:
+    if command not in RESUMABLE or not _has_out(args):  # roi run without --out: see run_command
         return "interrupted: stopped before finishing; rerun the command to start again"
     flag = RESUMABLE[command]
     again = args + ([flag] if flag and flag not in args else [])

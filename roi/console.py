@@ -273,11 +273,15 @@ def print_distill_summary(metrics: dict, out: Path) -> None:
                       ("student ONNX int8", "student_int8")):
         m = metrics[key]
         table.add_row(name, f"{m['accuracy']:.4f}", f"{m['bits_per_byte']:.3f}",
-                      f"{m['accuracy'] / teacher_acc:.1%}")
+                      f"{m['accuracy'] / teacher_acc:.1%}" if teacher_acc else "-")
     out_console = _stdout()
     out_console.print(table)
     out_console.print(f"KD gain over baseline: {metrics['kd_gain_accuracy'] * 100:+.2f} points; "
                       f"wall time {metrics['wall_s'] / 60:.1f} min; student: ckpt:{out}")
+    from .sanity import distill_warnings
+
+    for warning in distill_warnings(metrics):  # an untrained teacher: retention says little
+        out_console.print(f"warning: {warning}", highlight=False, markup=False)
 
 
 def print_plan_summary(plan: dict, out) -> None:
