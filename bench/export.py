@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from pathlib import Path
 
 import numpy as np
 
+from contracts.caches import cache_root, use, write_lock
 from contracts.io import write_json_atomic
 from models.decode_export import DECODE_INT8_FILE, KV_CACHE, RECOMPUTE, build
 from models.runtime import export_onnx, quantize_int8
@@ -29,10 +29,6 @@ log = logging.getLogger(__name__)
 
 EXPORT_VERSION = 2  # 2: the dynamo exporter is really tried; each export is verified
 FP32_FILE, INT8_FILE, INFO_FILE = "model.onnx", "model.int8.onnx", "info.json"
-
-
-def cache_root() -> Path:
-    return Path(os.environ.get("ROI_CACHE_DIR") or Path.home() / ".cache" / "roi")
 
 
 def cache_key(spec: ModelSpec) -> str:
@@ -60,20 +56,42 @@ def _torch_version() -> str:
 def prepare(spec: ModelSpec, seq_lens: list[int], root: Path | None = None,
             variants: list[str] | tuple[str, ...] = ()) -> dict:
     """Export (or reuse) the ONNX fp32 and int8 files of a model, and the files of any other
-    ORT `variants` asked for; return its info dict."""
+    ORT `variants` asked for; return its info dict.
+
+    The entry is marked in use by this process (roi cache prune keeps it); what is missing is
+    built under the entry's write lock, so a second process exporting the same model waits and
+    then finds it built."""
     if spec.kind == "onnx":
         return _prepare_onnx_file(spec, root or cache_root(), variants)
-    entry = (root or cache_root()) / "onnx" / cache_key(spec)
+    entry = use((root or cache_root()) / "onnx" / cache_key(spec))
+    info = _complete_info(entry, seq_lens, variants)
+    if info is None:
+        with write_lock(entry):
+            info = _complete_info(entry, seq_lens, variants) or _build(spec, entry, seq_lens,
+                                                                       variants)
+    return _with_paths(info, entry)
+
+
+def _complete_info(entry: Path, seq_lens: list[int], variants) -> dict | None:
+    """The entry's info when it already holds everything asked for, else None."""
+    info_path = entry / INFO_FILE
+    info = json.loads(info_path.read_text()) if info_path.is_file() else None
+    if info is None or "decode" not in info or _variants_todo(info, variants) or \
+            _windows_missing(info, seq_lens) or \
+            any(str(s) not in info["flops_per_sample"] for s in seq_lens):
+        return None
+    return info
+
+
+def _build(spec: ModelSpec, entry: Path, seq_lens: list[int], variants) -> dict:
+    """Add to the entry what is missing (all of it in a fresh one); the caller holds its write
+    lock."""
     info_path = entry / INFO_FILE
     info = json.loads(info_path.read_text()) if info_path.is_file() else None
     missing = [s for s in seq_lens if info is None or str(s) not in info["flops_per_sample"]]
     todo = _variants_todo(info, variants)
-    if info is not None and not missing and not todo and not _windows_missing(info, seq_lens) \
-            and "decode" in info:
-        return _with_paths(info, entry)
     tm = load_torch(spec)
     if info is None:
-        entry.mkdir(parents=True, exist_ok=True)
         info = _export_and_quantize(tm, entry)
     if "decode" not in info:  # entries written before the decoding graph existed get it here
         info["decode"] = _decode_record(tm, entry)
@@ -83,7 +101,7 @@ def prepare(spec: ModelSpec, seq_lens: list[int], root: Path | None = None,
             entry, seq, info["vocab_size"], tm.family)
     _build_variants(info, entry, todo, tm)
     write_json_atomic(info_path, info)
-    return _with_paths(info, entry)
+    return info
 
 
 def _decode_record(tm, entry: Path) -> dict:
@@ -212,13 +230,18 @@ def _initializer_params(path: Path) -> int:
 def _prepare_onnx_file(spec: ModelSpec, root: Path, variants=()) -> dict:
     """A user's ONNX file: measured as given (fp32) and quantized to int8 into the cache.
     Other variants need the torch model or known inputs to calibrate: not offered."""
-    entry = root / "onnx" / f"file-{content_hash(spec)}"
+    entry = use(root / "onnx" / f"file-{content_hash(spec)}")
     info_path = entry / INFO_FILE
-    if info_path.is_file():
-        return _no_variants(json.loads(info_path.read_text()), variants)
-    entry.mkdir(parents=True, exist_ok=True)
+    with write_lock(entry):
+        if not info_path.is_file():
+            write_json_atomic(info_path, _quantize_onnx_file(spec, entry))
+    return _no_variants(json.loads(info_path.read_text()), variants)
+
+
+def _quantize_onnx_file(spec: ModelSpec, entry: Path) -> dict:
+    """The info of a user's ONNX file, its int8 file written into `entry`."""
     quantize_int8(spec.path, entry / INT8_FILE)
-    info = {
+    return {
         "params": _initializer_params(spec.path),
         "weight_bytes": _initializer_bytes(spec.path),
         "weight_bytes_int8": _initializer_bytes(entry / INT8_FILE),
@@ -232,8 +255,6 @@ def _prepare_onnx_file(spec: ModelSpec, root: Path, variants=()) -> dict:
         "fp32_path": str(spec.path.resolve()),
         "int8_path": str(entry / INT8_FILE),
     }
-    write_json_atomic(info_path, info)
-    return _no_variants(info, variants)
 
 
 def _no_variants(info: dict, variants) -> dict:

@@ -112,7 +112,8 @@ def has_content(path: str | Path) -> bool:
 
 # options whose values name files or directories (model specs after their kind: prefix)
 PATH_OPTIONS = ("--out", "--plan", "--config", "--scenario", "--hardware", "--results", "--pilot",
-                "--metrics", "--datagen-prices", "--prompts", "--teacher", "--students", "--model")
+                "--metrics", "--datagen-prices", "--prompts", "--teacher", "--students", "--model",
+                "--data")
 NAME_MAX = 255  # bytes in one path component (Linux and macOS file systems)
 
 

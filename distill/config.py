@@ -38,7 +38,8 @@ class TrainConfig(BaseModel):
     teacher_topk: int = Field(32, gt=0, description="k of the teacher-logit cache (the rest of "
                               "the teacher's probability is kept as one bucket).")
     teacher_cache_dir: Optional[str] = Field(None, description="Cache root [default: "
-                                             "$ROI_CACHE_DIR/teacher-logits or ~/.cache/roi/...].")
+                                             "teacher-logits/ under $ROI_CACHE_DIR, else "
+                                             "$XDG_CACHE_HOME/roi, else ~/.cache/roi].")
     steps: int = Field(2000, gt=0, description="Optimizer steps.")
     batch_size: int = Field(16, gt=0, description="Sequences per micro-batch.")
     grad_accum: int = Field(1, gt=0, description="Micro-batches per optimizer step.")
@@ -69,7 +70,10 @@ class TrainConfig(BaseModel):
                         "when a GPU is visible), cpu, cuda or cuda:N.")
     threads: Optional[int] = Field(None, gt=0, description="torch intra-op threads.")
     data_source: str = Field("stdlib", description="stdlib, pysrc:DIR (a tree of .py files), or "
-                             "comma-separated .txt/.jsonl.")
+                             "comma-separated .txt/.jsonl (one .jsonl file is tokenized in "
+                             "batches into memory-mapped arrays, cached).")
+    text_field: str = Field("text", min_length=1, description="The field of each .jsonl line "
+                            "that holds its document's text.")
     tokenizer: str = Field("auto", description="auto: a Hugging Face teacher's own tokenizer "
                            "when its directory has one, else bytes; bytes; or a tokenizer DIR.")
     val_fraction: float = Field(0.05, gt=0, lt=0.5)

@@ -332,7 +332,9 @@ class LocalTeacher:
         if self.hf:
             from transformers import AutoTokenizer
 
-            self.tok = AutoTokenizer.from_pretrained(cfg.teacher[3:], local_files_only=True)
+            from .trainer import hf_dir
+
+            self.tok = AutoTokenizer.from_pretrained(hf_dir(cfg.teacher), local_files_only=True)
             self.tok.padding_side = "left"
             if self.tok.pad_token is None:
                 self.tok.pad_token = self.tok.eos_token

@@ -130,8 +130,8 @@ def combine(student: dict, baseline: dict, exported: dict, wall_s: float) -> dic
     """One metrics record: absolute figures per model, retention relative to the teacher."""
     teacher = student["teacher"]
 
-    def retention(m: dict) -> float:
-        return m["accuracy"] / teacher["accuracy"]
+    def retention(m: dict) -> float | None:  # None: a teacher of accuracy 0 (untrained) has none
+        return m["accuracy"] / teacher["accuracy"] if teacher["accuracy"] else None
 
     return {
         "teacher": teacher,

@@ -19,22 +19,22 @@ Two runs may share a cache (issue 18): entries are written under an exclusive fi
 shard directory (`LOCK_FILE`, the kernel's flock, released if the writer dies) through a unique
 temporary name and an atomic rename, so a reader sees a whole entry or none. Readers verify what
 they read (the file parses, holds the three tensors in the shapes, dtypes and ranges an entry
-has); a damaged entry is named in the log, recomputed and written again, never used.
+has); a damaged entry is named in the log, recomputed and written again, never used. A run holds
+its key's directory in use while it lives (contracts.caches.use), so `roi cache prune` never deletes
+the entries of a running distillation.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
-import os
 from pathlib import Path
-from typing import Iterator
 
 import torch
 from torch import Tensor
 
+from contracts.caches import WRITE_LOCK, cache_root, use, write_lock
 from contracts.io import atomic_path
 
 from .losses import TopKTeacher, topk_teacher
@@ -42,13 +42,12 @@ from .losses import TopKTeacher, topk_teacher
 log = logging.getLogger(__name__)
 
 CACHE_VERSION = 1
-LOCK_FILE = ".write.lock"  # in each shard directory: held while an entry is written
+LOCK_FILE = WRITE_LOCK  # in each shard directory: held while an entry is written
 LOGITS_DTYPE = torch.float16  # top-k raw logits: |z| ≲ 1e2, fp16 keeps ~3 significant digits
 
 
 def default_root() -> Path:
-    base = os.environ.get("ROI_CACHE_DIR") or Path.home() / ".cache" / "roi"
-    return Path(base) / "teacher-logits"
+    return cache_root() / "teacher-logits"
 
 
 def cache_key(*, teacher_hash: str, data_fingerprint: str, k: int, temperature: float,
@@ -69,7 +68,7 @@ class TeacherCache:
 
     def __init__(self, root: str | Path, key: str, k: int, temperature: float, vocab_size: int,
                  rank: int = 0):
-        self.dir = Path(root) / key / f"rank{rank}"
+        self.dir = use(Path(root) / key) / f"rank{rank}"
         self.k, self.temperature = k, float(temperature)
         self.index_dtype = _index_dtype(vocab_size)
         self.hits = self.misses = self.damaged = 0
@@ -125,17 +124,6 @@ class TeacherCache:
             return "residual mass outside [0, 1]"
         return None
 
-    @contextlib.contextmanager
-    def _locked(self) -> Iterator[None]:
-        """Exclusive write lock on the shard directory (another run writing the same cache
-        waits; the kernel releases it if its holder dies)."""
-        import fcntl
-
-        self.dir.mkdir(parents=True, exist_ok=True)
-        with open(self.dir / LOCK_FILE, "a+") as f:
-            fcntl.flock(f, fcntl.LOCK_EX)
-            yield
-
     def put(self, step: int, micro: int, teacher: TopKTeacher) -> TopKTeacher:
         """Store an entry; return it as stored (so hits and misses compute the same loss)."""
         from safetensors.torch import save_file
@@ -145,7 +133,7 @@ class TeacherCache:
             "indices": teacher.indices.detach().to("cpu", self.index_dtype).contiguous(),
             "residual": teacher.residual_mass.detach().to("cpu", torch.float32).contiguous(),
         }
-        with self._locked(), atomic_path(self.path(step, micro)) as tmp:  # a unique temp name
+        with write_lock(self.dir), atomic_path(self.path(step, micro)) as tmp:  # a unique temp name
             save_file(stored, str(tmp), metadata={"temperature": repr(self.temperature)})
         self.misses += 1
         return self._decode(stored, teacher.logits.device)

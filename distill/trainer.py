@@ -52,7 +52,7 @@ class DistillResult:
 def data_config(cfg: TrainConfig) -> DataConfig:
     """The corpus and tokenization of a run (also what export re-reads for its evaluation)."""
     return DataConfig(cfg.data_source, cfg.val_fraction, cfg.test_fraction,
-                      tokenizer=resolve_tokenizer(cfg))
+                      tokenizer=resolve_tokenizer(cfg), text_field=cfg.text_field)
 
 
 def resolve_tokenizer(cfg: TrainConfig) -> str | None:
@@ -67,9 +67,16 @@ def resolve_tokenizer(cfg: TrainConfig) -> str | None:
                              "tokenizer.json or tokenizer_config.json); or use auto or bytes")
         return cfg.tokenizer
     teacher = cfg.teacher or ""
-    if teacher.startswith("hf:") and has_tokenizer(teacher[3:]):
-        return teacher[3:]
+    if teacher.startswith("hf:") and has_tokenizer(hf_dir(teacher)):
+        return hf_dir(teacher)
     return None
+
+
+def hf_dir(teacher: str) -> str:
+    """The directory of a hf: teacher (hf:DIR, or a model id's snapshot in the local cache)."""
+    from models.zoo import parse_spec
+
+    return parse_spec(teacher).target
 
 
 def token_bytes_of(dcfg: DataConfig) -> np.ndarray | None:
@@ -96,7 +103,7 @@ def hf_teacher_shape(cfg: TrainConfig) -> tuple[int, int] | None:
         return None
     from transformers import AutoConfig
 
-    conf = AutoConfig.from_pretrained(cfg.teacher[3:], local_files_only=True)
+    conf = AutoConfig.from_pretrained(hf_dir(cfg.teacher), local_files_only=True)
     limit = getattr(conf, "max_position_embeddings", None) or getattr(conf, "n_positions", None)
     return int(conf.vocab_size), int(limit or 1 << 30)
 

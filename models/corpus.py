@@ -4,7 +4,9 @@ trainer (distill/) learns from and the quality gate (bench/gate.py) evaluates on
 The default corpus is the Python standard library's own `.py` sources (tests, idlelib and
 lib2to3 left out): ≈ 11 MB of real code on every machine with Python, so a byte-level
 code-completion task needs no download. Users may pass their own .txt files or .jsonl files
-(one {"text": ...} object per line).
+(one JSON object per line, its text in `text_field`, default "text"). A single .jsonl file is
+streamed, tokenized in batches and kept as memory-mapped arrays in the cache
+(the token cache below), so a file larger than memory trains too.
 
 Splits are by document, decided by a hash of the document's name and the split seed, so adding
 a file never moves another file between train, validation and test.
@@ -12,6 +14,7 @@ a file never moves another file between train, validation and test.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
@@ -22,8 +25,9 @@ from typing import Iterator
 
 import numpy as np
 
-from contracts.config import read_text
+from contracts.caches import cache_root, use, write_lock
 from contracts.errors import InputError
+from contracts.io import atomic_path, write_json_atomic
 
 DOC_SEPARATOR = 0  # NUL never occurs in source text; it marks document boundaries
 SPLITS = ("train", "val", "test")
@@ -37,6 +41,7 @@ class DataConfig:
     test_fraction: float = 0.05  # share held out for the final test
     split_seed: int = 0  # changes which documents land in which split
     tokenizer: str | None = None  # a Hugging Face tokenizer directory; None: bytes are tokens
+    text_field: str = "text"  # the field of each .jsonl line that holds its document's text
 
     def __post_init__(self) -> None:
         for name in ("val_fraction", "test_fraction"):
@@ -59,12 +64,13 @@ def stdlib_documents(root: Path | None = None) -> Iterator[tuple[str, bytes]]:
             yield str(rel), path.read_bytes()
 
 
-def file_documents(paths: list[Path]) -> Iterator[tuple[str, bytes]]:
+def file_documents(paths: list[Path], text_field: str = "text") -> Iterator[tuple[str, bytes]]:
     for path in paths:
         if not path.is_file():
             raise InputError(f"data file {str(path)!r} does not exist")
         if path.suffix == ".jsonl":
-            yield from _jsonl_documents(path)
+            yield from ((name, text.encode("utf-8"))
+                        for name, text in jsonl_documents(path, text_field))
         else:
             try:
                 yield str(path), path.read_text(encoding="utf-8").encode("utf-8")
@@ -72,19 +78,36 @@ def file_documents(paths: list[Path]) -> Iterator[tuple[str, bytes]]:
                 raise InputError(f"data file {str(path)!r} is not UTF-8 text") from None
 
 
-def _jsonl_documents(path: Path) -> Iterator[tuple[str, bytes]]:
-    for i, line in enumerate(read_text(path, "data").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            text = json.loads(line)["text"]
-        except (json.JSONDecodeError, KeyError, TypeError):
-            raise InputError(
-                f"{path}:{i}: each JSONL line must be an object with a \"text\" string"
-            ) from None
-        if not isinstance(text, str):
-            raise InputError(f"{path}:{i}: \"text\" must be a string, got {type(text).__name__}")
-        yield f"{path}:{i}", text.encode("utf-8")
+def jsonl_documents(path: Path, field: str = "text") -> Iterator[tuple[str, str]]:
+    """(name, text) of each non-blank line of a JSONL file, read line by line (a file larger
+    than memory is fine); a line that is not a JSON object with a string `field` is an
+    InputError naming the line."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            for i, line in enumerate(f, 1):
+                if line.strip():
+                    yield f"{path}:{i}", _text_of(line, field, f"{path}:{i}")
+    except UnicodeDecodeError:
+        raise InputError(f"data file {str(path)!r} is not UTF-8 text") from None
+
+
+def _text_of(line: str, field: str, where: str) -> str:
+    try:
+        obj = json.loads(line)
+    except json.JSONDecodeError as e:
+        raise InputError(f"{where}: not JSON ({e.msg}, column {e.colno}); each line of a JSONL "
+                         f"file must be an object with a \"{field}\" string") from None
+    if not isinstance(obj, dict):
+        raise InputError(f"{where}: a JSON {type(obj).__name__}; each line must be an object "
+                         f"with a \"{field}\" string")
+    if field not in obj:
+        keys = ", ".join(sorted(map(str, obj))[:8]) or "none"
+        raise InputError(f"{where}: no \"{field}\" field (its fields: {keys}); name the text "
+                         "field with --text-field")
+    if not isinstance(obj[field], str):
+        raise InputError(f"{where}: \"{field}\" must be a string, got "
+                         f"{type(obj[field]).__name__}")
+    return obj[field]
 
 
 def documents(cfg: DataConfig) -> Iterator[tuple[str, bytes]]:
@@ -92,7 +115,12 @@ def documents(cfg: DataConfig) -> Iterator[tuple[str, bytes]]:
         return stdlib_documents()
     if cfg.source.startswith("pysrc:"):
         return stdlib_documents(Path(cfg.source.removeprefix("pysrc:")))
-    return file_documents([Path(p.strip()) for p in cfg.source.split(",") if p.strip()])
+    return file_documents(source_files(cfg), cfg.text_field)
+
+
+def source_files(cfg: DataConfig) -> list[Path]:
+    """The files of a comma-separated source of .txt/.jsonl paths."""
+    return [Path(p.strip()) for p in cfg.source.split(",") if p.strip()]
 
 
 def split_of(name: str, cfg: DataConfig) -> str:
@@ -129,6 +157,10 @@ class HFTokens:
         return self.tok(data.decode("utf-8", errors="replace"), add_special_tokens=False,
                         verbose=False)["input_ids"]
 
+    def encode_batch(self, texts: list[str]) -> list[list[int]]:
+        """Ids of many documents in one call (a fast tokenizer encodes them in parallel)."""
+        return self.tok(texts, add_special_tokens=False, verbose=False)["input_ids"]
+
 
 @functools.lru_cache(maxsize=4)
 def hf_tokens(path: str) -> HFTokens:
@@ -146,7 +178,12 @@ def has_tokenizer(path: str | Path) -> bool:
 
 def build_splits(cfg: DataConfig) -> dict[str, np.ndarray]:
     """Token arrays per split, documents joined by a separator: bytes (uint8, DOC_SEPARATOR)
-    by default, or a Hugging Face tokenizer's ids (int32, its end-of-text id)."""
+    by default, or a Hugging Face tokenizer's ids (int32, its end-of-text id). A single .jsonl
+    file gives the same arrays, memory-mapped from the token cache (jsonl_splits)."""
+    files = [] if cfg.source == "stdlib" or cfg.source.startswith("pysrc:") else \
+        source_files(cfg)
+    if len(files) == 1 and files[0].suffix == ".jsonl":
+        return jsonl_splits(files[0], cfg)
     parts: dict[str, list[bytes]] = {s: [] for s in SPLITS}
     for name, data in documents(cfg):
         parts[split_of(name, cfg)].append(data)
@@ -162,21 +199,28 @@ def build_splits(cfg: DataConfig) -> dict[str, np.ndarray]:
         sep = bytes([DOC_SEPARATOR])
         out = {s: np.frombuffer(sep.join(docs), dtype=np.uint8).copy()
                for s, docs in parts.items()}
-    too_small = [s for s, a in out.items() if a.size < 1024]
-    if too_small:
-        raise InputError(
-            f"data source {cfg.source!r} is too small: split(s) {', '.join(too_small)} got "
-            "under 1,024 tokens; give more text or larger val/test fractions"
-        )
+    check_sizes({s: a.size for s, a in out.items()}, cfg.source)
     return out
 
 
+def check_sizes(tokens: dict[str, int], source: str) -> None:
+    """InputError when a split got under 1,024 tokens."""
+    too_small = [s for s, n in tokens.items() if n < 1024]
+    if too_small:
+        raise InputError(
+            f"data source {source!r} is too small: split(s) {', '.join(too_small)} got "
+            "under 1,024 tokens; give more text or larger val/test fractions"
+        )
+
+
 def fingerprint(splits: dict[str, np.ndarray]) -> str:
-    """A short hash of the split contents, recorded with every metric computed on them."""
+    """A short hash of the split contents, recorded with every metric computed on them. Read
+    in chunks: a memory-mapped split is hashed without being copied into memory whole."""
     h = hashlib.sha256()
     for s in SPLITS:
         h.update(s.encode())
-        h.update(splits[s].tobytes())
+        for i in range(0, splits[s].size, 1 << 24):
+            h.update(np.ascontiguousarray(splits[s][i:i + (1 << 24)]).tobytes())
     return h.hexdigest()[:16]
 
 
@@ -186,3 +230,127 @@ def eval_windows(data: np.ndarray, block_size: int, max_windows: int) -> np.ndar
     picks = np.linspace(0, n - 1, num=min(n, max_windows)).astype(np.int64)
     idx = picks[:, None] * block_size + np.arange(block_size + 1)[None, :]
     return data[idx].astype(np.int64)  # (N, T+1)
+
+
+# ------------------------------------------------------------------------------ the token cache
+#
+# Training data from one JSONL file as memory-mapped token arrays, built once and cached.
+#
+# The file is read line by line (jsonl_documents: one document per line, its text in
+# the configured field), each document goes to the split split_of gives its name, as
+# the corpus's documents do, and the documents of a split are tokenized in batches (BATCH_DOCS at a
+# time, a Hugging Face tokenizer's batch call) and appended to that split's file, joined by the
+# separator. So the arrays are exactly those build_splits makes in memory for the same file, and
+# the data fingerprint (fingerprint, a hash of their content) changes with the file.
+#
+# An entry `tokens/<key>/` under the cache root (contracts.caches: listed and pruned by `roi cache`) holds
+# train.bin, val.bin, test.bin (raw uint8 bytes or int32 ids) and meta.json, written last, so an
+# entry with meta.json is whole. Its key covers the file's content (SHA-256), the path as given
+# (document names, hence splits, contain it), the text field, the split settings and the
+# tokenizer's files. Built under the entry's write lock: two runs on one file tokenize it once.
+
+TOKENS_CACHE = "tokens"
+TOKENS_VERSION = 1
+BATCH_DOCS = 512  # documents per tokenizer call
+META = "meta.json"
+_TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.json", "merges.txt",
+                    "tokenizer.model", "special_tokens_map.json")
+
+
+def jsonl_splits(path: Path, cfg: DataConfig) -> dict[str, np.ndarray]:
+    """The token arrays of each split of JSONL file `path`, memory-mapped (read-only)."""
+    entry = use(cache_root() / TOKENS_CACHE / entry_key(path, cfg))
+    arrays = _load(entry)
+    if arrays is None:
+        with write_lock(entry):
+            arrays = _load(entry) or _build(path, cfg, entry)
+    return arrays
+
+
+def _file_digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _tokenizer_digest(tokenizer: str | None) -> str:
+    if tokenizer is None:
+        return "bytes"
+    h = hashlib.sha256()
+    for name in _TOKENIZER_FILES:
+        if (Path(tokenizer) / name).is_file():
+            h.update(name.encode() + _file_digest(Path(tokenizer) / name).encode())
+    return h.hexdigest()
+
+
+def entry_key(path: Path, cfg: DataConfig) -> str:
+    fields = {"version": TOKENS_VERSION, "file": _file_digest(path), "path": str(path),
+              "text_field": cfg.text_field, "val": cfg.val_fraction, "test": cfg.test_fraction,
+              "split_seed": cfg.split_seed, "tokenizer": _tokenizer_digest(cfg.tokenizer)}
+    return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:24]
+
+
+def _load(entry: Path) -> dict[str, np.ndarray] | None:
+    """The entry's arrays if it is whole (its meta.json written), else None."""
+    if not (entry / META).is_file():
+        return None
+    meta = json.loads((entry / META).read_text())
+    return {s: np.memmap(entry / f"{s}.bin", dtype=meta["dtype"], mode="r",
+                         shape=(meta["tokens"][s],)) for s in SPLITS}
+
+
+class _SplitWriter:
+    """Appends documents' tokens to one split's file, the separator between documents."""
+
+    def __init__(self, path: Path, dtype, separator: int):
+        self.f = open(path, "wb")
+        self.dtype, self.sep = dtype, np.array([separator], dtype=dtype)
+        self.docs = self.tokens = 0
+
+    def write(self, docs: list) -> None:
+        parts = []
+        for ids in docs:
+            if self.docs:
+                parts.append(self.sep)
+            parts.append(np.asarray(ids, dtype=self.dtype))
+            self.docs += 1
+        if parts:
+            block = np.concatenate(parts)
+            self.f.write(block.tobytes())
+            self.tokens += block.size
+
+
+def _encoder(cfg: DataConfig):
+    """(dtype, separator, texts -> list of token sequences) of the configured tokenizer."""
+    if cfg.tokenizer is None:
+        return np.uint8, DOC_SEPARATOR, lambda texts: [
+            np.frombuffer(t.encode("utf-8"), dtype=np.uint8) for t in texts]
+    tok = hf_tokens(cfg.tokenizer)
+    return np.int32, tok.separator, tok.encode_batch
+
+
+def _build(path: Path, cfg: DataConfig, entry: Path) -> dict[str, np.ndarray]:
+    """Tokenize the file into the entry; the caller holds its write lock. A bad line or too
+    small a split raises InputError before meta.json is written (no .bin is left either)."""
+    dtype, separator, encode = _encoder(cfg)
+    with contextlib.ExitStack() as stack:
+        tmps = {s: stack.enter_context(atomic_path(entry / f"{s}.bin")) for s in SPLITS}
+        writers = {s: _SplitWriter(tmps[s], dtype, separator) for s in SPLITS}
+        for w in writers.values():  # closed (flushed) before the temp files are renamed
+            stack.callback(w.f.close)
+        pending: dict[str, list[str]] = {s: [] for s in SPLITS}
+        for name, text in jsonl_documents(path, cfg.text_field):
+            split = split_of(name, cfg)
+            pending[split].append(text)
+            if len(pending[split]) >= BATCH_DOCS:
+                writers[split].write(encode(pending[split]))
+                pending[split] = []
+        for s, w in writers.items():
+            w.write(encode(pending[s]) if pending[s] else [])
+        check_sizes({s: w.tokens for s, w in writers.items()}, str(path))
+    write_json_atomic(entry / META, {"dtype": np.dtype(dtype).name, "source": str(path),
+                                     "text_field": cfg.text_field,
+                                     "tokens": {s: w.tokens for s, w in writers.items()}})
+    return _load(entry)

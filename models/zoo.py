@@ -3,6 +3,7 @@
     builtin:NAME        a preset of the built-in GPT (teacher, student-5x ... student-50x)
     builtin:k=v,k=v     the built-in GPT with fields overridden from the teacher's config
     hf:DIR              a local Hugging Face checkpoint directory (safetensors), loaded offline
+    hf:ORG/NAME[@REV]   a model id, its snapshot in the local Hugging Face cache (models/hf_hub.py)
     onnx:FILE           an existing ONNX model (onnxruntime backends only)
     ckpt:DIR            a student written by the trainer (config.json + model.safetensors)
     config:FILE         an architecture only (a Hugging Face config.json, our YAML, or a shipped
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -94,8 +96,12 @@ def parse_spec(spec: str) -> ModelSpec:
                  "e.g. ['builtin:n_layer=1,n_embd=32'])" if not sep and "=" in spec else "")
         raise InputError(
             f"unknown model spec {spec!r}: expected builtin:NAME ({', '.join(PRESETS)}), "
-            f"hf:DIR, onnx:FILE, ckpt:DIR or config:FILE{split}"
+            f"hf:DIR, hf:ORG/NAME[@REVISION], onnx:FILE, ckpt:DIR or config:FILE{split}"
         )
+    if kind == "hf":
+        from .hf_hub import is_hub_id, resolve
+
+        target = resolve(spec, target) if is_hub_id(target) else target
     parsed = ModelSpec(spec, kind, target)
     _VALIDATORS[kind](parsed)
     return parsed
@@ -178,15 +184,27 @@ def _validate_ckpt(spec: ModelSpec) -> None:
 
 
 def _validate_onnx(spec: ModelSpec) -> None:
+    """An ONNX model file: it exists, is a readable non-empty file, and parses to a model with
+    a graph (protobuf parses 0 bytes, and many short byte strings, as an empty model)."""
     path = spec.path
+    if path.is_dir():
+        raise InputError(f"{spec.spec}: {str(path)!r} is a directory; onnx: takes a .onnx file")
     if not path.is_file():
         raise InputError(f"{spec.spec}: file {str(path)!r} does not exist")
+    if not os.access(path, os.R_OK):
+        raise InputError(f"{spec.spec}: {str(path)!r} cannot be read (permission denied)")
+    if path.stat().st_size == 0:
+        raise InputError(f"{spec.spec}: {str(path)!r} is empty (0 bytes), not an ONNX model")
     import onnx  # protobuf only; cheap compared with a session
 
     try:
-        onnx.load(str(path), load_external_data=False)
+        model = onnx.load(str(path), load_external_data=False)
     except Exception as e:  # onnx raises DecodeError and friends for non-models
-        raise InputError(f"{spec.spec}: {str(path)!r} is not an ONNX model ({type(e).__name__})")
+        raise InputError(f"{spec.spec}: {str(path)!r} is not an ONNX model "
+                         f"({type(e).__name__})") from None
+    if not model.opset_import or not model.graph.output:
+        raise InputError(f"{spec.spec}: {str(path)!r} is not an ONNX model (it holds no "
+                         "graph outputs or no opset)")
 
 
 def _validate_config(spec: ModelSpec) -> None:

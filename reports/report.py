@@ -76,22 +76,35 @@ def build(source: str | Path | pd.DataFrame | None = None, plan: Any = None,
     """The report of a run directory (`build(run_dir)`), or of a results table and a plan
     (`build(results_df, plan, metrics)`; results may be None). Pure: reads, writes nothing."""
     if isinstance(source, (str, Path)) and plan is None:
-        inp = read_run_dir(Path(source))
-        try:
-            return assemble(inp, title)
-        except InputError:
-            raise
-        except (TypeError, KeyError, AttributeError, ValueError, IndexError) as e:
-            # files of the run that parse but are not what roi wrote (edited, damaged, or of
-            # another version): named here, at the boundary where they were read
-            read = ", ".join(v for v in inp.origin.values() if not v.startswith("absent"))
-            raise InputError(f"{source}: its files ({read}) cannot be rendered: they are "
-                             f"damaged or not as roi wrote them ({type(e).__name__}: "
-                             f"{' '.join(str(e).split())[:120]}); write them again (roi plan, "
-                             "roi run)") from None
+        return _assemble_read(read_run_dir(Path(source)), str(source), title)
     if plan is None:
         raise InputError("build: give a run directory, or a results table and a plan")
     return assemble(Inputs(_plan_document(plan), source, metrics, student_results), title)
+
+
+def build_files(plan: str | Path, results: str | Path | None = None,
+                metrics: str | Path | None = None, *, title: str = TITLE) -> Report:
+    """The report of a plan file (plan.json / plan.yaml) with, optionally, the results table it
+    was planned from (a .csv, .jsonl or a directory holding one) and a distillation's
+    metrics.json: what `build(run_dir)` renders, from files that live anywhere."""
+    return _assemble_read(read_files(plan, results, metrics), str(plan), title)
+
+
+def _assemble_read(inp: Inputs, where: str, title: str) -> Report:
+    """assemble() of inputs read from files; files that parse but cannot be rendered are
+    one InputError naming them."""
+    try:
+        return assemble(inp, title)
+    except InputError:
+        raise
+    except (TypeError, KeyError, AttributeError, ValueError, IndexError) as e:
+        # files that parse but are not what roi wrote (edited, damaged, or of another
+        # version): named here, at the boundary where they were read
+        read = ", ".join(v for v in inp.origin.values() if not v.startswith("absent"))
+        raise InputError(f"{where}: its files ({read}) cannot be rendered: they are "
+                         f"damaged or not as roi wrote them ({type(e).__name__}: "
+                         f"{' '.join(str(e).split())[:120]}); write them again (roi plan, "
+                         "roi run)") from None
 
 
 def assemble(inp: Inputs, title: str = TITLE) -> Report:
@@ -155,6 +168,23 @@ def read_run_dir(run: Path) -> Inputs:
                   _read_metrics(run / METRICS), _read_results(student_path), origin, replan)
 
 
+def read_files(plan: str | Path, results: str | Path | None = None,
+               metrics: str | Path | None = None) -> Inputs:
+    """Inputs from a plan file, a results table and distillation metrics (only the plan is
+    required; a file named but missing is an InputError)."""
+    plan = Path(plan)
+    for option, path in (("--plan", plan), ("--results", results), ("--metrics", metrics)):
+        if path is None or Path(path).is_file() or (option == "--results" and
+                                                    Path(path).is_dir()):
+            continue  # a results directory: read_table finds the table in it
+        what = "is a directory" if Path(path).is_dir() else "does not exist"
+        raise InputError(f"{option} {path}: {what}; expected a file")
+    origin = {"plan": str(plan), "results": str(results) if results else "absent",
+              "distillation metrics": str(metrics) if metrics else "absent"}
+    return Inputs(_plan_document(plan), _read_results(Path(results) if results else None),
+                  _read_metrics(Path(metrics)) if metrics else None, None, origin)
+
+
 # ------------------------------------------------------------------------------ writing
 
 
@@ -187,6 +217,15 @@ def write(report: Report, out_dir: str | Path) -> Written:
     page = write_text_atomic(_inside(out, out / "report.html"), html.render(report))
     log.info("report: %s (+ report.md, %d figures)", page, len(written))
     return Written(md, page, tuple(written))
+
+
+def write_with_parts(report: Report, out_dir: str | Path) -> Written:
+    """`write` the whole report to out_dir and each of PARTS to out_dir/<part>/."""
+    from .document import select
+
+    for part, sections in PARTS.items():
+        write(select(report, *sections), Path(out_dir) / part)
+    return write(report, out_dir)
 
 
 def render_run_dir(run_dir: str | Path, out_dir: str | Path | None = None) -> Written:

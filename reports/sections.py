@@ -16,6 +16,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from roi.sanity import distill_warnings
+
 from . import figures as fig
 from . import fmt
 from .document import Bullets, Facts, Figure, Heading, Section, Table, Text
@@ -804,7 +806,7 @@ def _forecast_rows(inp: Inputs) -> list[dict]:
                      "budget chosen": fmt.num(b.get("steps"), 0) + " steps",
                      "retention there (P10–P90)": fmt.pct_band(band),
                      "KD gain there (P50)": gain,
-                     "asymptote (P50)": fmt.pct(kd.get("asymptote")),
+                     "at the largest budget (P50)": fmt.pct(kd.get("p50_at_max_steps")),
                      "one-time cost": fmt.usd(b.get("one_time_usd"))})
     return rows
 
@@ -850,8 +852,8 @@ def forecast_section(inp: Inputs, figures: Figures) -> Section:
              f"{fmt.num(f.get('max_steps'), 0)} steps; each student's budget is the fewest steps "
              f"whose P10 reaches the {fmt.pct(threshold, 0)} threshold. Method: {f.get('method')}."
              f" Band calibration: {fmt.text(cal.get('source'))} (kappa "
-             f"{fmt.num(cal.get('kappa'), 3)}, noise {fmt.num(cal.get('noise'), 4)} in log "
-             f"loss).{_pilot_cost_text(f.get('pilot_compute') or {})}"),
+             f"{fmt.num(cal.get('kappa'), 3)}, noise {fmt.num(cal.get('noise'), 4)} in "
+             f"{fmt.text(cal.get('units') or 'log loss')}).{_pilot_cost_text(f.get('pilot_compute') or {})}"),
         _figure(figures, "learning_curves", png, "Retention forecast by training budget",
                 "Pilot points (filled: KD, open: no-KD baseline), the fitted P50 per student and "
                 "mode, the P10–P90 band of the student trained (or planned), the threshold, the "
@@ -1021,6 +1023,9 @@ def achieved_section(inp: Inputs, figures: Figures) -> Section:
     settings = m.get("settings") or {}
     blocks: list = [_table(rows, f"The plan's predictions for {inp.trained or fmt.DASH} "
                                  f"beside the distilled student")]
+    warnings = distill_warnings(m)  # an untrained teacher: retention says little
+    if warnings:
+        blocks += [Heading("Warnings"), Bullets(tuple(warnings))]
     done = settings.get("student")
     if done and done != inp.planned:
         blocks.append(Text(f"The plan's trainer section names {inp.planned or fmt.DASH}; the "

@@ -99,9 +99,10 @@ def choose(fc: Optional[CurveForecast], prior: RetentionBand, params: int, thres
     else:  # its budget is where the P50 reaches the threshold, else the largest considered
         steps = steps_p50 or max_steps
         lo, p50, _ = (float(x) for x in fc.retention(max_steps * fc.batch_tokens))
+        ceiling = fc.asymptote()
         note = (f"does not reach {threshold * 100:g}% at P10 within the largest budget "
-                f"considered ({max_steps:,} steps: P10 {lo:.1%}, P50 {p50:.1%}; forecast "
-                f"asymptote {fc.asymptote():.1%})")
+                f"considered ({max_steps:,} steps: P10 {lo:.1%}, P50 {p50:.1%}"
+                + ("" if ceiling is None else f"; forecast asymptote {ceiling:.1%}") + ")")
         if steps_p50:
             note += f"; its P50 reaches it at {steps_p50:,} steps: not confirmed"
     band = forecast_band(fc, steps, prior.compression_ratio, note)

@@ -7,6 +7,7 @@ Bad input prints one line, `error: ...`, and exits with code 2, with no tracebac
 from __future__ import annotations
 
 import logging
+import signal
 import sys
 from datetime import datetime
 from typing import Optional
@@ -50,7 +51,8 @@ def _default_out(prefix: str) -> str:
 @app.command()
 def bench(
     teacher: str = typer.Option("builtin:teacher", help="Teacher model spec: builtin:NAME, "
-                                "hf:DIR, onnx:FILE or ckpt:DIR."),
+                                "hf:DIR, hf:ORG/NAME[@REVISION] (the local Hugging Face "
+                                "cache), onnx:FILE or ckpt:DIR."),
     students: str = typer.Option("auto", help="Comma-separated student specs, or 'auto' for "
                                  "builtin:student-5x,-10x,-20x,-50x."),
     backends: str = typer.Option("torch-eager,ort-fp32,ort-int8", help="Comma-separated: "
@@ -134,6 +136,20 @@ def scenarios(
     print_scenarios(found)
 
 
+DATA_HELP = ("Training data: a .jsonl file (one JSON object per line; tokenized in batches "
+             "into memory-mapped arrays, cached), .txt files, stdlib or pysrc:DIR [default: "
+             "the plan's data_source].")
+TEXT_FIELD_HELP = "The field of each .jsonl line that holds its text [default: text]."
+
+
+def data_overrides(data: Optional[str], text_field: Optional[str]) -> dict:
+    """--data and --text-field as trainer settings (data_source, text_field)."""
+    if text_field is not None and not text_field.strip():
+        raise InputError("--text-field: must name a field; got an empty string")
+    return {k: v for k, v in (("data_source", data), ("text_field", text_field))
+            if v is not None}
+
+
 @app.command()
 def distill(
     plan: str = typer.Option(..., help="plan.yaml written by roi plan (decision + trainer)."),
@@ -145,13 +161,19 @@ def distill(
                                          "the plan's trainer section."),
     set_: list[str] = typer.Option([], "--set", help="Override one trainer setting, "
                                    "key=value (repeatable), e.g. --set steps=500."),
+    data: Optional[str] = typer.Option(None, metavar="FILE", help=DATA_HELP),
+    text_field: Optional[str] = typer.Option(None, metavar="NAME", help=TEXT_FIELD_HELP),
 ) -> None:
-    """Distill the plan's recommended student; measure retention against teacher and baseline."""
+    """Distill the plan's recommended student; measure retention against teacher and baseline.
+
+    Example: roi distill --plan runs/plan-1/plan.yaml --out runs/student --data docs.jsonl
+    --text-field body
+    """
     from distill.pipeline import distill_from_plan, parse_overrides
 
     from .console import print_distill_summary, training_progress
 
-    overrides = parse_overrides(set_)
+    overrides = {**parse_overrides(set_), **data_overrides(data, text_field)}
     with training_progress() as progress:
         result = distill_from_plan(plan, out, resume=resume, force=force, config_file=config,
                                    overrides=overrides, progress=progress)
@@ -162,7 +184,8 @@ def distill(
 @app.command()
 def pilot(
     teacher: str = typer.Option("builtin:teacher", help="Teacher model spec (builtin:NAME, "
-                                "ckpt:DIR or hf:DIR: the trainer's teacher)."),
+                                "ckpt:DIR, hf:DIR or hf:ORG/NAME[@REVISION]: the trainer's "
+                                "teacher)."),
     students: str = typer.Option("auto", help="Comma-separated builtin student specs, or "
                                  "'auto' for builtin:student-5x,-10x,-20x,-50x."),
     steps: int = typer.Option(96, help="The longest pilot budget, optimizer steps."),
@@ -178,6 +201,8 @@ def pilot(
                                    "(repeatable), e.g. --set dtype=bf16."),
     out: Optional[str] = typer.Option(None, help="Output directory for pilot.csv "
                                       "[default: runs/pilot-<time>]; an existing one resumes."),
+    data: Optional[str] = typer.Option(None, metavar="FILE", help=DATA_HELP),
+    text_field: Optional[str] = typer.Option(None, metavar="NAME", help=TEXT_FIELD_HELP),
 ) -> None:
     """Pilot distillations: short runs of every student (KD and no-KD baseline) whose points
     are what whole runs of those budgets end at; pilot.csv is what roi plan --pilot forecasts
@@ -187,8 +212,9 @@ def pilot(
 
     from .console import pilot_progress, print_pilot_summary
 
-    cfg, specs, budget, mode_list = pilot_settings(teacher, students, steps, points, modes,
-                                                   config, parse_overrides(set_))
+    cfg, specs, budget, mode_list = pilot_settings(
+        teacher, students, steps, points, modes, config,
+        {**parse_overrides(set_), **data_overrides(data, text_field)})
     from contracts.io import check_out_dir
 
     out_dir = str(check_out_dir(out or _default_out("pilot")))
@@ -605,6 +631,50 @@ def import_command(
     print(f"results: {out_dir / JSONL} (+ results.csv); roi plan --results {out_dir} ...")
 
 
+# ------------------------------------------------------------------------------ roi cache
+
+cache_app = typer.Typer(no_args_is_help=True, help="The caches roi keeps on disk (ONNX exports, "
+                        "teacher logits, tokenized JSONL data): list them, prune the least "
+                        "recently used.")
+app.add_typer(cache_app, name="cache")
+
+
+@cache_app.command("list")
+def cache_list(entries: bool = typer.Option(False, "--entries", help="Every entry too, least "
+                                            "recently used first.")) -> None:
+    """Each cache under the cache root ($ROI_CACHE_DIR, else $XDG_CACHE_HOME/roi, else
+    ~/.cache/roi): its path, entries, size and last use.
+
+    Example: roi cache list --entries
+    """
+    from contracts.caches import listing
+
+    print("\n".join(listing(each=entries)))
+
+
+@cache_app.command("prune")
+def cache_prune(
+    max_gb: Optional[float] = typer.Option(None, help="Remove least recently used entries "
+                                           "until the caches hold at most this many GB."),
+    older_than_days: Optional[float] = typer.Option(None, help="Remove every entry unused "
+                                                    "for longer than this many days."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Say what would go; delete nothing."),
+) -> None:
+    """Remove cache entries, least recently used first; an entry another process uses or
+    writes (a running bench or distillation holds its lock) is kept.
+
+    Example: roi cache prune --max-gb 5 --older-than-days 30 --dry-run
+    """
+    from contracts.caches import limit, prune, prune_lines
+
+    gb, days = limit(max_gb, "--max-gb"), limit(older_than_days, "--older-than-days")
+    if gb is None and days is None:
+        raise InputError("roi cache prune: give --max-gb N and/or --older-than-days D")
+    result = prune(max_bytes=None if gb is None else int(gb * 1e9),
+                   older_than_s=None if days is None else days * 86400, dry_run=dry_run)
+    print("\n".join(prune_lines(result, dry_run)))
+
+
 # ------------------------------------------------------------------------------ roi run / report
 
 
@@ -682,15 +752,51 @@ class _ConsoleHooks:
 
 @app.command()
 def report(
-    run_dir: str = typer.Argument(..., metavar="DIR", help="A run directory (roi run --out)."),
-    out: Optional[str] = typer.Option(None, help="Where to write [default: DIR/report]."),
+    run_dir: Optional[str] = typer.Argument(None, metavar="[DIR]", help="A run directory (roi "
+                                            "run --out)."),
+    plan: Optional[str] = typer.Option(None, metavar="FILE", help="Instead of DIR: a plan "
+                                       "(plan.json or plan.yaml, as roi plan writes)."),
+    results: Optional[str] = typer.Option(None, metavar="FILE", help="With --plan: the "
+                                          "results table it was planned from (.csv, .jsonl or "
+                                          "a directory holding one)."),
+    metrics: Optional[str] = typer.Option(None, metavar="FILE", help="With --plan: a "
+                                          "distillation's metrics.json (roi distill --out)."),
+    out: Optional[str] = typer.Option(None, help="Where to write [default: DIR/report, or "
+                                      "report/ beside the plan file]."),
 ) -> None:
-    """Render a run directory again: report.html, report.md, figures/ and the decision, sizing
-    and distill-plan parts, from DIR/{bench,plan,distill,bench-student}."""
-    from .run import render
+    """Render a run directory again, or a plan with its results table: report.html,
+    report.md, figures/ and the decision, sizing and distill-plan parts.
 
-    page = render(run_dir, out)
+    Examples: roi report runs/run-1;
+    roi report --plan runs/plan-1/plan.json --results runs/bench-1/results.csv --out report
+    """
+    forms = "give a run directory DIR, or --plan FILE [--results FILE] [--metrics FILE]"
+    if run_dir is not None and (plan or results or metrics):
+        raise InputError(f"roi report: {forms}; not both")
+    if run_dir is None and plan is None:
+        extra = [o for o, v in (("--results", results), ("--metrics", metrics)) if v]
+        raise InputError(f"roi report: {' and '.join(extra)} without --plan; {forms}"
+                         if extra else f"roi report: {forms}")
+    if run_dir is not None:
+        from .run import render
+
+        page = render(run_dir, out)
+    else:
+        page = _report_files(plan, results, metrics, out)
     print(f"report: {page} (+ report.md, figures/; decision/, sizing/, distill-plan/)")
+
+
+def _report_files(plan: str, results: Optional[str], metrics: Optional[str],
+                  out: Optional[str]):
+    """roi report --plan FILE [--results FILE] [--metrics FILE]: report.html's path."""
+    from pathlib import Path
+
+    from reports import build_files, write_with_parts
+
+    from contracts.io import check_out_dir
+
+    out_dir = check_out_dir(Path(out) if out else Path(plan).parent / "report")
+    return write_with_parts(build_files(plan, results, metrics), out_dir).html
 
 
 def _plan_out_dir(out: Optional[str]):
@@ -766,15 +872,32 @@ def _missing_extra(command: str, module: Optional[str] = None) -> Optional[str]:
     return f"roi {command} needs {what}: pip install 'distill-roi[{','.join(extras)}]'"
 
 
-# subcommand -> the flag that resumes it (pilot resumes an existing --out by itself)
-RESUMABLE = {"bench": "--resume", "distill": "--resume", "generate": "--resume", "pilot": None}
+# subcommand -> the flag that resumes it (pilot and run resume an existing --out by themselves)
+RESUMABLE = {"bench": "--resume", "distill": "--resume", "generate": "--resume", "pilot": None,
+             "run": None}
 DEFAULT_OUT = {"bench": "bench", "generate": "generate", "pilot": "pilot",
                "loadtest": "loadtest"}  # runs/<prefix>-<time>
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The `roi` command (argv None: this process's arguments; a list: called in-process)."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     args = _with_out(list(sys.argv[1:] if argv is None else argv))
+    if argv is not None:  # in-process (tests, notebooks): the caller's Ctrl-C stays its own
+        return _main(args)
+    try:
+        code = _main(args)
+    except KeyboardInterrupt:  # after the command's own handling, before the return
+        print(_interrupted(args), file=sys.stderr)
+        code = 130
+    # The command is over and its output written. A Ctrl-C from here on would only interrupt
+    # the interpreter's shutdown (torch's atexit hooks): the process would die by the signal
+    # with no line, or print a traceback and exit 0.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    return code
+
+
+def _main(args: list[str]) -> int:
     try:
         check_path_args(args)
         missing = _missing_extra(args[0]) if args and "--help" not in args else None
@@ -810,11 +933,13 @@ def main(argv: list[str] | None = None) -> int:
 def _with_out(args: list[str]) -> list[str]:
     """A resumable subcommand without --out gets its default one spelled out here, so that an
     interrupt can name the directory to resume."""
-    if not args or args[0] not in DEFAULT_OUT or "--help" in args:
-        return args
-    if any(a == "--out" or a.startswith("--out=") for a in args):
+    if not args or args[0] not in DEFAULT_OUT or "--help" in args or _has_out(args):
         return args
     return [args[0], "--out", _default_out(DEFAULT_OUT[args[0]]), *args[1:]]
+
+
+def _has_out(args: list[str]) -> bool:
+    return any(a == "--out" or a.startswith("--out=") for a in args)
 
 
 def _interrupted(args: list[str]) -> str:
@@ -827,7 +952,7 @@ def _interrupted(args: list[str]) -> str:
         where = f"{out}/results.jsonl" if out else "the results table"
         return (f"interrupted: finished runs are kept in {where}, a run cut short as a row "
                 "marked interrupted; rerun the command to measure again")
-    if command not in RESUMABLE:
+    if command not in RESUMABLE or not _has_out(args):  # roi run without --out: see run_command
         return "interrupted: stopped before finishing; rerun the command to start again"
     flag = RESUMABLE[command]
     again = args + ([flag] if flag and flag not in args else [])

@@ -273,11 +273,15 @@ def print_distill_summary(metrics: dict, out: Path) -> None:
                       ("student ONNX int8", "student_int8")):
         m = metrics[key]
         table.add_row(name, f"{m['accuracy']:.4f}", f"{m['bits_per_byte']:.3f}",
-                      f"{m['accuracy'] / teacher_acc:.1%}")
+                      f"{m['accuracy'] / teacher_acc:.1%}" if teacher_acc else "-")
     out_console = _stdout()
     out_console.print(table)
     out_console.print(f"KD gain over baseline: {metrics['kd_gain_accuracy'] * 100:+.2f} points; "
                       f"wall time {metrics['wall_s'] / 60:.1f} min; student: ckpt:{out}")
+    from .sanity import distill_warnings
+
+    for warning in distill_warnings(metrics):  # an untrained teacher: retention says little
+        out_console.print(f"warning: {warning}", highlight=False, markup=False)
 
 
 def print_plan_summary(plan: dict, out) -> None:
@@ -371,12 +375,12 @@ def _forecast_table(f: dict) -> Table:
     t = Table(title=f"retention forecast from pilots (<= {f['longest_pilot_steps']} steps; "
               f"budgets up to {f['max_steps']:,} steps considered)")
     for col in ("student", "mode", f"steps to {f['threshold']:.0%} (P10 / P50)",
-                "asymptote (P50)"):
+                f"P50 at {f['max_steps']:,} steps"):
         t.add_column(col, justify="left" if col in ("student", "mode") else "right")
     for c in sorted(f["curves"], key=lambda c: (c["model"], c["mode"])):
         p10, p50 = c["steps_to_threshold_p10"], c["steps_to_threshold_p50"]
         t.add_row(c["model"], "KD" if c["mode"] == "kd" else "baseline (no KD)",
-                  f"{_steps(p10)} / {_steps(p50)}", f"{c['asymptote']:.1%}")
+                  f"{_steps(p10)} / {_steps(p50)}", _pct(c.get("p50_at_max_steps")))
     for c in f.get("failed", []):
         t.add_row(c["model"], c["mode"], f"not forecast: {c['reason']}", "")
     return t
@@ -384,6 +388,10 @@ def _forecast_table(f: dict) -> Table:
 
 def _steps(n) -> str:
     return "not reached" if n is None else f"{n:,}"
+
+
+def _pct(x) -> str:
+    return "-" if x is None else f"{x:.1%}"
 
 
 def _best_table(plan: dict) -> Table:

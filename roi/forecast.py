@@ -1,18 +1,22 @@
-"""Quality you can forecast: a student's held-out loss, accuracy and retention as a function of
-its training budget, fitted from pilot distillations (contracts.curves).
+"""Quality you can forecast: a student's retention (accuracy / the teacher's), accuracy and
+held-out loss as a function of its training budget, fitted from pilot distillations
+(contracts.curves; the laws in roi.curvefit).
 
-    pilot rows (final points of whole wsd runs) ──► loss law per (student, mode)
-        ──► accuracy from loss (one map for every curve, the teacher as an anchor)
-        ──► retention = accuracy / the teacher's, with a P10–P90 band
+    pilot rows (final points of whole wsd runs) ──► odds law per (student, mode):
+        logit(retention) = c + beta·ln D on the curve's later budgets, with a P10–P90 band
         ──► tokens to reach a retention threshold
+    beside it: loss law L(D) = E + A·D^(-alpha) per curve, accuracy from loss (one map per mode,
+    the teacher as an anchor): the loss forecast, and retention where the odds law cannot be
+    fitted (a student already at its teacher)
 
-The loss law is a saturating power law in training tokens, L(D) = E + A·D^(-alpha), fitted by
-variable projection (E and A by non-negative least squares for each alpha on a grid). Its band
-is calibrated, not assumed: the forecast backtests itself on the pilots (fit on a curve's first
-points, predict its later ones) and widens with the log of the extrapolation distance at the
-rate those backtests show, never below a floor measured on the project's own long runs
-(BENCHMARKS.md). Curves that cannot be fitted (too few points, NaN, flat or noisy) are reported
-with the reason and leave the planner on its prior.
+Why the odds law carries retention: on the project's long runs (BENCHMARKS.md, "Retention
+forecast") the gap to the teacher in odds falls as a power of the budget once a student cut out
+of its teacher has recovered from the cut, while the loss law misses the same curves even when
+fitted to every point (their log-loss bends twice). The bands are calibrated, not assumed: the
+forecast backtests itself on the pilots (fit on a curve's first points, predict its later ones)
+and widens with the log of the extrapolation distance at the rate those backtests show, never
+below a floor measured on the project's own long runs. Curves that cannot be fitted (too few
+points, NaN, flat or noisy) are reported with the reason and leave the planner on its prior.
 """
 
 from __future__ import annotations
@@ -26,76 +30,30 @@ import pandas as pd
 
 from contracts.errors import InputError
 
+from .curvefit import (
+    MIN_POINTS,
+    AccuracyMap,
+    Calibration,
+    CannotFit,
+    OddsLaw,
+    PowerLaw,
+    backtest_errors,
+    calibrate,
+    checked_law,
+    fit_accuracy_map,
+    fit_law,
+    fit_odds,
+    inv_logit,
+    logit,
+    loss_error,
+    odds_error,
+    regime,
+)
+
+__all__ = ["CannotFit", "Calibration", "CurveForecast", "Forecasts", "build", "record",
+           "fit_law", "fit_odds"]
+
 Z90 = 1.2815515655446004  # standard normal 90th percentile: P10/P90 at mean ± Z90·sigma
-ALPHAS = np.linspace(0.02, 2.0, 199)  # the exponent grid of the variable projection
-MIN_POINTS = 3  # budgets a curve needs (three parameters)
-
-
-class CannotFit(ValueError):
-    """A curve the forecast cannot fit; the message says why (shown beside the prior)."""
-
-
-# ------------------------------------------------------------------------------ the loss law
-
-
-@dataclass(frozen=True)
-class PowerLaw:
-    """L(D) = E + A·(D / d_ref)^(-alpha): held-out loss (nats per token) after D tokens."""
-
-    e: float
-    a: float
-    alpha: float
-    d_ref: float
-
-    def __call__(self, tokens) -> np.ndarray:
-        d = np.asarray(tokens, dtype=float) / self.d_ref
-        return self.e + self.a * d ** -self.alpha
-
-
-def _nnls2(x: np.ndarray, y: np.ndarray) -> tuple[float, float, float]:
-    """min ||E + A·x - y||² over E >= 0, A >= 0 (two unknowns: the vertices suffice)."""
-    fits = []
-    design = np.stack([np.ones_like(x), x], 1)
-    (e, a), *_ = np.linalg.lstsq(design, y, rcond=None)
-    if e >= 0 and a >= 0:
-        fits.append((e, a))
-    fits.append((0.0, max(float(x @ y / (x @ x)), 0.0)))  # E = 0
-    fits.append((max(float(y.mean()), 0.0), 0.0))  # A = 0 (flat)
-    return min(((float(e), float(a), float(np.sum((e + a * x - y) ** 2))) for e, a in fits),
-               key=lambda t: t[2])
-
-
-def fit_law(tokens: np.ndarray, loss: np.ndarray) -> PowerLaw:
-    """The least-squares power law through (tokens, loss); CannotFit if it is not a falling
-    curve."""
-    tokens, loss = np.asarray(tokens, float), np.asarray(loss, float)
-    d_ref = float(np.exp(np.mean(np.log(tokens))))
-    x_all = (tokens / d_ref)[None, :] ** -ALPHAS[:, None]
-    best = min((_nnls2(x, loss) + (alpha,) for x, alpha in zip(x_all, ALPHAS)),
-               key=lambda t: t[2])
-    e, a, _, alpha = best
-    if a <= 0:
-        raise CannotFit("flat: the loss does not fall with the budget")
-    return PowerLaw(e, a, float(alpha), d_ref)
-
-
-NOISE_SHARE = 0.3  # residual scatter over the curve's own fall beyond which it is noise
-
-
-def checked_law(points: pd.DataFrame) -> PowerLaw:
-    """fit_law, refused (CannotFit) when the loss does not fall from the first budget to the
-    last, or when the points scatter around the law by more than NOISE_SHARE of that fall."""
-    loss = points["loss"].to_numpy(float)
-    fall = float(np.log(loss[0] / loss[-1]))
-    if fall <= 0:
-        raise CannotFit(f"flat: the loss does not fall from {int(points['step'].iloc[0])} to "
-                        f"{int(points['step'].iloc[-1])} steps ({loss[0]:.3f} -> {loss[-1]:.3f})")
-    law = fit_law(points["tokens"], loss)
-    scatter = float(np.sqrt(np.mean(np.log(loss / law(points["tokens"])) ** 2)))
-    if scatter > NOISE_SHARE * fall:
-        raise CannotFit(f"noisy: the points scatter by {scatter:.1%} around the fitted law, "
-                        f"against a fall of {fall:.1%} over the pilot")
-    return law
 
 
 def _usable(points: pd.DataFrame) -> pd.DataFrame:
@@ -112,103 +70,52 @@ def _usable(points: pd.DataFrame) -> pd.DataFrame:
     return ok
 
 
-# ------------------------------------------------------------------------------ accuracy map
-
-
-@dataclass(frozen=True)
-class AccuracyMap:
-    """Accuracy from loss, logit(acc) = c0 + c1·loss: one map for every curve of a teacher and
-    data (KD and baseline alike), the teacher's own (loss, accuracy) among its points."""
-
-    c0: float
-    c1: float
-    sigma: float  # residual standard deviation of logit(acc)
-
-    def __call__(self, loss) -> np.ndarray:
-        return 1 / (1 + np.exp(-(self.c0 + self.c1 * np.asarray(loss, float))))
-
-
-def _logit(p: np.ndarray) -> np.ndarray:
-    p = np.clip(np.asarray(p, float), 1e-6, 1 - 1e-6)
-    return np.log(p / (1 - p))
-
-
-def fit_accuracy_map(loss: np.ndarray, accuracy: np.ndarray) -> AccuracyMap:
-    loss, y = np.asarray(loss, float), _logit(accuracy)
-    design = np.stack([np.ones_like(loss), loss], 1)
-    (c0, c1), *_ = np.linalg.lstsq(design, y, rcond=None)
-    if not c1 < 0:
-        raise CannotFit("accuracy does not rise as the loss falls across the pilot points")
-    resid = y - design @ np.array([c0, c1])
-    sigma = float(np.sqrt(np.sum(resid ** 2) / max(len(y) - 2, 1)))
-    return AccuracyMap(float(c0), float(c1), sigma)
-
-
-# ------------------------------------------------------------------------------ the band
-
-
-def backtest_errors(points: pd.DataFrame) -> list[tuple[float, float]]:
-    """(extrapolation ratio r, log(observed / predicted loss)) from fitting a curve's first k
-    budgets (k >= MIN_POINTS) and predicting each later one: how this curve's own law errs as
-    it reaches further."""
-    tokens, loss = points["tokens"].to_numpy(float), points["loss"].to_numpy(float)
-    out = []
-    for k in range(MIN_POINTS, len(tokens)):
-        try:
-            law = fit_law(tokens[:k], loss[:k])
-        except CannotFit:
-            continue
-        for j in range(k, len(tokens)):
-            out.append((tokens[j] / tokens[k - 1], float(np.log(loss[j] / law(tokens[j])))))
-    return out
-
-
-@dataclass(frozen=True)
-class Calibration:
-    """How far the law's log-loss errs: sigma(r) = sqrt(noise² + (kappa·ln r)²) at r = the
-    budget over the longest fitted budget (r <= 1: noise alone)."""
-
-    kappa: float
-    noise: float
-    backtests: int  # (r, error) pairs behind kappa
-    source: str
-
-    def sigma(self, r) -> np.ndarray:
-        lr = np.log(np.maximum(np.asarray(r, float), 1.0))
-        return np.sqrt(self.noise ** 2 + (self.kappa * lr) ** 2)
-
-
-# The floor of kappa per mode, measured on the project's own long runs (BENCHMARKS.md, "Retention
-# forecast"; roi.forecastcheck.long_run_kappa): pilots of <= 200 steps of the built-in students,
-# predicting 283-3,200 steps, both modes cut out of the teacher (init: teacher-pruned; the no-KD
-# baseline from random init needed 0.19). A pilot's own backtests reach no further than 2x, so
-# they alone would miss how a curve bends later; they can only widen the band beyond this floor.
+# The floors of kappa per mode, measured on the project's own long runs (BENCHMARKS.md,
+# "Retention forecast"; roi.forecastcheck.long_run_kappa): pilots of <= 200 steps of the built-in
+# students, predicting 283-3,200 steps, both modes cut out of the teacher (init: teacher-pruned).
+# A pilot's own backtests reach no further than 2x, so they alone would miss how a curve bends
+# later; they can only widen the band beyond this floor. KAPPA_FLOOR is the loss law's (log
+# loss), ODDS_KAPPA_FLOOR the odds law's (logit retention).
 KAPPA_FLOOR = {"kd": 0.095, "ce": 0.092}
+ODDS_KAPPA_FLOOR = {"kd": 0.256, "ce": 0.247}
 KAPPA_FLOOR_SOURCE = "the project's long runs, BENCHMARKS.md"
 NOISE_FLOOR = 0.002  # log-loss: the held-out evaluation's own repeatability (65,536 tokens)
+ODDS_NOISE_FLOOR = 0.02  # logit retention: the same repeatability near 90% retention
 
 
-def calibrate(curves: dict[tuple[str, str], pd.DataFrame], floor: float = 0.0,
-              floor_source: str = "") -> Calibration:
-    """kappa from every curve's backtests pooled (root mean square of error / ln r), never
-    under `floor` (what the project's own long runs showed: KAPPA_FLOOR); noise from the
-    fits' residuals, never under NOISE_FLOOR."""
+def _retention(points: pd.DataFrame, teacher_accuracy: float) -> np.ndarray:
+    return points["accuracy"].to_numpy(float) / teacher_accuracy
+
+
+def loss_calibration(curves: dict, floor: float = 0.0) -> Calibration:
+    """The loss law's band from every curve's backtests and residuals pooled."""
     errs, resid = [], []
     for points in curves.values():
-        errs += backtest_errors(points)
+        tokens, loss = points["tokens"].to_numpy(float), points["loss"].to_numpy(float)
+        errs += backtest_errors(tokens, loss, fit_law, loss_error)
         try:
-            law = fit_law(points["tokens"], points["loss"])
+            law = fit_law(tokens, loss)
         except CannotFit:
             continue
-        resid += list(np.log(points["loss"].to_numpy(float) / law(points["tokens"])))
-    z = [e / math.log(r) for r, e in errs if r > 1.05]
-    kappa = float(np.sqrt(np.mean(np.square(z)))) if z else 0.0
-    noise = float(np.sqrt(np.mean(np.square(resid)))) if resid else 0.0
-    source = (f"backtests on the pilots ({len(z)} predictions of a later budget): kappa "
-              f"{kappa:.3f}" if z else "no backtest possible on the pilots (too few budgets)")
-    if kappa < floor:
-        kappa, source = floor, f"{source}; raised to the floor {floor:.3f} ({floor_source})"
-    return Calibration(kappa, max(noise, NOISE_FLOOR), len(z), source)
+        resid += list(np.log(loss / law(tokens)))
+    return calibrate(errs, resid, floor=floor, floor_source=KAPPA_FLOOR_SOURCE,
+                     noise_floor=NOISE_FLOOR, units="log loss")
+
+
+def odds_calibration(curves: dict, teacher_accuracy: float, floor: float = 0.0) -> Calibration:
+    """The odds law's band from every curve's backtests and regime residuals pooled."""
+    errs, resid = [], []
+    for points in curves.values():
+        tokens, ret = points["tokens"].to_numpy(float), _retention(points, teacher_accuracy)
+        errs += backtest_errors(tokens, ret, fit_odds, odds_error)
+        try:
+            law = fit_odds(tokens, ret)
+        except CannotFit:
+            continue
+        idx = regime(tokens)
+        resid += list(logit(ret[idx]) - law(tokens[idx]))
+    return calibrate(errs, resid, floor=floor, floor_source=KAPPA_FLOOR_SOURCE,
+                     noise_floor=ODDS_NOISE_FLOOR, units="logit retention")
 
 
 # ------------------------------------------------------------------------------ forecasts
@@ -217,18 +124,30 @@ def calibrate(curves: dict[tuple[str, str], pd.DataFrame], floor: float = 0.0,
 @dataclass(frozen=True)
 class CurveForecast:
     """A student's forecast in one mode (kd or ce): loss, accuracy and retention at any budget,
-    each as P10 / P50 / P90."""
+    each as P10 / P50 / P90. Retention comes from the odds law where it could be fitted
+    (`odds`), else from the loss law through the accuracy map."""
 
     model: str
     mode: str
     params: Optional[int]
     law: PowerLaw
     accuracy_map: AccuracyMap
-    calibration: Calibration
+    calibration: Calibration  # the loss law's band
     teacher_accuracy: float
     fitted_tokens: float  # the longest budget behind the fit
     batch_tokens: Optional[float]
     points: pd.DataFrame = field(repr=False)
+    odds: Optional[OddsLaw] = None
+    odds_calibration: Optional[Calibration] = None
+    odds_failed: str = ""  # why the odds law could not be fitted (the loss law stands in)
+
+    @property
+    def retention_law(self) -> str:
+        return "odds" if self.odds is not None else "loss"
+
+    @property
+    def retention_calibration(self) -> Calibration:
+        return self.odds_calibration if self.odds is not None else self.calibration
 
     @property
     def tokens_per_s(self) -> Optional[float]:
@@ -243,19 +162,29 @@ class CurveForecast:
         return mid * np.exp(-Z90 * s), mid, mid * np.exp(Z90 * s)
 
     def accuracy(self, tokens) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(P10, P50, P90): low loss is high accuracy, and the map's own spread adds in."""
-        lo, mid, hi = self.loss(tokens)
+        """(P10, P50, P90) of the accuracy."""
+        if self.odds is not None:
+            return tuple(r * self.teacher_accuracy for r in self.retention(tokens))
+        lo, mid, hi = self.loss(tokens)  # low loss is high accuracy; the map's spread adds in
         m = self.accuracy_map
         s_loss = (np.log(hi) - np.log(lo)) / (2 * Z90)
         s = np.sqrt((m.c1 * mid * s_loss) ** 2 + m.sigma ** 2)  # in logit space
         centre = m.c0 + m.c1 * mid
-        return tuple(1 / (1 + np.exp(-(centre + k * Z90 * s))) for k in (-1, 0, 1))
+        return tuple(inv_logit(centre + k * Z90 * s) for k in (-1, 0, 1))
 
     def retention(self, tokens) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        return tuple(a / self.teacher_accuracy for a in self.accuracy(tokens))
+        """(P10, P50, P90) of accuracy / the teacher's."""
+        if self.odds is None:
+            return tuple(a / self.teacher_accuracy for a in self.accuracy(tokens))
+        centre = self.odds(tokens)
+        s = self.odds_calibration.sigma(np.asarray(tokens, float) / self.fitted_tokens)
+        return tuple(inv_logit(centre + k * Z90 * s) for k in (-1, 0, 1))
 
-    def asymptote(self) -> float:
-        """Retention P50 as the budget grows without bound (the law's E)."""
+    def asymptote(self) -> Optional[float]:
+        """Retention P50 as the budget grows without bound: the loss law's E through the
+        accuracy map; None under the odds law, which sees no ceiling below the teacher."""
+        if self.odds is not None:
+            return None
         return float(self.accuracy_map(self.law.e) / self.teacher_accuracy)
 
     def tokens_to(self, threshold: float, quantile: int = 10,
@@ -276,7 +205,7 @@ class Forecasts:
 
     curves: dict[tuple[str, str], CurveForecast]
     failed: dict[tuple[str, str], str]
-    calibration: dict[str, Calibration]  # per mode
+    calibration: dict[str, Calibration]  # per mode: the loss law's band
     accuracy_map: dict[str, AccuracyMap]  # per mode
     teacher: str
     teacher_accuracy: float
@@ -284,10 +213,10 @@ class Forecasts:
     batch_tokens: float
     longest_steps: int
     ignored: tuple[str, ...] = ()  # rows left out, and why
-    # the pilots' recipe (contracts.curves.RECIPE_KEYS)
-    settings: dict = field(default_factory=dict)
+    settings: dict = field(default_factory=dict)  # the pilots' recipe (contracts.curves.RECIPE_KEYS)
     pilot_flops: float = math.nan  # compute every pilot curve spent, summed
     teacher_params: Optional[int] = None
+    odds_calibration: dict[str, Calibration] = field(default_factory=dict)  # per mode
 
     def get(self, model: str, mode: str = "kd") -> Optional[CurveForecast]:
         return self.curves.get((model, mode))
@@ -296,9 +225,11 @@ class Forecasts:
         return self.failed.get((model, mode), "no pilot curve for this student")
 
 
-def build(table: pd.DataFrame, kappa_floor: Optional[dict[str, float]] = None) -> Forecasts:
+def build(table: pd.DataFrame, kappa_floor: Optional[dict[str, float]] = None,
+          odds_floor: Optional[dict[str, float]] = None) -> Forecasts:
     """Forecasts from a pilot table (contracts.curves): the final points of the most common recipe
-    among the pilots; every (model, mode) fitted, or its failure recorded."""
+    among the pilots; every (model, mode) fitted, or its failure recorded. The floors of the
+    bands' kappa per mode default to KAPPA_FLOOR (loss law) and ODDS_KAPPA_FLOOR."""
     final = table[table["phase"] == "final"]
     if final.empty:
         raise InputError("pilot curves: no final points (phase final) to forecast from")
@@ -318,22 +249,23 @@ def build(table: pd.DataFrame, kappa_floor: Optional[dict[str, float]] = None) -
             groups[key] = _usable(points)
         except CannotFit as e:
             failed[key] = str(e)
-    return _fit_groups(same, groups, failed, recipe, ignored,
-                       KAPPA_FLOOR if kappa_floor is None else kappa_floor)
+    floors = (KAPPA_FLOOR if kappa_floor is None else kappa_floor,
+              ODDS_KAPPA_FLOOR if odds_floor is None else odds_floor)
+    return _fit_groups(same, groups, failed, recipe, ignored, floors)
 
 
 def _fit_groups(same: pd.DataFrame, groups: dict, failed: dict, recipe: str,
-                ignored: tuple[str, ...], floor: dict[str, float]) -> Forecasts:
+                ignored: tuple[str, ...], floors: tuple[dict, dict]) -> Forecasts:
     t_acc = float(same["teacher_accuracy"].median())
     t_loss = float(same["teacher_loss"].median()) if "teacher_loss" in same else math.nan
     laws = {}
     for key, points in groups.items():
         try:
-            laws[key] = checked_law(points)
+            laws[key] = checked_law(points["step"].to_numpy(), points["tokens"], points["loss"])
         except CannotFit as e:
             failed[key] = str(e)
     batch = float(same["batch_tokens"].median()) if "batch_tokens" in same else math.nan
-    curves, maps, cals = {}, {}, {}
+    curves, maps, cals, odds_cals = {}, {}, {}, {}
     for mode in sorted({k[1] for k in laws}):
         keys = [k for k in laws if k[1] == mode]
         try:  # one map and one calibration per mode: KD and baseline students differ
@@ -341,16 +273,27 @@ def _fit_groups(same: pd.DataFrame, groups: dict, failed: dict, recipe: str,
         except CannotFit as e:
             failed.update({k: str(e) for k in keys})
             continue
-        cals[mode] = calibrate({k: groups[k] for k in keys}, floor.get(mode, 0.0),
-                               KAPPA_FLOOR_SOURCE)
+        mine = {k: groups[k] for k in keys}
+        cals[mode] = loss_calibration(mine, floors[0].get(mode, 0.0))
+        odds_cals[mode] = odds_calibration(mine, t_acc, floors[1].get(mode, 0.0))
         for k in keys:
+            odds, why = _odds(groups[k], t_acc)
             curves[k] = CurveForecast(k[0], k[1], _int(groups[k]["params"].iloc[-1]), laws[k],
                                       maps[mode], cals[mode], t_acc,
-                                      float(groups[k]["tokens"].max()), batch, groups[k])
+                                      float(groups[k]["tokens"].max()), batch, groups[k],
+                                      odds, odds_cals[mode] if odds else None, why)
     longest = int(same["step"].max()) if len(same) else 0
     return Forecasts(curves, failed, cals, maps, str(same["teacher"].iloc[0]), t_acc, recipe,
                      batch, longest, ignored, _settings(same), _pilot_flops(same),
-                     _int(same["teacher_params"].max()) if "teacher_params" in same else None)
+                     _int(same["teacher_params"].max()) if "teacher_params" in same else None,
+                     odds_cals)
+
+
+def _odds(points: pd.DataFrame, t_acc: float) -> tuple[Optional[OddsLaw], str]:
+    try:
+        return fit_odds(points["tokens"].to_numpy(float), _retention(points, t_acc)), ""
+    except CannotFit as e:
+        return None, str(e)
 
 
 def _mode_map(points: list[pd.DataFrame], t_loss: float, t_acc: float) -> AccuracyMap:
@@ -405,24 +348,34 @@ def _int(x) -> Optional[int]:
 
 # ------------------------------------------------------------------------------ the plan's record
 
-METHOD = ("held-out loss L(D) = E + A·D^-alpha per student and mode, fitted to the pilots' final "
-          "points (whole wsd runs of each budget); accuracy from loss by a logit-linear map per "
-          "mode through its pilot points and the teacher; retention = accuracy / the teacher's; "
-          "P10-P90 widening with the log of the extrapolation distance at the rate the pilots' "
-          "own backtests show, never below the rate measured on the project's long runs")
+METHOD = ("retention by the odds law, logit(retention) = c + beta·ln D, per student and mode, "
+          "fitted to the upper half (in log budget) of the pilots' final points (whole wsd runs "
+          "of each budget); where a student is already at its teacher, held-out loss L(D) = E + "
+          "A·D^-alpha mapped to accuracy by a logit-linear map per mode; P10-P90 widening with "
+          "the log of the extrapolation distance at the rate the pilots' own backtests show, "
+          "never below the rate measured on the project's long runs")
+
+
+def _cal_record(c: Calibration) -> dict:
+    return {"kappa": c.kappa, "noise": c.noise, "backtests": c.backtests, "source": c.source,
+            "units": c.units}
 
 
 def record(fc: Forecasts, threshold: float, max_steps: int,
            extra_steps: tuple[int, ...] = ()) -> dict:
-    """The forecast as plain data for the plan: method, calibration, each curve's law and
-    points, steps to the threshold, and retention at the budgets asked for."""
+    """The forecast as plain data for the plan: method, calibration (of the retention band:
+    `calibration`; of the loss law: `loss_calibration`), each curve's laws and points, steps
+    to the threshold, and retention at the budgets asked for."""
+    retention_cal = {mode: fc.odds_calibration.get(mode, c) if any(
+        cf.mode == mode and cf.odds is not None for cf in fc.curves.values()) else c
+        for mode, c in fc.calibration.items()}
     return {
         "source": "pilot curves", "method": METHOD, "teacher": fc.teacher,
         "teacher_accuracy": fc.teacher_accuracy, "recipe": fc.recipe,
         "batch_tokens": fc.batch_tokens, "longest_pilot_steps": fc.longest_steps,
         "max_steps": max_steps, "threshold": threshold,
-        "calibration": {mode: {"kappa": c.kappa, "noise": c.noise, "backtests": c.backtests,
-                               "source": c.source} for mode, c in fc.calibration.items()},
+        "calibration": {mode: _cal_record(c) for mode, c in retention_cal.items()},
+        "loss_calibration": {mode: _cal_record(c) for mode, c in fc.calibration.items()},
         "accuracy_map": {mode: {"c0": m.c0, "c1": m.c1, "sigma_logit": m.sigma}
                          for mode, m in fc.accuracy_map.items()},
         "curves": [_curve_record(c, threshold, max_steps, extra_steps)
@@ -444,6 +397,9 @@ def _curve_record(c: CurveForecast, threshold: float, max_steps: int,
     pts = c.points
     return {"model": c.model, "mode": c.mode, "params": c.params,
             "law": {"e": c.law.e, "a": c.law.a, "alpha": c.law.alpha, "d_ref": c.law.d_ref},
+            "retention_law": c.retention_law, "odds_failed": c.odds_failed or None,
+            "odds": None if c.odds is None else {"c": c.odds.c, "beta": c.odds.beta,
+                                                 "d_ref": c.odds.d_ref},
             "fitted_steps": int(round(c.fitted_tokens / c.batch_tokens)),
             "points": [{"steps": int(r["step"]), "tokens": float(r["tokens"]),
                         "loss": float(r["loss"]), "accuracy": float(r["accuracy"]),
@@ -451,7 +407,8 @@ def _curve_record(c: CurveForecast, threshold: float, max_steps: int,
                         "source": str(r.get("source", "pilot"))} for _, r in pts.iterrows()],
             "steps_to_threshold_p10": _steps(steps[10], c.batch_tokens),
             "steps_to_threshold_p50": _steps(steps[50], c.batch_tokens),
-            "asymptote": c.asymptote(), "at_steps": at}
+            "asymptote": c.asymptote(), "at_steps": at,
+            "p50_at_max_steps": float(c.retention(max_tokens)[1])}
 
 
 def _steps(tokens: Optional[float], batch_tokens: float) -> Optional[int]:

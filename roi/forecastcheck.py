@@ -14,38 +14,42 @@ from typing import Optional, Sequence
 import numpy as np
 import pandas as pd
 
-from .forecast import CannotFit, build, fit_law
+from .curvefit import CannotFit, fit_law, fit_odds, loss_error, odds_error
+from .forecast import build
 
 
-def long_run_kappa(table: pd.DataFrame, pilot_steps: int,
-                   leave_out: Optional[str] = None) -> dict[str, float]:
-    """Per mode: how fast the law's log-loss error grows with the log of the extrapolation
-    distance on long curves, sqrt(mean(z²)) with z = log(observed / predicted) / ln(r) over
-    every curve fitted on its budgets up to `pilot_steps` and every longer budget measured
-    (leave_out: a model left out, to score a forecast of it honestly)."""
+def long_run_kappa(table: pd.DataFrame, pilot_steps: int, leave_out: Optional[str] = None,
+                   law: str = "loss") -> dict[str, float]:
+    """Per mode: how fast a law's error grows with the log of the extrapolation distance on
+    long curves, sqrt(mean(z²)) with z = error / ln(r) over every curve fitted on its budgets
+    up to `pilot_steps` and every longer budget measured (law: "loss", error in log loss, or
+    "odds", in logit retention; leave_out: a model left out, to score a forecast of it
+    honestly)."""
     final = table[(table["phase"] == "final") & (table["model"] != leave_out)]
     out = {}
     for mode, rows in final.groupby("mode"):
         z = []
         for _, curve in rows.groupby("model"):
-            z += _zs(curve.sort_values("step"), pilot_steps)
+            z += _zs(curve.sort_values("step"), pilot_steps, law)
         if z:
             out[str(mode)] = float(np.sqrt(np.mean(np.square(z))))
     return out
 
 
-def _zs(curve: pd.DataFrame, pilot_steps: int) -> list[float]:
+def _zs(curve: pd.DataFrame, pilot_steps: int, law: str) -> list[float]:
     pilot = curve[curve["step"] <= pilot_steps]
     if len(pilot) < 3:
         return []
+    values = curve["loss"] if law == "loss" else curve["accuracy"] / curve["teacher_accuracy"]
+    fit, error = (fit_law, loss_error) if law == "loss" else (fit_odds, odds_error)
     try:
-        law = fit_law(pilot["tokens"], pilot["loss"])
+        fitted = fit(pilot["tokens"].to_numpy(float), values[pilot.index].to_numpy(float))
     except CannotFit:
         return []
     longest = float(pilot["tokens"].max())
     later = curve[curve["step"] > pilot_steps]
-    return [float(np.log(r["loss"] / law(r["tokens"])) / np.log(r["tokens"] / longest))
-            for _, r in later.iterrows()]
+    return [error(fitted, r["tokens"], values[i]) / float(np.log(r["tokens"] / longest))
+            for i, r in later.iterrows()]
 
 
 def score(table: pd.DataFrame, pilot_steps: int, targets: Sequence[int],
@@ -60,14 +64,18 @@ def score(table: pd.DataFrame, pilot_steps: int, targets: Sequence[int],
     cases, steps, failed = [], [], {}
     for model in sorted(final["model"].unique()):
         floor = long_run_kappa(final, pilot_steps, leave_out=model) if loso else None
-        fc = build(final[final["step"] <= pilot_steps], kappa_floor=floor)
+        odds_floor = (long_run_kappa(final, pilot_steps, leave_out=model, law="odds")
+                      if loso else None)
+        fc = build(final[final["step"] <= pilot_steps], kappa_floor=floor,
+                   odds_floor=odds_floor)
         failed.update({f"{m} {mode}": why for (m, mode), why in fc.failed.items()
                        if m == model})
         c_steps, c_cases = _score_model(fc, final[final["model"] == model], targets, threshold)
         cases += c_cases
         steps += c_steps
     return {"cases": cases, "steps_to_threshold": steps, "summary": summarize(cases),
-            "failed": failed, "kappa_all_students": long_run_kappa(final, pilot_steps)}
+            "failed": failed, "kappa_all_students": long_run_kappa(final, pilot_steps),
+            "odds_kappa_all_students": long_run_kappa(final, pilot_steps, law="odds")}
 
 
 def _score_model(fc, rows: pd.DataFrame, targets, threshold) -> tuple[list, list]:

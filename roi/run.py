@@ -282,10 +282,7 @@ def render(run_dir: str | Path, out_dir: str | Path | None = None) -> Path:
 
     run_dir = Path(run_dir)
     out = Path(out_dir) if out_dir is not None else run_dir / "report"
-    report = reports.build(run_dir)
-    for part, sections in reports.PARTS.items():
-        reports.write(reports.select(report, *sections), out / part)
-    return reports.write(report, out).html
+    return reports.write_with_parts(reports.build(run_dir), out).html
 
 
 # ------------------------------------------------------------------------------ the run

@@ -1,4 +1,5 @@
-"""Sanity warnings on a results table: measurements whose spread says the machine was busy.
+"""Sanity warnings on a results table: measurements whose spread says the machine was busy; and
+on a distillation's metrics: a teacher that teaches nothing (see distill_warnings).
 
 A latency measured while other work shares the machine spreads out: its coefficient of variation
 (std / mean) climbs, and calls timed after idle gaps stop agreeing with calls timed back to back.
@@ -75,3 +76,26 @@ def _warning(same: pd.DataFrame, key: tuple, cv_limit: float,
             return (f"{where} drift after idle: median {r:.2f}x the back-to-back median "
                     f"(expected {lo:g}-{hi:g}x): {ADVICE}")
     return None
+
+
+def distill_warnings(metrics: dict) -> list[str]:
+    """What a distillation's metrics.json says about its teacher, each warning once: a teacher
+    no more accurate than the student trained without it (untrained, or too small to teach),
+    and retention above 100% (the student beats its teacher). Retention then says little."""
+    def accuracy(key: str) -> float:
+        part = metrics.get(key)
+        return _number(part.get("accuracy")) if isinstance(part, dict) else math.nan
+
+    teacher, baseline = accuracy("teacher"), accuracy("baseline")
+    retention = _number(metrics.get("retention_accuracy"))
+    found = []
+    if teacher <= baseline:  # NaN (a figure missing) compares False: no warning
+        found.append(f"the teacher is no more accurate ({teacher:.1%}) than the student trained "
+                     f"without it ({baseline:.1%}): it is likely untrained or too small to "
+                     "teach, so retention and the KD gain say little; distill from a trained "
+                     "teacher")
+    if retention > 1:
+        found.append(f"retention {retention:.1%} is above 100%: the student beats its teacher, "
+                     "so the teacher is likely undertrained and retention overstates what "
+                     "distillation kept")
+    return found

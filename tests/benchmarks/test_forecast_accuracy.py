@@ -14,7 +14,8 @@ The recipe is the plan's (roi.planner.TRAINER_DEFAULTS: teacher-pruned init, for
 alpha 0.9, lr 3e-3 -> 3e-4 wsd, batch 16 x 256), in bf16 autocast where the CPU has native bf16
 (ROI_FORECAST_DTYPE), with the teacher-logit cache (ROI_FORECAST_CACHE, default inside the work
 directory: 1.3 GB). The curves are kept in ROI_FORECAST_WORK (default runs/forecast-benchmark): a
-rerun resumes and only scores. About 1.5 h on 2 cores with AMX bf16.
+rerun resumes and only scores. About 1.5 h on 2 cores with AMX bf16; the curves of the last
+full run ship as tests/fixtures/forecast/long-curves.csv (copy it to WORK/pilot.csv to rescore).
 """
 
 from __future__ import annotations

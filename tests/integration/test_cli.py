@@ -1,10 +1,15 @@
-"""`roi bench` on the command line: bad input is one line, exit 2, nothing written."""
+"""`roi bench` on the command line: bad input is one line, exit 2, nothing written.
+
+Bad input goes through `roi.cli.main` in-process (the function the `roi` script calls: same
+exit code and stderr, without a Python start-up per case); the real run is a subprocess."""
 
 import json
 import subprocess
 import sys
 
 import pytest
+
+from roi.cli import main
 
 from ..conftest import TINY, TINY_B
 
@@ -26,26 +31,27 @@ def roi(*args, cwd=None):
     (["--memory-budget-mb", "-1"], "memory-budget-mb"),
     (["--no-such-flag"], "No such option"),
 ])
-def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, args, needle):
+def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, capsys, args, needle):
     junk = tmp_path / "junk.onnx"
     junk.write_text("not a model")
     out = tmp_path / "out"
     args = [a.format(junk=junk) for a in args]
-    proc = roi("bench", *args, "--out", str(out))
-    assert proc.returncode == 2, proc.stderr
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and needle in lines[0] and lines[0].startswith("error:"), proc.stderr
-    assert "Traceback" not in proc.stderr + proc.stdout
+    code = main(["bench", *args, "--out", str(out)])  # an exception escaping fails the test
+    stdout, stderr = capsys.readouterr()
+    assert code == 2, stderr
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and needle in lines[0] and lines[0].startswith("error:"), stderr
+    assert "Traceback" not in stderr + stdout
     assert not out.exists()
 
 
-def test_device_cuda_without_gpu_is_refused(tmp_path):
+def test_device_cuda_without_gpu_is_refused(tmp_path, capsys):
     import torch
 
     if torch.cuda.is_available():
         pytest.skip("a GPU is present: --device cuda is valid here")
-    proc = roi("bench", "--device", "cuda", "--out", str(tmp_path / "o"))
-    assert proc.returncode == 2 and "no CUDA GPU" in proc.stderr
+    code = main(["bench", "--device", "cuda", "--out", str(tmp_path / "o")])
+    assert code == 2 and "no CUDA GPU" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
 
 

@@ -95,3 +95,22 @@ def test_a_model_of_another_family_is_recorded_as_recompute_not_exported(tmp_pat
     assert not list(tmp_path.iterdir())
     Fake.is_causal_lm = False
     assert decode_export.build(Fake(), tmp_path)["mode"] == ""
+
+
+def test_an_export_entry_in_use_is_kept_by_prune(tmp_path):
+    """prepare() marks its entry used and in use: a bench measuring it keeps it from roi cache
+    prune, in this process and in another."""
+    import subprocess
+    import sys
+
+    from contracts.caches import LAST_USED, prune
+
+    root = tmp_path / "cache"
+    prepare(parse_spec(TINY), [16], root=root)
+    entry = next((root / "onnx").iterdir())
+    assert (entry / LAST_USED).is_file()
+    assert [e.path for e in prune(max_bytes=0, root=root).kept_in_use] == [entry]
+    code = ("from contracts.caches import prune; "
+            f"print(len(prune(max_bytes=0, root={str(root)!r}).kept_in_use))")
+    kept = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert kept.stdout.strip() == "1" and (entry / "model.onnx").is_file()

@@ -2,9 +2,6 @@
 judged against fp32 within its stated tolerance; a variant the model cannot take is caught by
 the gate and never chosen to deploy as; a bad --backends value is one line, exit 2."""
 
-import subprocess
-import sys
-
 import pandas as pd
 import pytest
 
@@ -12,6 +9,7 @@ import bench
 from bench.deploy import DEPLOY_CSV, DEPLOY_MD
 from bench.gate import TOLERANCES, passes
 from bench.measure import DEPLOY_VARIANTS, VARIANTS
+from roi.cli import main
 
 from ..conftest import TINY
 
@@ -92,12 +90,12 @@ def test_int8_on_everything_is_caught_by_the_gate_and_never_deployed(outlier_ckp
     assert chosen != "ort-int8-static-all"
 
 
-def test_bad_backend_is_one_line_exit_2_and_writes_nothing(tmp_path):
+def test_bad_backend_is_one_line_exit_2_and_writes_nothing(tmp_path, capsys):
+    """Through roi.cli.main in-process (the function the `roi` script calls)."""
     out = tmp_path / "out"
-    proc = subprocess.run([sys.executable, "-m", "roi.cli", "bench", "--backends",
-                           "ort-int8-static,ort-int3-wo", "--out", str(out)],
-                          capture_output=True, text=True, timeout=120)
-    lines = proc.stderr.strip().splitlines()
-    assert proc.returncode == 2 and len(lines) == 1, proc.stderr
+    code = main(["bench", "--backends", "ort-int8-static,ort-int3-wo", "--out", str(out)])
+    stderr = capsys.readouterr().err
+    lines = stderr.strip().splitlines()
+    assert code == 2 and len(lines) == 1, stderr
     assert lines[0].startswith("error:") and "unknown backend ort-int3-wo" in lines[0]
     assert not out.exists()

@@ -1,4 +1,8 @@
-"""`roi distill` end to end on a tiny teacher: gate, train, baseline, export, int8, bench."""
+"""`roi distill` end to end on a tiny teacher: gate, train, baseline, export, int8, bench.
+
+The refusals go through `roi.cli.main` in-process (the function the `roi` script calls: same
+exit code and stderr, without a Python start-up importing torch per case); the runs are
+subprocesses."""
 
 import json
 import subprocess
@@ -9,6 +13,7 @@ import yaml
 
 from distill.config import make_config
 from distill.trainer import train
+from roi.cli import main
 
 from .test_trainer import corpus  # noqa: F401  (module-scoped fixture)
 
@@ -74,11 +79,11 @@ def test_distill_trains_student_and_baseline_and_exports(plan_files):
     assert bench.returncode == 0, bench.stderr[-2000:]
 
 
-def test_no_go_plan_is_refused_unless_forced(plan_files):
+def test_no_go_plan_is_refused_unless_forced(plan_files, capsys):
     root, plans = plan_files
-    proc = roi("distill", "--plan", str(plans["nogo"]), "--out", str(root / "refused"))
-    assert proc.returncode == 2
-    line = proc.stderr.strip()
+    code = main(["distill", "--plan", str(plans["nogo"]), "--out", str(root / "refused")])
+    assert code == 2
+    line = capsys.readouterr().err.strip()
     assert "\n" not in line and "no-go" in line and "under $10K/month" in line
     assert not (root / "refused").exists()
 
@@ -90,7 +95,7 @@ def test_no_go_plan_is_refused_unless_forced(plan_files):
     ("badtemp", "temperature"),
     ("badset", "key=value"),
 ])
-def test_bad_plans_and_settings_are_one_line_exit_2(plan_files, tmp_path, setup, needle):
+def test_bad_plans_and_settings_are_one_line_exit_2(plan_files, tmp_path, capsys, setup, needle):
     _, plans = plan_files
     plan = plans["go"]
     extra = []
@@ -106,8 +111,9 @@ def test_bad_plans_and_settings_are_one_line_exit_2(plan_files, tmp_path, setup,
         extra = ["--set", "temperature=0"]
     elif setup == "badset":
         extra = ["--set", "steps"]
-    proc = roi("distill", "--plan", str(plan), "--out", str(tmp_path / "o"), *extra)
-    assert proc.returncode == 2, proc.stderr
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and needle in lines[0] and "Traceback" not in proc.stderr
+    code = main(["distill", "--plan", str(plan), "--out", str(tmp_path / "o"), *extra])
+    stderr = capsys.readouterr().err  # an exception escaping main fails the test
+    assert code == 2, stderr
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and needle in lines[0] and "Traceback" not in stderr
     assert not (tmp_path / "o").exists()

@@ -1,6 +1,6 @@
 """`roi run --quick` end to end on the built-in default (the whole pipeline, ≤ 3 minutes on 2
-cores), then `roi report DIR` on the finished run and a resume that redoes only what is
-missing."""
+cores; the session's one run, `quick_run` in tests/integration/conftest.py), then `roi report
+DIR` on the finished run and a resume that redoes only what is missing."""
 
 import json
 import re
@@ -8,6 +8,8 @@ import subprocess
 import sys
 
 import pytest
+
+from roi.cli import main
 
 pytestmark = pytest.mark.slow  # end to end: benches, distills, benches again; still run in CI
 
@@ -20,21 +22,8 @@ def roi(*args, timeout=600):
                           text=True, timeout=timeout)
 
 
-@pytest.fixture(scope="module")
-def finished(tmp_path_factory):
-    """A `roi run --quick` on the default. force: true makes it distill whatever the machine's
-    measurements decide (the gate itself is tested in tests/unit/test_run.py)."""
-    root = tmp_path_factory.mktemp("roi-run")
-    config = root / "config.yaml"
-    config.write_text("force: true\n")
-    out = root / "run"
-    proc = roi("run", "--quick", "--config", str(config), "--out", str(out))
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return out, config, proc
-
-
-def test_quick_run_answers_the_question(finished):
-    out, _, proc = finished
+def test_quick_run_answers_the_question(quick_run):
+    out, _, proc = quick_run
     line = proc.stdout.strip().splitlines()[-1]
     assert re.match(r"^(GO|NO-GO \(distilled anyway: force\)); ", line), line
     assert "payback" in line and "achieved retention" in line
@@ -56,8 +45,8 @@ def test_quick_run_answers_the_question(finished):
     assert "(forecast " in line and "for 16 steps: " in line
 
 
-def test_report_shows_predicted_beside_achieved(finished):
-    out, _, _ = finished
+def test_report_shows_predicted_beside_achieved(quick_run):
+    out, _, _ = quick_run
     md = (out / "report" / "report.md").read_text()
     assert "Pending: no distillation has run yet" not in md
     assert "roi run distills with a smaller budget (steps 16" in md  # the budget used
@@ -67,19 +56,20 @@ def test_report_shows_predicted_beside_achieved(finished):
     assert 'id="achieved"' in html and "<script" not in html
 
 
-def test_roi_report_renders_a_run_directory_again(finished, tmp_path):
-    out, _, _ = finished
-    proc = roi("report", str(out), "--out", str(tmp_path / "again"), timeout=180)
-    assert proc.returncode == 0, proc.stderr[-2000:]
+def test_roi_report_renders_a_run_directory_again(quick_run, tmp_path, capsys):
+    out, _, _ = quick_run
+    code = main(["report", str(out), "--out", str(tmp_path / "again")])  # in-process
+    stdout, stderr = capsys.readouterr()
+    assert code == 0, stderr[-2000:]
     assert (tmp_path / "again" / "report.html").is_file()
     assert (tmp_path / "again" / "distill-plan" / "report.md").is_file()
-    assert str(tmp_path / "again" / "report.html") in proc.stdout
+    assert str(tmp_path / "again" / "report.html") in stdout
     bad = roi("report", str(tmp_path / "missing"))
     assert bad.returncode == 2 and bad.stderr.startswith("error: ")
 
 
-def test_rerun_resumes_only_what_is_missing(finished):
-    out, config, _ = finished
+def test_rerun_resumes_only_what_is_missing(quick_run):
+    out, config, _ = quick_run
     kept = {f: (out / f).stat().st_mtime_ns for f in ("bench/results.csv", "plan/plan.json",
                                                       "distill/metrics.json")}
     import shutil

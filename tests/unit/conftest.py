@@ -15,9 +15,10 @@ PLANNER_FILES = {
     "test_llm_plan_cli", "test_llm_arch", "test_llm_serving", "test_hardware", "test_scenarios",
     "test_cost", "test_sizing", "test_planner", "test_planner_loadgen", "test_projection",
     "test_measurements", "test_decision", "test_payback", "test_retention", "test_recommend",
-    "test_memory", "test_fleet", "test_edge", "test_forecast", "test_datagen_cost",
+    "test_memory", "test_fleet", "test_edge", "test_forecast", "test_forecastcheck",
+    "test_datagen_cost",
     "test_budget", "test_reports_markdown", "test_results", "test_sanity", "test_importers",
-    "test_layers",
+    "test_layers", "test_caches",
 }
 NOT_PLANNER = {  # tests in planner files that reach bench (psutil, LoadGen): the bench extra
     "test_config_spec_in_the_zoo_is_projected_not_run",  # bench's zoo

@@ -53,12 +53,12 @@ def test_the_fewest_steps_whose_p10_reaches_the_threshold():
     assert got.grid[0]["steps"] == 24 and got.grid[-1]["steps"] == 50_000
 
 
-def test_a_threshold_out_of_reach_says_so_with_the_asymptote():
+def test_a_threshold_out_of_reach_says_so_with_the_forecast_there():
     c = build(to_frame(_rows("builtin:s"))).get("builtin:s")
     got = choose(c, prior_band(10), 1000, 0.999, max_steps=1536, default_steps=1500,
                  batch_tokens=BATCH, cost=_cost)
     assert not got.reaches and got.steps == 1536
-    assert "does not reach 99.9%" in got.note and "asymptote" in got.note
+    assert "does not reach 99.9%" in got.note and "1,536 steps: P10" in got.note
 
 
 def test_without_a_forecast_the_prior_at_the_default_budget():
@@ -71,7 +71,7 @@ def test_without_a_forecast_the_prior_at_the_default_budget():
 def test_a_plan_with_pilots_carries_the_budget_and_the_forecast(monkeypatch):
     import roi.forecast
 
-    monkeypatch.setattr(roi.forecast, "KAPPA_FLOOR", {})  # the pilots' own band: P10 reaches
+    monkeypatch.setattr(roi.forecast, "ODDS_KAPPA_FLOOR", {})  # the pilots' own band: P10 reaches
     curves = to_frame(_rows("builtin:student-5x", e=0.95) + _rows("builtin:student-10x", e=1.0)
                       + _rows("builtin:student-10x", "ce", e=1.1))
     doc = plan(FIXTURE, "real-time-api", pilot=curves, max_steps=20_000,
@@ -98,7 +98,7 @@ def test_pilots_of_another_teacher_are_refused():
 def test_a_p50_that_reaches_the_threshold_without_its_p10_is_unconfirmed(monkeypatch):
     import roi.forecast
 
-    monkeypatch.setitem(roi.forecast.KAPPA_FLOOR, "kd", 0.15)  # a wide band: P10 never gets there
+    monkeypatch.setitem(roi.forecast.ODDS_KAPPA_FLOOR, "kd", 0.6)  # a wide band: P10 never gets there
     curves = to_frame(_rows("builtin:student-5x", e=0.95) + _rows("builtin:student-10x", e=1.0))
     doc = plan(FIXTURE, "real-time-api", pilot=curves, max_steps=20_000,
                retention_threshold=0.9).to_dict()
@@ -108,4 +108,4 @@ def test_a_p50_that_reaches_the_threshold_without_its_p10_is_unconfirmed(monkeyp
     assert u["model"] in ("builtin:student-5x", "builtin:student-10x") and u["steps_p50"] > 96
     assert d["reasons"][1].startswith("retention not confirmed: ")
     assert doc["trainer"]["student"] == u["model"] and doc["trainer"]["steps"] == u["steps_p50"]
-    assert "raised to the floor 0.150" in doc["forecast"]["calibration"]["kd"]["source"]
+    assert "raised to the floor 0.600" in doc["forecast"]["calibration"]["kd"]["source"]

@@ -37,8 +37,8 @@ def test_user_text_and_jsonl_files(tmp_path):
 
 
 @pytest.mark.parametrize("content,match", [
-    ('{"txt": "x"}', "must be an object"),
-    ('not json', "must be an object"),
+    ('{"txt": "x"}', "no \"text\" field"),
+    ('not json', "not JSON"),
     ('{"text": 3}', "must be a string"),
 ])
 def test_bad_jsonl_is_refused_with_the_line(tmp_path, content, match):

@@ -1,23 +1,24 @@
-"""The retention forecast: the law's fit, the accuracy map, the calibrated band, steps to a
-threshold, and curves it cannot fit (said why, never a traceback)."""
+"""The retention forecast: the laws' fits (odds law for retention, loss law beside it), the
+accuracy map, the calibrated band, steps to a threshold, and curves it cannot fit (said why,
+never a traceback)."""
 
 import math
 from dataclasses import replace
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from contracts.curves import to_frame
 from contracts.errors import InputError
+from roi.curvefit import backtest_errors, fit_odds, logit, loss_error, odds_error, regime
 from roi.forecast import (
     CannotFit,
     Calibration,
-    backtest_errors,
     build,
-    calibrate,
     fit_accuracy_map,
     fit_law,
+    loss_calibration,
+    odds_calibration,
 )
 
 STEPS = np.array([24, 34, 48, 68, 96])
@@ -65,13 +66,53 @@ def test_accuracy_map_is_the_logit_line():
         fit_accuracy_map(loss, _acc(loss)[::-1])
 
 
+def _odds_rows(model="builtin:s", steps=STEPS, c=1.0, beta=0.8, transient=None):
+    """Rows whose retention follows logit(r) = c + beta·ln(steps / 48) exactly (times the
+    optional `transient` factor on the logit of the early budgets)."""
+    t_acc = float(_acc(1.0))
+    x = c + beta * np.log(np.asarray(steps, float) / 48)
+    if transient is not None:
+        x = x - transient(np.asarray(steps, float))
+    ret = 1 / (1 + np.exp(-x))
+    rows = _rows(model, steps=steps)
+    return [dict(r, accuracy=float(q * t_acc)) for r, q in zip(rows, ret)]
+
+
 def test_a_perfect_law_backtests_to_no_error_and_the_floors_hold():
     points = to_frame(_rows())
-    errs = backtest_errors(points)
+    tokens, loss = points["tokens"].to_numpy(float), points["loss"].to_numpy(float)
+    errs = backtest_errors(tokens, loss, fit_law, loss_error)
     assert len(errs) == 3 + 2 + 1 - 3  # fits on 3 and 4 points predict the later ones
     assert max(abs(e) for _, e in errs) < 1e-3
-    cal = calibrate({("s", "kd"): points})
-    assert cal.kappa >= 0 and cal.noise >= 0.002
+    cal = loss_calibration({("s", "kd"): points})
+    assert cal.kappa >= 0 and cal.noise >= 0.002 and cal.units == "log loss"
+    line = to_frame(_odds_rows())
+    ret = line["accuracy"].to_numpy(float) / float(_acc(1.0))
+    assert max(abs(e) for _, e in backtest_errors(tokens, ret, fit_odds, odds_error)) < 1e-6
+    cal = odds_calibration({("s", "kd"): line}, float(_acc(1.0)))
+    assert cal.kappa < 1e-6 and cal.noise >= 0.02 and cal.units == "logit retention"
+
+
+def test_the_odds_law_recovers_its_line_from_the_regime_points():
+    tokens = STEPS * BATCH
+    assert list(regime(tokens)) == [2, 3, 4]  # 48, 68, 96: the upper half of log 24..96
+    assert list(regime(np.array([50, 71, 100, 141, 200, 283, 400]) * BATCH)) == [4, 5, 6]
+    c = build(to_frame(_odds_rows(beta=0.8))).get("builtin:s")
+    assert c.retention_law == "odds" and c.odds.beta == pytest.approx(0.8)
+    want = 1 / (1 + np.exp(-(1.0 + 0.8 * np.log(1600 / 48))))
+    assert c.retention(1600 * BATCH)[1] == pytest.approx(want, rel=1e-6)
+
+
+def test_an_early_transient_does_not_bend_the_forecast():
+    """A student cut out of its teacher recovers slowly first (the project's long runs); the
+    forecast follows the curve's later budgets, not its start."""
+    slow = _odds_rows(steps=[12, 17, 24, 34, 48, 68, 96],
+                      transient=lambda s: 0.8 * np.exp(-s / 10))
+    c = build(to_frame(slow)).get("builtin:s")
+    want = 1 / (1 + np.exp(-(1.0 + 0.8 * np.log(1600 / 48))))
+    assert c.retention(1600 * BATCH)[1] == pytest.approx(want, abs=0.01)
+    law = fit_law(to_frame(slow)["tokens"], to_frame(slow)["loss"])
+    assert law.alpha > 0  # the loss law still fits beside it
 
 
 def test_band_widens_with_the_extrapolation_distance():
@@ -79,22 +120,33 @@ def test_band_widens_with_the_extrapolation_distance():
     assert cal.sigma(0.5) == pytest.approx(0.01)
     assert cal.sigma(1.0) == pytest.approx(0.01)
     assert cal.sigma(16.0) == pytest.approx(math.hypot(0.01, 0.05 * math.log(16)))
-    c = replace(build(to_frame(_rows())).get("builtin:s"), calibration=cal)
-    for steps in (48, 200, 1600):
-        lo, mid, hi = c.retention(steps * BATCH)
-        assert lo <= mid <= hi
-    width = [float(np.subtract(*c.retention(s * BATCH)[::-2])) for s in (200, 800, 3200)]
-    assert width[0] < width[1] < width[2]
+    base = build(to_frame(_rows())).get("builtin:s")
+    for c in (replace(base, odds_calibration=cal), replace(base, odds=None, calibration=cal)):
+        for steps in (48, 200, 1600):
+            lo, mid, hi = c.retention(steps * BATCH)
+            assert lo <= mid <= hi
+        width = [float(np.subtract(*logit(c.retention(s * BATCH)[::-2])))
+                 for s in (200, 800, 3200)]  # in odds: near 100% a band narrows in points
+        assert width[0] < width[1] < width[2]
 
 
 def test_tokens_to_a_threshold_and_one_out_of_reach():
-    fc = build(to_frame(_rows()), kappa_floor={})  # the band from the pilots alone
-    c = fc.get("builtin:s")
-    reach = c.asymptote()  # acc(E) / teacher acc, E = 1.2 against the teacher's 1.0
-    assert reach == pytest.approx(float(_acc(1.2) / _acc(1.0)), rel=0.02)
-    t = c.tokens_to(reach - 0.05, quantile=50)
-    assert t is not None and c.retention(t)[1] >= reach - 0.05 - 1e-9
-    assert c.tokens_to(reach - 0.05, quantile=10) >= t  # the pessimistic end needs more
+    c = build(to_frame(_odds_rows()), odds_floor={}).get("builtin:s")
+    assert c.asymptote() is None  # the odds law sees no ceiling below the teacher
+    t = c.tokens_to(0.95, quantile=50)
+    assert t is not None and c.retention(t)[1] >= 0.95 - 1e-9
+    assert c.tokens_to(0.95, quantile=10) >= t  # the pessimistic end needs more
+    assert c.tokens_to(0.95, quantile=50, max_tokens=t / 2) is None
+
+
+def test_a_student_at_its_teacher_falls_back_to_the_loss_law():
+    """A teacher worse than the pilots (loss 3.5): every pilot is above it, the odds law
+    cannot be fitted, the loss law and the accuracy map stand in."""
+    at = _rows(teacher_loss=3.5, teacher_accuracy=float(_acc(3.5)))
+    c = build(to_frame(at), kappa_floor={}).get("builtin:s")
+    assert c.retention_law == "loss" and "at the teacher" in c.odds_failed
+    reach = c.asymptote()  # acc(E) / teacher acc, E = 1.2 against the teacher's 3.5
+    assert reach == pytest.approx(float(_acc(1.2) / _acc(3.5)), rel=0.02)
     assert c.tokens_to(reach + 0.01, quantile=50) is None
 
 
@@ -123,10 +175,10 @@ def test_one_teacher_and_data_per_table_and_one_recipe():
 
 
 def test_the_shipped_floor_widens_a_band_the_pilots_alone_would_keep_narrow():
-    narrow = build(to_frame(_rows()), kappa_floor={}).get("builtin:s")
-    floored = build(to_frame(_rows())).get("builtin:s")  # roi.forecast.KAPPA_FLOOR
-    assert narrow.calibration.kappa < 0.01 <= floored.calibration.kappa
-    assert "raised to the floor" in floored.calibration.source
+    narrow = build(to_frame(_odds_rows()), odds_floor={}).get("builtin:s")
+    floored = build(to_frame(_odds_rows())).get("builtin:s")  # roi.forecast.ODDS_KAPPA_FLOOR
+    assert narrow.retention_calibration.kappa < 0.01 <= floored.retention_calibration.kappa
+    assert "raised to the floor" in floored.retention_calibration.source
     at = 16 * 96 * BATCH
     assert np.subtract(*floored.retention(at)[::-2]) > 3 * np.subtract(*narrow.retention(at)[::-2])
 

@@ -105,3 +105,21 @@ def test_writes_take_the_lock(tmp_path):
         assert not done.wait(0.5)  # blocked behind the holder
     t.join(10)
     assert done.is_set() and cache.get(0, 0, CPU) is not None
+
+
+def test_the_default_root_follows_xdg_cache_home(tmp_path, monkeypatch):
+    from distill.teacher_cache import default_root
+
+    monkeypatch.delenv("ROI_CACHE_DIR", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert default_root() == tmp_path / "xdg" / "roi" / "teacher-logits"
+
+
+def test_a_cache_in_use_is_kept_by_prune(tmp_path):
+    """A running distillation's TeacherCache holds its key in use: roi cache prune keeps it."""
+    from contracts.caches import prune
+
+    cache = TeacherCache(tmp_path / "teacher-logits", "key", 8, 2.0, vocab_size=256)
+    cache.put(0, 0, _top())
+    result = prune(max_bytes=0, root=tmp_path)
+    assert [e.path.name for e in result.kept_in_use] == ["key"] and cache.path(0, 0).is_file()
