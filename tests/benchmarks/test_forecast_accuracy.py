@@ -35,6 +35,11 @@ from .figures import record
 PILOT_STEPS, TARGETS, THRESHOLD = 200, (400, 1500, 3200), 0.95
 LONGER_TARGETS = (800, 1500, 3200)
 POINTS = (50, 71, 100, 141, 200, 283, 400, 566, 800, 1131, 1500, 2263, 3200)
+# ROI_FORECAST_LONG=1 adds whole runs to 6,400 steps and scores 400-step pilots (1/16 of 6,400)
+# at 800 / 2,263 / 6,400 (an 8x span); each curve is run again to 6,400 steps (a stable run is
+# not resumed across budgets): about 3 h on 2 cores alone, minutes on a GPU.
+LONG = os.environ.get("ROI_FORECAST_LONG") == "1"
+LONG_POINTS, LONG_TARGETS = (4525, 6400), (800, 2263, 6400)
 STUDENTS = os.environ.get("ROI_FORECAST_STUDENTS",
                           "builtin:student-10x,builtin:student-20x,builtin:student-50x")
 WORK = Path(os.environ.get("ROI_FORECAST_WORK", "runs/forecast-benchmark"))
@@ -46,7 +51,8 @@ def test_forecast_against_whole_runs():
                        "threads": int(os.environ.get("ROI_BENCH_THREADS", "2")),
                        "teacher_cache_dir": os.environ.get("ROI_FORECAST_CACHE",
                                                            str(WORK / "teacher-logits"))})
-    table = pilot(cfg, STUDENTS.split(","), WORK, steps=max(POINTS), points=list(POINTS))
+    points = POINTS + (LONG_POINTS if LONG else ())
+    table = pilot(cfg, STUDENTS.split(","), WORK, steps=max(points), points=list(points))
     result = score(table, PILOT_STEPS, TARGETS, THRESHOLD)
     _print(result)
     record("forecast_accuracy", pilot_steps=PILOT_STEPS, targets=list(TARGETS),
@@ -57,6 +63,11 @@ def test_forecast_against_whole_runs():
     record("forecast_accuracy_longer_pilots", pilot_steps=2 * PILOT_STEPS,
            targets=list(LONGER_TARGETS), students=STUDENTS.split(","), dtype=cfg.dtype,
            **longer)
+    if LONG:
+        long = score(table, 2 * PILOT_STEPS, LONG_TARGETS, THRESHOLD)
+        _print(long)
+        record("forecast_accuracy_6400", pilot_steps=2 * PILOT_STEPS,
+               targets=list(LONG_TARGETS), students=STUDENTS.split(","), dtype=cfg.dtype, **long)
     kd = result["summary"]["kd"]
     assert kd["cases"] >= 9  # three students x three budgets
 
