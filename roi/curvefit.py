@@ -142,7 +142,6 @@ class OddsLaw:
     c: float
     beta: float
     d_ref: float
-    fitted_from: int  # the budget (tokens) of the first regime point behind the fit
 
     def __call__(self, tokens) -> np.ndarray:
         """logit(retention) at `tokens`."""
@@ -173,7 +172,7 @@ def fit_odds(tokens, retention) -> OddsLaw:
     beta, c = np.polyfit(x - x.mean(), y, 1)
     if not beta > 0:
         raise CannotFit("flat: the retention does not rise over the pilot's later budgets")
-    return OddsLaw(float(c), float(beta), d_ref, int(tokens[idx[0]]))
+    return OddsLaw(float(c), float(beta), d_ref)
 
 
 # ------------------------------------------------------------------------------ the band

@@ -366,9 +366,9 @@ def record(fc: Forecasts, threshold: float, max_steps: int,
     """The forecast as plain data for the plan: method, calibration (of the retention band:
     `calibration`; of the loss law: `loss_calibration`), each curve's laws and points, steps
     to the threshold, and retention at the budgets asked for."""
-    retention_cal = {mode: fc.odds_calibration.get(mode, c) if any(
-        cf.mode == mode and cf.odds is not None for cf in fc.curves.values()) else c
-        for mode, c in fc.calibration.items()}
+    odds_modes = {c.mode for c in fc.curves.values() if c.odds is not None}
+    retention_cal = {mode: fc.odds_calibration.get(mode, c) if mode in odds_modes else c
+                     for mode, c in fc.calibration.items()}
     return {
         "source": "pilot curves", "method": METHOD, "teacher": fc.teacher,
         "teacher_accuracy": fc.teacher_accuracy, "recipe": fc.recipe,
