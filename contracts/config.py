@@ -19,8 +19,13 @@ from .errors import InputError
 MAX_QPS = 1e8  # requests/s: a sanity bound on any rate (a scenario's, a load test's --qps)
 
 
-class UniqueKeyLoader(yaml.SafeLoader):
-    """yaml.SafeLoader that refuses a key given twice in one mapping (PyYAML keeps the last
+# libyaml's parser when PyYAML was built with it (its wheels are): ~10x faster than the pure
+# Python one on the shipped catalogs, with the same constructor (and so the same checks below).
+_SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class UniqueKeyLoader(_SafeLoader):
+    """A safe YAML loader that refuses a key given twice in one mapping (PyYAML keeps the last
     silently, so a typo'd override would win or lose without a word)."""
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:

@@ -236,13 +236,25 @@ def _nonneg_weighted_fit(X: np.ndarray, t: np.ndarray, free: list[int]
         A = np.einsum("...pi,p,...pj->...ij", Xs, w, Xs)
         rhs = np.einsum("...pi,p,p->...i", Xs, w, t)
         c = np.zeros(X.shape[:-2] + (K,))
-        c[..., cols] = (np.linalg.pinv(A) @ rhs[..., None])[..., 0] / scale[..., 0, :]
+        c[..., cols] = _solve(A, rhs) / scale[..., 0, :]
         ok = np.all(c >= 0, -1) & (c[..., -1] > 0)
         loss = np.sum((np.einsum("...pk,...k->...p", X, c) / t - 1) ** 2, -1)
         better = ok & (loss < best_loss - 1e-15)
         best_c = np.where(better[..., None], c, best_c)
         best_loss = np.where(better, loss, best_loss)
     return best_c, best_loss
+
+
+def _solve(A: np.ndarray, rhs: np.ndarray) -> np.ndarray:
+    """A⁻¹·rhs over the batch (A: (..., k, k) normal equations of columns scaled to ~1): an LU
+    solve, ~10x cheaper than the SVD behind pinv; the pseudo-inverse only where some system is
+    singular (a column that is all zeros, two columns alike)."""
+    diag = np.prod(np.diagonal(A, axis1=-2, axis2=-1), -1)
+    with np.errstate(divide="ignore", invalid="ignore"):  # 0/0: a zero column, singular
+        independent = np.abs(np.linalg.det(A)) / diag  # Hadamard ratio: 1 orthogonal, 0 singular
+    if np.all(independent > 1e-9):
+        return np.linalg.solve(A, rhs[..., None])[..., 0]
+    return (np.linalg.pinv(A) @ rhs[..., None])[..., 0]
 
 
 def calibrate(rows: pd.DataFrame, local_peak_flop_s: dict[str, float] | None = None,

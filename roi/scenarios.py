@@ -8,6 +8,7 @@ our own figures.
 
 from __future__ import annotations
 
+import functools
 import re
 from importlib import resources
 from pathlib import Path
@@ -243,7 +244,14 @@ def parse_scenarios(data: Any, where: str) -> list[Scenario]:
 
 
 def presets() -> dict[str, Scenario]:
-    """The shipped presets by name, in the seed's order."""
+    """The shipped presets by name, in the seed's order (a fresh dict; the scenarios are
+    frozen)."""
+    return dict(_shipped_presets())
+
+
+@functools.cache
+def _shipped_presets() -> dict[str, Scenario]:
+    """The shipped presets parsed once a process (package data does not change under it)."""
     path = resources.files("roi") / "data" / "scenarios.yaml"
     with resources.as_file(path) as p:
         return {s.name: s for s in parse_scenarios(read_yaml(p, "scenarios"), str(p))}
