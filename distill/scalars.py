@@ -73,7 +73,7 @@ class TensorBoardWriter:
         from tensorboardX import SummaryWriter
 
         # purge_step: TensorBoard hides the events of steps >= it that an earlier file holds
-        self._w = SummaryWriter(str(logdir), purge_step=start_step + 1 if start_step else None)
+        self._w = SummaryWriter(str(logdir), purge_step=start_step + 1)
 
     def write(self, step: int, values: dict[str, float]) -> None:
         for tag, value in values.items():
@@ -129,7 +129,8 @@ class Scalars:
 
     def evaluation(self, step: int, metrics: dict) -> None:
         if self.writer is not None:
-            self.writer.write(step, {f"eval/{k}": float(metrics[k]) for k in EVAL_KEYS})
+            self.writer.write(step, {f"eval/{k}": float(metrics[k]) for k in EVAL_KEYS
+                                     if k in metrics})
 
     def close(self) -> None:
         if self.writer is not None:
