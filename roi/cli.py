@@ -511,9 +511,19 @@ def loadtest(
     precision: float = typer.Option(0.05, help="--find-peak: stop when the VALID / INVALID "
                                     "bracket is this close (relative)."),
     max_runs: int = typer.Option(10, help="--find-peak: most LoadGen runs."),
+    user_conf: Optional[str] = typer.Option(None, metavar="FILE", help="MLPerf user.conf "
+                                            "(MODEL.SCENARIO.KEY = VALUE lines; MODEL is the "
+                                            "--model spec or *) passed to LoadGen's FromConfig; "
+                                            "its keys win over the options."),
+    mode: str = typer.Option("performance", help="performance, or accuracy: LoadGen's "
+                             "AccuracyOnly, every sample once, the outputs logged and their "
+                             "agreement with the PyTorch (else ONNX fp32) model recorded."),
 ) -> None:
     """Load-test a model on MLPerf LoadGen; the summary becomes a row (source loadgen) of the
-    results table roi plan reads, and --find-peak a measured peak the planner prefers."""
+    results table roi plan reads, and --find-peak a measured peak the planner prefers.
+
+    Example: roi loadtest --model onnx:student.int8.onnx --scenario Offline --mode accuracy
+    """
     from bench.loadgen import LoadtestSettings, check_settings
 
     if precision <= 0 or max_runs < 2:
@@ -521,6 +531,8 @@ def loadtest(
                          f"{max_runs}")
     if find_peak and scenario.strip().lower() != "server":  # MLPerf spells it Server
         raise InputError(f"--find-peak searches a server QPS; got --scenario {scenario}")
+    if find_peak and mode != "performance":
+        raise InputError(f"--find-peak times performance runs; got --mode {mode}")
     from models.runtime import default_threads
 
     settings = check_settings(LoadtestSettings(
@@ -529,7 +541,7 @@ def loadtest(
         threads=threads if threads is not None else default_threads(),
         max_batch=max_batch, batch_window_ms=batch_window_ms, workers=workers,
         min_duration_ms=min_duration_ms, min_query_count=min_query_count, samples=samples,
-        role=role))
+        role=role, user_conf=user_conf, test_mode=mode))
     out_dir = out or _default_out("loadtest")
     from pathlib import Path
 
