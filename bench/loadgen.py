@@ -421,13 +421,16 @@ def find_peak(s: LoadtestSettings, out: str | Path, *, precision: float = 0.05,
               max_runs: int = 10, step: float = 1.5,
               progress: Callable[[LoadtestResult], None] | None = None,
               backend: Backend | None = None, samples: np.ndarray | None = None,
-              predictor: Predictor | None = None) -> PeakSearch:
+              predictor: Predictor | None = None,
+              probing: Callable[[int, float, tuple], None] | None = None) -> PeakSearch:
     """Search the highest target QPS whose run stays VALID, starting from s.qps: multiply (or
     divide) by `step` until the verdict flips, then bisect (geometric midpoint) until the
     bracket is within `precision` (relative) or `max_runs` runs are spent. LoadGen's own
     FindPeakPerformance mode does the same kind of search but reports through its logs only;
     running the search here keeps every run's row and logs. The peak row (loadgen_mode
-    find-peak) repeats the last VALID run's figures with loadgen_peak_qps set."""
+    find-peak) repeats the last VALID run's figures with loadgen_peak_qps set. `probing` hears
+    of each run before it starts (its number, rate and the (VALID, INVALID) bracket so far);
+    `progress` of each when it ends."""
     if not (precision > 0 and max_runs >= 2 and step > 1):
         raise InputError("find-peak needs precision > 0, max_runs >= 2 and step > 1")
     backend = backend or load_backend(s.model, s.variant, s.threads, s.device, s.seq_len)
@@ -439,6 +442,8 @@ def find_peak(s: LoadtestSettings, out: str | Path, *, precision: float = 0.05,
     runs: list[LoadtestResult] = []
     qps = float(s.qps)
     while len(runs) < max_runs:
+        if probing:
+            probing(len(runs) + 1, qps, (lo.row["loadgen_target_qps"] if lo else None, hi))
         r = run_one(replace(s, qps=qps), out, backend, samples, mode="find-peak-step",
                     predictor=predictor)
         runs.append(r)

@@ -558,8 +558,11 @@ def loadtest(
             from bench.loadgen import find_peak as search
 
             result = search(settings, out_dir, precision=precision, max_runs=max_runs,
-                            progress=lambda r: print_loadtest_run(r.row), predictor=predictor)
+                            progress=lambda r: print_loadtest_run(r.row), predictor=predictor,
+                            probing=lambda n, q, b: print(_probe_line(n, max_runs, q, b),
+                                                          flush=True))
             _print_peak(result, settings, out_dir)
+            _peak_figure(result, settings, Path(out_dir))
         else:
             from bench.loadgen import run_one
 
@@ -573,6 +576,24 @@ def loadtest(
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(130)
+
+
+def _probe_line(n: int, max_runs: int, qps: float, bracket: tuple) -> str:
+    lo, hi = (f"{q:g}" if q else "?" for q in bracket)
+    return f"probe {n}/{max_runs}: {qps:g} QPS (VALID up to {lo}, INVALID from {hi}) ..."
+
+
+def _peak_figure(result, settings, out_dir) -> None:
+    """The probes' latency against QPS, beside the results table (reports.figures)."""
+    from contracts.io import atomic_path
+    from reports.figures import peak_search
+
+    png = peak_search([r.row for r in result.runs], settings.latency_ms,
+                      settings.claimed_percentile, result.peak_qps)
+    if png:
+        with atomic_path(out_dir / "find-peak.png") as tmp:
+            tmp.write_bytes(png)
+        print(f"figure: {out_dir / 'find-peak.png'}")
 
 
 def _print_peak(result, settings, out_dir) -> None:

@@ -105,6 +105,8 @@ def test_short_server_run_and_peak_search_on_a_tiny_model(tmp_path):
     steps = [r for r in rows if r["loadgen_mode"] == "find-peak-step"]
     peaks = [r for r in rows if r["loadgen_mode"] == "find-peak"]
     assert 1 <= len(steps) <= 3 and len(rows) == 1 + len(steps) + len(peaks)
+    assert "probe 1/3: 800 QPS (VALID up to ?, INVALID from ?)" in proc.stdout
+    assert proc.stdout.count("probe ") == len(steps) and (out / "find-peak.png").is_file()
     if peaks:  # the highest VALID rate of the search, which never saw it INVALID below
         (peak,) = peaks
         valid = [s["loadgen_target_qps"] for s in steps if s["loadgen_valid"]]

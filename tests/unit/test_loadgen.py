@@ -4,6 +4,7 @@ backend."""
 
 from __future__ import annotations
 
+import io
 import threading
 import time
 from pathlib import Path
@@ -325,3 +326,25 @@ def test_unknown_test_mode_is_refused():
     with pytest.raises(InputError, match="--mode: allowed performance, accuracy; got 'peak'"):
         check_settings(LoadtestSettings(model="builtin:student-50x", scenario="offline",
                                         test_mode="peak"))
+
+
+def test_peak_search_announces_each_probe_and_draws_its_latencies(tmp_path):
+    """find_peak tells the caller of each run before it starts (number, rate, bracket so far);
+    reports.figures draws the probes (PNG) and nothing without a latency to draw."""
+    from matplotlib import image as mpimg
+
+    from bench.loadgen import find_peak
+    from reports.figures import peak_search
+
+    heard = []
+    s = LoadtestSettings(model="builtin:student-50x", scenario="server", qps=200.0,
+                         latency_ms=0.05, seq_len=16, min_duration_ms=200, samples=32,
+                         role="student", min_query_count=60)  # 0.05 ms: every run INVALID
+    result = find_peak(s, tmp_path, max_runs=2, backend=_stub_backend(),
+                       probing=lambda n, q, b: heard.append((n, q, b)))
+    assert heard == [(1, 200.0, (None, None)), (2, float(f"{200 / 1.5:.4g}"), (None, 200.0))]
+    assert result.peak_qps is None and len(result.runs) == 2
+    png = peak_search([r.row for r in result.runs], 0.05, 99.0, None)
+    assert mpimg.imread(io.BytesIO(png)).shape[2] in (3, 4)
+    assert peak_search([{"loadgen_target_qps": 1.0, "latency_ms_p99": None,
+                         "loadgen_valid": False}], 5.0, 99.0, None) is None
