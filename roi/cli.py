@@ -522,7 +522,8 @@ def loadtest(
     """Load-test a model on MLPerf LoadGen; the summary becomes a row (source loadgen) of the
     results table roi plan reads, and --find-peak a measured peak the planner prefers.
 
-    Example: roi loadtest --model onnx:student.int8.onnx --scenario Offline --mode accuracy
+    Example: roi loadtest --model ckpt:runs/student --backend ort-int8 --scenario Offline
+    --mode accuracy
     """
     from bench.loadgen import LoadtestSettings, check_settings
 
