@@ -43,7 +43,7 @@ from .interrupt import (NO_SUMMARY, LoadgenInterrupted, LoadtestInterrupted, int
                         start_test)
 from .loadgen_accuracy import ACCURACY_SUMMARY, accuracy_fields
 from .loadgen_backends import Backend, load_backend
-from .loadgen_conf import apply_user_conf, read_user_conf
+from .loadgen_conf import apply_user_conf, from_config, read_user_conf
 from .loadgen_sut import BatchingSUT, real_inputs
 from .measure import VARIANTS
 
@@ -193,8 +193,8 @@ def _test_settings(lg, s: LoadtestSettings, expected_ms: float | None):
         # the estimate so the run does outlast min_duration (otherwise it is INVALID).
         qps = s.qps or (1000.0 * s.max_batch * s.workers / expected_ms if expected_ms else 100)
         ts.offline_expected_qps = float(qps) * 1.25
-    if s.user_conf and ts.FromConfig(str(s.user_conf), s.model, SCENARIOS[s.scenario]) != 0:
-        raise InputError(f"--user-conf {s.user_conf}: LoadGen could not apply it")
+    if s.user_conf:
+        from_config(ts, s.user_conf, s.model, SCENARIOS[s.scenario])
     return ts
 
 

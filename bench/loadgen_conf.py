@@ -2,12 +2,17 @@
 
 A user.conf holds lines `MODEL.SCENARIO.KEY = VALUE` (`#` starts a comment; MODEL and SCENARIO
 may be `*`), the file LoadGen's TestSettings.FromConfig reads. LoadGen skips a key it does not
-know and a line it cannot parse only logs an error, so a typo would run the default silently:
-here an unknown key, scenario or a value that is not a number is one line naming the file and
-line. The run then passes the file to FromConfig (LoadGen applies every key), and the keys this
-harness also keeps in its own settings (rates, latency bound, percentile, durations, query
-counts) are applied to them too, so the row and the planner's prediction describe the run that
-LoadGen made. MODEL is the --model spec as typed (e.g. builtin:teacher), or `*`.
+know, a key of another scenario and a line it cannot parse (logging an error at most), so a typo
+would run the defaults silently: here an unknown key or scenario, a key that LoadGen does not take
+from a user.conf, or a value that is not a number is one line naming the file and line.
+
+The run passes the file to FromConfig (LoadGen parses and applies every key) and keeps every
+other setting as this harness chose it: LoadGen's first FromConfig in a process also loads its
+built-in mlperf.conf (10-minute runs, the submission's seeds and rates), which would replace
+them in silence (`from_config`). The keys the harness also keeps in its own settings (rates,
+latency bound, percentile, durations, query counts) are applied to them too, so the row and the
+planner's prediction describe the run that LoadGen made. MODEL is the --model spec as typed (e.g.
+builtin:teacher), or `*`.
 """
 
 from __future__ import annotations
@@ -18,18 +23,38 @@ from pathlib import Path
 from contracts.errors import InputError
 
 CONF_SCENARIOS = ("SingleStream", "MultiStream", "Server", "Offline")
-# LoadGen's FromConfig keys (loadgen/test_settings_internal.cc), `mode` aside: --mode sets it
-KEYS = frozenset({
-    "min_duration", "max_duration", "min_query_count", "max_query_count", "qsl_rng_seed",
-    "sample_index_rng_seed", "schedule_rng_seed", "accuracy_log_rng_seed",
-    "accuracy_log_probability", "accuracy_log_sampling_target", "print_timestamps",
-    "performance_issue_unique", "performance_issue_same", "performance_issue_same_index",
-    "performance_sample_count_override", "sample_concatenate_permutation", "test05",
-    "test05_qsl_rng_seed", "test05_sample_index_rng_seed", "test05_schedule_rng_seed",
-    "target_latency_percentile", "target_latency", "target_qps", "samples_per_query",
-    "max_async_queries", "coalesce_queries", "use_token_latencies", "ttft_latency",
-    "tpot_latency", "infer_token_latencies", "token_latency_scaling_factor",
-})
+
+
+def _every(attribute: str) -> dict[str, str]:
+    return dict.fromkeys(CONF_SCENARIOS, attribute)
+
+
+# user.conf key -> {scenario: the TestSettings attribute it sets} (mlperf-loadgen 6.0's
+# FromConfig; tests/unit/test_loadgen_conf.py checks it against the installed LoadGen)
+KEYS = {
+    **{k: _every(f"{k}_ms") for k in ("min_duration", "max_duration")},
+    **{k: _every(k) for k in (
+        "min_query_count", "max_query_count", "accuracy_log_rng_seed",
+        "accuracy_log_sampling_target", "print_timestamps", "performance_issue_unique",
+        "performance_issue_same", "performance_issue_same_index",
+        "performance_sample_count_override")},
+    "target_latency": {"SingleStream": "single_stream_expected_latency_ns",
+                       "MultiStream": "multi_stream_expected_latency_ns",
+                       "Server": "server_target_latency_ns"},
+    "target_latency_percentile": {"SingleStream": "single_stream_target_latency_percentile",
+                                  "MultiStream": "multi_stream_target_latency_percentile",
+                                  "Server": "server_target_latency_percentile"},
+    "target_qps": {"Server": "server_target_qps", "Offline": "offline_expected_qps"},
+    "samples_per_query": {"MultiStream": "multi_stream_samples_per_query"},
+    "max_async_queries": {"Server": "server_max_async_queries"},
+    "coalesce_queries": {"Server": "server_coalesce_queries"},
+}
+# keys LoadGen reads from its mlperf.conf but not from a user.conf (FromConfig skips them there)
+NOT_FROM_USER_CONF = ("mode", "qsl_rng_seed", "sample_index_rng_seed", "schedule_rng_seed",
+                      "accuracy_log_probability", "sample_concatenate_permutation", "test05",
+                      "test05_qsl_rng_seed", "test05_sample_index_rng_seed",
+                      "test05_schedule_rng_seed", "use_token_latencies", "ttft_latency",
+                      "tpot_latency", "infer_token_latencies", "token_latency_scaling_factor")
 # key -> (the LoadtestSettings field it sets, its type, the scenarios it applies to); the units
 # agree (ms, percent)
 MIRRORED = {
@@ -73,10 +98,14 @@ def _entry(body: str, where: str) -> tuple[str, float]:
     if scenario != "*" and scenario not in CONF_SCENARIOS:
         raise InputError(f"{where}: unknown scenario {scenario!r}; allowed: *, "
                          f"{', '.join(CONF_SCENARIOS)}")
+    if name in NOT_FROM_USER_CONF:
+        hint = "--mode sets it" if name == "mode" else "LoadGen skips it in a user.conf"
+        raise InputError(f"{where}: {name}: {hint}; allowed: {', '.join(sorted(KEYS))}")
     if name not in KEYS:
-        hint = " (--mode sets it)" if name == "mode" else ""
-        raise InputError(f"{where}: unknown key {name!r}{hint}; allowed: "
-                         f"{', '.join(sorted(KEYS))}")
+        raise InputError(f"{where}: unknown key {name!r}; allowed: {', '.join(sorted(KEYS))}")
+    if scenario != "*" and scenario not in KEYS[name]:
+        raise InputError(f"{where}: {name} does not apply to {scenario} (LoadGen reads it for "
+                         f"{', '.join(KEYS[name])})")
     number = _number(value)
     if number is None:
         raise InputError(f"{where}: {name}: the value must be a number; got {value!r}")
@@ -110,3 +139,18 @@ def apply_user_conf(s, entries: dict[str, float], conf_scenario: str):
         if value is not None and (scenarios is None or s.scenario in scenarios):
             changes[field] = kind(value)
     return replace(s, **changes)
+
+
+def from_config(ts, path: str | Path, model: str, conf_scenario: str) -> None:
+    """LoadGen's ts.FromConfig(user.conf), then every TestSettings attribute the file does not
+    set put back as it was (see the module's docstring: the built-in mlperf.conf)."""
+    entries = read_user_conf(path)
+    names = [a for a in dir(ts) if not a.startswith("_") and not callable(getattr(ts, a))]
+    before = {a: getattr(ts, a) for a in names}
+    if ts.FromConfig(str(path), model, conf_scenario) != 0:
+        raise InputError(f"--user-conf {path}: LoadGen could not apply it")
+    ours = {KEYS[k][conf_scenario] for k in KEYS if conf_scenario in KEYS[k]
+            and lookup(entries, model, conf_scenario, k) is not None}
+    for a in names:
+        if a not in ours:
+            setattr(ts, a, before[a])
