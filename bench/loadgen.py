@@ -216,6 +216,8 @@ def run_one(s: LoadtestSettings, out: str | Path, backend: Backend | None = None
     import mlperf_loadgen as lg
 
     out = Path(out)
+    accuracy = s.test_mode == "accuracy"
+    mode = "accuracy" if accuracy else mode  # the row's loadgen_mode
     backend = backend or load_backend(s.model, s.variant, s.threads, s.device, s.seq_len)
     if backend.max_seq_len and s.seq_len > backend.max_seq_len:
         raise InputError(f"--seq-len {s.seq_len} exceeds {s.model}'s context of "
@@ -259,11 +261,9 @@ def run_one(s: LoadtestSettings, out: str | Path, backend: Backend | None = None
             lg.DestroyQSL(qsl)
             lg.DestroySUT(sut_handle)
     wall_s = time.perf_counter() - t0
-    accuracy = s.test_mode == "accuracy"
     summary = ACCURACY_SUMMARY if accuracy else read_run_summary(log_dir)
     problems = sut.check()
-    row = result_row(s, summary, sut, backend, log_dir, out, wall_s,
-                     "accuracy" if accuracy else mode, problems)
+    row = result_row(s, summary, sut, backend, log_dir, out, wall_s, mode, problems)
     if accuracy:  # the responses LoadGen logged, against the reference model's
         row.update(accuracy_fields(s, log_dir, samples, out))
     elif predictor is not None:
@@ -288,7 +288,8 @@ def _after_idle_ns(s: LoadtestSettings, backend: Backend, samples: np.ndarray
     """For a Server run of one sample at a time: the backend's service time after an idle gap
     like the run's (exponential, mean 1/QPS), the "after idle" state of the sizing model's
     two-state service time (roi.loadcheck.two_state_service)."""
-    if s.scenario != "server" or s.max_batch != 1 or s.workers != 1 or not s.qps:
+    if (s.scenario != "server" or s.max_batch != 1 or s.workers != 1 or not s.qps
+            or s.test_mode != "performance"):
         return None
     from .timing import time_after_idle
 
