@@ -38,7 +38,8 @@ class Writer(Protocol):
 
 class JsonlWriter:
     """OUT/scalars.jsonl: each record one os.write of one whole line to a file opened for
-    appending, so a reader (or a crash) never sees half a record after a whole one."""
+    appending, so records never interleave or split; a line cut short all the same (a full
+    disk) is dropped when the run resumes (keep_until)."""
 
     def __init__(self, path: Path, start_step: int = 0):
         keep_until(path, start_step)
