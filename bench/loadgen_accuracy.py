@@ -4,7 +4,9 @@ mlperf_log_accuracy.json; each response here is the model's next-token predictio
 (one int64, bench.loadgen_backends). The run's row records how often those predictions agree
 with a reference backend's on the same samples: the PyTorch model (torch-eager, fp32) where the
 model spec has one, else ONNX Runtime fp32. So an ort-int8 run says how much the int8 export
-changes the model's answers, measured through the same SUT the load tests time.
+changes the model's answers, measured through the same SUT the load tests time; the quality
+gate's top-1 tolerance for the backend (bench.gate: 95% for int8, 99.9% for an fp32 export)
+gives the verdict, `accuracy_gate` pass / fail ("reference" where the backend is the reference).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import numpy as np
 
 from contracts.errors import InputError
 
+from .gate import EXACT, TOLERANCES
 from .loadgen_backends import load_backend
 
 ACCURACY_LOG = "mlperf_log_accuracy.json"
@@ -58,6 +61,10 @@ def accuracy_fields(s, log_dir: Path, samples: np.ndarray, out: Path) -> dict:
     reference = np.concatenate([ref.run(samples[i:i + REFERENCE_BATCH])
                                 for i in range(0, len(samples), REFERENCE_BATCH)])
     log = Path(log_dir) / ACCURACY_LOG
+    share = agreement(logged, reference)
+    floor = TOLERANCES.get(s.variant, EXACT).min_top1
     return {"accuracy_samples": len(logged), "accuracy_reference": variant,
-            "accuracy_agreement": agreement(logged, reference),
+            "accuracy_agreement": share, "accuracy_min_agreement": floor,
+            "accuracy_gate": ("reference" if s.variant == variant
+                              else "pass" if share >= floor else "fail"),
             "accuracy_log": str(log.relative_to(out)) if log.is_relative_to(out) else str(log)}

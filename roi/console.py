@@ -487,7 +487,8 @@ def print_loadtest_run(row: dict) -> None:
                      f"{row['predicted_latency_ms_at_target']:.2f} ms")
     if row.get("accuracy_agreement") is not None:
         parts.append(f"{row['accuracy_agreement']:.1%} of {row['accuracy_samples']} samples "
-                     f"agree with {row['accuracy_reference']}")
+                     f"agree with {row['accuracy_reference']} (quality gate: "
+                     f"{row['accuracy_gate']}, needs {row['accuracy_min_agreement']:.1%})")
     else:
         parts.append(f"early stopping {row['loadgen_early_stopping']}")
     print("; ".join(parts))

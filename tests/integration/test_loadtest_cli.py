@@ -126,4 +126,5 @@ def test_accuracy_mode_on_a_tiny_model(tmp_path, capsys):
     assert code == 0 and "100.0% of 32 samples agree with torch-eager" in printed, printed
     (row,) = [json.loads(x) for x in (out / "results.jsonl").read_text().splitlines()]
     assert row["loadgen_mode"] == "accuracy" and row["accuracy_agreement"] == 1.0
+    assert row["accuracy_gate"] == "reference"  # torch-eager is its own reference
     assert row["accuracy_samples"] == row["n_calls"] == 32 and row["status"] == "ok"
