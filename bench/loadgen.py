@@ -41,7 +41,9 @@ from contracts.results import ResultsStore, row_key
 from . import env
 from .interrupt import (NO_SUMMARY, LoadgenInterrupted, LoadtestInterrupted, interrupted_fields,
                         start_test)
+from .loadgen_accuracy import ACCURACY_SUMMARY, accuracy_fields
 from .loadgen_backends import Backend, load_backend
+from .loadgen_conf import apply_user_conf, from_config, read_user_conf
 from .loadgen_sut import BatchingSUT, real_inputs
 from .measure import VARIANTS
 
@@ -56,6 +58,7 @@ PERCENTILE = {"singlestream": 90.0, "multistream": 99.0, "server": 99.0, "offlin
 # so the default short run asks for them and a run stays short only where the SUT is fast.
 MIN_QUERIES = {"singlestream": 64, "multistream": 662, "server": 662, "offline": 1}
 DEFAULT_MIN_DURATION_MS = 10_000
+TEST_MODES = {"performance": "PerformanceOnly", "accuracy": "AccuracyOnly"}  # -> LoadGen TestMode
 LOG_DIR = "loadgen"
 
 
@@ -83,6 +86,8 @@ class LoadtestSettings:
     device: str = "cpu"
     role: str | None = None  # teacher / student; default: from the results table or the spec
     seed: int = 0  # LoadGen's schedule / sample-index / QSL seeds
+    user_conf: str | None = None  # an MLPerf user.conf passed to FromConfig (bench.loadgen_conf)
+    test_mode: str = "performance"  # or accuracy: LoadGen's AccuracyOnly (bench.loadgen_accuracy)
 
     @property
     def claimed_percentile(self) -> float | None:
@@ -105,6 +110,10 @@ def check_settings(s: LoadtestSettings) -> LoadtestSettings:
     if s.scenario not in SCENARIOS:
         raise InputError(f"--scenario: unknown scenario {s.scenario!r}; allowed: "
                          f"{', '.join(SCENARIOS)}")
+    if s.test_mode not in TEST_MODES:
+        raise InputError(f"--mode: allowed {', '.join(TEST_MODES)}; got {s.test_mode!r}")
+    if s.user_conf:
+        s = apply_user_conf(s, read_user_conf(s.user_conf), SCENARIOS[s.scenario])
     if s.variant not in VARIANTS:
         raise InputError(f"--backend: unknown backend {s.variant!r}; allowed: "
                          f"{', '.join(VARIANTS)}")
@@ -159,7 +168,7 @@ class LoadtestResult:
 def _test_settings(lg, s: LoadtestSettings, expected_ms: float | None):
     ts = lg.TestSettings()
     ts.scenario = getattr(lg.TestScenario, SCENARIOS[s.scenario])
-    ts.mode = lg.TestMode.PerformanceOnly
+    ts.mode = getattr(lg.TestMode, TEST_MODES[s.test_mode])
     ts.min_duration_ms = s.min_duration_ms
     ts.min_query_count = s.queries
     ts.max_duration_ms = s.max_duration_ms
@@ -184,6 +193,8 @@ def _test_settings(lg, s: LoadtestSettings, expected_ms: float | None):
         # the estimate so the run does outlast min_duration (otherwise it is INVALID).
         qps = s.qps or (1000.0 * s.max_batch * s.workers / expected_ms if expected_ms else 100)
         ts.offline_expected_qps = float(qps) * 1.25
+    if s.user_conf:
+        from_config(ts, s.user_conf, s.model, SCENARIOS[s.scenario])
     return ts
 
 
@@ -205,6 +216,8 @@ def run_one(s: LoadtestSettings, out: str | Path, backend: Backend | None = None
     import mlperf_loadgen as lg
 
     out = Path(out)
+    accuracy = s.test_mode == "accuracy"
+    mode = "accuracy" if accuracy else mode  # the row's loadgen_mode
     backend = backend or load_backend(s.model, s.variant, s.threads, s.device, s.seq_len)
     if backend.max_seq_len and s.seq_len > backend.max_seq_len:
         raise InputError(f"--seq-len {s.seq_len} exceeds {s.model}'s context of "
@@ -248,10 +261,12 @@ def run_one(s: LoadtestSettings, out: str | Path, backend: Backend | None = None
             lg.DestroyQSL(qsl)
             lg.DestroySUT(sut_handle)
     wall_s = time.perf_counter() - t0
-    summary = read_run_summary(log_dir)
+    summary = ACCURACY_SUMMARY if accuracy else read_run_summary(log_dir)
     problems = sut.check()
     row = result_row(s, summary, sut, backend, log_dir, out, wall_s, mode, problems)
-    if predictor is not None:
+    if accuracy:  # the responses LoadGen logged, against the reference model's
+        row.update(accuracy_fields(s, log_dir, samples, out))
+    elif predictor is not None:
         row.update(predictor.predictions(s, out, None if idle_ns is None else idle_ns / 1e6))
     service = np.asarray(sut.service_ns, np.int64)
     if service.size:  # the backend's own time per batch under this load, beside LoadGen's
@@ -273,7 +288,8 @@ def _after_idle_ns(s: LoadtestSettings, backend: Backend, samples: np.ndarray
     """For a Server run of one sample at a time: the backend's service time after an idle gap
     like the run's (exponential, mean 1/QPS), the "after idle" state of the sizing model's
     two-state service time (roi.loadcheck.two_state_service)."""
-    if s.scenario != "server" or s.max_batch != 1 or s.workers != 1 or not s.qps:
+    if (s.scenario != "server" or s.max_batch != 1 or s.workers != 1 or not s.qps
+            or s.test_mode != "performance"):
         return None
     from .timing import time_after_idle
 
@@ -351,6 +367,7 @@ def result_row(s: LoadtestSettings, summary: dict, sut: BatchingSUT, backend: Ba
         "loadgen_workers": s.workers, "loadgen_max_batch": s.max_batch,
         "loadgen_batch_window_ms": s.batch_window_ms, "loadgen_mean_batch": sut.mean_batch,
         "loadgen_samples": len(sut.samples), "loadgen_seed": s.seed,
+        "loadgen_user_conf": str(s.user_conf or ""),
         "loadgen_log_dir": str(log_dir.relative_to(out)) if log_dir.is_relative_to(out)
         else str(log_dir),
         **{f"backend_{k}": v for k, v in backend.thread_settings.items()},
@@ -405,13 +422,16 @@ def find_peak(s: LoadtestSettings, out: str | Path, *, precision: float = 0.05,
               max_runs: int = 10, step: float = 1.5,
               progress: Callable[[LoadtestResult], None] | None = None,
               backend: Backend | None = None, samples: np.ndarray | None = None,
-              predictor: Predictor | None = None) -> PeakSearch:
+              predictor: Predictor | None = None,
+              probing: Callable[[int, float, tuple], None] | None = None) -> PeakSearch:
     """Search the highest target QPS whose run stays VALID, starting from s.qps: multiply (or
     divide) by `step` until the verdict flips, then bisect (geometric midpoint) until the
     bracket is within `precision` (relative) or `max_runs` runs are spent. LoadGen's own
     FindPeakPerformance mode does the same kind of search but reports through its logs only;
     running the search here keeps every run's row and logs. The peak row (loadgen_mode
-    find-peak) repeats the last VALID run's figures with loadgen_peak_qps set."""
+    find-peak) repeats the last VALID run's figures with loadgen_peak_qps set. `probing` hears
+    of each run before it starts (its number, rate and the (VALID, INVALID) bracket so far);
+    `progress` of each when it ends."""
     if not (precision > 0 and max_runs >= 2 and step > 1):
         raise InputError("find-peak needs precision > 0, max_runs >= 2 and step > 1")
     backend = backend or load_backend(s.model, s.variant, s.threads, s.device, s.seq_len)
@@ -423,6 +443,8 @@ def find_peak(s: LoadtestSettings, out: str | Path, *, precision: float = 0.05,
     runs: list[LoadtestResult] = []
     qps = float(s.qps)
     while len(runs) < max_runs:
+        if probing:
+            probing(len(runs) + 1, qps, (lo.row["loadgen_target_qps"] if lo else None, hi))
         r = run_one(replace(s, qps=qps), out, backend, samples, mode="find-peak-step",
                     predictor=predictor)
         runs.append(r)

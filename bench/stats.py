@@ -37,6 +37,11 @@ def throughput(batch_size: int, seq_len: int, mean_ms: float) -> dict[str, float
     return {"throughput_samples_s": per_s, "throughput_tokens_s": per_s * seq_len}
 
 
+# Resampled values held at once per side (bounded memory): about 3x this at the peak (indices,
+# values, the median's partition), whatever the sample count: ~25 MB at 100k samples.
+BOOT_BATCH_BYTES = 8 * 2**20
+
+
 def speedup_ci(
     baseline_ns: np.ndarray,
     candidate_ns: np.ndarray,
@@ -46,15 +51,27 @@ def speedup_ci(
 ) -> tuple[float, float, float]:
     """Ratio of medians baseline / candidate, with a percentile bootstrap confidence interval.
 
-    Each bootstrap round resamples both sets independently (they are independent runs)."""
+    Each bootstrap round resamples both sets independently (they are independent runs). The
+    rounds run in batches of at most BOOT_BATCH_BYTES of resampled values per side, so memory
+    stays bounded however many samples there are (not n_boot x n at once). Percentile rather
+    than BCa: BCa's acceleration comes from a jackknife, which is inconsistent for a median
+    and costs 2n medians of n samples (BENCHMARKS.md, "Bootstrap")."""
     a = np.asarray(baseline_ns, dtype=np.float64)
     b = np.asarray(candidate_ns, dtype=np.float64)
     if a.size == 0 or b.size == 0:
         raise ValueError("speedup needs samples on both sides")
-    rng = np.random.default_rng(seed)
-    ra = np.median(rng.choice(a, size=(n_boot, a.size), replace=True), axis=1)
-    rb = np.median(rng.choice(b, size=(n_boot, b.size), replace=True), axis=1)
-    ratios = ra / rb
+    rng_a, rng_b = np.random.default_rng(seed).spawn(2)  # one stream per side: the result
+    per_batch = max(1, BOOT_BATCH_BYTES // (8 * max(a.size, b.size)))  # ignores the batching
+    ratios = np.empty(n_boot)
+    for start in range(0, n_boot, per_batch):
+        k = min(per_batch, n_boot - start)
+        ratios[start:start + k] = _boot_medians(rng_a, a, k) / _boot_medians(rng_b, b, k)
     alpha = (1.0 - confidence) / 2.0
     lo, hi = np.quantile(ratios, [alpha, 1.0 - alpha])
     return float(np.median(a) / np.median(b)), float(lo), float(hi)
+
+
+def _boot_medians(rng: np.random.Generator, x: np.ndarray, k: int) -> np.ndarray:
+    """Medians of k resamples (with replacement) of x."""
+    values = x[rng.integers(0, x.size, (k, x.size))]
+    return np.median(values, axis=1, overwrite_input=True)

@@ -60,6 +60,11 @@ class TrainConfig(BaseModel):
     eval_every: int = Field(250, gt=0, description="Steps between validation evaluations.")
     eval_windows: int = Field(64, gt=0, description="Held-out windows per evaluation.")
     ckpt_every: int = Field(250, gt=0, description="Steps between resumable checkpoints.")
+    log_every: int = Field(10, gt=0, description="Steps between the scalars written for "
+                           "watching a run (train loss, lr, tokens/s; distill.scalars).")
+    logger: Literal["auto", "tensorboard", "jsonl", "none"] = Field(
+        "auto", description="Where the scalars go: tensorboard (OUT/tb/, needs the tensorboard "
+        "extra), jsonl (OUT/scalars.jsonl), auto (tensorboard when installed, else jsonl), none.")
     seed: int = 0
     dtype: Literal["fp32", "bf16"] = Field("fp32", description="bf16 autocast (GPUs, and CPUs with "
                                            "native bf16; elsewhere it is slower).")

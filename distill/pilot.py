@@ -8,14 +8,17 @@ ends at, for several N, at about 1.2x the cost of the longest. Every curve share
 teacher-logit cache (the same batch stream), which the full distillation reuses afterwards.
 
 Rows (the contracts.curves contract) are appended to DIR/pilot.csv as each curve finishes; a rerun
-skips the curves already there (resume).
+skips the curves already there (resume). Each curve's scalars (its stable run's train loss, lr and
+tokens/s; each point's evaluation) go to DIR/scalars/<student>-<mode>/ (distill.scalars).
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import logging
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +34,7 @@ from contracts.io import write_text_atomic
 from models.corpus import build_splits, eval_windows, fingerprint
 
 from .config import TrainConfig
+from .scalars import Scalars, check_logger, open_writer
 from .trainer import (
     _train_step,
     build_student,
@@ -38,6 +42,7 @@ from .trainer import (
     decay_steps,
     evaluate,
     load_teacher,
+    lr_at,
     make_loss,
     make_optimizer,
     resolve_device,
@@ -47,6 +52,7 @@ from .trainer import (
 
 log = logging.getLogger(__name__)
 PilotProgress = Callable[[str, int, int], None]  # (curve label, steps done, steps in all)
+SCALARS_DIR = "scalars"
 
 
 def default_points(steps: int, warmup_steps: int, n: int = 5) -> list[int]:
@@ -93,9 +99,12 @@ def setup(cfg: TrainConfig) -> Shared:
 
 
 def curve(cfg: TrainConfig, points: Sequence[int], shared: Shared,
-          progress: PilotProgress | None = None, stable_every: int = 0) -> list[dict]:
+          progress: PilotProgress | None = None, stable_every: int = 0,
+          scalars: Scalars | None = None) -> list[dict]:
     """One stable run of cfg.student in cfg.mode, with a decay branched off for each budget in
-    `points`; returns a `final` row per point (and a `stable` row every `stable_every` steps)."""
+    `points`; returns a `final` row per point (and a `stable` row every `stable_every` steps).
+    `scalars` gets the stable run's steps and each point's evaluation (distill.scalars)."""
+    scalars = scalars or Scalars(None, cfg.log_every, 0)
     if cfg.schedule != "wsd":
         raise InputError("roi pilot: needs schedule wsd (a cosine run's points are not results "
                          f"of shorter runs); got {cfg.schedule}")
@@ -117,11 +126,13 @@ def curve(cfg: TrainConfig, points: Sequence[int], shared: Shared,
     clock = _Clock(total=last + sum(p - s for s, p in branch_at.items()))
     rows = []
 
-    def run(c: TrainConfig, s: int) -> None:
-        _train_step(c, loss_fn, student, target, opt, sampler, s, shared.device)
+    def run(c: TrainConfig, s: int) -> tuple[float, float]:
+        t0 = time.perf_counter()
+        loss, _ = _train_step(c, loss_fn, student, target, opt, sampler, s, shared.device)
         clock.done += 1
         if progress:
             progress(_label(cfg), clock.done, clock.total)
+        return loss, time.perf_counter() - t0
 
     for step in range(last + 1):
         if step in branch_at:
@@ -131,15 +142,17 @@ def curve(cfg: TrainConfig, points: Sequence[int], shared: Shared,
             for s in range(step, p):
                 run(c, s)
             rows.append(_row(base, "final", p, student, shared, clock))
+            scalars.evaluation(p, rows[-1])
             student.load_state_dict(saved[0])
             opt.load_state_dict(saved[1])
         if step == last:
             break
         if stable_every and step and step % stable_every == 0:
             rows.append(_row(base, "stable", step, student, shared, clock))
-        t1 = time.perf_counter()
-        run(cfg.model_copy(update={"steps": 10 * last}), step)  # far from any decay
-        clock.stable_s += time.perf_counter() - t1
+        stable = cfg.model_copy(update={"steps": 10 * last})  # far from any decay
+        loss, took = run(stable, step)
+        scalars.step(step + 1, loss, lr_at(stable, step), took)
+        clock.stable_s += took
         clock.stable_steps += 1
     return rows
 
@@ -195,6 +208,7 @@ def pilot(cfg: TrainConfig, students: Sequence[str], out: str | Path, *,
     """Pilot curves of every student in every mode into DIR/pilot.csv (resumable by curve)."""
     out = Path(out)
     points = sorted(set(points)) if points else default_points(steps, cfg.warmup_steps)
+    check_logger(cfg.logger)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     path = out / PILOT_FILE
@@ -207,9 +221,20 @@ def pilot(cfg: TrainConfig, students: Sequence[str], out: str | Path, *,
             if _finished(have, c, points, shared):
                 log.info("pilot %s: finished earlier, skipped", _label(c))
                 continue
-            frames.append(to_frame(curve(c, points, shared, progress, stable_every)))
+            with contextlib.closing(curve_scalars(c, out)) as scalars:
+                frames.append(to_frame(curve(c, points, shared, progress, stable_every,
+                                             scalars)))
             write_text_atomic(path, pd.concat(frames, ignore_index=True).to_csv(index=False))
     return read_curves(path)
+
+
+def curve_scalars(cfg: TrainConfig, out: Path) -> Scalars:
+    """A curve's scalars in OUT/scalars/<student>-<mode>/ (a curve that did not finish is run
+    again from its start, so what it logged before goes)."""
+    where = out / SCALARS_DIR / re.sub(r"[^A-Za-z0-9.=-]+", "_", _label(cfg)).strip("_")
+    where.mkdir(parents=True, exist_ok=True)
+    tokens = cfg.batch_size * cfg.grad_accum * cfg.block_size
+    return Scalars(open_writer(cfg.logger, where), cfg.log_every, tokens)
 
 
 def _finished(have: pd.DataFrame, cfg: TrainConfig, points, shared: Shared) -> bool:

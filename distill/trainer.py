@@ -4,6 +4,7 @@ Output directory layout (a `ckpt:DIR` that bench measures like any other model):
     config.json, model.safetensors   the student (models.checkpoint)
     metrics.json                     final held-out metrics, settings, wall time
     train_state.pt                   resumable state: model, optimizer, scheduler, RNG, step
+    tb/ or scalars.jsonl             scalars to watch the run by (distill.scalars)
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from models.corpus import DataConfig, build_splits, eval_windows, fingerprint
 from .config import TrainConfig
 from .data import BatchSampler
 from .losses import DistillationLoss, global_num_valid_tokens, normalize
+from .scalars import Scalars, check_logger, open_writer
 
 log = logging.getLogger(__name__)
 STATE_FILE, METRICS_FILE = "train_state.pt", "metrics.json"
@@ -402,7 +404,7 @@ def save_state(out: Path, student, opt, step: int, cfg: TrainConfig, data_fp: st
 
 
 # where a run executes, not what it computes: these may change on resume
-_RUN_ONLY = ("device", "threads", "teacher_cache_dir", "compile")
+_RUN_ONLY = ("device", "threads", "teacher_cache_dir", "compile", "log_every", "logger")
 
 
 def _same_run(saved: dict, cfg: TrainConfig) -> bool:
@@ -518,6 +520,7 @@ def train(cfg: TrainConfig, out: str | Path, resume: bool = False,
     out = Path(out)
     if (out / STATE_FILE).exists() and not resume:
         raise InputError(f"{out} holds a training run: pass --resume or choose another --out")
+    check_logger(cfg.logger)  # a missing tensorboardX refused before anything runs
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     t_start = time.perf_counter()
@@ -561,17 +564,22 @@ def _train(cfg: TrainConfig, out: Path, resume: bool, progress: Progress | None,
         model = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None)
     speed = _Speed(cfg, ddp.world)
-    with _StopFlag() as flag:
+    scalars = Scalars(open_writer(cfg.logger, out, step) if ddp.main else None, cfg.log_every,
+                      speed.tokens_per_step)
+    with _StopFlag() as flag, contextlib.closing(scalars):
         while step < cfg.steps:
             with speed:
                 loss, stop = _train_step(cfg, step_loss_fn, model, target, opt, sampler, step,
                                          device, ddp, flag.stop)
             step += 1
+            scalars.step(step, loss, lr_at(cfg, step - 1), speed.step_times[-1],
+                         last=step == cfg.steps or stop)
             if progress and ddp.main:
                 progress(step, cfg.steps, loss)
             if (step % cfg.eval_every == 0 or step == cfg.steps) and ddp.main:
                 history.append({"step": step, "train_loss": loss,
                                 **evaluate(student, val, token_bytes=token_bytes)})
+                scalars.evaluation(step, history[-1])
                 student.train()
             if step % cfg.ckpt_every == 0 or step == cfg.steps or stop:
                 if ddp.main:

@@ -119,6 +119,40 @@ def _latency_vs_batch(df: pd.DataFrame, teacher: str, recommended: str) -> Figur
     return fig
 
 
+def peak_search(probes: Sequence[dict], bound_ms: float, percentile: float,
+                peak_qps: float | None) -> bytes | None:
+    """`roi loadtest --find-peak`: each probe's measured latency at the claimed percentile
+    (p99 for Server by default) against its target QPS (filled VALID, crossed INVALID), the
+    latency bound and the peak found."""
+    return _render(_peak_search, probes, bound_ms, percentile, peak_qps)
+
+
+def _peak_search(probes, bound_ms: float, percentile: float, peak: float | None):
+    col = f"latency_ms_p{percentile:g}"
+    col = col if any(col in r for r in probes) else "latency_ms_p99"
+    points = sorted((r["loadgen_target_qps"], r[col], bool(r["loadgen_valid"]))
+                    for r in probes if number(r.get(col)) is not None)
+    if not points:
+        return None
+    qps, p99, valid = (np.array(v) for v in zip(*points))
+    fig = _new(6.5, 3.6)
+    ax = fig.subplots()
+    ax.plot(qps, p99, color=PALETTE[0], lw=1, alpha=0.6)
+    for keep, style in ((valid, dict(color=PALETTE[1], label="VALID")),
+                        (~valid, dict(color=RECOMMENDED_COLOR, marker="x", label="INVALID"))):
+        if keep.any():  # no legend entry for a verdict no probe had
+            ax.scatter(qps[keep], p99[keep], zorder=3, **style)
+    ax.axhline(bound_ms, color="#888", ls="--", lw=1,
+               label=f"bound: p{percentile:g} <= {sig(bound_ms, 3)} ms")
+    if peak is not None:
+        ax.axvline(peak, color=PALETTE[1], ls=":", lw=1, label=f"peak {sig(peak, 4)} QPS")
+    ax.set_xlabel("target QPS (Server, Poisson arrivals)")
+    ax.set_ylabel(f"{col.removeprefix('latency_ms_')} latency, ms (LoadGen)")
+    ax.set_title("LoadGen peak search: latency per probe")
+    ax.legend(loc="upper left")
+    return fig
+
+
 # ------------------------------------------------------------------------------ cost and sizing
 
 

@@ -511,9 +511,20 @@ def loadtest(
     precision: float = typer.Option(0.05, help="--find-peak: stop when the VALID / INVALID "
                                     "bracket is this close (relative)."),
     max_runs: int = typer.Option(10, help="--find-peak: most LoadGen runs."),
+    user_conf: Optional[str] = typer.Option(None, metavar="FILE", help="MLPerf user.conf "
+                                            "(MODEL.SCENARIO.KEY = VALUE lines; MODEL is the "
+                                            "--model spec or *) passed to LoadGen's FromConfig; "
+                                            "its keys win over the options."),
+    mode: str = typer.Option("performance", help="performance, or accuracy: LoadGen's "
+                             "AccuracyOnly, every sample once, the outputs logged and their "
+                             "agreement with the PyTorch (else ONNX fp32) model recorded."),
 ) -> None:
     """Load-test a model on MLPerf LoadGen; the summary becomes a row (source loadgen) of the
-    results table roi plan reads, and --find-peak a measured peak the planner prefers."""
+    results table roi plan reads, and --find-peak a measured peak the planner prefers.
+
+    Example: roi loadtest --model ckpt:runs/student --backend ort-int8 --scenario Offline
+    --mode accuracy
+    """
     from bench.loadgen import LoadtestSettings, check_settings
 
     if precision <= 0 or max_runs < 2:
@@ -521,6 +532,8 @@ def loadtest(
                          f"{max_runs}")
     if find_peak and scenario.strip().lower() != "server":  # MLPerf spells it Server
         raise InputError(f"--find-peak searches a server QPS; got --scenario {scenario}")
+    if find_peak and mode != "performance":
+        raise InputError(f"--find-peak times performance runs; got --mode {mode}")
     from models.runtime import default_threads
 
     settings = check_settings(LoadtestSettings(
@@ -529,7 +542,7 @@ def loadtest(
         threads=threads if threads is not None else default_threads(),
         max_batch=max_batch, batch_window_ms=batch_window_ms, workers=workers,
         min_duration_ms=min_duration_ms, min_query_count=min_query_count, samples=samples,
-        role=role))
+        role=role, user_conf=user_conf, test_mode=mode))
     out_dir = out or _default_out("loadtest")
     from pathlib import Path
 
@@ -546,8 +559,11 @@ def loadtest(
             from bench.loadgen import find_peak as search
 
             result = search(settings, out_dir, precision=precision, max_runs=max_runs,
-                            progress=lambda r: print_loadtest_run(r.row), predictor=predictor)
+                            progress=lambda r: print_loadtest_run(r.row), predictor=predictor,
+                            probing=lambda n, q, b: print(_probe_line(n, max_runs, q, b),
+                                                          flush=True))
             _print_peak(result, settings, out_dir)
+            _peak_figure(result, settings, Path(out_dir))
         else:
             from bench.loadgen import run_one
 
@@ -561,6 +577,24 @@ def loadtest(
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(130)
+
+
+def _probe_line(n: int, max_runs: int, qps: float, bracket: tuple) -> str:
+    lo, hi = (f"{q:g}" if q else "?" for q in bracket)
+    return f"probe {n}/{max_runs}: {qps:g} QPS (VALID up to {lo}, INVALID from {hi}) ..."
+
+
+def _peak_figure(result, settings, out_dir) -> None:
+    """The probes' latency against QPS, beside the results table (reports.figures)."""
+    from contracts.io import atomic_path
+    from reports.figures import peak_search
+
+    png = peak_search([r.row for r in result.runs], settings.latency_ms,
+                      settings.claimed_percentile, result.peak_qps)
+    if png:
+        with atomic_path(out_dir / "find-peak.png") as tmp:
+            tmp.write_bytes(png)
+        print(f"figure: {out_dir / 'find-peak.png'}")
 
 
 def _print_peak(result, settings, out_dir) -> None:

@@ -485,5 +485,10 @@ def print_loadtest_run(row: dict) -> None:
     if row.get("predicted_latency_ms_at_target") is not None:
         parts.append(f"predicted p{row['loadgen_percentile']:g} "
                      f"{row['predicted_latency_ms_at_target']:.2f} ms")
-    parts.append(f"early stopping {row['loadgen_early_stopping']}")
+    if row.get("accuracy_agreement") is not None:
+        parts.append(f"{row['accuracy_agreement']:.1%} of {row['accuracy_samples']} samples "
+                     f"agree with {row['accuracy_reference']} (quality gate: "
+                     f"{row['accuracy_gate']}, needs {row['accuracy_min_agreement']:.1%})")
+    else:
+        parts.append(f"early stopping {row['loadgen_early_stopping']}")
     print("; ".join(parts))

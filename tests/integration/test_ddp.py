@@ -31,7 +31,8 @@ def test_two_gloo_ranks_match_one_process_with_accumulation(tmp_path, corpus):  
               student="builtin:n_layer=1,n_embd=32,n_head=2,block_size=32", steps=6)
     single = _cfg(corpus, **kd, grad_accum=2, teacher_cache_dir=str(tmp_path / "c1"))
     train(single, tmp_path / "one")
-    ranks = single.model_copy(update={"grad_accum": 1, "teacher_cache_dir": str(tmp_path / "c2")})
+    ranks = single.model_copy(update={"grad_accum": 1, "teacher_cache_dir": str(tmp_path / "c2"),
+                                      "logger": "jsonl", "log_every": 2})
     script = tmp_path / "run.py"
     script.write_text(SCRIPT)
     proc = subprocess.run(
@@ -45,6 +46,9 @@ def test_two_gloo_ranks_match_one_process_with_accumulation(tmp_path, corpus):  
         torch.testing.assert_close(a[k], b[k], rtol=1e-4, atol=1e-5)
     metrics = json.loads((tmp_path / "two" / "metrics.json").read_text())
     assert metrics["speed"]["world_size"] == 2
+    logged = [json.loads(x) for x in (tmp_path / "two" / "scalars.jsonl").read_text().split("\n")
+              if x]  # rank 0 alone writes the scalars: each step once
+    assert [r["step"] for r in logged if "train/loss" in r] == [2, 4, 6]
     shards = sorted(p.name for p in (tmp_path / "c2").glob("*/rank*"))
     assert shards == ["rank0", "rank1"]
     for r in (0, 1):  # each rank cached its own micro-batch index r for each of the 6 steps

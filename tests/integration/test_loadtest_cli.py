@@ -34,6 +34,9 @@ def roi(*args):
     (["--model", "ckpt:/no/such/dir", "--qps", "10", "--latency-ms", "5"], "does not exist"),
     (["--model", "onnx:{junk}", "--qps", "10", "--latency-ms", "5"], "not an ONNX model"),
     (["--qps", "ten", "--latency-ms", "5"], "Invalid value for '--qps'"),
+    (["--scenario", "offline", "--mode", "speed"], "--mode: allowed performance, accuracy"),
+    (["--qps", "10", "--latency-ms", "5", "--find-peak", "--mode", "accuracy"],
+     "--find-peak times performance runs"),
 ])
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, capsys, args, needle):
     junk = tmp_path / "junk.onnx"
@@ -45,6 +48,21 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, capsys, args,
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and err.startswith("error: ")
     assert needle in err
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("conf,needle", [
+    (None, "cannot read it"),
+    ("*.Server.target_qps = 10\n*.Server.latency = 5\n", "line 2: unknown key 'latency'"),
+])
+def test_a_bad_user_conf_is_one_line_exit_2_and_writes_nothing(tmp_path, capsys, conf, needle):
+    path = tmp_path / "user.conf"
+    if conf is not None:
+        path.write_text(conf)
+    code = main(["loadtest", "--model", "builtin:student-50x", "--qps", "10", "--latency-ms",
+                 "5", "--user-conf", str(path), "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and needle in err, err
     assert not (tmp_path / "out").exists()
 
 
@@ -87,6 +105,8 @@ def test_short_server_run_and_peak_search_on_a_tiny_model(tmp_path):
     steps = [r for r in rows if r["loadgen_mode"] == "find-peak-step"]
     peaks = [r for r in rows if r["loadgen_mode"] == "find-peak"]
     assert 1 <= len(steps) <= 3 and len(rows) == 1 + len(steps) + len(peaks)
+    assert "probe 1/3: 800 QPS (VALID up to ?, INVALID from ?)" in proc.stdout
+    assert proc.stdout.count("probe ") == len(steps) and (out / "find-peak.png").is_file()
     if peaks:  # the highest VALID rate of the search, which never saw it INVALID below
         (peak,) = peaks
         valid = [s["loadgen_target_qps"] for s in steps if s["loadgen_valid"]]
@@ -94,3 +114,17 @@ def test_short_server_run_and_peak_search_on_a_tiny_model(tmp_path):
         assert "peak:" in proc.stdout
     else:
         assert "no VALID run" in proc.stdout
+
+
+def test_accuracy_mode_on_a_tiny_model(tmp_path, capsys):
+    """Offline AccuracyOnly through the CLI: every sample answered once and logged, the row
+    scored against the PyTorch model (the same model here: full agreement)."""
+    out = tmp_path / "acc"
+    code = main(["loadtest", "--model", TINY, "--scenario", "Offline", "--mode", "accuracy",
+                 "--out", str(out), *SHORT])
+    printed = capsys.readouterr().out
+    assert code == 0 and "100.0% of 32 samples agree with torch-eager" in printed, printed
+    (row,) = [json.loads(x) for x in (out / "results.jsonl").read_text().splitlines()]
+    assert row["loadgen_mode"] == "accuracy" and row["accuracy_agreement"] == 1.0
+    assert row["accuracy_gate"] == "reference"  # torch-eager is its own reference
+    assert row["accuracy_samples"] == row["n_calls"] == 32 and row["status"] == "ok"

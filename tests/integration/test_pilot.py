@@ -62,8 +62,13 @@ def test_a_pilot_point_is_the_result_of_a_whole_run(tmp_path, corpus, mode):
 
 @pytest.mark.slow
 def test_pilot_writes_the_contract_and_resumes_by_curve(tmp_path, corpus):
-    cfg = _cfg(corpus, tmp_path)
+    cfg = _cfg(corpus, tmp_path, logger="jsonl", log_every=4)
     df = pilot(cfg, [STUDENT], tmp_path / "p", steps=12, points=[4, 8, 12])
+    logs = sorted((tmp_path / "p" / "scalars").glob("*/scalars.jsonl"))
+    assert [p.parent.name[-2:] for p in logs] == ["ce", "kd"]
+    records = [json.loads(line) for line in logs[1].read_text().splitlines()]
+    assert [r["step"] for r in records if "train/loss" in r] == [4, 8]  # the stable run
+    assert [r["step"] for r in records if "eval/loss" in r] == [4, 8, 12]  # every point
     assert set(df["mode"]) == {"kd", "ce"} and sorted(df["step"].unique()) == [4, 8, 12]
     assert (df["tokens"] == df["step"] * 4 * 32).all()
     assert df["teacher_hash"].nunique() == 1 and df["recipe"].nunique() == 1

@@ -47,6 +47,8 @@ def test_ce_training_learns_and_writes_a_checkpoint(tmp_path, corpus):
     assert hist[-1]["loss"] < hist[0]["loss"] < 5.6  # below uniform over 256 bytes (5.55 nats)
     run = tmp_path / "run"
     assert (run / "config.json").is_file() and (run / STATE_FILE).is_file()
+    # logger auto with the tensorboard extra installed: event files, no scalars.jsonl
+    assert list((run / "tb").glob("events.out.tfevents.*")) and not (run / "scalars.jsonl").exists()
     saved = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert saved["student"]["accuracy"] == result.metrics["student"]["accuracy"]
 
@@ -63,8 +65,12 @@ train(cfg, sys.argv[1], progress=progress)
 """
 
 
+def _scalars(run: Path) -> list[dict]:
+    return [json.loads(line) for line in (run / "scalars.jsonl").read_text().splitlines()]
+
+
 def test_sigkill_then_resume_ends_with_identical_weights(tmp_path, corpus):
-    cfg = _cfg(corpus)
+    cfg = _cfg(corpus, logger="jsonl", log_every=2)
     straight = train(cfg, tmp_path / "straight")
     script = KILLER.format(cfg=repr(cfg.model_dump()))
     proc = subprocess.run([sys.executable, "-c", script, str(tmp_path / "killed")],
@@ -72,12 +78,22 @@ def test_sigkill_then_resume_ends_with_identical_weights(tmp_path, corpus):
     assert proc.returncode == -9, proc.stderr
     state = torch.load(tmp_path / "killed" / STATE_FILE, weights_only=True)
     assert state["step"] == 8 and len(state["history"]) == 1  # checkpoint before the kill
+    assert [r["step"] for r in _scalars(tmp_path / "killed")][-1] == 10  # logged after it
     with pytest.raises(InputError, match="--resume"):
         train(cfg, tmp_path / "killed")
     resumed = train(cfg, tmp_path / "killed", resume=True)
     a, b = _weights(tmp_path / "straight"), _weights(tmp_path / "killed")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert resumed.metrics["history"] == straight.metrics["history"]  # evaluations survive too
+    # the scalars: step 10 was logged before the kill, dropped and logged again on resume
+    logged, once = _scalars(tmp_path / "killed"), _scalars(tmp_path / "straight")
+    train_steps = [r["step"] for r in logged if "train/loss" in r]
+    assert train_steps == [2, 4, 6, 8, 10, 12]
+    assert [r["step"] for r in logged if "eval/loss" in r] == [6, 12]
+    assert [r["train/loss"] for r in logged if "train/loss" in r] == [
+        r["train/loss"] for r in once if "train/loss" in r]
+    assert all(r["train/tokens_per_s"] > 0 and r["train/lr"] > 0 for r in logged
+               if "train/loss" in r)
 
 
 def test_resume_with_other_settings_is_refused(tmp_path, corpus):

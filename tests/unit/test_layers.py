@@ -24,7 +24,7 @@ PLANNER_MAY_IMPORT = {"roi", "contracts"}
 # What `pip install distill-roi` (no extras) holds: these units never import the extras' packages.
 LIGHT = {"contracts", "roi", "reports"}
 HEAVY = {"torch", "onnx", "onnxscript", "onnxruntime", "mlperf_loadgen", "transformers",
-         "safetensors", "psutil"}
+         "safetensors", "psutil", "tensorboardX", "scipy"}
 
 ALLOWED: dict[str, str] = {}  # "importer -> imported": why it is here and the move that ends it
 ALLOWED_CYCLES = {  # sorted members of a circle: why it is here

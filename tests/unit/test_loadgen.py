@@ -4,6 +4,7 @@ backend."""
 
 from __future__ import annotations
 
+import io
 import threading
 import time
 from pathlib import Path
@@ -272,3 +273,80 @@ def test_server_run_predicts_with_the_two_state_service_time(tmp_path):
     assert row["predicted_peak_qps"] < row["predicted_peak_qps_back_to_back"]
     raw = load_samples(tmp_path, ResultsStore(tmp_path).rows[-1]["row_id"])
     assert raw["after_idle_ns"].size == 50
+
+
+# ------------------------------------------------------------------------------ user.conf, accuracy
+
+
+def test_user_conf_reaches_loadgen_and_the_row(tmp_path):
+    """A mirrored key (target_qps) changes the row and LoadGen's run alike; a key only LoadGen
+    reads (max_async_queries) reaches it through FromConfig."""
+    from contracts.mlperf_log import parse_mllog
+
+    conf = tmp_path / "user.conf"
+    conf.write_text("# overrides\n*.Server.target_qps = 300\n"
+                    "builtin:student-50x.Server.max_async_queries = 7\n"
+                    "*.Offline.target_qps = 5\n")
+    s = check_settings(LoadtestSettings(
+        model="builtin:student-50x", scenario="Server", qps=50.0, latency_ms=20.0, seq_len=16,
+        min_duration_ms=300, samples=32, role="student", min_query_count=100,
+        user_conf=str(conf)))
+    assert s.qps == 300.0  # the file wins over --qps (Offline's key is not Server's)
+    r = run_one(s, tmp_path, _stub_backend(), predictor=predictor)
+    detail = parse_mllog((r.log_dir / "mlperf_log_detail.txt").read_text())
+    assert detail["requested_server_target_qps"] == 300
+    assert detail["requested_server_max_async_queries"] == 7
+    assert r.row["loadgen_target_qps"] == 300.0 and r.row["loadgen_user_conf"] == str(conf)
+
+
+def test_accuracy_mode_logs_every_sample_and_scores_agreement(tmp_path, monkeypatch):
+    """AccuracyOnly issues each QSL sample once; the row's agreement is the share of logged
+    predictions equal to the reference backend's (here: wrong on odd first bytes)."""
+    from bench import loadgen_accuracy
+
+    def reference(model, variant, threads, device, seq_len):
+        assert variant == "torch-eager"  # a builtin model's reference is its PyTorch model
+        return Backend(lambda ids: ids[:, -1] + ids[:, 0] % 2, vocab_size=256,
+                       max_seq_len=None, byte_level=True, thread_settings={}, params=1)
+
+    monkeypatch.setattr(loadgen_accuracy, "load_backend", reference)
+    s = check_settings(LoadtestSettings(model="builtin:student-50x", scenario="offline",
+                                        seq_len=16, samples=40, role="student",
+                                        min_duration_ms=100, test_mode="accuracy"))
+    r = run_one(s, tmp_path, _stub_backend())
+    samples = real_inputs(40, 16, 256, True, 0)
+    assert r.problems == [] and r.row["loadgen_mode"] == "accuracy"
+    assert r.row["accuracy_samples"] == 40 and r.row["n_calls"] == 40
+    assert r.row["accuracy_agreement"] == pytest.approx(np.mean(samples[:, 0] % 2 == 0))
+    assert (tmp_path / r.row["accuracy_log"]).is_file()
+    assert ResultsStore(tmp_path).rows[-1]["accuracy_reference"] == "torch-eager"
+    # ort-fp32 against PyTorch is held to the gate's fp32 tolerance (99.9%): about half fails
+    assert (r.row["accuracy_gate"], r.row["accuracy_min_agreement"]) == ("fail", 0.999)
+
+
+def test_unknown_test_mode_is_refused():
+    with pytest.raises(InputError, match="--mode: allowed performance, accuracy; got 'peak'"):
+        check_settings(LoadtestSettings(model="builtin:student-50x", scenario="offline",
+                                        test_mode="peak"))
+
+
+def test_peak_search_announces_each_probe_and_draws_its_latencies(tmp_path):
+    """find_peak tells the caller of each run before it starts (number, rate, bracket so far);
+    reports.figures draws the probes (PNG) and nothing without a latency to draw."""
+    from matplotlib import image as mpimg
+
+    from bench.loadgen import find_peak
+    from reports.figures import peak_search
+
+    heard = []
+    s = LoadtestSettings(model="builtin:student-50x", scenario="server", qps=200.0,
+                         latency_ms=0.05, seq_len=16, min_duration_ms=200, samples=32,
+                         role="student", min_query_count=60)  # 0.05 ms: every run INVALID
+    result = find_peak(s, tmp_path, max_runs=2, backend=_stub_backend(),
+                       probing=lambda n, q, b: heard.append((n, q, b)))
+    assert heard == [(1, 200.0, (None, None)), (2, float(f"{200 / 1.5:.4g}"), (None, 200.0))]
+    assert result.peak_qps is None and len(result.runs) == 2
+    png = peak_search([r.row for r in result.runs], 0.05, 99.0, None)
+    assert mpimg.imread(io.BytesIO(png)).shape[2] in (3, 4)
+    assert peak_search([{"loadgen_target_qps": 1.0, "latency_ms_p99": None,
+                         "loadgen_valid": False}], 5.0, 99.0, None) is None

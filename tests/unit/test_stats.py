@@ -47,3 +47,29 @@ def test_speedup_ci_brackets_the_ratio_and_narrows_with_more_samples():
     assert lo1 <= r1 <= hi1 and lo2 <= r2 <= hi2
     assert (hi2 - lo2) < (hi1 - lo1)
     assert lo2 < 2.0 < hi2 or abs(r2 - 2.0) < 0.05
+
+
+def test_speedup_ci_does_not_depend_on_how_the_rounds_are_batched(monkeypatch):
+    from bench import stats
+
+    rng = np.random.default_rng(2)
+    a, b = rng.lognormal(2.3, 0.3, 300), rng.lognormal(1.6, 0.3, 250)
+    whole = speedup_ci(a, b, n_boot=400)
+    monkeypatch.setattr(stats, "BOOT_BATCH_BYTES", 8 * 300 * 7)  # 7 rounds a batch
+    assert speedup_ci(a, b, n_boot=400) == whole
+
+
+def test_speedup_ci_memory_stays_bounded_at_100k_samples():
+    """Peak traced memory (numpy's buffers included) under 50 MB at 100k samples a side; all
+    rounds at once would hold n_boot x n values (1.6 GB a side at the default 2,000)."""
+    import tracemalloc
+
+    rng = np.random.default_rng(3)
+    a, b = rng.lognormal(16, 0.3, 100_000), rng.lognormal(14.4, 0.3, 100_000)
+    tracemalloc.start()
+    try:
+        ratio, lo, hi = speedup_ci(a, b, n_boot=40)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 50 * 2**20 and lo <= ratio <= hi
