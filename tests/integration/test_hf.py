@@ -77,12 +77,15 @@ def sweep(models, tmp_path_factory):
 
     The exports are made here first, in this process (transformers is imported already): the
     sweep's own export step then runs the same `prepare` in a subprocess and finds them cached,
-    which saves each model a second transformers import (~4 s) and exporter start-up."""
+    which saves each model a second transformers import (~4 s) and exporter start-up.
+    ONNX Runtime runs int8 here (the fp32 graph is verified against torch at export, and
+    measured in test_sequences_beyond_the_context_are_skipped_on_every_backend): 8 processes,
+    not 12."""
     for spec in models:
         prepare(parse_spec(spec), [16])
     teacher, *students = models
     df = bench.run(teacher=teacher, students=",".join(students),
-                   backends="torch-eager,ort-fp32,ort-int8", seq_lens="16", batch_sizes="1",
+                   backends="torch-eager,ort-int8", seq_lens="16", batch_sizes="1",
                    threads="1", device="cpu", quick=True,
                    out=tmp_path_factory.mktemp("hf-sweep") / "run")
     return df
@@ -90,7 +93,8 @@ def sweep(models, tmp_path_factory):
 
 def test_every_model_runs_on_every_backend(models, sweep):
     df = sweep
-    assert len(df) == 3 * len(models)
+    assert len(df) == 2 * len(models)
+    assert set(df.loc[df["backend"] == "ort", "dtype"]) == {"int8"}
     assert set(df["status"]) == {"ok"}, df[["model", "backend", "dtype", "status", "error"]]
     assert (df["latency_ms_p50"] > 0).all() and (df["flops_per_sample"] > 0).all()
     for spec, (params, _) in models.items():
