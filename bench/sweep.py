@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from contracts.errors import InputError
-from contracts.io import check_out_dir
+from contracts.io import check_out_dir, check_unlocked
 from contracts.results import KEY_COLUMNS, ResultsStore, load_samples
 from models.runtime import default_threads
 from models.zoo import (
@@ -164,6 +164,7 @@ def plan_sweep(
     _positive("memory-budget-mb", memory_budget_mb, None, "MB")
     check_out_dir(plan.out)  # a file, a file above it, an unwritable place: one line, now
     results = plan.out / "results.jsonl"
+    check_unlocked(plan.out)  # a bench running there: name it, not the results it is writing
     if results.exists() and not resume:
         raise InputError(f"{plan.out} already holds results: pass --resume or choose another --out")
     plan.configs = _configs(plan)

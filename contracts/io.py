@@ -92,9 +92,7 @@ def dir_lock(path: str | Path, what: str = "--out") -> Iterator[Path]:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             f.seek(0)
-            holder = f.read().strip() or "unknown"
-            raise InputError(f"{what} {path} is in use by another process (PID {holder}): wait "
-                             "for it to finish, or choose another --out") from None
+            raise InputError(_in_use(path, f.read(), what)) from None
         f.seek(0)
         f.truncate()
         f.write(str(os.getpid()))
@@ -102,6 +100,30 @@ def dir_lock(path: str | Path, what: str = "--out") -> Iterator[Path]:
         yield path
     finally:
         f.close()  # releases the lock
+
+
+def _in_use(path: Path, holder: str, what: str) -> str:
+    return (f"{what} {path} is in use by another process (PID {holder.strip() or 'unknown'}): "
+            "wait for it to finish, or choose another --out")
+
+
+def check_unlocked(path: str | Path, what: str = "--out") -> None:
+    """Refuse `path`, in dir_lock's one line naming the holder's PID, while another process
+    holds its lock; writes nothing (a command checks this before refusing a directory for its
+    content, so that a second writer learns who holds it rather than that it is not empty)."""
+    import fcntl
+
+    from .errors import InputError
+
+    try:
+        f = open(Path(path) / LOCK_FILE, encoding="utf-8")
+    except OSError:  # no lock file (or no directory): nobody holds it
+        return
+    with f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise InputError(_in_use(Path(path), f.read(), what)) from None
 
 
 def has_content(path: str | Path) -> bool:
