@@ -73,19 +73,25 @@ def check_out_dir(path: str | Path, option: str = "--out") -> Path:
 
 
 LOCK_FILE = ".roi.lock"  # inside an output directory: who writes it now (its PID)
+_HELD: set[Path] = set()  # directories this process holds a dir_lock on
 
 
 @contextlib.contextmanager
 def dir_lock(path: str | Path, what: str = "--out") -> Iterator[Path]:
     """Hold an exclusive lock on output directory `path` (made if missing) for the block; a
     second writer is refused at once, in one line naming the holder's PID. The lock is the
-    kernel's (flock): it dies with its process, so a killed run leaves nothing to clean up."""
+    kernel's (flock): it dies with its process, so a killed run leaves nothing to clean up.
+    Reentrant within a process (a load-test search holds it over each of its runs)."""
     import fcntl
 
     from .errors import InputError
 
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
+    held = path.resolve()
+    if held in _HELD:
+        yield path
+        return
     f = open(path / LOCK_FILE, "a+", encoding="utf-8")
     try:
         try:
@@ -97,8 +103,10 @@ def dir_lock(path: str | Path, what: str = "--out") -> Iterator[Path]:
         f.truncate()
         f.write(str(os.getpid()))
         f.flush()
+        _HELD.add(held)
         yield path
     finally:
+        _HELD.discard(held)
         f.close()  # releases the lock
 
 
