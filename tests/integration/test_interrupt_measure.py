@@ -10,8 +10,8 @@ command, and must end with what an uninterrupted run writes:
   documented resume (rerun the command) replaces that row with a finished one, equal to an
   uninterrupted run's in every column no clock decides.
 
-Two writers: a second bench on the --out of one stopped at a random moment is refused naming
-its PID, and the first finishes unharmed; two benches exporting the same models into one fresh
+Two writers: a second bench or loadtest on the --out of one stopped at a random moment is refused
+naming its PID, and the first finishes unharmed; two benches exporting the same models into one fresh
 cache, the second started at a random moment of the first, both measure every row.
 
 ROI_INTERRUPT_TRIALS / ROI_INTERRUPT_SEED as in test_interrupt_resume.
@@ -145,11 +145,12 @@ def test_measuring_interrupted_at_random_points_resumes_to_the_same_rows(
     trial(MAKERS[name](tmp_path_factory.mktemp(f"{name}-{index}")), ref, index)
 
 
-@pytest.mark.parametrize("index", range(TRIALS))
-def test_a_second_bench_on_one_out_is_refused_naming_the_first(tmp_path_factory, references,
-                                                                index):
-    second_writer(_bench(tmp_path_factory.mktemp(f"writers-{index}")), references("bench"),
-                  index)
+@pytest.mark.parametrize("name,index", [pytest.param(n, i, id=f"{n}-{i}")
+                                        for n in MAKERS for i in range(TRIALS)])
+def test_a_second_writer_on_one_out_is_refused_naming_the_first(tmp_path_factory, references,
+                                                                 name, index):
+    second_writer(MAKERS[name](tmp_path_factory.mktemp(f"{name}-writers-{index}")),
+                  references(name), index)
 
 
 def test_two_benches_racing_one_fresh_export_cache_both_measure_every_row(tmp_path):

@@ -14,7 +14,9 @@ with the documented command (the one the Ctrl-C line prints; after SIGKILL the s
 Each trial interrupts a run and then its resumed run (2 random points), so that resuming an
 interrupted resume is tried too. CI runs one trial per command; ROI_INTERRUPT_TRIALS=N runs N,
 ROI_INTERRUPT_SEED picks another sequence of points. A failure names the seed, the trial, each
-signal and its moment.
+signal and its moment. A moment counts from when the command holds its --out's lock (its work
+has started): a Ctrl-C during the interpreter's own start-up, before any of roi's code runs, is
+a KeyboardInterrupt that no program can catch.
 
 Two writers (second_writer): a run stopped at a random moment while a second one starts on the
 same --out; the second is refused naming the first's PID, and the first finishes unharmed.
@@ -68,7 +70,7 @@ class Command:
 
 @dataclass
 class Reference:
-    """The uninterrupted run: its output and how long its work took after --out appeared."""
+    """The uninterrupted run: its output and how long its work took after it locked --out."""
 
     out: Path
     work_s: float
@@ -80,10 +82,19 @@ def _popen(argv: list[str], env: dict) -> subprocess.Popen:
                             start_new_session=True)  # its own process group, as in a terminal
 
 
-def _wait_for(path: Path, proc: subprocess.Popen) -> float:
-    """Seconds until `path` exists (the work has started) or the process ended."""
-    t0 = time.monotonic()
-    while not path.exists() and proc.poll() is None:
+def _wait_for(out: Path, proc: subprocess.Popen) -> float:
+    """Seconds until `proc` holds the lock on `out` (its PID in the lock file: its work has
+    started, past the interpreter's start-up, where no program can catch a Ctrl-C) or ended.
+    Not --out's existence: a resumed run finds it there before it starts."""
+    from contracts.io import LOCK_FILE
+
+    t0, lock = time.monotonic(), out / LOCK_FILE
+    while proc.poll() is None:
+        try:
+            if lock.read_text().strip() == str(proc.pid):
+                break
+        except OSError:  # not made yet
+            pass
         time.sleep(0.02)
     return time.monotonic() - t0
 
@@ -124,8 +135,8 @@ def straight(cmd: Command) -> Reference:
 
 def interrupt(cmd: Command, argv: list[str], sig: signal.Signals, delay: float
               ) -> tuple[int, str]:
-    """Start `roi argv`, send `sig` `delay` seconds after its --out appeared (at once when it was
-    there already); (exit code, stderr)."""
+    """Start `roi argv`, send `sig` `delay` seconds after it locked its --out; (exit code,
+    stderr)."""
     proc = _popen(argv, cmd.env)
     _wait_for(cmd.out, proc)
     time.sleep(delay)
@@ -186,34 +197,46 @@ def _checked(where: str, check: Callable, *args) -> None:
         raise AssertionError(f"{where}: {e}") from None
 
 
-def _locked_by(proc: subprocess.Popen, out: Path) -> None:
-    """Wait until `proc` holds the lock on `out` (its PID in the lock file)."""
-    from contracts.io import LOCK_FILE
+def _stopped_holding(cmd: Command, window: float, rng: random.Random
+                     ) -> tuple[subprocess.Popen, float]:
+    """`cmd` started and stopped (SIGSTOP, its whole group) at a random moment of the first
+    `window` seconds after it locked --out, while it still holds the lock; a moment past its
+    locked work (this run was faster than the reference) is drawn again, earlier, on a fresh
+    run. (the stopped process, the moment)"""
+    import shutil
 
-    lock = out / LOCK_FILE
-    while proc.poll() is None:
-        if lock.is_file() and lock.read_text().strip() == str(proc.pid):
-            return
-        time.sleep(0.02)
-    raise AssertionError(f"`roi` ended (exit {proc.returncode}) before locking {out}")
+    from contracts.errors import InputError
+    from contracts.io import check_unlocked
+
+    for _ in range(4):
+        delay = rng.uniform(0, window)
+        first = _popen(cmd.argv, cmd.env)
+        _wait_for(cmd.out, first)
+        time.sleep(delay)
+        try:
+            os.killpg(first.pid, signal.SIGSTOP)
+            check_unlocked(cmd.out)
+        except InputError:  # stopped while it holds --out
+            return first, delay
+        except ProcessLookupError:  # its whole group has ended
+            pass
+        os.killpg(first.pid, signal.SIGCONT)
+        assert _finish(first)[0] == 0, f"{cmd.name}: the first run failed"
+        shutil.rmtree(cmd.out)
+        window = delay / 2
+    raise AssertionError(f"{cmd.name}: no run was stopped while it held {cmd.out}")
 
 
 def second_writer(cmd: Command, ref: Reference, index: int) -> None:
-    """A run stopped (SIGSTOP, its whole group) at a random moment of its work while a second
-    one on the same --out starts (with or without the resume flag, in turn): the second is
-    refused in one line naming the first's PID, exit 2; the first, continued, finishes with
-    what an uninterrupted run writes."""
+    """A run stopped at a random moment of its work while a second one on the same --out starts
+    (with or without the resume flag, in turn): the second is refused in one line naming the
+    first's PID, exit 2; the first, continued, finishes with what an uninterrupted run writes."""
     rng = random.Random(f"{SEED}-{cmd.name}-writers-{index}")
-    delay = rng.uniform(0, 0.6 * ref.work_s)
     argv = cmd.argv + (cmd.resume_flag if index % 2 else [])
+    first, delay = _stopped_holding(cmd, 0.6 * ref.work_s, rng)
     where = (f"{cmd.name} two writers {index} (ROI_INTERRUPT_SEED={SEED}): the first stopped "
              f"{delay:.2f} s into its work, then `roi {shlex.join(argv)}`")
-    first = _popen(cmd.argv, cmd.env)
     try:
-        _locked_by(first, cmd.out)
-        time.sleep(delay)
-        os.killpg(first.pid, signal.SIGSTOP)
-        assert first.poll() is None, f"{where}: the first ended before the second started"
         code, err = _finish(_popen(argv, cmd.env), timeout=300)
     finally:
         os.killpg(first.pid, signal.SIGCONT)
