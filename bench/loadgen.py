@@ -22,6 +22,7 @@ for other vocabularies.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import time
@@ -35,6 +36,7 @@ import numpy as np
 
 from contracts.config import MAX_QPS
 from contracts.errors import InputError
+from contracts.io import LOCK_FILE, dir_lock, has_content
 from contracts.mlperf_log import read_run_summary
 from contracts.results import ResultsStore, row_key
 
@@ -208,6 +210,25 @@ class Predictor(Protocol):
     def predicted_under_load(self, s: LoadtestSettings, ms: np.ndarray) -> dict: ...
 
 
+def _holding_out(fn: Callable) -> Callable:
+    """`fn(s, out, ...)` run holding the lock on `out` (contracts.io.dir_lock): a second load
+    test on the same --out is refused naming this one, instead of both rewriting its table. A
+    bad input found inside (a --seq-len over the model's context) leaves no new directory."""
+    @functools.wraps(fn)
+    def locked(s: LoadtestSettings, out: str | Path, *args, **kwargs):
+        fresh = not Path(out).exists()
+        with dir_lock(out):  # reentrant: find_peak's runs share its lock
+            try:
+                return fn(s, out, *args, **kwargs)
+            except InputError:
+                if fresh and not has_content(out):  # ours alone: made by this call, empty
+                    (Path(out) / LOCK_FILE).unlink(missing_ok=True)
+                    Path(out).rmdir()
+                raise
+    return locked
+
+
+@_holding_out
 def run_one(s: LoadtestSettings, out: str | Path, backend: Backend | None = None,
             samples: np.ndarray | None = None, *, mode: str = "performance",
             store: bool = True, predictor: Predictor | None = None) -> LoadtestResult:
@@ -418,6 +439,7 @@ class PeakSearch:
     bracket: tuple[float, float | None]
 
 
+@_holding_out
 def find_peak(s: LoadtestSettings, out: str | Path, *, precision: float = 0.05,
               max_runs: int = 10, step: float = 1.5,
               progress: Callable[[LoadtestResult], None] | None = None,

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from contracts.errors import InputError
-from contracts.io import check_out_dir
+from contracts.io import check_out_dir, check_unlocked
 from contracts.results import KEY_COLUMNS, ResultsStore, load_samples
 from models.runtime import default_threads
 from models.zoo import (
@@ -164,6 +164,7 @@ def plan_sweep(
     _positive("memory-budget-mb", memory_budget_mb, None, "MB")
     check_out_dir(plan.out)  # a file, a file above it, an unwritable place: one line, now
     results = plan.out / "results.jsonl"
+    check_unlocked(plan.out)  # a bench running there: name it, not the results it is writing
     if results.exists() and not resume:
         raise InputError(f"{plan.out} already holds results: pass --resume or choose another --out")
     plan.configs = _configs(plan)
@@ -196,7 +197,7 @@ def run_plan(plan: SweepPlan, progress: Progress | None = None) -> pd.DataFrame:
 
 def _run_plan(plan: SweepPlan, progress: Progress | None) -> pd.DataFrame:
     store = ResultsStore(plan.out)
-    done = {c.key(): store.rounds_done(c.key()) if plan.resume else 0 for c in plan.configs}
+    done = {c.key(): rounds_kept(store, c.key()) if plan.resume else 0 for c in plan.configs}
     jobs = [(r, c) for r in range(plan.rounds) for c in plan.configs if done[c.key()] <= r]
     fp = env.fingerprint(_gpu_name(plan.device))
     layers = {c.model: layer_count(parse_spec(c.model)) for c in plan.configs}
@@ -223,6 +224,23 @@ def _run_plan(plan: SweepPlan, progress: Progress | None) -> pd.DataFrame:
     write_deploy_as(plan.out, df)
     _warn_if_nothing_measured(df, plan.out)
     return df
+
+
+def rounds_kept(store: ResultsStore, key: tuple) -> int:
+    """Rounds already pooled in the row of `key` (ResultsStore.rounds_done); 0, so that it is
+    measured again from its first round, when its raw samples are not those its figures came
+    from: a kill between a round's two writes (its pooled samples, then its row) leaves the new
+    samples beside the old row, and pooling onto them would count a round twice."""
+    rounds, row = store.rounds_done(key), store.get(key)
+    if row is None or row.get("status") != "ok":
+        return rounds
+    raw = load_samples(store.out_dir, row["row_id"]).get("latency_ns")
+    if raw is not None and len(raw) == row.get("n_calls"):
+        return rounds
+    log.warning("%s: its raw samples (%s) do not match its row (%s calls), as an interrupted "
+                "write leaves them; measuring it again", row["model"],
+                "none" if raw is None else len(raw), row.get("n_calls"))
+    return 0
 
 
 def _warn_if_nothing_measured(df: pd.DataFrame, out: Path) -> None:

@@ -73,35 +73,65 @@ def check_out_dir(path: str | Path, option: str = "--out") -> Path:
 
 
 LOCK_FILE = ".roi.lock"  # inside an output directory: who writes it now (its PID)
+_HELD: set[Path] = set()  # directories this process holds a dir_lock on
 
 
 @contextlib.contextmanager
 def dir_lock(path: str | Path, what: str = "--out") -> Iterator[Path]:
     """Hold an exclusive lock on output directory `path` (made if missing) for the block; a
     second writer is refused at once, in one line naming the holder's PID. The lock is the
-    kernel's (flock): it dies with its process, so a killed run leaves nothing to clean up."""
+    kernel's (flock): it dies with its process, so a killed run leaves nothing to clean up.
+    Reentrant within a process (a load-test search holds it over each of its runs)."""
     import fcntl
 
     from .errors import InputError
 
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
+    held = path.resolve()
+    if held in _HELD:
+        yield path
+        return
     f = open(path / LOCK_FILE, "a+", encoding="utf-8")
     try:
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             f.seek(0)
-            holder = f.read().strip() or "unknown"
-            raise InputError(f"{what} {path} is in use by another process (PID {holder}): wait "
-                             "for it to finish, or choose another --out") from None
+            raise InputError(_in_use(path, f.read(), what)) from None
         f.seek(0)
         f.truncate()
         f.write(str(os.getpid()))
         f.flush()
+        _HELD.add(held)
         yield path
     finally:
+        _HELD.discard(held)
         f.close()  # releases the lock
+
+
+def _in_use(path: Path, holder: str, what: str) -> str:
+    return (f"{what} {path} is in use by another process (PID {holder.strip() or 'unknown'}): "
+            "wait for it to finish, or choose another --out")
+
+
+def check_unlocked(path: str | Path, what: str = "--out") -> None:
+    """Refuse `path`, in dir_lock's one line naming the holder's PID, while another process
+    holds its lock; writes nothing (a command checks this before refusing a directory for its
+    content, so that a second writer learns who holds it rather than that it is not empty)."""
+    import fcntl
+
+    from .errors import InputError
+
+    try:
+        f = open(Path(path) / LOCK_FILE, encoding="utf-8")
+    except OSError:  # no lock file (or no directory): nobody holds it
+        return
+    with f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise InputError(_in_use(Path(path), f.read(), what)) from None
 
 
 def has_content(path: str | Path) -> bool:

@@ -45,6 +45,7 @@ from .trainer import (
     lr_at,
     make_loss,
     make_optimizer,
+    param_count,
     resolve_device,
     teacher_source,
     token_bytes_of,
@@ -93,9 +94,8 @@ def setup(cfg: TrainConfig) -> Shared:
     teacher = load_teacher(cfg.model_copy(update={"mode": "kd"})).to(device)
     test = eval_windows(data["test"], cfg.block_size, 4 * cfg.eval_windows)
     metrics = evaluate(teacher, test, token_bytes=token_bytes)
-    params = sum(p.numel() for p in teacher.parameters())
     return Shared(data, fingerprint(data), token_bytes, test, teacher, metrics,
-                  content_hash(parse_spec(cfg.teacher)), int(params), device)
+                  content_hash(parse_spec(cfg.teacher)), param_count(teacher), device)
 
 
 def curve(cfg: TrainConfig, points: Sequence[int], shared: Shared,

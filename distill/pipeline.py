@@ -23,7 +23,7 @@ import yaml
 
 from contracts.config import read_yaml, safe_load
 from contracts.errors import InputError
-from contracts.io import check_out_dir, dir_lock, has_content, write_json_atomic
+from contracts.io import check_out_dir, check_unlocked, dir_lock, has_content, write_json_atomic
 
 from .config import TrainConfig, load_config
 from .trainer import METRICS_FILE, DistillResult, Progress, train
@@ -102,6 +102,7 @@ def distill(cfg: TrainConfig, out: str | Path, *, resume: bool = False,
     parse_spec(cfg.teacher)  # a missing teacher path fails here, before anything is written
     if int(os.environ.get("RANK", "0")) != 0:  # torchrun: rank 0 holds the directory's lock
         return _distill(cfg, out, resume, progress)
+    check_unlocked(out)  # a distill running there: name it, not the files it is writing
     if has_content(out) and not resume:  # refused before the lock file lands in it
         raise InputError(f"{out} is not empty: pass --resume or choose another --out")
     with dir_lock(out):  # a second writer on the same --out is refused, naming this one
@@ -144,6 +145,7 @@ def combine(student: dict, baseline: dict, exported: dict, wall_s: float) -> dic
         "int8_retention_accuracy": retention(exported["int8"]),
         "kd_gain_accuracy": student["student"]["accuracy"] - baseline["student"]["accuracy"],
         "student_params": student["student_params"],
+        "teacher_params": student.get("teacher_params"),  # absent from runs before issue 18
         "init": student["init"],
         "export": exported["export"],
         "settings": student["settings"],

@@ -355,6 +355,11 @@ def step_loss(cfg: TrainConfig, loss_fn: DistillationLoss, student, target, x, y
 # --------------------------------------------------------------------------- evaluation
 
 
+def param_count(model: torch.nn.Module) -> int:
+    """Parameters of `model`, tied weights counted once (metrics.json and pilot rows)."""
+    return int(sum(p.numel() for p in model.parameters()))
+
+
 @torch.no_grad()
 def evaluate(model: torch.nn.Module, windows: np.ndarray, batch_size: int = 16,
              token_bytes: np.ndarray | None = None) -> dict:
@@ -674,6 +679,7 @@ def _finish(cfg, out: Path, student, teacher, data, data_fp, init, history, wall
 
         metrics["teacher"] = evaluate(teacher, test, token_bytes=token_bytes)
         metrics["teacher_hash"] = content_hash(parse_spec(cfg.teacher))  # contracts.curves reads it
+        metrics["teacher_params"] = param_count(teacher)  # roi.sanity: smaller than its student?
         t_acc = metrics["teacher"]["accuracy"]  # 0 for an untrained teacher: no ratio
         metrics["retention_accuracy"] = metrics["student"]["accuracy"] / t_acc if t_acc else None
     save_checkpoint(student, out)

@@ -81,7 +81,8 @@ def _warning(same: pd.DataFrame, key: tuple, cv_limit: float,
 def distill_warnings(metrics: dict) -> list[str]:
     """What a distillation's metrics.json says about its teacher, each warning once: a teacher
     no more accurate than the student trained without it (untrained, or too small to teach),
-    and retention above 100% (the student beats its teacher). Retention then says little."""
+    retention above 100% (the student beats its teacher), and a teacher with fewer parameters
+    than its student. Retention then says little."""
     def accuracy(key: str) -> float:
         part = metrics.get(key)
         return _number(part.get("accuracy")) if isinstance(part, dict) else math.nan
@@ -98,4 +99,9 @@ def distill_warnings(metrics: dict) -> list[str]:
         found.append(f"retention {retention:.1%} is above 100%: the student beats its teacher, "
                      "so the teacher is likely undertrained and retention overstates what "
                      "distillation kept")
+    t_params, s_params = (_number(metrics.get(k)) for k in ("teacher_params", "student_params"))
+    if t_params < s_params:  # records before issue 18 hold no teacher_params: NaN, no warning
+        found.append(f"the teacher ({t_params:,.0f} parameters) is smaller than its student "
+                     f"({s_params:,.0f}): distillation compresses nothing, and retention "
+                     "compares the student with a weaker model; distill from a larger teacher")
     return found

@@ -57,6 +57,8 @@ def test_distill_trains_student_and_baseline_and_exports(plan_files):
     for key in ("teacher", "student", "baseline", "student_onnx", "student_int8"):
         assert 0 < m[key]["accuracy"] <= 1, key
     assert m["settings"]["alpha"] == 0.8 and m["settings"]["steps"] == 6
+    assert m["teacher_params"] > m["student_params"] > 0  # recorded: 2 layers teach 1
+    assert "smaller than its student" not in proc.stdout
     assert m["retention_accuracy"] == pytest.approx(
         m["student"]["accuracy"] / m["teacher"]["accuracy"])
     # the ONNX fp32 export computes what torch computes

@@ -14,7 +14,12 @@ with the documented command (the one the Ctrl-C line prints; after SIGKILL the s
 Each trial interrupts a run and then its resumed run (2 random points), so that resuming an
 interrupted resume is tried too. CI runs one trial per command; ROI_INTERRUPT_TRIALS=N runs N,
 ROI_INTERRUPT_SEED picks another sequence of points. A failure names the seed, the trial, each
-signal and its moment.
+signal and its moment. A moment counts from when the command holds its --out's lock (its work
+has started): a Ctrl-C during the interpreter's own start-up, before any of roi's code runs, is
+a KeyboardInterrupt that no program can catch.
+
+Two writers (second_writer): a run stopped at a random moment while a second one starts on the
+same --out; the second is refused naming the first's PID, and the first finishes unharmed.
 """
 
 from __future__ import annotations
@@ -59,11 +64,13 @@ class Command:
     resume_flag: list[str]
     compare: Callable[[Path, Path], None]
     env: dict = field(default_factory=dict)
+    # checks --out after an interrupt: (out, signal, exit code, stderr)
+    after_interrupt: Callable[[Path, signal.Signals, int, str], None] | None = None
 
 
 @dataclass
 class Reference:
-    """The uninterrupted run: its output and how long its work took after --out appeared."""
+    """The uninterrupted run: its output and how long its work took after it locked --out."""
 
     out: Path
     work_s: float
@@ -75,10 +82,19 @@ def _popen(argv: list[str], env: dict) -> subprocess.Popen:
                             start_new_session=True)  # its own process group, as in a terminal
 
 
-def _wait_for(path: Path, proc: subprocess.Popen) -> float:
-    """Seconds until `path` exists (the work has started) or the process ended."""
-    t0 = time.monotonic()
-    while not path.exists() and proc.poll() is None:
+def _wait_for(out: Path, proc: subprocess.Popen) -> float:
+    """Seconds until `proc` holds the lock on `out` (its PID in the lock file: its work has
+    started, past the interpreter's start-up, where no program can catch a Ctrl-C) or ended.
+    Not --out's existence: a resumed run finds it there before it starts."""
+    from contracts.io import LOCK_FILE
+
+    t0, lock = time.monotonic(), out / LOCK_FILE
+    while proc.poll() is None:
+        try:
+            if lock.read_text().strip() == str(proc.pid):
+                break
+        except OSError:  # not made yet
+            pass
         time.sleep(0.02)
     return time.monotonic() - t0
 
@@ -119,8 +135,8 @@ def straight(cmd: Command) -> Reference:
 
 def interrupt(cmd: Command, argv: list[str], sig: signal.Signals, delay: float
               ) -> tuple[int, str]:
-    """Start `roi argv`, send `sig` `delay` seconds after its --out appeared (at once when it was
-    there already); (exit code, stderr)."""
+    """Start `roi argv`, send `sig` `delay` seconds after it locked its --out; (exit code,
+    stderr)."""
     proc = _popen(argv, cmd.env)
     _wait_for(cmd.out, proc)
     time.sleep(delay)
@@ -134,13 +150,16 @@ def interrupt(cmd: Command, argv: list[str], sig: signal.Signals, delay: float
 
 def resume_argv(cmd: Command, argv: list[str], sig: signal.Signals, code: int, err: str
                 ) -> list[str]:
-    """The documented resume command of `roi argv`: the one its Ctrl-C line names, else the
-    same command with the resume flag."""
+    """The documented resume command of `roi argv`: the one its Ctrl-C line names (the same
+    command where the line says to rerun it), else the same command with the resume flag."""
     if sig == signal.SIGINT and code == 130:
         lines = [x for x in err.strip().splitlines() if x.strip()]
         assert lines and lines[-1].startswith("interrupted: "), err[-3000:]
         assert "Traceback" not in err, err[-3000:]
         assert sum(x.startswith(("interrupted", "error")) for x in lines) == 1, err[-3000:]
+        if "`" not in lines[-1]:
+            assert lines[-1].endswith("rerun the command to measure again"), lines[-1]
+            return argv
         again = shlex.split(lines[-1].split("`")[1])
         assert again[0] == "roi", lines[-1]
         return again[1:]
@@ -161,14 +180,73 @@ def trial(cmd: Command, ref: Reference, index: int) -> None:
         code, err = interrupt(cmd, argv, sig, delay)
         allowed = {signal.SIGINT: (130, 0), signal.SIGKILL: (-signal.SIGKILL, 0)}[sig]
         assert code in allowed, f"{where}: exit {code}\n{err[-3000:]}"
+        if cmd.after_interrupt:
+            _checked(where, cmd.after_interrupt, cmd.out, sig, code, err)
         argv = resume_argv(cmd, argv, sig, code, err)
     code, err = _finish(_popen(argv, cmd.env))
     assert code == 0, f"{where}: resume `roi {shlex.join(argv)}` exit {code}\n{err[-3000:]}"
+    _checked(f"{where}: resumed output differs from an uninterrupted run", cmd.compare, ref.out,
+             cmd.out)
+
+
+def _checked(where: str, check: Callable, *args) -> None:
+    """`check(*args)`, its AssertionError prefixed with `where` (seed, trial, signals)."""
     try:
-        cmd.compare(ref.out, cmd.out)
+        check(*args)
     except AssertionError as e:
-        raise AssertionError(f"{where}: resumed output differs from an uninterrupted run: "
-                             f"{e}") from None
+        raise AssertionError(f"{where}: {e}") from None
+
+
+def _stopped_holding(cmd: Command, window: float, rng: random.Random
+                     ) -> tuple[subprocess.Popen, float]:
+    """`cmd` started and stopped (SIGSTOP, its whole group) at a random moment of the first
+    `window` seconds after it locked --out, while it still holds the lock; a moment past its
+    locked work (this run was faster than the reference) is drawn again, earlier, on a fresh
+    run. (the stopped process, the moment)"""
+    import shutil
+
+    from contracts.errors import InputError
+    from contracts.io import check_unlocked
+
+    for _ in range(4):
+        delay = rng.uniform(0, window)
+        first = _popen(cmd.argv, cmd.env)
+        _wait_for(cmd.out, first)
+        time.sleep(delay)
+        try:
+            os.killpg(first.pid, signal.SIGSTOP)
+            check_unlocked(cmd.out)
+        except InputError:  # stopped while it holds --out
+            return first, delay
+        except ProcessLookupError:  # its whole group has ended
+            pass
+        os.killpg(first.pid, signal.SIGCONT)
+        assert _finish(first)[0] == 0, f"{cmd.name}: the first run failed"
+        shutil.rmtree(cmd.out)
+        window = delay / 2
+    raise AssertionError(f"{cmd.name}: no run was stopped while it held {cmd.out}")
+
+
+def second_writer(cmd: Command, ref: Reference, index: int) -> None:
+    """A run stopped at a random moment of its work while a second one on the same --out starts
+    (with or without the resume flag, in turn): the second is refused in one line naming the
+    first's PID, exit 2; the first, continued, finishes with what an uninterrupted run writes."""
+    rng = random.Random(f"{SEED}-{cmd.name}-writers-{index}")
+    argv = cmd.argv + (cmd.resume_flag if index % 2 else [])
+    first, delay = _stopped_holding(cmd, 0.6 * ref.work_s, rng)
+    where = (f"{cmd.name} two writers {index} (ROI_INTERRUPT_SEED={SEED}): the first stopped "
+             f"{delay:.2f} s into its work, then `roi {shlex.join(argv)}`")
+    try:
+        code, err = _finish(_popen(argv, cmd.env), timeout=300)
+    finally:
+        os.killpg(first.pid, signal.SIGCONT)
+    lines = [x for x in err.strip().splitlines() if x.strip()]
+    assert code == 2 and len(lines) == 1, f"{where}: exit {code}\n{err[-3000:]}"
+    assert f"is in use by another process (PID {first.pid})" in lines[0], f"{where}: {lines}"
+    code, err = _finish(first)
+    assert code == 0, f"{where}: the first ended with exit {code}\n{err[-3000:]}"
+    _checked(f"{where}: the first's output differs from an uninterrupted run", cmd.compare,
+             ref.out, cmd.out)
 
 
 # ------------------------------------------------------------------------------ comparisons
@@ -311,6 +389,13 @@ def references(tmp_path_factory, corpus):  # noqa: F811
         return made[name]
 
     return get
+
+
+@pytest.mark.parametrize("index", range(TRIALS))
+def test_a_second_distill_on_one_out_is_refused_naming_the_first(
+        tmp_path_factory, corpus, references, index):  # noqa: F811
+    ref = references("distill")
+    second_writer(_distill(tmp_path_factory.mktemp(f"writers-{index}"), corpus), ref, index)
 
 
 @pytest.mark.parametrize("name,index", [pytest.param(n, i, id=f"{n}-{i}")

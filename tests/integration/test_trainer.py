@@ -133,7 +133,7 @@ def test_yaml_config_and_overrides(tmp_path):
 
 
 def test_kd_from_a_trained_teacher_reports_retention(tmp_path, corpus):
-    train(_cfg(corpus, steps=20, lr=3e-3), tmp_path / "teacher")
+    teacher = train(_cfg(corpus, steps=20, lr=3e-3), tmp_path / "teacher").metrics
     cfg = _cfg(corpus, teacher=f"ckpt:{tmp_path / 'teacher'}", mode="kd", steps=8,
                student="builtin:n_layer=1,n_embd=32,n_head=2,block_size=32", alpha=0.7,
                temperature=2.0)
@@ -142,6 +142,7 @@ def test_kd_from_a_trained_teacher_reports_retention(tmp_path, corpus):
     assert m["init"] == "teacher layers [0]"
     assert m["retention_accuracy"] == m["student"]["accuracy"] / m["teacher"]["accuracy"]
     assert 0 < m["student"]["loss"] < 10 and m["teacher"]["loss"] < 5.6
+    assert m["teacher_params"] == teacher["student_params"] > m["student_params"] > 0
 
 
 def test_student_init_copies_selected_teacher_layers_or_stays_random():

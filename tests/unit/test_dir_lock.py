@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from contracts.errors import InputError
-from contracts.io import LOCK_FILE, dir_lock, has_content
+from contracts.io import LOCK_FILE, check_unlocked, dir_lock, has_content
 
 HOLD = ("import sys, time; from contracts.io import dir_lock\n"
         "with dir_lock(sys.argv[1]):\n"
@@ -35,6 +35,21 @@ def test_a_second_writer_is_refused_naming_the_holder_and_the_lock_dies_with_it(
     with dir_lock(out):  # the killed holder left its file, not its lock
         assert (out / LOCK_FILE).read_text() != str(proc.pid)
     assert not has_content(out)  # the lock file alone is not content
+
+
+def test_a_held_directory_is_named_by_its_holder_before_its_content(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    check_unlocked(out)  # no lock file: nobody holds it, and none is made
+    assert not (out / LOCK_FILE).exists()
+    proc = _holder(out)
+    try:
+        with pytest.raises(InputError, match=rf"in use by another process \(PID {proc.pid}\)"):
+            check_unlocked(out)
+    finally:
+        proc.kill()
+        proc.wait()
+    check_unlocked(out)  # the holder is gone: its file is left, its lock is not
 
 
 def test_two_benches_on_one_out_the_second_is_refused_in_one_line(tmp_path):

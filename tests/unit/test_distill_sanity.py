@@ -72,6 +72,39 @@ def test_the_report_names_an_untrained_teacher_once():
     assert _report_warnings(TRAINED) == []
 
 
+def smaller_teacher() -> dict:
+    """A trained teacher's figures, its parameter count under its student's."""
+    return {**TRAINED, "teacher_params": TRAINED["student_params"] // 10}
+
+
+def test_a_teacher_smaller_than_its_student_is_named_once_in_console_and_report(capsys):
+    found = distill_warnings(smaller_teacher())
+    assert len(found) == 1 and found[0].startswith(
+        "the teacher (143,328 parameters) is smaller than its student (1,433,280)")
+    assert _report_warnings(smaller_teacher()) == found
+    print_distill_summary({**smaller_teacher(), "wall_s": 60.0}, Path("out"))
+    out = capsys.readouterr().out
+    assert out.count("warning: ") == 1 and out.count("smaller than its student") == 1
+
+
+@pytest.mark.parametrize("params", [None, "x", float("nan"), 1433280, 10**9])
+def test_a_teacher_as_large_or_of_unknown_size_is_not_called_smaller(params):
+    # metrics.json before issue 18 holds no teacher_params; an equal size is self-distillation
+    assert distill_warnings({**TRAINED, "teacher_params": params}) == []
+    assert "teacher_params" not in TRAINED  # the fixture is such an older record
+
+
+def test_combine_records_the_teacher_size_and_reads_older_parts_without_it():
+    m = untrained(0.5)
+    parts = {"teacher": m["teacher"], "student": m["student"], "history": [],
+             "student_params": 10, "init": "random", "settings": {}, "data_fingerprint": "d"}
+    exported = {"fp32": m["student_onnx"], "int8": m["student_int8"], "export": {}}
+    baseline = {"student": m["baseline"], "history": []}
+    assert combine({**parts, "teacher_params": 99}, baseline, exported, 1.0)[
+        "teacher_params"] == 99
+    assert combine(parts, baseline, exported, 1.0)["teacher_params"] is None
+
+
 def test_the_console_names_an_untrained_teacher_once(capsys):
     print_distill_summary({**untrained(), "wall_s": 60.0}, Path("out"))
     out = capsys.readouterr().out

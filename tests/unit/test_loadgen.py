@@ -350,3 +350,28 @@ def test_peak_search_announces_each_probe_and_draws_its_latencies(tmp_path):
     assert mpimg.imread(io.BytesIO(png)).shape[2] in (3, 4)
     assert peak_search([{"loadgen_target_qps": 1.0, "latency_ms_p99": None,
                          "loadgen_valid": False}], 5.0, 99.0, None) is None
+
+
+def test_a_seq_len_over_the_context_leaves_no_out_and_a_held_out_is_refused(tmp_path):
+    from contracts.io import dir_lock
+
+    s = LoadtestSettings(model="builtin:student-50x", scenario="singlestream", seq_len=16,
+                         min_duration_ms=300, samples=32, role="student")
+    short = Backend(lambda ids: ids[:, -1], vocab_size=256, max_seq_len=8, byte_level=True,
+                    thread_settings={}, params=1)
+    with pytest.raises(InputError, match="exceeds"):
+        run_one(s, tmp_path / "new", short)
+    assert not (tmp_path / "new").exists()  # nothing written, not even the lock
+    from .test_dir_lock import _holder
+
+    held = tmp_path / "held"
+    proc = _holder(held)  # another process holds --out
+    try:
+        with pytest.raises(InputError, match=rf"in use by another process \(PID {proc.pid}\)"):
+            run_one(s, held, _stub_backend())
+    finally:
+        proc.kill()
+        proc.wait()
+    assert not (held / "results.jsonl").exists()
+    with dir_lock(held):  # this process holds it: a run inside the block shares the lock
+        assert run_one(s, held, _stub_backend(), predictor=predictor).row["status"] == "ok"
