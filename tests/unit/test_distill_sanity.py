@@ -13,7 +13,7 @@ import pytest
 from distill.pipeline import combine
 from reports.document import Bullets
 from reports.sections import Inputs, achieved_section
-from roi.console import print_distill_summary
+from app.console import print_distill_summary
 from roi.sanity import distill_warnings
 
 from .test_reports import METRICS

@@ -173,7 +173,7 @@ def test_the_plan_report_and_console_carry_the_edge_answer(tmp_path, capsys):
     from reports import html
     from reports.sections import Inputs, edge_economics_section
     from roi import plan
-    from roi.console import print_plan_summary
+    from app.console import print_plan_summary
     from tests.unit.plan_helpers import FIXTURE
 
     doc = plan(pd.read_csv(FIXTURE), ["real-time-api", "embedded-iot"]).to_dict()

@@ -18,7 +18,7 @@ RANK = {"contracts": 0, "models": 1, "bench": 2, "distill": 2, "roi": 3, "report
         "checks": 5, "application": 6}
 # The application (the `roi` command, the `roi run` pipeline, the console) lives in roi/;
 # every other module's unit is its top-level package.
-APPLICATION = ("roi.cli", "roi.run", "roi.runconfig", "roi.console")
+APPLICATION = ("app.cli", "app.run", "app.runconfig", "app.console")
 # The planner is pure (DESIGN.md): it reads the contracts, never the models, bench or distill.
 PLANNER_MAY_IMPORT = {"roi", "contracts"}
 # What `pip install distill-roi` (no extras) holds: these units never import the extras' packages.
@@ -138,8 +138,8 @@ def unit_edges(edges: dict[str, set[str]]) -> dict[str, set[str]]:
 
 def test_the_graph_sees_imports_inside_functions_and_relative_ones():
     edges, outside = graph()
-    assert "bench.sweep" in edges["roi.run"]  # `from bench.sweep import ...` inside a function
-    assert "roi.console" in edges["roi.cli"]  # `from .console import ...` inside a function
+    assert "bench.sweep" in edges["app.run"]  # `from bench.sweep import ...` inside a function
+    assert "app.console" in edges["app.cli"]  # `from .console import ...` inside a function
     assert "torch" in outside["models.gpt"]
 
 
@@ -167,7 +167,7 @@ def test_no_import_circle_beyond_the_allowed_list():
 def test_the_rules_catch_what_they_should():
     # made-up module names (the rewrite script of a move must not touch them)
     edges = {"roi.aa": {"bench.bb"}, "bench.bb": {"distill.cc"}, "contracts.dd": {"roi.aa"},
-             "roi.ee": {"roi.aa"}, "roi.cli": {"bench.bb"}, "distill.cc": {"bench.bb"}}
+             "roi.ee": {"roi.aa"}, "app.cli": {"bench.bb"}, "distill.cc": {"bench.bb"}}
     outside = {**{m: set() for m in edges}, "roi.ee": {"torch", "numpy"}}
     assert violations(edges, outside) == {
         "roi.aa -> bench.bb": "the planner imports bench",

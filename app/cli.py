@@ -108,7 +108,7 @@ def hardware(
 ) -> None:
     """Print the hardware catalog: price, peak compute, bandwidth, memory, power, sources."""
     from .console import print_hardware
-    from .hardware import load_catalog
+    from roi.hardware import load_catalog
 
     print_hardware(load_catalog(hardware_files or []))
 
@@ -125,8 +125,8 @@ def scenarios(
     """List the scenario presets (or given scenarios): workload, SLA, constraints, candidate
     hardware and the seed's expected ranges."""
     from .console import print_scenarios
-    from .hardware import load_catalog
-    from .scenarios import load_scenarios, presets
+    from roi.hardware import load_catalog
+    from roi.scenarios import load_scenarios, presets
 
     catalog = load_catalog(hardware_files or [])
     if scenario:
@@ -231,7 +231,7 @@ def pilot_settings(teacher: str, students, steps: int, points: Optional[str], mo
     from models.zoo import parse_spec, parse_students
     from distill.config import load_config
 
-    from .planner import TRAINER_DEFAULTS
+    from roi.planner import TRAINER_DEFAULTS
 
     if steps < 1:
         raise InputError(f"--steps must be a positive number of steps; got {steps}")
@@ -443,11 +443,11 @@ def plan(
             raise InputError("roi plan: give --results FILE (measured models), or --teacher "
                              "config:NAME|FILE alone (a model described by its config)")
         return _plan_llm(teacher, students, scenario, retention_threshold, llm_sla, out)
-    from .datagen_cost import DataGenInputs
-    from .payback import RoiInputs
-    from .planner import plan as make_plan
-    from .planner import write_plan
-    from .retention import parse_metrics_args
+    from roi.datagen_cost import DataGenInputs
+    from roi.payback import RoiInputs
+    from roi.planner import plan as make_plan
+    from roi.planner import write_plan
+    from roi.retention import parse_metrics_args
 
     gen = DataGenInputs(teacher=datagen, samples=datagen_samples,
                         prompt_tokens=datagen_prompt_tokens,
@@ -607,8 +607,8 @@ def import_command(
     Example: roi import vllm result.json --hardware h100 --role teacher --dtype bf16
     --params 8030261248 --out runs/h100
     """
-    from .hardware import load_catalog
-    from .importers import ImportOptions, import_file
+    from roi.hardware import load_catalog
+    from roi.importers import ImportOptions, import_file
     from contracts.io import check_out_dir, dir_lock
 
     opts = ImportOptions(hardware=hardware, role=role, model=model, dtype=dtype, params=params,
@@ -820,7 +820,7 @@ def _plan_llm(teacher: str, students: Optional[str], scenarios: list[str],
     from reports.report import write as write_report
 
     from contracts.io import write_json_atomic, write_text_atomic
-    from .llm_plan import llm_plan
+    from roi.llm_plan import llm_plan
 
     studs = [s.strip() for s in students.split(",") if s.strip()] if students else None
     doc = llm_plan(teacher, studs, scenarios, retention_threshold=threshold, sla_preset=sla)

@@ -219,9 +219,9 @@ def check(doc: dict) -> None:
     files, model specs, trainer settings, and that the trainer can distill these models."""
     from models.zoo import parse_spec, parse_students
 
-    from .hardware import load_catalog
-    from .planner import TRAINER_DEFAULTS
-    from .scenarios import load_scenarios
+    from roi.hardware import load_catalog
+    from roi.planner import TRAINER_DEFAULTS
+    from roi.scenarios import load_scenarios
 
     catalog = load_catalog(doc["hardware"])
     for s in doc["scenarios"]:

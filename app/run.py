@@ -21,7 +21,7 @@ whose inputs were redone. A run directory keeps its settings: rerunning it with 
 refused.
 
 This module lives in `roi` because it is the CLI's job, and it imports bench, distill and
-reports (and so torch) only inside the steps that need them: `import roi.run` stays light.
+reports (and so torch) only inside the steps that need them: `import app.run` stays light.
 """
 
 from __future__ import annotations
@@ -137,7 +137,7 @@ def pilot_config(settings: dict):
     """The pilots' trainer settings: the planner's recipe, the run's trainer settings over it."""
     from distill.config import make_config
 
-    from .planner import TRAINER_DEFAULTS
+    from roi.planner import TRAINER_DEFAULTS
 
     trainer = {k: v for k, v in settings["trainer"].items() if k not in _NOT_PILOT}
     return make_config({**TRAINER_DEFAULTS, **trainer, "teacher": settings["teacher"]},
@@ -186,8 +186,8 @@ SKIPPED_FILE = "skipped.json"
 
 
 def step_plan(run: Run) -> None:
-    from .payback import RoiInputs
-    from .planner import Plan, plan, write_plan
+    from roi.payback import RoiInputs
+    from roi.planner import Plan, plan, write_plan
 
     s = run.settings
     result = plan(run.path("bench", "results.csv"), s["scenarios"], hardware=s["hardware"],
@@ -231,8 +231,8 @@ def step_distill(run: Run) -> None:
 def step_replan(run: Run) -> None:
     """The plan again with the distillation's own result (a KD and a baseline point at the run's
     budget) beside the pilots: what the full budget is now forecast to reach, and cost."""
-    from .payback import RoiInputs
-    from .planner import plan, write_plan
+    from roi.payback import RoiInputs
+    from roi.planner import plan, write_plan
 
     s = run.settings
     curves = [p for p in (_pilot_curves(run), run.path("distill", "metrics.json"))
@@ -408,7 +408,7 @@ def _gate(run: Run) -> Optional[str]:
 
 
 def _plan(out: Path) -> dict:
-    from .planner import read_plan
+    from roi.planner import read_plan
 
     return read_plan(out / "plan" / "plan.json")
 
@@ -448,7 +448,7 @@ def _metrics(out: Path) -> Optional[dict]:
 
 
 def _replan(out: Path) -> Optional[dict]:
-    from .planner import read_plan
+    from roi.planner import read_plan
 
     path = out / "replan" / "plan.json"
     return read_plan(path) if path.is_file() else None
