@@ -20,8 +20,9 @@ an interrupted bench or distillation from its own checkpoints, and redoes from s
 whose inputs were redone. A run directory keeps its settings: rerunning it with others is
 refused.
 
-This module lives in `roi` because it is the CLI's job, and it imports bench, distill and
-reports (and so torch) only inside the steps that need them: `import app.run` stays light.
+This module lives in `app` (the top layer) because it is the CLI's job, and it imports bench,
+distill and reports (and so torch) only inside the steps that need them: `import app.run` stays
+light.
 """
 
 from __future__ import annotations
