@@ -305,24 +305,26 @@ def _reduction(student: Any, teacher: Any) -> float | None:
     return None if s is None or t is None or t <= 0 else 1 - s / t
 
 
-def _range_verdict(value: float | None, text: str) -> str:
+def _range_verdict(value: float | None, text: str) -> str | None:
+    """Where a figure lies against a seed range written "20-40%": inside, below or above; None
+    where either is missing."""
     m = re.match(r"\s*(\d+(?:\.\d+)?)\s*-\s*(\d+(?:\.\d+)?)\s*%", text or "")
     if value is None or not m:
-        return fmt.DASH
+        return None
     lo, hi = float(m.group(1)) / 100, float(m.group(2)) / 100
     return "inside" if lo <= value <= hi else ("below" if value < lo else "above")
 
 
-def _local_latency_ratio(inp: Inputs, student: str) -> tuple[float | None, str]:
-    """1 - student/teacher median latency measured here, at the student's deploy runtime,
-    smallest batch: a like-for-like measured figure."""
-    df = _ok_results(inp.results)
-    rec = next((c for c in inp.candidates if c["model"] == student), {})
+def _local_latency_ratio(results: pd.DataFrame | None, teacher: str, student: str,
+                         rec: dict) -> tuple[float | None, str]:
+    """1 - student/teacher median latency measured here, at the student's deploy runtime (rec:
+    the student's plan entry), smallest batch: a like-for-like measured figure."""
+    df = _ok_results(results)
     if df.empty:
         return None, "no results table"
     for backend, dtype in ((rec.get("deploy_backend"), rec.get("deploy_dtype")), (None, None)):
         sub = df if backend is None else df[(df["backend"] == backend) & (df["dtype"] == dtype)]
-        t, s = sub[sub["model"] == inp.teacher], sub[sub["model"] == student]
+        t, s = sub[sub["model"] == teacher], sub[sub["model"] == student]
         both = t.merge(s, on=["backend", "dtype", "batch_size", "seq_len"], suffixes=("_t", "_s"))
         if len(both):
             row = both.sort_values(["batch_size", "seq_len"]).iloc[0]
@@ -332,12 +334,13 @@ def _local_latency_ratio(inp: Inputs, student: str) -> tuple[float | None, str]:
     return None, "teacher and student share no measured configuration"
 
 
-def _weights_ratio(inp: Inputs, student: str) -> float | None:
-    df = _ok_results(inp.results)
+def _weights_ratio(results: pd.DataFrame | None, teacher: str, student: str) -> float | None:
+    """1 - student/teacher weight bytes (the smallest dtype measured of each)."""
+    df = _ok_results(results)
     if df.empty or "weight_bytes" not in df:
         return None
     w = df.groupby("model")["weight_bytes"].min()
-    return _reduction(w.get(student), w.get(inp.teacher))
+    return _reduction(w.get(student), w.get(teacher))
 
 
 def _seed_rows(inp: Inputs, detail: dict, best: pd.DataFrame, student: str) -> list[dict]:
@@ -349,24 +352,27 @@ def _seed_rows(inp: Inputs, detail: dict, best: pd.DataFrame, student: str) -> l
         return per["usd_per_month"].get(model) if len(per) else None
 
     saved = _reduction(cost(student), cost(inp.teacher))
-    faster, how = _local_latency_ratio(inp, student)
-    lighter = _weights_ratio(inp, student)
+    rec = next((c for c in inp.candidates if c["model"] == student), {})
+    faster, how = _local_latency_ratio(inp.results, inp.teacher, student, rec)
+    lighter = _weights_ratio(inp.results, inp.teacher, student)
     rec_params = next((c.get("params") for c in inp.candidates if c["model"] == student), None)
     return [
         {"figure": "inference cost reduction", "seed expects":
          seed.get("inference_cost_reduction") or fmt.DASH, "ours": fmt.pct(saved),
-         "where ours is": _range_verdict(saved, seed.get("inference_cost_reduction", "")),
+         "where ours is": _range_verdict(saved, seed.get("inference_cost_reduction", ""))
+         or fmt.DASH,
          "how ours was obtained": "1 − student / teacher monthly cost, each on its cheapest "
          "configuration meeting the scenario (projected or measured, P50)"
          if saved is not None else "the teacher or the student could not be costed (or the "
          "teacher costs nothing here)"},
         {"figure": "latency improvement", "seed expects":
          seed.get("latency_improvement") or fmt.DASH, "ours": fmt.pct(faster),
-         "where ours is": _range_verdict(faster, seed.get("latency_improvement", "")),
+         "where ours is": _range_verdict(faster, seed.get("latency_improvement", ""))
+         or fmt.DASH,
          "how ours was obtained": how},
         {"figure": "data transfer", "seed expects": seed.get("data_transfer") or fmt.DASH,
          "ours": fmt.pct(lighter) + " less" if lighter is not None else fmt.DASH,
-         "where ours is": _range_verdict(lighter, seed.get("data_transfer", "")),
+         "where ours is": _range_verdict(lighter, seed.get("data_transfer", "")) or fmt.DASH,
          "how ours was obtained": "weight bytes to ship (teacher vs student, smallest dtype "
          "measured); request traffic is not modelled"},
         {"figure": "best-fit model size", "seed expects":
@@ -796,6 +802,7 @@ def _forecast_rows(inp: Inputs) -> list[dict]:
         b = c.get("budget") or {}
         band = b.get("retention_band")
         gain = _kd_gain(b)
+        gain = fmt.DASH if gain is None else f"{gain[0]:+.1f} points (at {gain[1]:,} steps)"
         rows.append({"student": c["model"],
                      "KD: steps to threshold (P10 / P50)":
                          f"{_steps_text(kd.get('steps_to_threshold_p10'))} / "
@@ -811,18 +818,18 @@ def _forecast_rows(inp: Inputs) -> list[dict]:
     return rows
 
 
-def _kd_gain(budget: dict) -> str:
-    """KD's P50 over the baseline's at the chosen budget, in points (from the plan's grids)."""
+def _kd_gain(budget: dict) -> tuple[float, int] | None:
+    """KD's P50 retention over the baseline's, in points, at the grid step nearest the chosen
+    budget (from the plan's grids), and that step; None where the grids do not say."""
     kd, ce, steps = budget.get("grid") or [], budget.get("baseline_grid") or [], budget.get("steps")
     if not kd or not ce or steps is None:
-        return fmt.DASH
+        return None
     at = {r["steps"]: r for r in ce}
     kd_at = {r["steps"]: r for r in kd}
     near = min(kd_at, key=lambda s: abs(s - steps))
     if near not in at:
-        return fmt.DASH
-    diff = 100 * (kd_at[near]["retention_p50"] - at[near]["retention_p50"])
-    return f"{diff:+.1f} points (at {near:,} steps)"
+        return None
+    return 100 * (kd_at[near]["retention_p50"] - at[near]["retention_p50"]), near
 
 
 def forecast_section(inp: Inputs, figures: Figures) -> Section:
@@ -937,26 +944,28 @@ def _metric_rows(metrics: dict) -> list[dict]:
     return rows
 
 
-def _band_verdict(value: float | None, band: Any) -> str:
+def _band_verdict(value: float | None, band: Any) -> str | None:
+    """Where an achieved figure lies against a predicted [low, high] band; None without both."""
     if value is None or not isinstance(band, (list, tuple)) or len(band) != 2 \
             or fmt.number(band[0]) is None:
-        return fmt.DASH
+        return None
     return "inside the band" if band[0] <= value <= band[1] else \
         ("below the band" if value < band[0] else "above the band")
 
 
-def _latency_pairs(inp: Inputs) -> pd.DataFrame:
+def _latency_pairs(results: pd.DataFrame | None, student_results: pd.DataFrame | None,
+                   teacher: str, trained: str) -> pd.DataFrame:
     """Predicted (the student's architecture measured before training) beside achieved (the
     distilled student benchmarked again), on the configurations both measured."""
     cols = ["config", "predicted_ms", "achieved_ms"]
-    before = _ok_results(inp.results)
-    after = _ok_results(inp.student_results)
+    before = _ok_results(results)
+    after = _ok_results(student_results)
     if before.empty or after.empty:
         return pd.DataFrame(columns=cols)
-    before = before[before["model"] == inp.trained]
+    before = before[before["model"] == trained]
     if "role" in after and (after["role"] == "student").any():
         after = after[after["role"] == "student"]
-    after = after[after["model"] != inp.teacher]
+    after = after[after["model"] != teacher]
     keys = ["backend", "dtype", "batch_size", "seq_len"]
     both = before.merge(after, on=keys, suffixes=("_b", "_a"))
     if both.empty:
@@ -1008,11 +1017,11 @@ def achieved_section(inp: Inputs, figures: Figures) -> Section:
     gain = fmt.number(m.get("kd_gain_accuracy"))
     rows = [
         {"quantity": f"accuracy retention (torch; {basis})", "predicted": fmt.pct_band(band),
-         "achieved": fmt.pct(ret), "verdict": _band_verdict(ret, band)},
+         "achieved": fmt.pct(ret), "verdict": _band_verdict(ret, band) or fmt.DASH},
         {"quantity": "accuracy retention (ONNX int8)", "predicted": fmt.pct_band(band),
-         "achieved": fmt.pct(ret8), "verdict": _band_verdict(ret8, band)},
+         "achieved": fmt.pct(ret8), "verdict": _band_verdict(ret8, band) or fmt.DASH},
         {"quantity": "no-KD baseline retention", "predicted": fmt.pct_band(base_band),
-         "achieved": fmt.pct(ret_b), "verdict": _band_verdict(ret_b, base_band)
+         "achieved": fmt.pct(ret_b), "verdict": _band_verdict(ret_b, base_band) or fmt.DASH
          if base_band else fmt.DASH},
         {"quantity": "KD gain over the no-KD baseline", "predicted": "> 0 points",
          "achieved": fmt.num(100 * gain, 2, fmt.DASH) + " points" if gain is not None
@@ -1032,7 +1041,7 @@ def achieved_section(inp: Inputs, figures: Figures) -> Section:
                            f"distillation trained {done}"
                            + (", so its own predictions are shown." if done == inp.trained else
                               ", which the plan does not cover: compare with care."), "note"))
-    latency = _latency_pairs(inp)
+    latency = _latency_pairs(inp.results, inp.student_results, inp.teacher, inp.trained)
     achieved = {k: v for k, v in (("KD torch", ret), ("KD int8", ret8), (
         "baseline", fmt.number(m.get("baseline_retention_accuracy")))) if v is not None}
     blocks.append(_figure(
