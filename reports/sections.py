@@ -8,14 +8,14 @@ why, never "nan" or "None".
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
+from roi.readout import (band_verdict, best_cost, kd_gain, latency_pairs, local_latency_ratio,
+                         ok_results, range_verdict, reduction, scenario_cost, weights_ratio)
 from roi.sanity import distill_warnings
 
 from . import figures as fig
@@ -93,28 +93,6 @@ def _figure(figures: Figures, name: str, png: bytes | None, caption: str, method
 def _scenario_details(plan: dict) -> list[dict]:
     details = {d.get("name"): d for d in plan.get("scenario_details") or []}
     return [details.get(s) or {"name": s} for s in plan.get("scenarios") or []]
-
-
-def _best_cost(plan: dict) -> pd.DataFrame:
-    """Per (scenario, model): the cheapest configuration meeting the scenario (NaN cost where
-    none does, with the first configuration's reason)."""
-    cost = pd.DataFrame(plan.get("cost") or [])
-    if cost.empty:
-        return cost
-    rows = []
-    for (scenario, model), g in cost.groupby(["scenario", "model"], sort=False):
-        ok = g[g["feasible"].astype(bool)]
-        if len(ok):
-            rows.append(ok.sort_values("usd_per_month").iloc[0].to_dict())
-        else:
-            rows.append({"scenario": scenario, "model": model, "role": g["role"].iloc[0],
-                         "usd_per_month": np.nan, "usd_per_month_p10": np.nan,
-                         "usd_per_month_p90": np.nan, "feasible": False,
-                         "reason": "; ".join(dict.fromkeys(g["reason"].astype(str)))[:300]})
-    order = {s: i for i, s in enumerate(plan.get("scenarios") or [])}
-    out = pd.DataFrame(rows)
-    return out.sort_values("scenario", key=lambda c: c.map(order).fillna(len(order)),
-                           kind="stable").reset_index(drop=True)
 
 
 def _sizing_lookup(plan: dict) -> dict[tuple, dict]:
@@ -300,49 +278,6 @@ def decision_section(inp: Inputs, figures: Figures) -> Section:
 # ------------------------------------------------------------------------------ scenarios
 
 
-def _reduction(student: Any, teacher: Any) -> float | None:
-    s, t = fmt.number(student), fmt.number(teacher)
-    return None if s is None or t is None or t <= 0 else 1 - s / t
-
-
-def _range_verdict(value: float | None, text: str) -> str | None:
-    """Where a figure lies against a seed range written "20-40%": inside, below or above; None
-    where either is missing."""
-    m = re.match(r"\s*(\d+(?:\.\d+)?)\s*-\s*(\d+(?:\.\d+)?)\s*%", text or "")
-    if value is None or not m:
-        return None
-    lo, hi = float(m.group(1)) / 100, float(m.group(2)) / 100
-    return "inside" if lo <= value <= hi else ("below" if value < lo else "above")
-
-
-def _local_latency_ratio(results: pd.DataFrame | None, teacher: str, student: str,
-                         rec: dict) -> tuple[float | None, str]:
-    """1 - student/teacher median latency measured here, at the student's deploy runtime (rec:
-    the student's plan entry), smallest batch: a like-for-like measured figure."""
-    df = _ok_results(results)
-    if df.empty:
-        return None, "no results table"
-    for backend, dtype in ((rec.get("deploy_backend"), rec.get("deploy_dtype")), (None, None)):
-        sub = df if backend is None else df[(df["backend"] == backend) & (df["dtype"] == dtype)]
-        t, s = sub[sub["model"] == teacher], sub[sub["model"] == student]
-        both = t.merge(s, on=["backend", "dtype", "batch_size", "seq_len"], suffixes=("_t", "_s"))
-        if len(both):
-            row = both.sort_values(["batch_size", "seq_len"]).iloc[0]
-            return (_reduction(row["latency_s"], row["latency_t"]),
-                    (f"measured here: {row['backend']}/{row['dtype']}, batch "
-                    f"{int(row['batch_size'])}, {int(row['seq_len'])} tokens, p50"))
-    return None, "teacher and student share no measured configuration"
-
-
-def _weights_ratio(results: pd.DataFrame | None, teacher: str, student: str) -> float | None:
-    """1 - student/teacher weight bytes (the smallest dtype measured of each)."""
-    df = _ok_results(results)
-    if df.empty or "weight_bytes" not in df:
-        return None
-    w = df.groupby("model")["weight_bytes"].min()
-    return _reduction(w.get(student), w.get(teacher))
-
-
 def _seed_rows(inp: Inputs, detail: dict, best: pd.DataFrame, student: str) -> list[dict]:
     seed = detail.get("seed") or {}
     name = detail.get("name")
@@ -351,15 +286,15 @@ def _seed_rows(inp: Inputs, detail: dict, best: pd.DataFrame, student: str) -> l
     def cost(model: str) -> Any:
         return per["usd_per_month"].get(model) if len(per) else None
 
-    saved = _reduction(cost(student), cost(inp.teacher))
+    saved = reduction(cost(student), cost(inp.teacher))
     rec = next((c for c in inp.candidates if c["model"] == student), {})
-    faster, how = _local_latency_ratio(inp.results, inp.teacher, student, rec)
-    lighter = _weights_ratio(inp.results, inp.teacher, student)
+    faster, how = local_latency_ratio(inp.results, inp.teacher, student, rec)
+    lighter = weights_ratio(inp.results, inp.teacher, student)
     rec_params = next((c.get("params") for c in inp.candidates if c["model"] == student), None)
     return [
         {"figure": "inference cost reduction", "seed expects":
          seed.get("inference_cost_reduction") or fmt.DASH, "ours": fmt.pct(saved),
-         "where ours is": _range_verdict(saved, seed.get("inference_cost_reduction", ""))
+         "where ours is": range_verdict(saved, seed.get("inference_cost_reduction", ""))
          or fmt.DASH,
          "how ours was obtained": "1 − student / teacher monthly cost, each on its cheapest "
          "configuration meeting the scenario (projected or measured, P50)"
@@ -367,12 +302,12 @@ def _seed_rows(inp: Inputs, detail: dict, best: pd.DataFrame, student: str) -> l
          "teacher costs nothing here)"},
         {"figure": "latency improvement", "seed expects":
          seed.get("latency_improvement") or fmt.DASH, "ours": fmt.pct(faster),
-         "where ours is": _range_verdict(faster, seed.get("latency_improvement", ""))
+         "where ours is": range_verdict(faster, seed.get("latency_improvement", ""))
          or fmt.DASH,
          "how ours was obtained": how},
         {"figure": "data transfer", "seed expects": seed.get("data_transfer") or fmt.DASH,
          "ours": fmt.pct(lighter) + " less" if lighter is not None else fmt.DASH,
-         "where ours is": _range_verdict(lighter, seed.get("data_transfer", "")) or fmt.DASH,
+         "where ours is": range_verdict(lighter, seed.get("data_transfer", "")) or fmt.DASH,
          "how ours was obtained": "weight bytes to ship (teacher vs student, smallest dtype "
          "measured); request traffic is not modelled"},
         {"figure": "best-fit model size", "seed expects":
@@ -437,7 +372,7 @@ def _workload_text(detail: dict) -> str:
 
 
 def scenarios_section(inp: Inputs, figures: Figures) -> Section:
-    best = _best_cost(inp.plan)
+    best = best_cost(inp.plan)
     student = inp.recommended["model"] if inp.recommended else inp.trained
     cost_rows = best[["scenario", "model", "usd_per_month", "usd_per_month_p10",
                       "usd_per_month_p90"]] if len(best) else pd.DataFrame()
@@ -575,25 +510,8 @@ def edge_economics_section(inp: Inputs, figures: Figures) -> Section:
 # ------------------------------------------------------------------------------ measurements
 
 
-def _ok_results(df: pd.DataFrame | None) -> pd.DataFrame:
-    """ok rows with a `latency` (p50, else mean) and `latency_hi` (p90, else latency)."""
-    if df is None or df.empty or "model" not in df:
-        return pd.DataFrame(columns=["model", "backend", "dtype", "batch_size", "seq_len",
-                                     "latency", "latency_hi", "params"])
-    ok = df[df["status"].fillna("ok") == "ok"].copy() if "status" in df else df.copy()
-    p50 = ok["latency_ms_p50"] if "latency_ms_p50" in ok else pd.Series(np.nan, ok.index)
-    mean = ok["latency_ms_mean"] if "latency_ms_mean" in ok else pd.Series(np.nan, ok.index)
-    ok["latency"] = pd.to_numeric(p50, errors="coerce").fillna(pd.to_numeric(mean,
-                                                                               errors="coerce"))
-    p90 = ok["latency_ms_p90"] if "latency_ms_p90" in ok else pd.Series(np.nan, ok.index)
-    ok["latency_hi"] = pd.to_numeric(p90, errors="coerce").fillna(ok["latency"])
-    if "params" not in ok:
-        ok["params"] = 0
-    return ok[np.isfinite(ok["latency"].astype(float))]
-
-
 def measurements_section(inp: Inputs, figures: Figures) -> Section:
-    df = _ok_results(inp.results)
+    df = ok_results(inp.results)
     if inp.results is None:
         return Section("measurements", "Measurements", (
             Text("No results table was given: the plan's figures are all that is shown.",
@@ -635,16 +553,6 @@ def _candidate_verdict(c: dict) -> str:
         "does not qualify"
 
 
-def _scenario_cost(c: dict, roi: dict) -> float | None:
-    """A candidate's monthly cost where the plan's headline answers: the headline scenario's
-    alone, or (portfolio, or an old plan) summed over the scenarios."""
-    name = roi.get("scenario") if roi.get("scope") == "scenario" else None
-    if not name:
-        return fmt.number(c.get("usd_per_month"))
-    entry = next((p for p in c.get("per_scenario") or [] if p.get("scenario") == name), {})
-    return fmt.number(entry.get("usd_per_month")) if entry.get("feasible") else None
-
-
 def _money_column(roi: dict) -> str:
     if roi.get("scope") == "scenario" and roi.get("scenario"):
         return f"USD / month ({roi['scenario']})"
@@ -662,7 +570,7 @@ def _pareto_points(inp: Inputs) -> pd.DataFrame:
             continue
         kind = "recommended" if c.get("recommended") else \
             ("qualifies" if c.get("qualifies") else "fails")
-        rows.append({"model": c["model"], "usd_per_month": _scenario_cost(c, roi),
+        rows.append({"model": c["model"], "usd_per_month": scenario_cost(c, roi),
                      "retention_lo": float(band[0]), "retention_hi": float(band[1]),
                      "kind": kind})
     df = pd.DataFrame(rows, columns=["model", "usd_per_month", "retention_lo", "retention_hi",
@@ -678,7 +586,7 @@ def students_section(inp: Inputs, figures: Figures) -> Section:
              "retention source": c.get("retention_source") or fmt.DASH,
              "deploy": f"{c.get('deploy_backend')}/{c.get('deploy_dtype')}",
              _money_column(inp.plan.get("roi") or {}): fmt.usd(
-                 _scenario_cost(c, inp.plan.get("roi") or {}), "not costed"),
+                 scenario_cost(c, inp.plan.get("roi") or {}), "not costed"),
              "verdict": _candidate_verdict(c)} for c in inp.candidates]
     achieved = fmt.number((inp.metrics or {}).get("retention_accuracy"))
     png = fig.pareto(_pareto_points(inp), threshold, achieved, inp.trained)
@@ -801,7 +709,7 @@ def _forecast_rows(inp: Inputs) -> list[dict]:
             continue
         b = c.get("budget") or {}
         band = b.get("retention_band")
-        gain = _kd_gain(b)
+        gain = kd_gain(b)
         gain = fmt.DASH if gain is None else f"{gain[0]:+.1f} points (at {gain[1]:,} steps)"
         rows.append({"student": c["model"],
                      "KD: steps to threshold (P10 / P50)":
@@ -816,20 +724,6 @@ def _forecast_rows(inp: Inputs) -> list[dict]:
                      "at the largest budget (P50)": fmt.pct(kd.get("p50_at_max_steps")),
                      "one-time cost": fmt.usd(b.get("one_time_usd"))})
     return rows
-
-
-def _kd_gain(budget: dict) -> tuple[float, int] | None:
-    """KD's P50 retention over the baseline's, in points, at the grid step nearest the chosen
-    budget (from the plan's grids), and that step; None where the grids do not say."""
-    kd, ce, steps = budget.get("grid") or [], budget.get("baseline_grid") or [], budget.get("steps")
-    if not kd or not ce or steps is None:
-        return None
-    at = {r["steps"]: r for r in ce}
-    kd_at = {r["steps"]: r for r in kd}
-    near = min(kd_at, key=lambda s: abs(s - steps))
-    if near not in at:
-        return None
-    return 100 * (kd_at[near]["retention_p50"] - at[near]["retention_p50"]), near
 
 
 def forecast_section(inp: Inputs, figures: Figures) -> Section:
@@ -944,39 +838,6 @@ def _metric_rows(metrics: dict) -> list[dict]:
     return rows
 
 
-def _band_verdict(value: float | None, band: Any) -> str | None:
-    """Where an achieved figure lies against a predicted [low, high] band; None without both."""
-    if value is None or not isinstance(band, (list, tuple)) or len(band) != 2 \
-            or fmt.number(band[0]) is None:
-        return None
-    return "inside the band" if band[0] <= value <= band[1] else \
-        ("below the band" if value < band[0] else "above the band")
-
-
-def _latency_pairs(results: pd.DataFrame | None, student_results: pd.DataFrame | None,
-                   teacher: str, trained: str) -> pd.DataFrame:
-    """Predicted (the student's architecture measured before training) beside achieved (the
-    distilled student benchmarked again), on the configurations both measured."""
-    cols = ["config", "predicted_ms", "achieved_ms"]
-    before = _ok_results(results)
-    after = _ok_results(student_results)
-    if before.empty or after.empty:
-        return pd.DataFrame(columns=cols)
-    before = before[before["model"] == trained]
-    if "role" in after and (after["role"] == "student").any():
-        after = after[after["role"] == "student"]
-    after = after[after["model"] != teacher]
-    keys = ["backend", "dtype", "batch_size", "seq_len"]
-    both = before.merge(after, on=keys, suffixes=("_b", "_a"))
-    if both.empty:
-        return pd.DataFrame(columns=cols)
-    both = both.drop_duplicates(keys).sort_values(keys)
-    return pd.DataFrame({
-        "config": [f"{r.backend}/{r.dtype} b{int(r.batch_size)}" for r in both.itertuples()],
-        "predicted_ms": both["latency_b"].to_numpy(float),
-        "achieved_ms": both["latency_a"].to_numpy(float)})
-
-
 def _at_steps(inp: Inputs, mode: str) -> list | None:
     """The plan's forecast (P10, P90) for the budget the distillation ran, if it recorded one."""
     steps = ((inp.metrics or {}).get("settings") or {}).get("steps")
@@ -1017,11 +878,11 @@ def achieved_section(inp: Inputs, figures: Figures) -> Section:
     gain = fmt.number(m.get("kd_gain_accuracy"))
     rows = [
         {"quantity": f"accuracy retention (torch; {basis})", "predicted": fmt.pct_band(band),
-         "achieved": fmt.pct(ret), "verdict": _band_verdict(ret, band) or fmt.DASH},
+         "achieved": fmt.pct(ret), "verdict": band_verdict(ret, band) or fmt.DASH},
         {"quantity": "accuracy retention (ONNX int8)", "predicted": fmt.pct_band(band),
-         "achieved": fmt.pct(ret8), "verdict": _band_verdict(ret8, band) or fmt.DASH},
+         "achieved": fmt.pct(ret8), "verdict": band_verdict(ret8, band) or fmt.DASH},
         {"quantity": "no-KD baseline retention", "predicted": fmt.pct_band(base_band),
-         "achieved": fmt.pct(ret_b), "verdict": _band_verdict(ret_b, base_band) or fmt.DASH
+         "achieved": fmt.pct(ret_b), "verdict": band_verdict(ret_b, base_band) or fmt.DASH
          if base_band else fmt.DASH},
         {"quantity": "KD gain over the no-KD baseline", "predicted": "> 0 points",
          "achieved": fmt.num(100 * gain, 2, fmt.DASH) + " points" if gain is not None
@@ -1041,7 +902,7 @@ def achieved_section(inp: Inputs, figures: Figures) -> Section:
                            f"distillation trained {done}"
                            + (", so its own predictions are shown." if done == inp.trained else
                               ", which the plan does not cover: compare with care."), "note"))
-    latency = _latency_pairs(inp.results, inp.student_results, inp.teacher, inp.trained)
+    latency = latency_pairs(inp.results, inp.student_results, inp.teacher, inp.trained)
     achieved = {k: v for k, v in (("KD torch", ret), ("KD int8", ret8), (
         "baseline", fmt.number(m.get("baseline_retention_accuracy")))) if v is not None}
     blocks.append(_figure(
