@@ -12,7 +12,8 @@ import pytest
 
 from distill.pipeline import combine
 from reports.document import Bullets
-from reports.sections import Inputs, achieved_section
+from reports.achieved import achieved_section
+from reports.inputs import Inputs
 from app.console import print_distill_summary
 from roi.sanity import distill_warnings
 
