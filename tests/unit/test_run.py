@@ -235,7 +235,7 @@ def test_the_summary_names_the_scenario_or_the_portfolio_it_answers_for():
 
 
 def test_no_pilot_turns_the_pilots_off_over_the_config(tmp_path):
-    from app.cli import run_config
+    from app.cli_plan import run_config
     from app.run import pilot_skip_reason
 
     cfg = tmp_path / "run.yaml"
