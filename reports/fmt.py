@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from contracts.numbers import number  # noqa: F401  (fmt.number: the reports' name for it)
+from contracts.numbers import number  # also the reports' fmt.number
 
 DASH = "–"
 

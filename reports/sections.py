@@ -122,7 +122,7 @@ def _criterion_verdict(c: dict) -> str:
 
 
 def _best_fit_text(b: dict | None) -> str:
-    """The student this scenario alone would pick (roi.planner._best_fit)."""
+    """The student this scenario alone would pick (roi.plan_roi.best_fit)."""
     if not b:
         return "none meets it"
     return (f"{b.get('model')} ({fmt.params(b.get('params'))}, "
