@@ -194,7 +194,7 @@ def test_run_modules_import_without_torch():
 
 
 def test_summary_line_holds_the_run_against_the_forecast_for_its_own_budget(tmp_path):
-    from app.run import summarize
+    from app.summary import summarize
 
     plan = plan_doc(True)
     plan["forecast"] = {"curves": [{"model": "builtin:student-10x", "mode": "kd",
@@ -220,7 +220,7 @@ def test_summary_line_holds_the_run_against_the_forecast_for_its_own_budget(tmp_
 
 
 def test_the_summary_names_the_scenario_or_the_portfolio_it_answers_for():
-    from app.run import answered_for
+    from app.summary import answered_for
 
     assert answered_for({"monthly_savings_usd": 1.0, "scope": "scenario",
                          "scenario": "cloud-batch"}) == "cloud-batch"
