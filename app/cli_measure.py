@@ -9,6 +9,7 @@ from typing import Optional
 
 import typer
 
+from contracts.defaults import BACKENDS
 from contracts.errors import InputError
 
 from .cli_common import HARDWARE_HELP, default_out, interrupted
@@ -20,7 +21,7 @@ def bench(
                                 "cache), onnx:FILE or ckpt:DIR."),
     students: str = typer.Option("auto", help="Comma-separated student specs, or 'auto' for "
                                  "builtin:student-5x,-10x,-20x,-50x."),
-    backends: str = typer.Option("torch-eager,ort-fp32,ort-int8", help="Comma-separated: "
+    backends: str = typer.Option(",".join(BACKENDS), help="Comma-separated: "
                                  "torch-eager, torch-eager-bf16, ort-fp32, ort-int8, "
                                  "ort-int8-static, ort-int8-static-all, ort-fused-fp32, "
                                  "ort-fused-int8, ort-int8-wo, ort-int4-wo (bench/variants.py); "

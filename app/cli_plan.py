@@ -9,6 +9,10 @@ from typing import Optional
 
 import typer
 
+from contracts.defaults import (ENGINEERING_USD_PER_WEEK, ENGINEERING_USD_PER_WEEK_HELP,
+                                 ENGINEERING_WEEKS, ENGINEERING_WEEKS_HELP, RETENTION_THRESHOLD,
+                                 RETENTION_THRESHOLD_HELP, TRAINING_HARDWARE,
+                                 TRAINING_HARDWARE_HELP)
 from contracts.errors import InputError
 
 from .cli_common import HARDWARE_HELP, default_out
@@ -26,9 +30,7 @@ def plan(
                                        "Repeatable."),
     hardware_files: Optional[list[str]] = typer.Option(None, "--hardware", metavar="FILE",
                                                        help=HARDWARE_HELP),
-    retention_threshold: float = typer.Option(0.95, help="Lowest acceptable accuracy "
-                                              "retention (student / teacher), a fraction; the "
-                                              "low end of a student's band must reach it."),
+    retention_threshold: float = typer.Option(RETENTION_THRESHOLD, help=RETENTION_THRESHOLD_HELP),
     out: Optional[str] = typer.Option(None, help="Output directory for plan.yaml, plan.json "
                                       "and sizing.csv [default: runs/plan-<time>]."),
     local_peak_gflops: Optional[float] = typer.Option(None, help="Measured fp32 peak of the "
@@ -39,11 +41,10 @@ def plan(
                                                 "measured retention replaces the prior. "
                                                 "Repeatable (ckpt:DIR students are found "
                                                 "without it)."),
-    engineering_weeks: float = typer.Option(2.0, help="Engineering effort of the project."),
-    engineering_usd_per_week: float = typer.Option(4000.0, help="Loaded cost of an engineer-"
-                                                   "week, USD."),
-    training_hardware: str = typer.Option("a10g", help="Catalog hardware that labels and "
-                                          "trains (its hourly price is charged)."),
+    engineering_weeks: float = typer.Option(ENGINEERING_WEEKS, help=ENGINEERING_WEEKS_HELP),
+    engineering_usd_per_week: float = typer.Option(ENGINEERING_USD_PER_WEEK,
+                                                   help=ENGINEERING_USD_PER_WEEK_HELP),
+    training_hardware: str = typer.Option(TRAINING_HARDWARE, help=TRAINING_HARDWARE_HELP),
     training_hours: Optional[float] = typer.Option(None, help="Training time [default: "
                                                    "estimated from FLOPs]."),
     pilot: Optional[list[str]] = typer.Option(None, "--pilot", metavar="FILE", help="Pilot "

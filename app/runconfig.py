@@ -23,6 +23,10 @@ from typing import Any, Literal, Optional, Union
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, field_validator
 
 from contracts.config import read_yaml, validate
+from contracts.defaults import (BACKENDS, ENGINEERING_USD_PER_WEEK, ENGINEERING_USD_PER_WEEK_HELP,
+                                 ENGINEERING_WEEKS, ENGINEERING_WEEKS_HELP, RETENTION_THRESHOLD,
+                                 RETENTION_THRESHOLD_HELP, TRAINING_HARDWARE,
+                                 TRAINING_HARDWARE_HELP)
 from contracts.errors import InputError
 
 PRESET_SCENARIOS = ("cloud-batch", "real-time-api", "mobile-on-device", "embedded-iot",
@@ -83,10 +87,10 @@ class PilotSettings(_Strict):
 class Economics(_Strict):
     """The one-time cost of the project (`roi plan`'s options of the same names)."""
 
-    engineering_weeks: float = Field(2.0, ge=0)
-    engineering_usd_per_week: float = Field(4000.0, ge=0)
-    training_hardware: str = Field("a10g", description="Catalog hardware that labels and "
-                                   "trains.")
+    engineering_weeks: float = Field(ENGINEERING_WEEKS, ge=0, description=ENGINEERING_WEEKS_HELP)
+    engineering_usd_per_week: float = Field(ENGINEERING_USD_PER_WEEK, ge=0,
+                                            description=ENGINEERING_USD_PER_WEEK_HELP)
+    training_hardware: str = Field(TRAINING_HARDWARE, description=TRAINING_HARDWARE_HELP)
     training_hours: Optional[float] = Field(None, ge=0, description="[default: from FLOPs]")
 
 
@@ -99,8 +103,8 @@ class RunConfig(_Strict):
     scenarios: list[str] = Field(list(PRESET_SCENARIOS), min_length=1, description="Scenario "
                                  "presets or scenario YAML files.")
     hardware: list[str] = Field([], description="Hardware YAML files added to the catalog.")
-    retention_threshold: float = Field(0.95, gt=0, le=1, description="Lowest acceptable "
-                                       "retention (student / teacher accuracy).")
+    retention_threshold: float = Field(RETENTION_THRESHOLD, gt=0, le=1,
+                                       description=RETENTION_THRESHOLD_HELP)
     require_benefit: bool = Field(True, description="Go only when the student saves money or "
                                   "meets a scenario the teacher cannot.")
     portfolio: bool = Field(False, description="The scenarios are deployed together: the "
@@ -149,9 +153,9 @@ class RunConfig(_Strict):
 # the default adds batch 8. The planner's own trainer default (1500 steps) is the full
 # distillation, ~30 minutes here; a run proves the plan with a smaller one.
 BENCH_PROFILES = {
-    "default": {"backends": ["torch-eager", "ort-fp32", "ort-int8"], "batch_sizes": [1, 8],
+    "default": {"backends": list(BACKENDS), "batch_sizes": [1, 8],
                 "seq_lens": [128], "rounds": 1, "quick": True},
-    "quick": {"backends": ["torch-eager", "ort-fp32", "ort-int8"], "batch_sizes": [1],
+    "quick": {"backends": list(BACKENDS), "batch_sizes": [1],
               "seq_lens": [128], "rounds": 1, "quick": True},
 }
 # Pilots: the longest budget; with the trainer's warm-up of 20 steps the default measures 23,

@@ -8,6 +8,7 @@ from typing import Any
 
 import pandas as pd
 
+from contracts.defaults import RETENTION_THRESHOLD
 from roi.readout import kd_gain, scenario_cost
 
 from . import figures as fig
@@ -137,7 +138,7 @@ def forecast_section(inp: Inputs, figures: Figures) -> Section:
             "(`roi pilot`, then `roi plan --pilot`, forecasts it).", "note"),
             *([Bullets(tuple(notes))] if notes else [])))
     cal = (f.get("calibration") or {}).get("kd") or {}
-    threshold = fmt.number(f.get("threshold")) or 0.95
+    threshold = fmt.number(f.get("threshold")) or RETENTION_THRESHOLD
     trained = inp.trained
     ran = fmt.number(((inp.metrics or {}).get("settings") or {}).get("steps"))
     got = fmt.number((inp.metrics or {}).get("retention_accuracy"))

@@ -22,6 +22,7 @@ from typing import Iterable, Optional, Sequence, Union
 import pandas as pd
 
 from contracts.curves import CurvesArg, load_curves
+from contracts.defaults import RETENTION_THRESHOLD
 from contracts.errors import InputError
 from contracts.results import read_table
 
@@ -41,7 +42,7 @@ from .plan_document import (PLAN_KEYS, TRAINER_BATCH_TOKENS, TRAINER_DEFAULTS, P
 from .plan_roi import (bf16_peak, measured_benefit, outcomes, per_deployment, roi_section,
                        scenario_decisions, teacher_bill, teacher_generation, teacher_tokens_per_s)
 from .projection import calibrate, check_memory_efficiency
-from .recommend import DEFAULT_THRESHOLD, Candidate, candidates, check_threshold, recommend
+from .recommend import Candidate, candidates, check_threshold, recommend
 from .retention import RetentionBand
 from .sanity import measurement_warnings
 from .scenarios import Scenario, load_scenarios
@@ -129,7 +130,7 @@ def _teacher_and_students(results: pd.DataFrame) -> tuple[tuple[str, int], dict[
 
 def plan(results: ResultsArg, scenario: ScenarioArg, *,
          hardware: Catalog | str | Path | Iterable | None = None,
-         retention_threshold: float = DEFAULT_THRESHOLD,
+         retention_threshold: float = RETENTION_THRESHOLD,
          measured_retention: dict[str, float] | None = None,
          local_peak_gflops: float | None = None,
          assumptions: Assumptions = Assumptions(),
