@@ -47,7 +47,12 @@ def bench(
                                          "samples across rounds, so machine drift averages out "
                                          "[default: 2; 1 with --quick]."),
 ) -> None:
-    """Measure the teacher and candidate students: latency percentiles, throughput, memory."""
+    """Measure the teacher and candidate students: latency percentiles, throughput, memory.
+
+    \b
+    Example: roi bench --students builtin:student-10x --backends torch-eager,ort-int8
+             --quick --out runs/bench-1
+    """
     from bench.sweep import plan_sweep, run_plan
 
     plan = plan_sweep(
@@ -67,7 +72,11 @@ def hardware(
     hardware_files: Optional[list[str]] = typer.Option(None, "--hardware", metavar="FILE",
                                                        help=HARDWARE_HELP),
 ) -> None:
-    """Print the hardware catalog: price, peak compute, bandwidth, memory, power, sources."""
+    """Print the hardware catalog: price, peak compute, bandwidth, memory, power, sources.
+
+    \b
+    Example: roi hardware --hardware my-hardware.yaml
+    """
     from .console import print_hardware
     from roi.hardware import load_catalog
 
@@ -83,7 +92,11 @@ def scenarios(
                                                        help=HARDWARE_HELP),
 ) -> None:
     """List the scenario presets (or given scenarios): workload, SLA, constraints, candidate
-    hardware and the seed's expected ranges."""
+    hardware and the seed's expected ranges.
+
+    \b
+    Example: roi scenarios --scenario real-time-api --scenario my-scenario.yaml
+    """
     from .console import print_scenarios
     from roi.hardware import load_catalog
     from roi.scenarios import load_scenarios, presets
@@ -137,7 +150,12 @@ def loadtest(
     max_runs: int = typer.Option(10, help="--find-peak: most LoadGen runs."),
 ) -> None:
     """Load-test a model on MLPerf LoadGen; the summary becomes a row (source loadgen) of the
-    results table roi plan reads, and --find-peak a measured peak the planner prefers."""
+    results table roi plan reads, and --find-peak a measured peak the planner prefers.
+
+    \b
+    Example: roi loadtest --model builtin:student-10x --backend ort-int8 --scenario server
+             --latency-ms 50 --find-peak --out runs/loadtest-1
+    """
     from bench.loadgen import LoadtestSettings, check_settings
 
     if precision <= 0 or max_runs < 2:

@@ -90,7 +90,14 @@ def plan(
                                                  "roi/data/api_prices.yaml."),
 ) -> None:
     """Plan the distillation: cost and sizing per scenario and hardware, projection, decision,
-    recommended student and ROI; writes plan.yaml (read by roi distill) and plan.json."""
+    recommended student and ROI; writes plan.yaml (read by roi distill) and plan.json.
+
+    \b
+    Examples: roi plan --results runs/bench-1 --scenario real-time-api
+                       --pilot runs/pilot-1/pilot.csv --out runs/plan-1
+              roi plan --teacher config:llama-3-70b --scenario real-time-api
+                       --out runs/plan-llm
+    """
     if teacher is not None or not results:
         if results or teacher is None or not teacher.startswith("config:"):
             raise InputError("roi plan: give --results FILE (measured models), or --teacher "
@@ -137,7 +144,11 @@ def run_command(
                                   "the prior, labelled so."),
 ) -> None:
     """From the question to the answer: bench, pilot, plan the scenarios, report, and (on go)
-    distill the recommended student, bench it and report predicted beside achieved."""
+    distill the recommended student, bench it and report predicted beside achieved.
+
+    \b
+    Example: roi run --config run.yaml --quick --out runs/run-1
+    """
     from .run import default_out, execute, open_run, summary_line
 
     run_dir = out or str(default_out())

@@ -83,7 +83,11 @@ def pilot(
 ) -> None:
     """Pilot distillations: short runs of every student (KD and no-KD baseline) whose points
     are what whole runs of those budgets end at; pilot.csv is what roi plan --pilot forecasts
-    retention from."""
+    retention from.
+
+    \b
+    Example: roi pilot --students builtin:student-10x --steps 64 --out runs/pilot-1
+    """
     from distill.pipeline import parse_overrides
     from distill.pilot import pilot as run_pilot
 
@@ -177,7 +181,12 @@ def generate(
     resume: bool = typer.Option(False, help="Continue an interrupted run in --out."),
 ) -> None:
     """Teacher-generated training data (sequence-level distillation): continuations of prompts,
-    written as JSONL with provenance; train on it with data_mode: generated."""
+    written as JSONL with provenance; train on it with data_mode: generated.
+
+    \b
+    Example: roi generate --teacher builtin:teacher --num-prompts 256 --max-new-tokens 64
+             --out runs/generate-1
+    """
     from distill.generate import generate as run_generate
     from distill.generate import make_generate_config
     from distill.pipeline import parse_overrides
