@@ -1,5 +1,7 @@
-"""The `roi` command line. Each subcommand maps to a plain function; heavy imports (torch,
-onnxruntime) happen inside the subcommand that needs them.
+"""The `roi` command line. Each subcommand maps to a plain function, grouped by job in
+cli_measure.py (bench, hardware, scenarios, loadtest, import), cli_train.py (distill, pilot,
+generate), cli_plan.py (plan, run, report) and cli_cache.py (cache), and registered here; heavy
+imports (torch, onnxruntime) happen inside the subcommand that needs them.
 
 Bad input prints one line, `error: ...`, and exits with code 2, with no traceback.
 """
