@@ -11,7 +11,7 @@ import typer
 
 from contracts.defaults import (ENGINEERING_USD_PER_WEEK, ENGINEERING_USD_PER_WEEK_HELP,
                                  ENGINEERING_WEEKS, ENGINEERING_WEEKS_HELP, RETENTION_THRESHOLD,
-                                 RETENTION_THRESHOLD_HELP, TRAINING_HARDWARE,
+                                 RETENTION_THRESHOLD_HELP, SCENARIO_PRESETS, TRAINING_HARDWARE,
                                  TRAINING_HARDWARE_HELP)
 from contracts.errors import InputError
 
@@ -25,9 +25,8 @@ def plan(
                                                 "same schema). Repeatable: tables from several "
                                                 "machines merge."),
     scenario: list[str] = typer.Option(..., "--scenario", metavar="NAME|FILE", help="A preset "
-                                       "(cloud-batch, real-time-api, mobile-on-device, "
-                                       "embedded-iot, multi-model) or a scenario YAML file. "
-                                       "Repeatable."),
+                                       f"({', '.join(SCENARIO_PRESETS)}) or a scenario YAML "
+                                       "file. Repeatable."),
     hardware_files: Optional[list[str]] = typer.Option(None, "--hardware", metavar="FILE",
                                                        help=HARDWARE_HELP),
     retention_threshold: float = typer.Option(RETENTION_THRESHOLD, help=RETENTION_THRESHOLD_HELP),

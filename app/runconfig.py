@@ -25,12 +25,10 @@ from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, f
 from contracts.config import read_yaml, validate
 from contracts.defaults import (BACKENDS, ENGINEERING_USD_PER_WEEK, ENGINEERING_USD_PER_WEEK_HELP,
                                  ENGINEERING_WEEKS, ENGINEERING_WEEKS_HELP, RETENTION_THRESHOLD,
-                                 RETENTION_THRESHOLD_HELP, TRAINING_HARDWARE,
+                                 RETENTION_THRESHOLD_HELP, SCENARIO_PRESETS, TRAINING_HARDWARE,
                                  TRAINING_HARDWARE_HELP)
 from contracts.errors import InputError
 
-PRESET_SCENARIOS = ("cloud-batch", "real-time-api", "mobile-on-device", "embedded-iot",
-                    "multi-model")
 PROFILES = ("default", "quick")
 
 
@@ -100,7 +98,7 @@ class RunConfig(_Strict):
     teacher: str = Field("builtin:teacher", description="Teacher model spec.")
     students: Union[Literal["auto"], list[str]] = Field(
         "auto", description="Student specs, or auto (builtin:student-5x ... -50x).")
-    scenarios: list[str] = Field(list(PRESET_SCENARIOS), min_length=1, description="Scenario "
+    scenarios: list[str] = Field(list(SCENARIO_PRESETS), min_length=1, description="Scenario "
                                  "presets or scenario YAML files.")
     hardware: list[str] = Field([], description="Hardware YAML files added to the catalog.")
     retention_threshold: float = Field(RETENTION_THRESHOLD, gt=0, le=1,
@@ -195,7 +193,7 @@ def relative_to(cfg: RunConfig, base: Path) -> RunConfig:
 
     def scenario(s: str) -> str:  # a preset name stays a name; a file name becomes a path
         looks_like_file = Path(s).suffix in (".yaml", ".yml") or "/" in s
-        return path(s) if looks_like_file and s not in PRESET_SCENARIOS else s
+        return path(s) if looks_like_file and s not in SCENARIO_PRESETS else s
 
     scenarios = [scenario(s) for s in cfg.scenarios]
     students = cfg.students if cfg.students == "auto" else [spec(s) for s in cfg.students]

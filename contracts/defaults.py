@@ -8,6 +8,11 @@ RETENTION_THRESHOLD = 0.95
 RETENTION_THRESHOLD_HELP = ("Lowest acceptable accuracy retention (student / teacher), a "
                             "fraction; the low end of a student's band must reach it.")
 
+# The shipped scenario presets (roi/data/scenarios.yaml), in the seed's order: `roi run`'s
+# scenarios when the config names none, and the names the options list.
+SCENARIO_PRESETS = ("cloud-batch", "real-time-api", "mobile-on-device", "embedded-iot",
+                    "multi-model")
+
 # The variants `roi bench` and `roi run` measure when none are named (keys of
 # bench.measure.VARIANTS).
 BACKENDS = ("torch-eager", "ort-fp32", "ort-int8")

@@ -8,6 +8,7 @@ from app.runconfig import BENCH_PROFILES, Economics, RunConfig
 from bench.measure import VARIANTS  # torch-free
 from contracts import defaults
 from roi.payback import RoiInputs
+from roi.scenarios import presets
 
 
 def _option_defaults(command: str) -> dict:
@@ -40,3 +41,10 @@ def test_run_settings_and_the_planner_share_them():
 
 def test_the_default_backends_are_variants_bench_knows():
     assert set(defaults.BACKENDS) <= set(VARIANTS)
+
+
+def test_the_preset_names_are_the_shipped_presets_in_order():
+    assert defaults.SCENARIO_PRESETS == tuple(presets())
+    assert RunConfig().scenarios == list(defaults.SCENARIO_PRESETS)
+    helps = {p.name: p.help for p in typer.main.get_command(app).commands["plan"].params}
+    assert all(name in helps["scenario"] for name in defaults.SCENARIO_PRESETS)
