@@ -2,5 +2,6 @@
 planner (which predicts), so neither imports the other.
 
     checks.loadgen       LoadGen rows beside the sizing model's figures (`roi loadtest`)
-    checks.llm_timing    a `config:` LLM timed on a GPU beside the serving model
+    checks.llm_timing    a `config:` LLM timed on a GPU (TTFT, TPOT per decode mode)
+    checks.llm_check     those timings beside the serving model: `python -m checks.llm_check`
 """

@@ -6,21 +6,11 @@ says "nan" or "None": a missing figure reads as DASH, or as the `missing` text g
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
+from contracts.numbers import number  # also the reports' fmt.number
+
 DASH = "–"
-
-
-def number(value: Any) -> float | None:
-    """A finite float, or None for anything else (None, NaN, inf, text, bools)."""
-    if value is None or isinstance(value, (bool, str)):
-        return None
-    try:
-        x = float(value)
-    except (TypeError, ValueError):
-        return None
-    return x if math.isfinite(x) else None
 
 
 def num(value: Any, digits: int = 2, missing: str = DASH) -> str:

@@ -27,8 +27,10 @@ from contracts.errors import InputError
 from contracts.io import atomic_path, write_text_atomic
 
 from . import html, markdown
+from .achieved import method_section
 from .document import Figure, Report
-from .sections import SECTIONS, Inputs, method_section
+from .inputs import Inputs
+from .sections import SECTIONS
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,5 @@
-"""roi: the planner (cost, sizing, projection, decision) and the `roi` command line.
+"""roi: the planner (cost, sizing, projection, decision). The `roi` command line that calls it
+lives in app/ (app.cli), the layer above.
 
 Pure Python + numpy/pandas: this package never imports torch or onnxruntime, so the planner runs
 anywhere, on results measured elsewhere.

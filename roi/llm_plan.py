@@ -19,6 +19,7 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
+from contracts.defaults import RETENTION_THRESHOLD
 from contracts.errors import InputError
 from contracts.llm_arch import LLMSpec, load_config, shipped, shipped_names
 
@@ -195,7 +196,7 @@ def _outcome(summary: pd.DataFrame, student: str):
 
 
 def llm_plan(teacher: str, students: Sequence[str] | None, scenarios: Sequence[str], *,
-             catalog: Catalog | None = None, retention_threshold: float = 0.95,
+             catalog: Catalog | None = None, retention_threshold: float = RETENTION_THRESHOLD,
              sla_preset: str | None = None, dtypes: Sequence[str] = DEFAULT_DTYPES) -> dict:
     """The plan for a teacher that is only a config: per scenario the projected comparison,
     the seed's five criteria (the teacher's bill from its cheapest configuration meeting the

@@ -17,6 +17,7 @@ from typing import Optional
 
 import numpy as np
 
+from contracts.defaults import ENGINEERING_USD_PER_WEEK, ENGINEERING_WEEKS, TRAINING_HARDWARE
 from contracts.errors import InputError
 
 from .datagen_cost import DataGenCost, DataGenInputs
@@ -28,9 +29,9 @@ Z90 = 1.2815515655446004  # standard normal 90th percentile: P10/P90 -> sigma
 class RoiInputs:
     """Inputs of the one-time cost and of the sensitivity analysis (defaults stated)."""
 
-    engineering_weeks: float = 2.0  # the seed: "a 1-2 week distillation project"
-    engineering_usd_per_week: float = 4_000.0  # assumption: ~$200K loaded cost a year / 50 weeks
-    training_hardware: str = "a10g"  # where labeling and training run (catalog name)
+    engineering_weeks: float = ENGINEERING_WEEKS
+    engineering_usd_per_week: float = ENGINEERING_USD_PER_WEEK
+    training_hardware: str = TRAINING_HARDWARE  # where labeling and training run (catalog name)
     training_hours: Optional[float] = None  # None: 6·params·tokens at training_mfu of bf16 peak
     labeling_hours: Optional[float] = None  # None: tokens / the teacher's tokens per second there
     training_mfu: float = 0.3  # model FLOP utilisation of a small training job (assumption)

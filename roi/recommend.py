@@ -25,7 +25,6 @@ from .retention import RetentionBand, band_for
 if TYPE_CHECKING:
     from .budget import BudgetChoice
 
-DEFAULT_THRESHOLD = 0.95
 
 
 @dataclass(frozen=True)

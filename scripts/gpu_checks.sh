@@ -38,7 +38,7 @@ timeout 90 $PY -m pytest -q -p no:cacheprovider tests/integration/test_gpu.py 2>
 echo "tests: ${SECONDS}s"
 
 echo "== 2. bench on $BENCH_DEV"; SECONDS=0
-timeout 120 $PY -m roi.cli bench --device "$BENCH_DEV" --backends torch-eager,torch-eager-bf16 \
+timeout 120 $PY -m app.cli bench --device "$BENCH_DEV" --backends torch-eager,torch-eager-bf16 \
   --batch-sizes "$BENCH_BS" --seq-lens 128 --quick --rounds 1 --no-isolate \
   --out "$WORK/bench" > "$OUT/bench.log" 2>&1
 echo "bench: rc=$? ${SECONDS}s"; tail -40 "$OUT/bench.log"
@@ -83,7 +83,7 @@ keep = {k: m[k] for k in ("student", "teacher", "retention_accuracy", "wall_s", 
 json.dump({"name": name, "overrides": overrides, **keep}, open(f"{out}/variant.json", "w"), indent=1)
 print(name, "accuracy", m["student"]["accuracy"], "retention", m["retention_accuracy"])
 EOF
-( timeout 300 $PY -m roi.cli distill --plan "$WORK/plan.yaml" --config "$WORK/common.yaml" \
+( timeout 300 $PY -m app.cli distill --plan "$WORK/plan.yaml" --config "$WORK/common.yaml" \
     --out "$WORK/distill" > "$OUT/distill.log" 2>&1; echo "distill rc=$?" >> "$OUT/distill.log" ) &
 V="$PY $WORK/variant.py"
 ( timeout 300 $V alpha1 "$WORK/common.yaml" "$WORK/v-alpha1" alpha=1.0 ) > "$WORK/v1.log" 2>&1 &

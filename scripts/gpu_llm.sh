@@ -2,7 +2,7 @@
 # Issue 8's GPU check, as one prepared run for a lent GPU machine: Llama-3.2-1B (and Qwen2.5-0.5B)
 # built from their shipped configs with random weights, timed at a few batch sizes (TTFT, TPOT,
 # output tokens/s, peak memory; HF eager decode and a CUDA-graph decode step), each point set
-# beside roi's projection for the H200 in bf16 at TP 1 (checks/llm_timing.py).
+# beside roi's projection for the H200 in bf16 at TP 1 (checks/llm_timing.py, checks/llm_check.py).
 #
 #   bash scripts/gpu_llm.sh                        # on the device machine ($OUT is set there);
 #                                                  # carry .whl (pydantic wheels for Python 3.12)
@@ -49,7 +49,7 @@ for m in $MODELS; do MODEL_ARGS="$MODEL_ARGS --model $m"; done
   $PY -c "import sys, torch, transformers; print('python', sys.version.split()[0], 'torch', \
 torch.__version__, 'cuda', torch.cuda.is_available(), 'transformers', transformers.__version__)"
   echo "== measure on $DEV: $MODELS ($ARGS)"; SECONDS=0
-  timeout "$LIMIT_S" $PY -m checks.llm_timing $MODEL_ARGS --device "$DEV" $ARGS \
+  timeout "$LIMIT_S" $PY -m checks.llm_check $MODEL_ARGS --device "$DEV" $ARGS \
     --hardware h200 --predict-dtype bf16 --out "$OUT"
   echo "measure: rc=$? ${SECONDS}s"
   nvidia-smi --query-gpu=clocks.sm,clocks.mem,temperature.gpu,power.draw --format=csv 2>&1 \

@@ -36,7 +36,7 @@ trainer: {teacher: "ckpt:$ASSET", student: "builtin:student-10x", temperature: 1
           lr: 0.003, min_lr: 0.0003, warmup_steps: 200, eval_every: $EVAL, ckpt_every: 100000,
           dtype: $DTYPE, device: $DEV, data_source: "$DATA"}
 EOF
-D="$PY -m roi.cli distill --plan $WORK/plan.yaml"
+D="$PY -m app.cli distill --plan $WORK/plan.yaml"
 ( timeout 130 $D --out "$WORK/d-big" --set steps=$SSTEPS --set batch_size=$SBATCH ) \
   > "$OUT/d-big.log" 2>&1 &
 ( timeout 130 $D --out "$WORK/d-cpubudget" --set steps=$CSTEPS --set batch_size=16 ) \

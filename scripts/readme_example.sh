@@ -11,7 +11,7 @@ mkdir -p docs/example-run
 .venv/bin/python - "$out" <<'PY'
 import json, re, sys
 from pathlib import Path
-from roi.run import summary_line
+from app.run import summary_line
 run = Path(sys.argv[1])
 s = json.loads((run / "summary.json").read_text())
 s["report"] = "runs/readme-example/report/report.html"

@@ -90,7 +90,7 @@ def _bench_cli(out: Path, *args: str, cache: Path | None = None) -> float:
     if cache is not None:
         env["ROI_CACHE_DIR"] = str(cache)
     t0 = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "roi.cli", "bench", "--out", str(out), *args],
+    proc = subprocess.run([sys.executable, "-m", "app.cli", "bench", "--out", str(out), *args],
                           capture_output=True, text=True, env=env, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr[-2000:]
     return time.perf_counter() - t0

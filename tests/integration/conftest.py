@@ -17,7 +17,7 @@ def quick_run(tmp_path_factory):
     config = root / "config.yaml"
     config.write_text("force: true\n")
     out = root / "run"
-    proc = subprocess.run([sys.executable, "-m", "roi.cli", "run", "--quick", "--config",
+    proc = subprocess.run([sys.executable, "-m", "app.cli", "run", "--quick", "--config",
                            str(config), "--out", str(out)], capture_output=True, text=True,
                           timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]

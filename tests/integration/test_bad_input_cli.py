@@ -10,7 +10,7 @@ import torch
 import yaml
 
 from contracts.io import LOCK_FILE
-from roi.cli import main
+from app.cli import main
 
 from ..conftest import TINY, TINY_B
 from .test_trainer import _cfg, corpus  # noqa: F401  (module-scoped fixture)
@@ -19,7 +19,7 @@ BINARY = bytes(range(256)) * 4  # not UTF-8 from its 129th byte on
 
 
 def roi(*args):
-    return subprocess.run([sys.executable, "-m", "roi.cli", *map(str, args)],
+    return subprocess.run([sys.executable, "-m", "app.cli", *map(str, args)],
                           capture_output=True, text=True, timeout=120)
 
 
@@ -237,7 +237,7 @@ def test_sigint_to_a_running_bench_exits_130_and_keeps_its_rows(tmp_path):
 
     out = tmp_path / "bench"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "roi.cli", "bench", "--teacher", TINY, "--students", TINY_B,
+        [sys.executable, "-m", "app.cli", "bench", "--teacher", TINY, "--students", TINY_B,
          "--backends", "torch-eager", "--no-isolate", "--seq-lens", "16,32,48,64",
          "--batch-sizes", "1,2,4,8", "--device", "cpu", "--quick", "--threads", "1",
          "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -1,6 +1,6 @@
 """`roi bench` on the command line: bad input is one line, exit 2, nothing written.
 
-Bad input goes through `roi.cli.main` in-process (the function the `roi` script calls: same
+Bad input goes through `app.cli.main` in-process (the function the `roi` script calls: same
 exit code and stderr, without a Python start-up per case); the real run is a subprocess."""
 
 import json
@@ -9,13 +9,13 @@ import sys
 
 import pytest
 
-from roi.cli import main
+from app.cli import main
 
 from ..conftest import TINY, TINY_B
 
 
 def roi(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "roi.cli", *args], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "app.cli", *args], capture_output=True,
                           text=True, cwd=cwd, timeout=300)
 
 

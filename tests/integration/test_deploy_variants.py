@@ -9,7 +9,7 @@ import bench
 from bench.deploy import DEPLOY_CSV, DEPLOY_MD
 from bench.gate import TOLERANCES, passes
 from bench.measure import DEPLOY_VARIANTS, VARIANTS
-from roi.cli import main
+from app.cli import main
 
 from ..conftest import TINY
 
@@ -91,7 +91,7 @@ def test_int8_on_everything_is_caught_by_the_gate_and_never_deployed(outlier_ckp
 
 
 def test_bad_backend_is_one_line_exit_2_and_writes_nothing(tmp_path, capsys):
-    """Through roi.cli.main in-process (the function the `roi` script calls)."""
+    """Through app.cli.main in-process (the function the `roi` script calls)."""
     out = tmp_path / "out"
     code = main(["bench", "--backends", "ort-int8-static,ort-int3-wo", "--out", str(out)])
     stderr = capsys.readouterr().err

@@ -1,6 +1,6 @@
 """`roi distill` end to end on a tiny teacher: gate, train, baseline, export, int8, bench.
 
-The refusals go through `roi.cli.main` in-process (the function the `roi` script calls: same
+The refusals go through `app.cli.main` in-process (the function the `roi` script calls: same
 exit code and stderr, without a Python start-up importing torch per case); the runs are
 subprocesses."""
 
@@ -13,7 +13,7 @@ import yaml
 
 from distill.config import make_config
 from distill.trainer import train
-from roi.cli import main
+from app.cli import main
 
 from .test_trainer import corpus  # noqa: F401  (module-scoped fixture)
 
@@ -23,7 +23,7 @@ STUDENT = "builtin:n_layer=1,n_embd=32,n_head=2,block_size=32"
 
 
 def roi(*args):
-    return subprocess.run([sys.executable, "-m", "roi.cli", *args], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "app.cli", *args], capture_output=True,
                           text=True, timeout=600)
 
 

@@ -18,7 +18,7 @@ from distill.generate import (
 )
 from contracts.errors import InputError
 from distill.trainer import train
-from roi.cli import main
+from app.cli import main
 
 from .openai_server import KEY, TeacherServer
 from .test_hf_teacher import hf_teacher  # noqa: F401  (a fixture)

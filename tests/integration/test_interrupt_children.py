@@ -37,7 +37,7 @@ def _start_hanging_bench(tmp_path) -> subprocess.Popen:
     """roi bench whose one worker hangs (the test hook of bench/worker.py) until killed."""
     env = {**os.environ, "ROI_BENCH_FAULT": json.dumps({"model": TINY, "kind": "hang"})}
     return subprocess.Popen(
-        [sys.executable, "-m", "roi.cli", "bench", "--teacher", TINY, "--students", TINY_B,
+        [sys.executable, "-m", "app.cli", "bench", "--teacher", TINY, "--students", TINY_B,
          "--backends", "torch-eager", "--batch-sizes", "1", "--seq-lens", "16", "--threads",
          "1", "--device", "cpu", "--quick", "--out", str(tmp_path / "bench")],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)

@@ -77,7 +77,7 @@ class Reference:
 
 
 def _popen(argv: list[str], env: dict) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "roi.cli", *argv], stdout=subprocess.PIPE,
+    return subprocess.Popen([sys.executable, "-m", "app.cli", *argv], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env={**os.environ, **env},
                             start_new_session=True)  # its own process group, as in a terminal
 
@@ -319,7 +319,7 @@ ANSWER = ("stopped", "distilled_student", "trainer_steps", "achieved_retention")
 
 
 def same_run(a: Path, b: Path) -> None:
-    from roi.run import STEPS
+    from app.run import STEPS
 
     state = json.loads((b / "state.json").read_text())  # a step redone is recorded last
     assert sorted(state["steps"]) == sorted(s.name for s in STEPS), list(state["steps"])

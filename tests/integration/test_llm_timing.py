@@ -14,6 +14,7 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
+from checks import llm_check as lc  # noqa: E402
 from checks import llm_timing as lt  # noqa: E402
 from contracts.errors import InputError  # noqa: E402
 from contracts.llm_arch import load_config, shipped_names  # noqa: E402
@@ -107,7 +108,7 @@ def test_predict_is_roi_arithmetic():
     decode step reads the weights and 8 sequences' KV cache at 65% of 4.8 TB/s (memory-bound),
     the prefill of 8 prompts runs at 55% of 989 TFLOP/s (compute-bound)."""
     spec = load_config("llama-3.2-1b")
-    p = lt.predict(spec, 8, 512, 128, "h200", "bf16")
+    p = lc.predict(spec, 8, 512, 128, "h200", "bf16")
     kv = 2 * 16 * 8 * 64 * 2  # bytes per token: K and V, 16 layers, 8 kv heads of 64, bf16
     step_s = (spec.params * 2 + 8 * kv * (512 + 64)) / (4800e9 * 0.65)
     assert p["tpot_ms"][1] == pytest.approx(step_s * 1e3, rel=1e-9)
@@ -115,7 +116,7 @@ def test_predict_is_roi_arithmetic():
     assert p["ttft_ms"][1] == pytest.approx(8 * spec.prefill_flops(512, 1) / (989e12 * 0.55) * 1e3)
     # bands: the pessimistic end is the slow one
     assert p["tpot_ms"][0] > p["tpot_ms"][1] > p["tpot_ms"][2]
-    assert "exceeds" in lt.predict(spec, 10**7, 512, 128)["reason"]
+    assert "exceeds" in lc.predict(spec, 10**7, 512, 128)["reason"]
 
 
 def test_measure_and_compare_end_to_end(tiny, tiny_model, tmp_path, monkeypatch):
@@ -130,27 +131,27 @@ def test_measure_and_compare_end_to_end(tiny, tiny_model, tmp_path, monkeypatch)
         assert p.output_tokens_s == pytest.approx(p.batch / p.tpot_ms * 1e3)
         assert p.params == tiny.params and p.dtype == "fp32"
 
-    table = lt.compare(points, {tiny.name: tiny}, "h200", "bf16")
+    table = lc.compare(points, {tiny.name: tiny}, "h200", "bf16")
     assert len(table) == 4 and set(PREDICTED) <= set(table.columns)
     assert not table[list(MEASURED) + PREDICTED + ["tokens_s_ratio", "ttft_ratio",
                                                    "implied_decode_bandwidth"]].isna().any().any()
     r = table.iloc[0]
     assert r["tokens_s_ratio"] == pytest.approx(r["output_tokens_s"]
                                                 / r["predicted_output_tokens_s"])
-    assert r["tokens_s_within_tolerance"] == (abs(r["tokens_s_ratio"] - 1) <= lt.TOLERANCE)
+    assert r["tokens_s_within_tolerance"] == (abs(r["tokens_s_ratio"] - 1) <= lc.TOLERANCE)
     assert (table["predicted_output_tokens_s_pessimistic"] < table["predicted_output_tokens_s"]
             ).all()
 
-    env = lt.environment("cpu")
-    paths = lt.write_outputs(tmp_path, points, table, env, "REHEARSAL")
+    env = lc.environment("cpu")
+    paths = lc.write_outputs(tmp_path, points, table, env, "REHEARSAL")
     md = paths["md"].read_text()
     assert md.startswith("# REHEARSAL") and md.count(f"| {tiny.name} |") == 4
     back = pd.read_csv(paths["csv"])
     assert list(back.columns) == list(table.columns) and len(back) == 4
     raw = json.loads(paths["measured"].read_text())
     assert len(raw["points"]) == 4 and len(raw["points"][0]["ttft_runs_ms"]) == 2
-    assert lt.summary(table).splitlines()[0].startswith("eager: decode tokens/s within 25%")
-    assert "/2 points" in lt.summary(table)
+    assert lc.summary(table).splitlines()[0].startswith("eager: decode tokens/s within 25%")
+    assert "/2 points" in lc.summary(table)
 
     # a batch that fails (here: a faked out-of-memory) is recorded, and the sweep goes on
     real = lt.decode_eager
@@ -165,12 +166,12 @@ def test_measure_and_compare_end_to_end(tiny, tiny_model, tmp_path, monkeypatch)
                         modes=("eager",), ttft_reps=1, model=tiny_model, log=lambda _: None)
     assert [p.status for p in points] == ["oom", "ok"]
     assert math.isnan(points[0].tpot_ms) and points[1].tpot_ms > 0
-    table = lt.compare(points, {tiny.name: tiny})
-    assert "oom" in lt.markdown(table)
+    table = lc.compare(points, {tiny.name: tiny})
+    assert "oom" in lc.markdown(table)
 
 
 def test_command_line_rehearsal_writes_the_files(tmp_path, capsys):
-    rc = lt.main(["--model", "config:qwen2.5-0.5b", "--device", "cpu", "--smoke",
+    rc = lc.main(["--model", "config:qwen2.5-0.5b", "--device", "cpu", "--smoke",
                   "--batch-sizes", "1", "--prompt-tokens", "8", "--output-tokens", "4",
                   "--ttft-reps", "1", "--out", str(tmp_path)])
     assert rc == 0

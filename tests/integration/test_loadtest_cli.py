@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from roi.cli import main
+from app.cli import main
 
 from ..conftest import TINY
 
@@ -17,7 +17,7 @@ SHORT = ["--backend", "torch-eager", "--seq-len", "32", "--threads", "1",
 
 
 def roi(*args):
-    return subprocess.run([sys.executable, "-m", "roi.cli", *map(str, args)],
+    return subprocess.run([sys.executable, "-m", "app.cli", *map(str, args)],
                           capture_output=True, text=True, timeout=300)
 
 

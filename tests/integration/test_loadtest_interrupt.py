@@ -20,7 +20,7 @@ pytestmark = pytest.mark.slow
 def test_sigint_mid_loadtest_writes_an_interrupted_row_and_exits_130(tmp_path):
     out = tmp_path / "lt"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "roi.cli", "loadtest", "--model", TINY, "--backend",
+        [sys.executable, "-m", "app.cli", "loadtest", "--model", TINY, "--backend",
          "torch-eager", "--seq-len", "32", "--threads", "1", "--samples", "32", "--qps", "50",
          "--latency-ms", "100", "--min-duration-ms", "60000", "--out", str(out)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -11,7 +11,7 @@ FIXTURE = Path(__file__).resolve().parent.parent / "fixtures" / "bench_results.c
 
 
 def roi(*args):
-    return subprocess.run([sys.executable, "-m", "roi.cli", *map(str, args)],
+    return subprocess.run([sys.executable, "-m", "app.cli", *map(str, args)],
                           capture_output=True, text=True, timeout=120)
 
 

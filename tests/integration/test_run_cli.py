@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from roi.cli import main
+from app.cli import main
 
 pytestmark = pytest.mark.slow  # end to end: benches, distills, benches again; still run in CI
 
@@ -18,7 +18,7 @@ STEPS = ["bench", "pilot", "plan", "report", "distill", "bench-student", "replan
 
 
 def roi(*args, timeout=600):
-    return subprocess.run([sys.executable, "-m", "roi.cli", *args], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "app.cli", *args], capture_output=True,
                           text=True, timeout=timeout)
 
 

@@ -1,6 +1,6 @@
 """Shared parts of the fuzz suite (tests/unit/test_fuzz_*.py, issue 18).
 
-Every case calls roi.cli.main(argv) in-process and asserts the CLI's promise for bad input:
+Every case calls app.cli.main(argv) in-process and asserts the CLI's promise for bad input:
 exit 2 (or 0 where the input happens to be valid), no traceback (no exception escapes main),
 at most 3 lines of error output, and nothing written into --out on error. The work behind a
 valid input (training, benchmarking, load-testing, a whole `roi run`) is replaced by `Accepted`:
@@ -21,7 +21,7 @@ import yaml
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
-from roi.cli import main
+from app.cli import main
 
 CASES = {"n": 0}  # examples run this session (printed by tests/unit/conftest.py)
 
@@ -47,7 +47,7 @@ def _accept(*args, **kwargs):
 
 WORK = ("bench.sweep.run_plan", "bench.loadgen.run_one", "bench.loadgen.find_peak",
         "distill.pipeline._distill", "distill.generate._generate", "distill.generate.LocalTeacher",
-        "distill.pilot.pilot", "roi.run.execute")
+        "distill.pilot.pilot", "app.run.execute")
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from contracts import caches
-from roi.cli import main
+from app.cli import main
 
 DAY = 86400.0
 

@@ -16,11 +16,11 @@ import sys
 
 import pytest
 
-from roi.cli import main
+from app.cli import main
 
 LATE_CTRL_C = """
 import atexit, os, signal, sys, time
-from roi.cli import main
+from app.cli import main
 
 def ctrl_c_during_shutdown():
     os.kill(os.getpid(), signal.SIGINT)
@@ -51,7 +51,7 @@ def _ctrl_c(*args, **kwargs):
     raise KeyboardInterrupt
 
 
-@pytest.mark.parametrize("target", ["roi.run.check", "roi.run.open_run"])
+@pytest.mark.parametrize("target", ["app.run.check", "app.run.open_run"])
 def test_ctrl_c_while_roi_run_starts_names_the_command_that_resumes(tmp_path, capsys,
                                                                      monkeypatch, target):
     monkeypatch.setattr(target, _ctrl_c)
@@ -63,7 +63,7 @@ def test_ctrl_c_while_roi_run_starts_names_the_command_that_resumes(tmp_path, ca
 
 
 def test_ctrl_c_before_roi_run_chose_its_directory_says_to_rerun(capsys, monkeypatch):
-    monkeypatch.setattr("roi.run.check", _ctrl_c)
+    monkeypatch.setattr("app.run.check", _ctrl_c)
     assert main(["run", "--quick"]) == 130
     err = capsys.readouterr().err
     assert err.strip() == "interrupted: stopped before finishing; rerun the command to start again"

@@ -1,4 +1,4 @@
-"""`roi plan` through the command-line entry point (roi.cli.main, what the `roi` script runs):
+"""`roi plan` through the command-line entry point (app.cli.main, what the `roi` script runs):
 a good run writes plan.yaml and plan.json and prints a summary; every bad input is one line on
 stderr, exit 2, and nothing written."""
 
@@ -7,7 +7,7 @@ import json
 import pytest
 import yaml
 
-from roi.cli import main
+from app.cli import main
 
 from .plan_helpers import FIXTURE, synthetic_results
 

@@ -56,7 +56,7 @@ def test_two_benches_on_one_out_the_second_is_refused_in_one_line(tmp_path):
     out = tmp_path / "bench"
     proc = _holder(out)
     try:
-        run = subprocess.run([sys.executable, "-m", "roi.cli", "bench", "--students",
+        run = subprocess.run([sys.executable, "-m", "app.cli", "bench", "--students",
                               "builtin:student-50x", "--backends", "ort-fp32", "--batch-sizes",
                               "1", "--quick", "--out", str(out)], capture_output=True, text=True,
                              timeout=300)
@@ -70,7 +70,7 @@ def test_two_benches_on_one_out_the_second_is_refused_in_one_line(tmp_path):
 
 
 def test_a_damaged_run_state_is_named_not_silently_redone(tmp_path):
-    from roi.run import STATE_FILE, read_state
+    from app.run import STATE_FILE, read_state
 
     (tmp_path / STATE_FILE).write_text('{"steps": {"bench": {"finished"')
     with pytest.raises(InputError, match="is damaged"):

@@ -12,8 +12,9 @@ import pytest
 
 from distill.pipeline import combine
 from reports.document import Bullets
-from reports.sections import Inputs, achieved_section
-from roi.console import print_distill_summary
+from reports.achieved import achieved_section
+from reports.inputs import Inputs
+from app.console import print_distill_summary
 from roi.sanity import distill_warnings
 
 from .test_reports import METRICS

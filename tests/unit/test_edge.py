@@ -171,9 +171,10 @@ def test_a_user_file_row_without_power_is_accepted_and_flagged():
 
 def test_the_plan_report_and_console_carry_the_edge_answer(tmp_path, capsys):
     from reports import html
-    from reports.sections import Inputs, edge_economics_section
+    from reports.deployment import edge_economics_section
+    from reports.inputs import Inputs
     from roi import plan
-    from roi.console import print_plan_summary
+    from app.console import print_plan_summary
     from tests.unit.plan_helpers import FIXTURE
 
     doc = plan(pd.read_csv(FIXTURE), ["real-time-api", "embedded-iot"]).to_dict()

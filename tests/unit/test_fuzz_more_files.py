@@ -61,7 +61,7 @@ def test_fuzz_metrics_prices_and_llm_configs(capsys, data, kind):
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
     """A run directory as `roi run` leaves it after its plan: bench/ and plan/."""
-    from roi.cli import main
+    from app.cli import main
 
     root = tmp_path_factory.mktemp("run")
     (root / "bench").mkdir()

@@ -4,7 +4,7 @@ import sys
 
 import pytest
 
-from roi.cli import main
+from app.cli import main
 from contracts.errors import InputError
 from roi.hardware import FIGURES, load_catalog, shipped_catalog
 
@@ -170,7 +170,7 @@ def test_cli_hardware_prints_the_catalog_with_a_user_file(tmp_path, capsys):
 def test_cli_bad_hardware_file_is_one_line_exit_2(tmp_path):
     path = tmp_path / "bad.yaml"
     path.write_text(ROW.format(fields="instance_usd_per_hour: -3"))
-    proc = subprocess.run([sys.executable, "-m", "roi.cli", "hardware", "--hardware", str(path)],
+    proc = subprocess.run([sys.executable, "-m", "app.cli", "hardware", "--hardware", str(path)],
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()

@@ -10,7 +10,7 @@ import pytest
 
 from models.hf_hub import hub_cache
 from models.zoo import parse_spec
-from roi.cli import main
+from app.cli import main
 from contracts.errors import InputError
 
 pytest.importorskip("huggingface_hub")

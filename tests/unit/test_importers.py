@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from roi.cli import main
+from app.cli import main
 from contracts.errors import InputError
 from roi.hardware import load_catalog
 from roi.importers import ImportOptions, import_file

@@ -3,7 +3,7 @@
 import json
 import re
 
-from roi.cli import main
+from app.cli import main
 
 
 def test_config_teacher_plans_from_projections(tmp_path, capsys):

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from roi.cli import _missing_extra
+from app.cli import _missing_extra
 
 REPO = Path(__file__).resolve().parents[2]
 FIXTURE = REPO / "tests" / "fixtures" / "bench_results.csv"
@@ -23,7 +23,7 @@ HEAVY = ("torch", "onnx", "onnxscript", "onnxruntime", "mlperf_loadgen", "transf
 def roi(tmp_path, *args, blocked=HEAVY):
     code = ("import sys\n"
             f"for m in {list(blocked)!r}: sys.modules[m] = None\n"
-            "from roi.cli import main\n"
+            "from app.cli import main\n"
             "code = main(sys.argv[1:])\n"
             f"loaded = [m for m in {list(HEAVY)!r} if sys.modules.get(m) is not None]\n"
             "assert not loaded, loaded\n"

@@ -1,12 +1,12 @@
 """The README's example of `roi run`'s last line is what the command prints: docs/example-run/
 summary.json is the summary.json a default `roi run` wrote (scripts/readme_example.sh makes
-both), and roi.run.summary_line must turn it into the README's line, word for word."""
+both), and app.run.summary_line must turn it into the README's line, word for word."""
 
 import json
 import re
 from pathlib import Path
 
-from roi.run import summary_line
+from app.run import summary_line
 
 ROOT = Path(__file__).resolve().parents[2]
 

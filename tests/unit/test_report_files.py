@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 import roi
-from roi.cli import main
+from app.cli import main
 from roi.planner import write_plan
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"

@@ -4,7 +4,7 @@ import sys
 
 def test_roi_and_cli_import_without_torch_onnxruntime_or_loadgen():
     code = (
-        "import sys, roi, roi.cli, contracts.errors, contracts.io, roi.console, contracts.config, "
+        "import sys, roi, app.cli, contracts.errors, contracts.io, app.console, contracts.config, "
         "contracts.curves, contracts.results, roi.hardware, roi.scenarios, roi.cost, roi.sizing, roi.simulation, roi.measurements, "
         "roi.projection, roi.service, roi.memory, roi.fleet, roi.retention, roi.decision, "
         "roi.recommend, roi.payback, roi.planner, roi.loadcheck; roi.plan; "

@@ -11,8 +11,8 @@ import pytest
 import yaml
 
 from contracts.errors import InputError
-from roi.run import STEPS, Run, Step, execute, open_run, read_state, summary_line
-from roi.runconfig import RunConfig, load_run_config, resolved
+from app.run import STEPS, Run, Step, execute, open_run, read_state, summary_line
+from app.runconfig import RunConfig, load_run_config, resolved
 
 
 def plan_doc(go: bool) -> dict:
@@ -176,7 +176,7 @@ def test_bad_config_is_one_line_exit_2_and_nothing_written(tmp_path, text, messa
     cfg = tmp_path / "run.yaml"
     cfg.write_text(text)
     out = tmp_path / "out"
-    proc = subprocess.run([sys.executable, "-m", "roi.cli", "run", "--config", str(cfg),
+    proc = subprocess.run([sys.executable, "-m", "app.cli", "run", "--config", str(cfg),
                            "--out", str(out)], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2, proc.stderr
     lines = proc.stderr.strip().splitlines()
@@ -186,7 +186,7 @@ def test_bad_config_is_one_line_exit_2_and_nothing_written(tmp_path, text, messa
 
 
 def test_run_modules_import_without_torch():
-    code = ("import sys, roi.run, roi.runconfig; roi.runconfig.resolved(roi.runconfig."
+    code = ("import sys, app.run, app.runconfig; app.runconfig.resolved(app.runconfig."
             "RunConfig(trainer={'steps': 5}), 'default'); "
             "sys.exit(1 if {'torch', 'onnxruntime'} & set(sys.modules) else 0)")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
@@ -194,7 +194,7 @@ def test_run_modules_import_without_torch():
 
 
 def test_summary_line_holds_the_run_against_the_forecast_for_its_own_budget(tmp_path):
-    from roi.run import summarize
+    from app.summary import summarize
 
     plan = plan_doc(True)
     plan["forecast"] = {"curves": [{"model": "builtin:student-10x", "mode": "kd",
@@ -220,7 +220,7 @@ def test_summary_line_holds_the_run_against_the_forecast_for_its_own_budget(tmp_
 
 
 def test_the_summary_names_the_scenario_or_the_portfolio_it_answers_for():
-    from roi.run import answered_for
+    from app.summary import answered_for
 
     assert answered_for({"monthly_savings_usd": 1.0, "scope": "scenario",
                          "scenario": "cloud-batch"}) == "cloud-batch"
@@ -235,8 +235,8 @@ def test_the_summary_names_the_scenario_or_the_portfolio_it_answers_for():
 
 
 def test_no_pilot_turns_the_pilots_off_over_the_config(tmp_path):
-    from roi.cli import run_config
-    from roi.run import pilot_skip_reason
+    from app.cli_plan import run_config
+    from app.run import pilot_skip_reason
 
     cfg = tmp_path / "run.yaml"
     cfg.write_text("pilot: {steps: 32}\n")

@@ -4,7 +4,7 @@ import sys
 import pytest
 import yaml
 
-from roi.cli import main
+from app.cli import main
 from contracts.errors import InputError
 from roi.hardware import load_catalog, shipped_catalog
 from roi.scenarios import load_scenario, load_scenarios, presets
@@ -172,7 +172,7 @@ def test_cli_scenarios_lists_presets_and_user_files(tmp_path, capsys):
 
 def test_cli_bad_scenario_is_one_line_exit_2(tmp_path):
     path = _write(tmp_path, _with("workload.qps", -1))
-    proc = subprocess.run([sys.executable, "-m", "roi.cli", "scenarios", "--scenario",
+    proc = subprocess.run([sys.executable, "-m", "app.cli", "scenarios", "--scenario",
                            str(path)], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2 and proc.stdout == ""
     lines = proc.stderr.strip().splitlines()

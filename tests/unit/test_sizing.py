@@ -9,9 +9,10 @@ from hypothesis import strategies as st
 from roi.cost import replicas_needed
 from contracts.errors import InputError
 from roi.simulation import _fcfs_c, _lindley, simulated_max_qps, simulated_quantile_ms
+from roi.batching import _batch_wait, _eta_top, _heavy_traffic_eta, _lundberg_root, _root_start
 from roi.sizing import (
-    ServiceTime, _batch_wait, _eta_top, _heavy_traffic_eta, _lundberg_root, _root_start,
-    allen_cunneen_wait_ms, erlang_c, max_qps_per_replica, response_time_quantile_ms, wait_decay,
+    ServiceTime, allen_cunneen_wait_ms, erlang_c, max_qps_per_replica, response_time_quantile_ms,
+    wait_decay,
 )
 
 

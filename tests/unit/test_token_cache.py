@@ -23,7 +23,7 @@ from models.corpus import (
     hf_tokens,
     split_of,
 )
-from roi.cli import main
+from app.cli import main
 
 
 def _write(path: Path, n: int = 300, field: str = "text", extra: str = "") -> Path:

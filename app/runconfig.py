@@ -23,10 +23,12 @@ from typing import Any, Literal, Optional, Union
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, field_validator
 
 from contracts.config import read_yaml, validate
+from contracts.defaults import (BACKENDS, ENGINEERING_USD_PER_WEEK, ENGINEERING_USD_PER_WEEK_HELP,
+                                 ENGINEERING_WEEKS, ENGINEERING_WEEKS_HELP, RETENTION_THRESHOLD,
+                                 RETENTION_THRESHOLD_HELP, SCENARIO_PRESETS, TRAINING_HARDWARE,
+                                 TRAINING_HARDWARE_HELP)
 from contracts.errors import InputError
 
-PRESET_SCENARIOS = ("cloud-batch", "real-time-api", "mobile-on-device", "embedded-iot",
-                    "multi-model")
 PROFILES = ("default", "quick")
 
 
@@ -83,10 +85,10 @@ class PilotSettings(_Strict):
 class Economics(_Strict):
     """The one-time cost of the project (`roi plan`'s options of the same names)."""
 
-    engineering_weeks: float = Field(2.0, ge=0)
-    engineering_usd_per_week: float = Field(4000.0, ge=0)
-    training_hardware: str = Field("a10g", description="Catalog hardware that labels and "
-                                   "trains.")
+    engineering_weeks: float = Field(ENGINEERING_WEEKS, ge=0, description=ENGINEERING_WEEKS_HELP)
+    engineering_usd_per_week: float = Field(ENGINEERING_USD_PER_WEEK, ge=0,
+                                            description=ENGINEERING_USD_PER_WEEK_HELP)
+    training_hardware: str = Field(TRAINING_HARDWARE, description=TRAINING_HARDWARE_HELP)
     training_hours: Optional[float] = Field(None, ge=0, description="[default: from FLOPs]")
 
 
@@ -96,11 +98,11 @@ class RunConfig(_Strict):
     teacher: str = Field("builtin:teacher", description="Teacher model spec.")
     students: Union[Literal["auto"], list[str]] = Field(
         "auto", description="Student specs, or auto (builtin:student-5x ... -50x).")
-    scenarios: list[str] = Field(list(PRESET_SCENARIOS), min_length=1, description="Scenario "
+    scenarios: list[str] = Field(list(SCENARIO_PRESETS), min_length=1, description="Scenario "
                                  "presets or scenario YAML files.")
     hardware: list[str] = Field([], description="Hardware YAML files added to the catalog.")
-    retention_threshold: float = Field(0.95, gt=0, le=1, description="Lowest acceptable "
-                                       "retention (student / teacher accuracy).")
+    retention_threshold: float = Field(RETENTION_THRESHOLD, gt=0, le=1,
+                                       description=RETENTION_THRESHOLD_HELP)
     require_benefit: bool = Field(True, description="Go only when the student saves money or "
                                   "meets a scenario the teacher cannot.")
     portfolio: bool = Field(False, description="The scenarios are deployed together: the "
@@ -149,9 +151,9 @@ class RunConfig(_Strict):
 # the default adds batch 8. The planner's own trainer default (1500 steps) is the full
 # distillation, ~30 minutes here; a run proves the plan with a smaller one.
 BENCH_PROFILES = {
-    "default": {"backends": ["torch-eager", "ort-fp32", "ort-int8"], "batch_sizes": [1, 8],
+    "default": {"backends": list(BACKENDS), "batch_sizes": [1, 8],
                 "seq_lens": [128], "rounds": 1, "quick": True},
-    "quick": {"backends": ["torch-eager", "ort-fp32", "ort-int8"], "batch_sizes": [1],
+    "quick": {"backends": list(BACKENDS), "batch_sizes": [1],
               "seq_lens": [128], "rounds": 1, "quick": True},
 }
 # Pilots: the longest budget; with the trainer's warm-up of 20 steps the default measures 23,
@@ -191,7 +193,7 @@ def relative_to(cfg: RunConfig, base: Path) -> RunConfig:
 
     def scenario(s: str) -> str:  # a preset name stays a name; a file name becomes a path
         looks_like_file = Path(s).suffix in (".yaml", ".yml") or "/" in s
-        return path(s) if looks_like_file and s not in PRESET_SCENARIOS else s
+        return path(s) if looks_like_file and s not in SCENARIO_PRESETS else s
 
     scenarios = [scenario(s) for s in cfg.scenarios]
     students = cfg.students if cfg.students == "auto" else [spec(s) for s in cfg.students]
@@ -219,9 +221,9 @@ def check(doc: dict) -> None:
     files, model specs, trainer settings, and that the trainer can distill these models."""
     from models.zoo import parse_spec, parse_students
 
-    from .hardware import load_catalog
-    from .planner import TRAINER_DEFAULTS
-    from .scenarios import load_scenarios
+    from roi.hardware import load_catalog
+    from roi.planner import TRAINER_DEFAULTS
+    from roi.scenarios import load_scenarios
 
     catalog = load_catalog(doc["hardware"])
     for s in doc["scenarios"]:

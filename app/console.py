@@ -278,7 +278,7 @@ def print_distill_summary(metrics: dict, out: Path) -> None:
     out_console.print(table)
     out_console.print(f"KD gain over baseline: {metrics['kd_gain_accuracy'] * 100:+.2f} points; "
                       f"wall time {metrics['wall_s'] / 60:.1f} min; student: ckpt:{out}")
-    from .sanity import distill_warnings
+    from roi.sanity import distill_warnings
 
     for warning in distill_warnings(metrics):  # an untrained teacher: retention says little
         out_console.print(f"warning: {warning}", highlight=False, markup=False)

@@ -1,0 +1,304 @@
+"""The `roi` subcommands that measure or describe hardware: bench, hardware, scenarios,
+loadtest and import (another tool's measurements). Registered on the command in app/cli.py.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Optional
+
+import typer
+
+from contracts.defaults import BACKENDS
+from contracts.errors import InputError
+
+from .cli_common import HARDWARE_HELP, default_out, interrupted
+
+
+def bench(
+    teacher: str = typer.Option("builtin:teacher", help="Teacher model spec: builtin:NAME, "
+                                "hf:DIR, hf:ORG/NAME[@REVISION] (the local Hugging Face "
+                                "cache), onnx:FILE or ckpt:DIR."),
+    students: str = typer.Option("auto", help="Comma-separated student specs, or 'auto' for "
+                                 "builtin:student-5x,-10x,-20x,-50x."),
+    backends: str = typer.Option(",".join(BACKENDS), help="Comma-separated: "
+                                 "torch-eager, torch-eager-bf16, ort-fp32, ort-int8, "
+                                 "ort-int8-static, ort-int8-static-all, ort-fused-fp32, "
+                                 "ort-fused-int8, ort-int8-wo, ort-int4-wo (bench/variants.py); "
+                                 "'deploy' for every deployable variant."),
+    batch_sizes: Optional[str] = typer.Option(None, help="Comma-separated batch sizes "
+                                              "[default: 1,8; 1 with --quick]."),
+    seq_lens: str = typer.Option("128", help="Comma-separated sequence lengths (tokens)."),
+    threads: Optional[str] = typer.Option(None, help="Comma-separated intra-op thread counts "
+                                          "to sweep [default: physical cores]."),
+    device: str = typer.Option("auto", help="cpu, cuda or auto (cuda when a GPU is visible)."),
+    out: Optional[str] = typer.Option(None, help="Output directory [default: "
+                                      "runs/bench-<time>]."),
+    resume: bool = typer.Option(False, help="Continue a sweep in --out, skipping "
+                                "configurations already measured."),
+    quick: bool = typer.Option(False, help="Fewer calls per configuration (≥10 calls, ≥0.5 s)."),
+    memory_budget_mb: Optional[float] = typer.Option(None, help="Skip configurations estimated "
+                                                     "above this and stop any that exceed it."),
+    timeout_s: Optional[float] = typer.Option(None, help="Per-configuration time limit "
+                                              "[default: 600 s; 300 s with --quick]."),
+    isolate: bool = typer.Option(True, help="Run each configuration in a fresh subprocess "
+                                 "(--no-isolate: faster, memory peaks mix)."),
+    rounds: Optional[int] = typer.Option(None, help="Repeat the sweep and pool each row's "
+                                         "samples across rounds, so machine drift averages out "
+                                         "[default: 2; 1 with --quick]."),
+) -> None:
+    """Measure the teacher and candidate students: latency percentiles, throughput, memory.
+
+    \b
+    Example: roi bench --students builtin:student-10x --backends torch-eager,ort-int8
+             --quick --out runs/bench-1
+    """
+    from bench.sweep import plan_sweep, run_plan
+
+    plan = plan_sweep(
+        teacher=teacher, students=students, backends=backends, batch_sizes=batch_sizes,
+        seq_lens=seq_lens, threads=threads, device=device, out=out or default_out("bench"),
+        resume=resume, quick=quick, isolate=isolate, memory_budget_mb=memory_budget_mb,
+        timeout_s=timeout_s, rounds=rounds,
+    )
+    from .console import progress_bar, print_bench_summary
+
+    with progress_bar() as progress:
+        df = run_plan(plan, progress)
+    print_bench_summary(df, plan.out)
+
+
+def hardware(
+    hardware_files: Optional[list[str]] = typer.Option(None, "--hardware", metavar="FILE",
+                                                       help=HARDWARE_HELP),
+) -> None:
+    """Print the hardware catalog: price, peak compute, bandwidth, memory, power, sources.
+
+    \b
+    Example: roi hardware --hardware my-hardware.yaml
+    """
+    from .console import print_hardware
+    from roi.hardware import load_catalog
+
+    print_hardware(load_catalog(hardware_files or []))
+
+
+def scenarios(
+    scenario: Optional[list[str]] = typer.Option(None, "--scenario", metavar="NAME|FILE",
+                                                 help="A preset name or a scenario YAML "
+                                                 "file to show instead of all presets. "
+                                                 "Repeatable."),
+    hardware_files: Optional[list[str]] = typer.Option(None, "--hardware", metavar="FILE",
+                                                       help=HARDWARE_HELP),
+) -> None:
+    """List the scenario presets (or given scenarios): workload, SLA, constraints, candidate
+    hardware and the seed's expected ranges.
+
+    \b
+    Example: roi scenarios --scenario real-time-api --scenario my-scenario.yaml
+    """
+    from .console import print_scenarios
+    from roi.hardware import load_catalog
+    from roi.scenarios import load_scenarios, presets
+
+    catalog = load_catalog(hardware_files or [])
+    if scenario:
+        found = [s for spec in scenario for s in load_scenarios(spec, catalog)]
+    else:
+        found = list(presets().values())
+    print_scenarios(found)
+
+
+def loadtest(
+    model: str = typer.Option(..., help="Model spec: builtin:NAME, hf:DIR, onnx:FILE or "
+                              "ckpt:DIR."),
+    backend: str = typer.Option("ort-fp32", help="torch-eager, torch-eager-bf16, ort-fp32 or "
+                                "ort-int8."),
+    scenario: str = typer.Option("server", help="LoadGen scenario: singlestream (p90), "
+                                 "multistream (p99), server (Poisson arrivals, p99 bound) or "
+                                 "offline (throughput)."),
+    qps: Optional[float] = typer.Option(None, help="server: target QPS (with --find-peak, "
+                                        "where the search starts); offline: expected QPS."),
+    latency_ms: Optional[float] = typer.Option(None, help="server: the latency bound (ms) at "
+                                               "--percentile."),
+    percentile: Optional[float] = typer.Option(None, help="Latency percentile claimed "
+                                               "[default: the scenario's: 90 singlestream, "
+                                               "99 multistream and server]."),
+    find_peak: bool = typer.Option(False, help="server: search the highest QPS that stays "
+                                   "VALID (bracket from --qps, then bisection over runs)."),
+    out: Optional[str] = typer.Option(None, help="Run directory: results.jsonl/.csv (the "
+                                      "table roi plan reads) and LoadGen's logs under "
+                                      "loadgen/ [default: runs/loadtest-<time>]."),
+    seq_len: int = typer.Option(128, help="Tokens per sample."),
+    threads: Optional[int] = typer.Option(None, help="Intra-op threads of the backend "
+                                          "[default: physical cores]."),
+    max_batch: int = typer.Option(1, help="Dynamic batching: most samples per backend call."),
+    batch_window_ms: float = typer.Option(0.0, help="How long a worker waits for a batch to "
+                                          "fill after its first sample (0: take what is "
+                                          "queued)."),
+    workers: int = typer.Option(1, help="SUT worker threads, each running batches."),
+    min_duration_ms: int = typer.Option(10_000, help="LoadGen's minimum run time per test."),
+    min_query_count: Optional[int] = typer.Option(None, help="LoadGen's minimum queries "
+                                                  "[default: what early stopping needs for "
+                                                  "the percentile: 64 for p90, 662 for p99]."),
+    samples: int = typer.Option(256, help="Distinct real inputs in the query-sample library."),
+    role: Optional[str] = typer.Option(None, help="teacher or student [default: the role the "
+                                       "results table gives the model; teacher for "
+                                       "builtin:teacher]."),
+    precision: float = typer.Option(0.05, help="--find-peak: stop when the VALID / INVALID "
+                                    "bracket is this close (relative)."),
+    max_runs: int = typer.Option(10, help="--find-peak: most LoadGen runs."),
+    user_conf: Optional[str] = typer.Option(None, metavar="FILE", help="MLPerf user.conf "
+                                            "(MODEL.SCENARIO.KEY = VALUE lines; MODEL is the "
+                                            "--model spec or *) passed to LoadGen's FromConfig; "
+                                            "its keys win over the options."),
+    mode: str = typer.Option("performance", help="performance, or accuracy: LoadGen's "
+                             "AccuracyOnly, every sample once, the outputs logged and their "
+                             "agreement with the PyTorch (else ONNX fp32) model recorded."),
+) -> None:
+    """Load-test a model on MLPerf LoadGen; the summary becomes a row (source loadgen) of the
+    results table roi plan reads, and --find-peak a measured peak the planner prefers.
+
+    \b
+    Example: roi loadtest --model builtin:student-10x --backend ort-int8 --scenario server
+             --latency-ms 50 --find-peak --out runs/loadtest-1
+    Example: roi loadtest --model ckpt:runs/student --backend ort-int8 --scenario Offline
+             --mode accuracy
+    """
+    from bench.loadgen import LoadtestSettings, check_settings
+
+    if precision <= 0 or max_runs < 2:
+        raise InputError(f"--precision must be > 0 and --max-runs >= 2; got {precision:g}, "
+                         f"{max_runs}")
+    if find_peak and scenario.strip().lower() != "server":  # MLPerf spells it Server
+        raise InputError(f"--find-peak searches a server QPS; got --scenario {scenario}")
+    if find_peak and mode != "performance":
+        raise InputError(f"--find-peak times performance runs; got --mode {mode}")
+    from models.runtime import default_threads
+
+    settings = check_settings(LoadtestSettings(
+        model=model, variant=backend, scenario=scenario, qps=qps, latency_ms=latency_ms,
+        percentile=percentile, seq_len=seq_len,
+        threads=threads if threads is not None else default_threads(),
+        max_batch=max_batch, batch_window_ms=batch_window_ms, workers=workers,
+        min_duration_ms=min_duration_ms, min_query_count=min_query_count, samples=samples,
+        role=role, user_conf=user_conf, test_mode=mode))
+    out_dir = out or default_out("loadtest")
+    from pathlib import Path
+
+    from contracts.io import check_out_dir
+
+    check_out_dir(out_dir)
+    from .console import print_loadtest_run
+
+    from bench.interrupt import LoadtestInterrupted
+    from checks import loadgen as predictor  # the sizing model's figures beside each run
+
+    try:
+        if find_peak:
+            from bench.loadgen import find_peak as search
+
+            result = search(settings, out_dir, precision=precision, max_runs=max_runs,
+                            progress=lambda r: print_loadtest_run(r.row), predictor=predictor,
+                            probing=lambda n, q, b: print(_probe_line(n, max_runs, q, b),
+                                                          flush=True))
+            _print_peak(result, settings, out_dir)
+            _peak_figure(result, settings, Path(out_dir))
+        else:
+            from bench.loadgen import run_one
+
+            print_loadtest_run(run_one(settings, out_dir, predictor=predictor).row)
+            print(f"results: {Path(out_dir) / 'results.jsonl'} (+ results.csv); LoadGen logs "
+                  f"under {Path(out_dir) / 'loadgen'}")
+    except LoadtestInterrupted:  # LoadGen's threads may run on: no interpreter shutdown
+        import os
+
+        print(interrupted(["loadtest", "--out", str(out_dir)]), file=sys.stderr)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(130)
+
+
+def _probe_line(n: int, max_runs: int, qps: float, bracket: tuple) -> str:
+    lo, hi = (f"{q:g}" if q else "?" for q in bracket)
+    return f"probe {n}/{max_runs}: {qps:g} QPS (VALID up to {lo}, INVALID from {hi}) ..."
+
+
+def _peak_figure(result, settings, out_dir) -> None:
+    """The probes' latency against QPS, beside the results table (reports.figures)."""
+    from contracts.io import atomic_path
+    from reports.figures import peak_search
+
+    png = peak_search([r.row for r in result.runs], settings.latency_ms,
+                      settings.claimed_percentile, result.peak_qps)
+    if png:
+        with atomic_path(out_dir / "find-peak.png") as tmp:
+            tmp.write_bytes(png)
+        print(f"figure: {out_dir / 'find-peak.png'}")
+
+
+def _print_peak(result, settings, out_dir) -> None:
+    if result.peak_qps is None:
+        print(f"no VALID run: even {result.runs[-1].row['loadgen_target_qps']:g} QPS failed "
+              f"the p{settings.claimed_percentile:g} <= {settings.latency_ms:g} ms bound")
+        return
+    hi = result.bracket[1]
+    print(f"peak: {result.peak_qps:.1f} QPS VALID at p{settings.claimed_percentile:g} <= "
+          f"{settings.latency_ms:g} ms" + (f" ({hi:.1f} QPS was INVALID)" if hi else
+                                           " (no INVALID rate found within --max-runs)")
+          + f"; {len(result.runs)} runs; row appended to {out_dir}/results.jsonl")
+
+
+def import_command(
+    tool: str = typer.Argument(..., metavar="TOOL", help="vllm (`vllm bench serve "
+                               "--save-result` JSON), optimum-benchmark (benchmark.json or "
+                               "benchmark_report.json) or mlperf (mlperf_log_detail.txt)."),
+    file: str = typer.Argument(..., metavar="FILE", help="The tool's result file."),
+    hardware: str = typer.Option(..., metavar="NAME", help="The catalog hardware it was "
+                                 "measured on (roi hardware lists them: h100, a100-80gb, l4, "
+                                 "...)."),
+    role: str = typer.Option(..., help="teacher or student."),
+    out: str = typer.Option(..., help="Directory of the results table to write or add to "
+                            "(results.jsonl + results.csv), the table roi plan --results "
+                            "reads."),
+    model: Optional[str] = typer.Option(None, help="Model name [default: the file's]; the "
+                                        "same name as the other tables' rows of that model."),
+    dtype: Optional[str] = typer.Option(None, help="fp32, bf16, fp16, int8, int4 (or torch's "
+                                        "names) [default: the file's, where it says]."),
+    params: Optional[int] = typer.Option(None, help="Parameter count [required: none of the "
+                                         "formats gives it]."),
+    device: Optional[str] = typer.Option(None, help="cuda or cpu [default: cuda on an "
+                                         "accelerator row, cpu on a CPU instance]."),
+    batch_size: Optional[int] = typer.Option(None, help="Concurrency / batch the figures were "
+                                             "measured at [default: the file's]."),
+    seq_len: Optional[int] = typer.Option(None, help="Prompt tokens [default: the file's mean "
+                                          "prompt; mlperf: required]."),
+) -> None:
+    """Import another tool's measurement as rows (source imported) of a results table, so roi
+    plan costs that hardware from it instead of a projection.
+
+    Example: roi import vllm result.json --hardware h100 --role teacher --dtype bf16
+    --params 8030261248 --out runs/h100
+    """
+    from roi.hardware import load_catalog
+    from roi.importers import ImportOptions, import_file
+    from contracts.io import check_out_dir, dir_lock
+
+    opts = ImportOptions(hardware=hardware, role=role, model=model, dtype=dtype, params=params,
+                         device=device, batch_size=batch_size, seq_len=seq_len)
+    rows = import_file(tool, file, opts, load_catalog([]))
+    out_dir = check_out_dir(out)
+    from contracts.results import JSONL, ResultsStore, row_key
+
+    with dir_lock(out_dir):
+        store = ResultsStore(out_dir)
+        for row in rows:
+            again = any(row_key(r) == row_key(row) for r in store.rows)
+            store.append(row)
+            print(f"imported {row['model']} ({row['role']}, {row['backend']}/{row['dtype']}, "
+                  f"batch {row['batch_size']}, {row['seq_len']} tokens) on {row['hardware']}: "
+                  f"latency {row['latency_ms_mean']:.4g} ms mean"
+                  + (f", tpot {row['tpot_ms']:.4g} ms" if row.get("tpot_ms") else "")
+                  + ("; replaces the row imported before for this configuration and hardware"
+                     if again else ""))
+    print(f"results: {out_dir / JSONL} (+ results.csv); roi plan --results {out_dir} ...")

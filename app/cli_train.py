@@ -1,0 +1,246 @@
+"""The `roi` subcommands that train or make training data: distill, pilot and generate.
+Registered on the command in app/cli.py.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import typer
+
+from contracts.errors import InputError
+
+from .cli_common import default_out
+
+
+DATA_HELP = ("Training data: a .jsonl file (one JSON object per line; tokenized in batches "
+             "into memory-mapped arrays, cached), .txt files, stdlib or pysrc:DIR [default: "
+             "the plan's data_source].")
+
+
+TEXT_FIELD_HELP = "The field of each .jsonl line that holds its text [default: text]."
+
+
+def data_overrides(data: Optional[str], text_field: Optional[str]) -> dict:
+    """--data and --text-field as trainer settings (data_source, text_field)."""
+    if text_field is not None and not text_field.strip():
+        raise InputError("--text-field: must name a field; got an empty string")
+    return {k: v for k, v in (("data_source", data), ("text_field", text_field))
+            if v is not None}
+
+
+def distill(
+    plan: str = typer.Option(..., help="plan.yaml written by roi plan (decision + trainer)."),
+    out: str = typer.Option(..., help="Output directory: the student checkpoint (ckpt:DIR), its "
+                            "ONNX and int8 exports, metrics.json, and the no-KD baseline."),
+    resume: bool = typer.Option(False, help="Continue an interrupted run in --out."),
+    force: bool = typer.Option(False, help="Train even when the plan says no-go."),
+    config: Optional[str] = typer.Option(None, help="YAML file of trainer settings overriding "
+                                         "the plan's trainer section."),
+    set_: list[str] = typer.Option([], "--set", help="Override one trainer setting, "
+                                   "key=value (repeatable), e.g. --set steps=500."),
+    data: Optional[str] = typer.Option(None, metavar="FILE", help=DATA_HELP),
+    text_field: Optional[str] = typer.Option(None, metavar="NAME", help=TEXT_FIELD_HELP),
+) -> None:
+    """Distill the plan's recommended student; measure retention against teacher and baseline.
+
+    Example: roi distill --plan runs/plan-1/plan.yaml --out runs/student --data docs.jsonl
+    --text-field body
+    """
+    from distill.pipeline import distill_from_plan, parse_overrides
+
+    from .console import print_distill_summary, training_progress
+
+    overrides = {**parse_overrides(set_), **data_overrides(data, text_field)}
+    with training_progress() as progress:
+        result = distill_from_plan(plan, out, resume=resume, force=force, config_file=config,
+                                   overrides=overrides, progress=progress)
+    if result.metrics:  # under torchrun only rank 0 reports
+        print_distill_summary(result.metrics, result.out_dir)
+
+
+def pilot(
+    teacher: str = typer.Option("builtin:teacher", help="Teacher model spec (builtin:NAME, "
+                                "ckpt:DIR, hf:DIR or hf:ORG/NAME[@REVISION]: the trainer's "
+                                "teacher)."),
+    students: str = typer.Option("auto", help="Comma-separated builtin student specs, or "
+                                 "'auto' for builtin:student-5x,-10x,-20x,-50x."),
+    steps: int = typer.Option(96, help="The longest pilot budget, optimizer steps."),
+    points: Optional[str] = typer.Option(None, help="Comma-separated budgets (steps) whose "
+                                         "results the pilot measures [default: up to 5, "
+                                         "sqrt(2) apart up to --steps, each longer than the "
+                                         "warm-up]."),
+    modes: str = typer.Option("kd,ce", help="kd (distilled), ce (the no-KD baseline), or both."),
+    config: Optional[str] = typer.Option(None, help="YAML file of trainer settings over the "
+                                         "planner's recipe (the recipe the full distillation "
+                                         "will use)."),
+    set_: list[str] = typer.Option([], "--set", help="Override one trainer setting, key=value "
+                                   "(repeatable), e.g. --set dtype=bf16."),
+    out: Optional[str] = typer.Option(None, help="Output directory for pilot.csv "
+                                      "[default: runs/pilot-<time>]; an existing one resumes."),
+    data: Optional[str] = typer.Option(None, metavar="FILE", help=DATA_HELP),
+    text_field: Optional[str] = typer.Option(None, metavar="NAME", help=TEXT_FIELD_HELP),
+) -> None:
+    """Pilot distillations: short runs of every student (KD and no-KD baseline) whose points
+    are what whole runs of those budgets end at; pilot.csv is what roi plan --pilot forecasts
+    retention from.
+
+    \b
+    Example: roi pilot --students builtin:student-10x --steps 64 --out runs/pilot-1
+    """
+    from distill.pipeline import parse_overrides
+    from distill.pilot import pilot as run_pilot
+
+    from .console import pilot_progress, print_pilot_summary
+
+    cfg, specs, budget, mode_list = pilot_settings(
+        teacher, students, steps, points, modes, config,
+        {**parse_overrides(set_), **data_overrides(data, text_field)})
+    from contracts.io import check_out_dir
+
+    out_dir = str(check_out_dir(out or default_out("pilot")))
+    with pilot_progress() as progress:
+        df = run_pilot(cfg, specs, out_dir, steps=steps, points=budget, modes=mode_list,
+                       progress=progress)
+    print_pilot_summary(df, out_dir)
+
+
+def pilot_settings(teacher: str, students, steps: int, points: Optional[str], modes: str,
+                   config: Optional[str], overrides: dict):
+    """The trainer recipe of the pilots (the planner's, then a file, then --set), the student
+    specs, the budgets and the modes, checked before anything runs."""
+    from models.zoo import parse_spec, parse_students
+    from distill.config import load_config
+
+    from roi.planner import TRAINER_DEFAULTS
+
+    if steps < 1:
+        raise InputError(f"--steps must be a positive number of steps; got {steps}")
+    specs = [s.spec for s in parse_students(students)]
+    other = [s for s in specs if parse_spec(s).kind != "builtin"]
+    if other:
+        raise InputError(f"students {', '.join(other)}: the trainer trains builtin "
+                         "architectures only")
+    mode_list = [m.strip() for m in modes.split(",") if m.strip()]
+    if not mode_list or any(m not in ("kd", "ce") for m in mode_list):
+        raise InputError(f"--modes: allowed kd, ce (comma-separated); got {modes!r}")
+    budget = _int_list(points, "--points") if points else None
+    if budget and (min(budget) < 1 or max(budget) > steps):
+        raise InputError(f"--points: budgets must be in 1..--steps ({steps}); got {points!r}")
+    file_values = load_config(config).model_dump(exclude_unset=True) if config else {}
+    parse_spec(teacher)
+    cfg = load_config(None, {**TRAINER_DEFAULTS, **file_values, **overrides,
+                             "teacher": teacher})
+    return cfg, specs, budget, mode_list
+
+
+def _int_list(text: str, what: str) -> list[int]:
+    try:
+        return [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise InputError(f"{what}: comma-separated whole numbers; got {text!r}") from None
+
+
+def generate(
+    teacher: Optional[str] = typer.Option(None, help="builtin:NAME, ckpt:DIR, hf:DIR, or "
+                                          "api:MODEL for an OpenAI-compatible endpoint "
+                                          "(--api-base-url) [default: builtin:teacher]."),
+    out: Optional[str] = typer.Option(None, help="Output directory: samples.jsonl, "
+                                      "failures.jsonl, manifest.json, run.json [default: "
+                                      "runs/generate-<time>]."),
+    prompts: Optional[str] = typer.Option(None, help="corpus (cut from the training split of "
+                                          "the data source) or a .jsonl file of "
+                                          "{\"prompt\": ...} lines [default: corpus]."),
+    num_prompts: Optional[int] = typer.Option(None, help="How many prompts [default: 256 from "
+                                              "the corpus; all lines of a file]."),
+    max_new_tokens: Optional[int] = typer.Option(None, help="Most new tokens per prompt, > 0 "
+                                                 "[default: 128]."),
+    temperature: Optional[float] = typer.Option(None, help="Sampling temperature, >= 0; 0 is "
+                                                "greedy [default: 1.0]."),
+    top_p: Optional[float] = typer.Option(None, help="Nucleus sampling mass, in (0, 1] "
+                                          "[default: 1.0]."),
+    seed: Optional[int] = typer.Option(None, help="Seeds prompt choice and sampling "
+                                       "[default: 0]."),
+    batch_size: Optional[int] = typer.Option(None, help="Prompts per batched generation call "
+                                             "of a local teacher [default: 32]."),
+    api_base_url: Optional[str] = typer.Option(None, help="api: teachers: base URL ending in "
+                                               "/v1, e.g. http://127.0.0.1:8000/v1."),
+    api_endpoint: Optional[str] = typer.Option(None, help="api: teachers: completions or chat "
+                                               "[default: completions]."),
+    api_key_env: Optional[str] = typer.Option(None, help="api: teachers: environment variable "
+                                              "holding the key [default: OPENAI_API_KEY]."),
+    concurrency: Optional[int] = typer.Option(None, help="api: teachers: requests in flight "
+                                              "[default: 4]."),
+    max_requests: Optional[int] = typer.Option(None, help="api: teachers: request budget of "
+                                               "this invocation, retries included."),
+    config: Optional[str] = typer.Option(None, help="YAML file of generate settings (fields of "
+                                         "distill.generate.GenerateConfig); options given on "
+                                         "the command line win."),
+    set_: list[str] = typer.Option([], "--set", help="Any other setting, key=value "
+                                   "(repeatable), e.g. --set prompt_chars=96."),
+    resume: bool = typer.Option(False, help="Continue an interrupted run in --out."),
+) -> None:
+    """Teacher-generated training data (sequence-level distillation): continuations of prompts,
+    written as JSONL with provenance; train on it with data_mode: generated.
+
+    \b
+    Example: roi generate --teacher builtin:teacher --num-prompts 256 --max-new-tokens 64
+             --out runs/generate-1
+    """
+    from distill.generate import generate as run_generate
+    from distill.generate import make_generate_config
+    from distill.pipeline import parse_overrides
+
+    from contracts.config import read_yaml
+
+    options = dict(teacher=teacher, prompts=prompts, num_prompts=num_prompts,
+                   max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
+                   seed=seed, batch_size=batch_size, api_base_url=api_base_url,
+                   api_endpoint=api_endpoint, api_key_env=api_key_env,
+                   concurrency=concurrency, max_requests=max_requests)
+    values = (read_yaml(config, "generate settings") or {}) if config else {}
+    if not isinstance(values, dict):
+        raise InputError(f"{config}: expected a mapping of generate settings")
+    given = {k: v for k, v in options.items() if v is not None}
+    cfg = make_generate_config({**values, **given, **parse_overrides(set_)})
+    with _generation_progress() as progress:
+        result = run_generate(cfg, out or default_out("generate"), resume=resume,
+                              progress=progress)
+    m, run = result.manifest, result.manifest["invocations"][-1]
+    tps = f"{run['tokens_per_s']:,.0f}" if run["tokens_per_s"] else "-"
+    print(f"{m['samples']}/{m['prompts']} samples ({run['samples']} new, {tps} new tokens/s, "
+          f"{run['wall_s']:.1f} s); {m['failed_pending']} failed (failures.jsonl), "
+          f"{m['missing'] - m['failed_pending']} not yet attempted; out: {result.out_dir}")
+
+
+def _generation_progress():
+    """A callback (done, total, new tokens) drawing one bar with the tokens/s of this run."""
+    import contextlib
+    import time
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from .console import console
+
+    @contextlib.contextmanager
+    def bar():
+        prog = Progress(TextColumn("generate"), BarColumn(), MofNCompleteColumn(),
+                        TextColumn("{task.fields[rate]} tokens/s"), TimeElapsedColumn(),
+                        console=console)
+        state: dict = {"task": None}
+
+        def update(done: int, total: int, tokens: int) -> None:
+            if state["task"] is None:  # first call: the teacher is loaded, generation starts
+                prog.start()
+                state["task"] = prog.add_task("generate", total=total, rate="-")
+                state["t0"] = time.perf_counter()
+            rate = tokens / max(time.perf_counter() - state["t0"], 1e-9)
+            prog.update(state["task"], completed=done, total=total, rate=f"{rate:,.0f}")
+
+        try:
+            yield update
+        finally:
+            if state["task"] is not None:
+                prog.stop()
+
+    return bar()

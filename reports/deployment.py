@@ -1,0 +1,282 @@
+"""The report's deployment sections: each scenario (the seed's ranges beside our figures, the
+cheapest configuration per model), hardware sizing, edge economics and the measurements.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+from roi.readout import (best_cost, local_latency_ratio, ok_results, range_verdict, reduction,
+                         weights_ratio)
+
+from . import figures as fig
+from . import fmt
+from .document import Facts, Heading, Section, Text
+from .inputs import Figures, Inputs, figure, table
+
+
+def _scenario_details(plan: dict) -> list[dict]:
+    details = {d.get("name"): d for d in plan.get("scenario_details") or []}
+    return [details.get(s) or {"name": s} for s in plan.get("scenarios") or []]
+
+
+def _sizing_lookup(plan: dict) -> dict[tuple, dict]:
+    return {(r["scenario"], r["hardware"], r["model"]): r for r in plan.get("sizing") or []}
+
+
+def _seed_rows(inp: Inputs, detail: dict, best: pd.DataFrame, student: str) -> list[dict]:
+    seed = detail.get("seed") or {}
+    name = detail.get("name")
+    per = best[best["scenario"] == name].set_index("model") if len(best) else pd.DataFrame()
+
+    def cost(model: str) -> Any:
+        return per["usd_per_month"].get(model) if len(per) else None
+
+    saved = reduction(cost(student), cost(inp.teacher))
+    rec = next((c for c in inp.candidates if c["model"] == student), {})
+    faster, how = local_latency_ratio(inp.results, inp.teacher, student, rec)
+    lighter = weights_ratio(inp.results, inp.teacher, student)
+    rec_params = next((c.get("params") for c in inp.candidates if c["model"] == student), None)
+    return [
+        {"figure": "inference cost reduction", "seed expects":
+         seed.get("inference_cost_reduction") or fmt.DASH, "ours": fmt.pct(saved),
+         "where ours is": range_verdict(saved, seed.get("inference_cost_reduction", ""))
+         or fmt.DASH,
+         "how ours was obtained": "1 − student / teacher monthly cost, each on its cheapest "
+         "configuration meeting the scenario (projected or measured, P50)"
+         if saved is not None else "the teacher or the student could not be costed (or the "
+         "teacher costs nothing here)"},
+        {"figure": "latency improvement", "seed expects":
+         seed.get("latency_improvement") or fmt.DASH, "ours": fmt.pct(faster),
+         "where ours is": range_verdict(faster, seed.get("latency_improvement", ""))
+         or fmt.DASH,
+         "how ours was obtained": how},
+        {"figure": "data transfer", "seed expects": seed.get("data_transfer") or fmt.DASH,
+         "ours": fmt.pct(lighter) + " less" if lighter is not None else fmt.DASH,
+         "where ours is": range_verdict(lighter, seed.get("data_transfer", "")) or fmt.DASH,
+         "how ours was obtained": "weight bytes to ship (teacher vs student, smallest dtype "
+         "measured); request traffic is not modelled"},
+        {"figure": "best-fit model size", "seed expects":
+         seed.get("best_fit_model_size") or fmt.DASH,
+         "ours": fmt.params(rec_params) + " params" if rec_params else fmt.DASH,
+         "where ours is": fmt.DASH,
+         "how ours was obtained": f"our student of a {fmt.params(_teacher_params(inp))} teacher;"
+         " the seed sizes students of 70B-class teachers, so compare ratios, not sizes"},
+    ]
+
+
+def _teacher_params(inp: Inputs) -> Any:
+    return (inp.plan.get("teacher") or {}).get("params")
+
+
+def _cost_rows(inp: Inputs, best: pd.DataFrame, scenario: str) -> list[dict]:
+    rows = []
+    sizing = _sizing_lookup(inp.plan)
+    for model in inp.models:
+        g = best[(best["scenario"] == scenario) & (best["model"] == model)]
+        if g.empty:
+            continue
+        r = g.iloc[0]
+        feasible = bool(r.get("feasible"))
+        s = sizing.get((scenario, r.get("hardware"), model), {}) if feasible else {}
+        rows.append({
+            "model": model, "role": r.get("role") or fmt.DASH,
+            "hardware": r.get("hardware") if feasible else fmt.DASH,
+            "config": f"{r['backend']}/{r['dtype']} b{int(r['batch_size'])}" if feasible
+            else fmt.DASH,
+            "source": r.get("source") if feasible else fmt.DASH,
+            "service ms (P50)": fmt.sig(s.get("service_ms_p50")),
+            "replicas": fmt.num(r.get("replicas_p50"), 0),
+            "USD / month (P10–P90)": fmt.usd_band(r.get("usd_per_month"),
+                                                  r.get("usd_per_month_p10"),
+                                                  r.get("usd_per_month_p90")),
+            "USD / 1M requests": fmt.usd(r.get("usd_per_1m_requests")),
+            "verdict": ("meets the scenario" + (f"; {r['spread_note']}" if isinstance(
+                r.get("spread_note"), str) and r.get("spread_note") else "")) if feasible
+            else f"no configuration: {r['reason']}"})
+    return rows
+
+
+def _workload_text(detail: dict) -> str:
+    w, sla, c = detail.get("workload") or {}, detail.get("sla") or {}, \
+        detail.get("constraints") or {}
+    rate = (f"{fmt.sig(w.get('qps'), 4)} QPS at peak" if fmt.number(w.get("qps")) is not None
+            else f"{fmt.sig(w.get('requests_per_day'), 4)} requests / day")
+    parts = [rate, f"{fmt.text(w.get('arrival'))} arrivals",
+             (f"{fmt.text(w.get('tokens_in_per_request'))} tokens in / "
+             f"{fmt.text(w.get('tokens_out_per_request'))} out per request"),
+             f"SLA p{fmt.text(sla.get('percentile'))} ≤ {fmt.text(sla.get('latency_ms'))} ms"]
+    if detail.get("deployment"):
+        parts.insert(0, f"deployment: {detail['deployment']}")
+    if fmt.number(c.get("memory_limit_gib")) is not None:
+        parts.append(f"memory limit {fmt.text(c['memory_limit_gib'])} GiB")
+    if c.get("offline"):
+        parts.append("offline")
+    if c.get("data_locality"):
+        parts.append("data must stay local")
+    return "Workload: " + "; ".join(parts) + "."
+
+
+def scenarios_section(inp: Inputs, figures: Figures) -> Section:
+    best = best_cost(inp.plan)
+    student = inp.recommended["model"] if inp.recommended else inp.trained
+    cost_rows = best[["scenario", "model", "usd_per_month", "usd_per_month_p10",
+                      "usd_per_month_p90"]] if len(best) else pd.DataFrame()
+    blocks: list = [figure(
+        figures, "cost_per_scenario", fig.cost_per_scenario(cost_rows, inp.colors),
+        "Cost per scenario, teacher vs students",
+        "Monthly fleet cost of each model on its cheapest configuration meeting the scenario: "
+        "M/G/c sizing at the P50 service time (bar) and at P10/P90 (whisker); service times "
+        "measured where the hardware was measured, projected by the calibrated roofline "
+        "otherwise.", "the plan holds no cost rows.")]
+    for detail in _scenario_details(inp.plan):
+        name = detail.get("name") or fmt.DASH
+        blocks += [Heading(f"{detail.get('title') or name} ({name})")]
+        if detail.get("description"):
+            blocks.append(Text(detail["description"]))
+        blocks.append(Text(_workload_text(detail)))
+        if student:
+            blocks.append(table(_seed_rows(inp, detail, best, student),
+                                 f"The seed's expected ranges beside our figures ({student} vs "
+                                 f"{inp.teacher})"))
+        rows = _cost_rows(inp, best, name) if len(best) else []
+        blocks.append(table(rows, "Cheapest configuration per model") if rows else
+                      Text("No cost rows for this scenario.", "note"))
+        if detail.get("basis"):
+            blocks.append(Text("Basis: " + detail["basis"], "note"))
+    return Section("scenarios", "Scenarios", tuple(blocks))
+
+
+def _throughput_rows(inp: Inputs, shown: list[str]) -> pd.DataFrame:
+    cost = {(r["scenario"], r["hardware"], r["model"]): r for r in inp.plan.get("cost") or []}
+    rows = []
+    for key, s in _sizing_lookup(inp.plan).items():
+        price = fmt.number(cost.get(key, {}).get("usd_per_hour"))
+        qps = fmt.number(s.get("qps_per_replica_p50"))
+        if key[2] in shown and price and qps:
+            rows.append({"scenario": key[0], "hardware": key[1], "model": key[2],
+                         "requests_per_usd": qps * 3600 / price,
+                         "meets_sla": bool(s.get("meets_sla"))})
+    return pd.DataFrame(rows)
+
+
+def sizing_section(inp: Inputs, figures: Figures) -> Section:
+    student = inp.recommended["model"] if inp.recommended else inp.trained
+    shown = [m for m in (inp.teacher, student) if m]
+    cost = {(r["scenario"], r["hardware"], r["model"]): r for r in inp.plan.get("cost") or []}
+    rows = []
+    for key, s in _sizing_lookup(inp.plan).items():
+        if key[2] not in shown:
+            continue
+        c = cost.get(key, {})
+        rows.append({
+            "scenario": key[0], "hardware": key[1], "model": key[2],
+            "config": f"{s.get('backend')}/{s.get('dtype')} b{fmt.num(s.get('batch_size'), 0)}",
+            "source": s.get("source"),
+            "service ms P50 (P10–P90)": f"{fmt.sig(s.get('service_ms_p50'))} "
+            f"({fmt.sig(s.get('service_ms_p10'))}–{fmt.sig(s.get('service_ms_p90'))})",
+            "QPS / replica": fmt.sig(s.get("qps_per_replica_p50")),
+            "replicas": fmt.num(s.get("replicas_p50"), 0),
+            "utilization": fmt.pct(s.get("utilization")),
+            "memory": s.get("memory_verdict") or fmt.DASH,
+            "meets SLA": fmt.text(s.get("meets_sla")),
+            "USD / month": fmt.usd(c.get("usd_per_month"), "not feasible")})
+    colors = {m: inp.colors[m] for m in shown if m in inp.colors}
+    blocks: list = [
+        Text("A replica is an M/G/c queue under Poisson arrivals: the most QPS it takes while "
+             "the SLA percentile holds (Erlang C with a Cramér–Lundberg waiting-time tail), "
+             "replicas = ceil(QPS / QPS per replica), memory checked against the device "
+             "(weights + activations + KV cache + runtime). The SLA counts as met at the slow "
+             "(P90) end of the service-time band."),
+        figure(figures, "throughput_per_dollar",
+                fig.throughput_per_dollar(_throughput_rows(inp, shown), colors),
+                "Throughput per dollar per hardware",
+                "Requests one replica serves per dollar: P50 capacity under the SLA × 3600 / "
+                "the hourly price (catalog, with source and date); hatched bars miss the SLA.",
+                "no candidate hardware has an hourly price (devices are costed per unit)."),
+        table(rows, f"Sizing, teacher and {student or 'student'}: the best configuration per "
+                     "hardware") if rows else Text("The plan holds no sizing rows.", "note")]
+    return Section("sizing", "Hardware sizing", tuple(blocks))
+
+
+def _edge_rows(e: dict) -> list[dict]:
+    rows = []
+    for r in e.get("rows") or []:
+        if r.get("model") not in (e.get("teacher"), e.get("student")):
+            continue
+        size = fmt.number(r.get("artifact_bytes"))
+        rows.append({
+            "device": r.get("device"), "model": r.get("model"), "config": r.get("config"),
+            "memory": f"{fmt.sig(r.get('memory_mib'))} of {fmt.sig(r.get('usable_memory_mib'))}"
+                      f" MiB" + ("" if r.get("fits") else ", does not fit"),
+            "service ms P50 (P10–P90)": f"{fmt.sig(r.get('service_ms_p50'))} "
+            f"({fmt.sig(r.get('service_ms_p10'))}–{fmt.sig(r.get('service_ms_p90'))})",
+            "runs": "yes" if r.get("runs") else f"no: {r.get('why_not')}",
+            "Wh / 1k inferences": fmt.sig(r.get("energy_wh_per_1k_p50"), missing="no power"),
+            "battery / 1k (/ day)": fmt.pct(r.get("battery_share_per_1k"), 2) + (
+                f" ({fmt.pct(r.get('battery_share_per_day'), 3)})"
+                if fmt.number(r.get("battery_share_per_day")) is not None else ""),
+            "download MB": fmt.sig(None if size is None else size / 1e6),
+            "unit price": fmt.usd(r.get("unit_usd"), "no price"),
+            "fleet": fmt.usd(r.get("fleet_usd"), "not costed") + (
+                ("" if not r.get("fleet_usd") else " users'" if r.get("user_owned")
+                 else " capex")),
+            "notes": "; ".join(r.get("notes") or []) or fmt.DASH})
+    return rows
+
+
+def edge_economics_section(inp: Inputs, figures: Figures) -> Section:
+    title = "Edge economics"
+    edge = inp.plan.get("edge")
+    if not edge:
+        return Section("edge", title, (Text("No scenario deploys to devices (deployment: "
+                                            "device), so there are no edge economics.",
+                                            "note"),))
+    blocks: list = []
+    for name, e in (edge.get("scenarios") or {}).items():
+        a = e.get("answer") or {}
+        devices = fmt.number(e.get("devices"))
+        blocks += [Heading(f"{name}: {a.get('kind') or fmt.DASH}"),
+                   Text(str(a.get("text") or fmt.DASH)
+                        + (f". {a['also']}." if a.get("also") else ".")),
+                   table(_edge_rows(e), f"{inp.teacher} and {e.get('student') or 'student'} "
+                          f"per device ({e.get('ownership')}; "
+                          + (f"{devices:,.0f} devices" if devices else "no unit count") + ")")]
+    method = edge.get("method") or {}
+    blocks.append(Facts(tuple((k, str(v)) for k, v in method.items())))
+    return Section("edge", title, tuple(blocks))
+
+
+def measurements_section(inp: Inputs, figures: Figures) -> Section:
+    df = ok_results(inp.results)
+    if inp.results is None:
+        return Section("measurements", "Measurements", (
+            Text("No results table was given: the plan's figures are all that is shown.",
+                 "note"),))
+    rec = inp.recommended["model"] if inp.recommended else inp.trained
+    blocks: list = [figure(
+        figures, "latency_vs_batch", fig.latency_vs_batch(df, inp.teacher, rec),
+        "Latency vs batch size per model and backend",
+        "Measured on this machine: median latency per call (marker) with the p90 whisker, from "
+        "the raw per-call samples of each configuration.", "the results table has no ok row.")]
+    rows = [{"model": r["model"], "role": r.get("role"), "backend": r["backend"],
+             "dtype": r["dtype"], "batch": fmt.num(r["batch_size"], 0),
+             "seq": fmt.num(r.get("seq_len"), 0), "p50 ms": fmt.sig(r.get("latency_ms_p50")),
+             "p90 ms": fmt.sig(r.get("latency_ms_p90")), "p99 ms": fmt.sig(r.get("latency_ms_p99")),
+             "samples / s": fmt.sig(r.get("throughput_samples_s")),
+             "peak RSS MB": fmt.num(r.get("peak_rss_mb"), 0),
+             "source": r.get("source") or "measured"}
+            for _, r in df.sort_values(["backend", "dtype", "batch_size", "params"],
+                                       ascending=[True, True, True, False]).iterrows()]
+    if rows:
+        blocks.append(table(rows, "Measured configurations (status ok)"))
+    bad = inp.results[inp.results["status"].fillna("ok") != "ok"] if "status" in inp.results \
+        else pd.DataFrame()
+    if len(bad):
+        blocks.append(table([{"model": r["model"], "backend": r.get("backend"),
+                               "dtype": r.get("dtype"), "batch": fmt.num(r.get("batch_size"), 0),
+                               "status": r["status"], "error": r.get("error")}
+                              for _, r in bad.iterrows()], "Configurations that did not run"))
+    return Section("measurements", "Measurements", tuple(blocks))
