@@ -160,10 +160,10 @@ def loadtest(
     results table roi plan reads, and --find-peak a measured peak the planner prefers.
 
     \b
-    Example: roi loadtest --model builtin:student-10x --backend ort-int8 --scenario server
-             --latency-ms 50 --find-peak --out runs/loadtest-1
-    Example: roi loadtest --model ckpt:runs/student --backend ort-int8 --scenario Offline
-             --mode accuracy
+    Examples: roi loadtest --model builtin:student-10x --backend ort-int8 --scenario server
+              --latency-ms 50 --find-peak --out runs/loadtest-1
+              roi loadtest --model ckpt:runs/student --backend ort-int8 --scenario Offline
+              --mode accuracy
     """
     from bench.loadgen import LoadtestSettings, check_settings
 
