@@ -181,6 +181,39 @@ def distill(
         print_distill_summary(result.metrics, result.out_dir)
 
 
+@app.command("distill-encoder")
+def distill_encoder(
+    teacher: str = typer.Option(..., help="A sentence-embedding encoder: hf:DIR or "
+                                "hf:ORG/NAME[@REVISION] (BERT family; pooled as its "
+                                "1_Pooling/config.json says, else by mean). python -m "
+                                "distill.build_encoder builds one offline."),
+    out: str = typer.Option(..., help="Output directory: the student (hf:DIR), metrics.json, "
+                            "and baseline/ (the no-KD baseline, labeled data only)."),
+    data: str = typer.Option("stdlib", metavar="FILE", help="stdlib (the standard library's "
+                             "docstrings, labeled by module) or a .jsonl file (unlabeled)."),
+    text_field: str = typer.Option("text", metavar="NAME", help=TEXT_FIELD_HELP),
+    baseline: bool = typer.Option(True, help="Also train the student from scratch on the "
+                                  "labels, without the teacher (labeled data only)."),
+    resume: bool = typer.Option(False, help="Continue an interrupted run in --out."),
+    set_: list[str] = typer.Option([], "--set", help="Override one setting, key=value "
+                                   "(distill.encoder.EncoderConfig), e.g. --set layers=2."),
+) -> None:
+    """Distill a sentence encoder into fewer of its layers (embedding MSE + cosine on unlabeled
+    text); retention as Spearman of pairwise similarities, top-10 neighbours and proxy accuracy.
+
+    Example: roi distill-encoder --teacher hf:DIR --out runs/encoder --set steps=600
+    """
+    from distill.encoder_pipeline import run, summary_lines
+    from distill.pipeline import parse_overrides
+
+    from .console import training_progress
+
+    with training_progress() as progress:
+        metrics = run(teacher, out, data, text_field, parse_overrides(set_), baseline, resume,
+                      progress)
+    print("\n".join(summary_lines(metrics)))
+
+
 @app.command()
 def pilot(
     teacher: str = typer.Option("builtin:teacher", help="Teacher model spec (builtin:NAME, "
@@ -844,6 +877,7 @@ def _plan_llm(teacher: str, students: Optional[str], scenarios: list[str],
 # runs models needs an extra of pyproject.toml. The one place that says which: up front from
 # the command's modules, and for a ModuleNotFoundError of a known module (hf: needs transformers).
 COMMAND_EXTRAS = {"bench": ("bench",), "loadtest": ("loadtest",), "distill": ("train",),
+                  "distill-encoder": ("train", "hf"),
                   "pilot": ("train",), "generate": ("train",), "run": ("bench", "train")}
 EXTRA_MODULES = {"bench": ("torch", "onnx", "onnxruntime", "psutil", "safetensors"),
                  "loadtest": ("torch", "onnx", "onnxruntime", "psutil", "mlperf_loadgen"),
@@ -873,7 +907,8 @@ def _missing_extra(command: str, module: Optional[str] = None) -> Optional[str]:
 
 
 # subcommand -> the flag that resumes it (pilot and run resume an existing --out by themselves)
-RESUMABLE = {"bench": "--resume", "distill": "--resume", "generate": "--resume", "pilot": None,
+RESUMABLE = {"bench": "--resume", "distill": "--resume", "distill-encoder": "--resume",
+             "generate": "--resume", "pilot": None,
              "run": None}
 DEFAULT_OUT = {"bench": "bench", "generate": "generate", "pilot": "pilot",
                "loadtest": "loadtest"}  # runs/<prefix>-<time>
