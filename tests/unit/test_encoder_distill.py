@@ -150,3 +150,21 @@ def test_cli_bad_input_is_one_line_and_writes_nothing(teacher_dir, tmp_path, cap
     assert message.replace("{tmp}", str(tmp_path)) in err and "Traceback" not in err
     assert len(err.strip().splitlines()) == 1
     assert not (tmp_path / "out").exists()
+
+
+def test_labeled_data_gets_a_baseline_and_the_proxy_task(teacher_dir, tmp_path):
+    from distill.encoder_pipeline import TextData, distill_encoder
+
+    texts = [f"{t} Case {i}." for i in range(4) for t in TEXTS]
+    labels = [i % 3 for i in range(len(texts))]
+    data = TextData({"train": texts, "val": [], "test": texts[:9]},
+                    {"train": labels, "test": labels[:9]}, ["a", "b", "c"])
+    cfg = EncoderConfig(**FAST)
+    metrics = distill_encoder(str(teacher_dir), tmp_path / "o", cfg, data)
+    assert set(metrics["eval"]) == {"teacher", "student", "baseline"}
+    assert metrics["runs"]["baseline"]["settings"]["mode"] == "labels"
+    assert metrics["runs"]["baseline"]["settings"]["init"] == "random"
+    for name in ("teacher", "student", "baseline"):
+        assert 0 <= metrics["eval"][name]["proxy_accuracy"] <= 1
+    assert (tmp_path / "o" / "baseline" / "model.safetensors").is_file()
+    assert json.loads((tmp_path / "o" / "metrics.json").read_text())["task"] == "embedding"
