@@ -105,8 +105,9 @@ def _student(teacher: Encoder, cfg: EncoderConfig, init: str) -> tuple[Encoder, 
 
 def distill_encoder(teacher_dir: str, out: str | Path, cfg: EncoderConfig, data: TextData,
                     baseline: bool = True, resume: bool = False,
-                    progress: Progress | None = None) -> dict:
-    """Distill, train the baseline (labeled data only), evaluate; metrics.json into `out`."""
+                    progress: Progress | None = None, export: bool = True) -> dict:
+    """Distill, train the baseline (labeled data only), evaluate, export the student to ONNX
+    (fp32, int8) and measure those files too; metrics.json into `out`."""
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     teacher = load_encoder(teacher_dir)
@@ -129,13 +130,17 @@ def distill_encoder(teacher_dir: str, out: str | Path, cfg: EncoderConfig, data:
                "train_texts": len(train), "train_mb": sum(len(t.encode()) for t in train) / 1e6,
                "teacher_embed_s": teacher_s, "runs": runs, "eval": evaluate(models, data),
                "teacher_params": sum(p.numel() for p in teacher.module.parameters())}
+    if export:
+        from .encoder_export import export_and_check
+
+        metrics["onnx"] = export_and_check(out, student, teacher, data.texts["test"][:MAX_EVAL])
     write_metrics(out, metrics)
     return metrics
 
 
 def run(teacher: str, out: str, data: str = "stdlib", text_field: str = "text",
         overrides: dict | None = None, baseline: bool = True, resume: bool = False,
-        progress: Progress | None = None) -> dict:
+        progress: Progress | None = None, export: bool = True) -> dict:
     """`roi distill-encoder`: every input checked (one InputError each) before training."""
     from contracts.io import check_out_dir, dir_lock
     from models.zoo import parse_spec
@@ -151,7 +156,7 @@ def run(teacher: str, out: str, data: str = "stdlib", text_field: str = "text",
     layer_picks(int(teacher_enc.module.config.num_hidden_layers), cfg.layers)  # too many layers
     texts = stdlib_data() if data == "stdlib" else jsonl_data(data, text_field)
     with dir_lock(check_out_dir(out)):
-        return distill_encoder(teacher_dir, out, cfg, texts, baseline, resume, progress)
+        return distill_encoder(teacher_dir, out, cfg, texts, baseline, resume, progress, export)
 
 
 def summary_lines(metrics: dict) -> list[str]:
@@ -166,4 +171,9 @@ def summary_lines(metrics: dict) -> list[str]:
         if run:
             parts.append(f"{run['steps']} steps in {run['train_s']:.0f} s")
         lines.append(f"{name}: " + (", ".join(parts) or "reference"))
+    for kind in ("fp32", "int8"):
+        if kind in metrics.get("onnx", {}):
+            m = metrics["onnx"][kind]
+            lines.append(f"student ONNX {kind}: " + ", ".join(f"{k} {v:.3f}" for k, v in
+                                                              m.items()))
     return lines

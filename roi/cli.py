@@ -195,6 +195,8 @@ def distill_encoder(
     baseline: bool = typer.Option(True, help="Also train the student from scratch on the "
                                   "labels, without the teacher (labeled data only)."),
     resume: bool = typer.Option(False, help="Continue an interrupted run in --out."),
+    export: bool = typer.Option(True, help="Export the student to ONNX (student.onnx, "
+                                "student.int8.onnx) and measure both against the teacher."),
     set_: list[str] = typer.Option([], "--set", help="Override one setting, key=value "
                                    "(distill.encoder.EncoderConfig), e.g. --set layers=2."),
 ) -> None:
@@ -210,7 +212,7 @@ def distill_encoder(
 
     with training_progress() as progress:
         metrics = run(teacher, out, data, text_field, parse_overrides(set_), baseline, resume,
-                      progress)
+                      progress, export)
     print("\n".join(summary_lines(metrics)))
 
 

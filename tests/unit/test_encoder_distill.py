@@ -112,6 +112,7 @@ def _jsonl(path, rows):
     return path
 
 
+@pytest.mark.slow  # end to end with the ONNX export (dynamo): ~15 s of CPU
 def test_cli_distills_a_jsonl_file(teacher_dir, tmp_path, capsys):
     from roi.cli import main
 
@@ -126,7 +127,12 @@ def test_cli_distills_a_jsonl_file(teacher_dir, tmp_path, capsys):
     assert metrics["init"] == "teacher layers [0, 3]"
     assert set(metrics["eval"]) == {"teacher", "student"}  # unlabeled: no baseline
     assert -1 <= metrics["eval"]["student"]["spearman"] <= 1
-    assert "student: spearman" in capsys.readouterr().out
+    onnx = metrics["onnx"]  # the exported files measured like the torch student
+    assert onnx["rel_err"] < 1e-3 and onnx["fp32"]["spearman"] > 0.99
+    assert -1 <= onnx["int8"]["spearman"] <= 1
+    assert (tmp_path / "out" / "student.int8.onnx").is_file()
+    printed = capsys.readouterr().out
+    assert "student: spearman" in printed and "student ONNX int8: spearman" in printed
 
 
 @pytest.mark.parametrize("args, message", [
@@ -160,7 +166,7 @@ def test_labeled_data_gets_a_baseline_and_the_proxy_task(teacher_dir, tmp_path):
     data = TextData({"train": texts, "val": [], "test": texts[:9]},
                     {"train": labels, "test": labels[:9]}, ["a", "b", "c"])
     cfg = EncoderConfig(**FAST)
-    metrics = distill_encoder(str(teacher_dir), tmp_path / "o", cfg, data)
+    metrics = distill_encoder(str(teacher_dir), tmp_path / "o", cfg, data, export=False)
     assert set(metrics["eval"]) == {"teacher", "student", "baseline"}
     assert metrics["runs"]["baseline"]["settings"]["mode"] == "labels"
     assert metrics["runs"]["baseline"]["settings"]["init"] == "random"
