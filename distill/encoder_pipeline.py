@@ -129,6 +129,9 @@ def distill_encoder(teacher_dir: str, out: str | Path, cfg: EncoderConfig, data:
     metrics = {"task": "embedding", "teacher": teacher_dir, "init": init, "data": data.source,
                "train_texts": len(train), "train_mb": sum(len(t.encode()) for t in train) / 1e6,
                "teacher_embed_s": teacher_s, "runs": runs, "eval": evaluate(models, data),
+               "eval_texts": len(data.texts["test"][:MAX_EVAL]),
+               "proxy_texts": {"centroids": len(texts[:MAX_PROBE]),
+                               "test": len(data.labeled("test")[0])},
                "teacher_params": sum(p.numel() for p in teacher.module.parameters())}
     if export:
         from .encoder_export import export_and_check

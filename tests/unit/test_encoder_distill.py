@@ -168,6 +168,7 @@ def test_labeled_data_gets_a_baseline_and_the_proxy_task(teacher_dir, tmp_path):
     cfg = EncoderConfig(**FAST)
     metrics = distill_encoder(str(teacher_dir), tmp_path / "o", cfg, data, export=False)
     assert set(metrics["eval"]) == {"teacher", "student", "baseline"}
+    assert metrics["proxy_texts"] == {"centroids": 24, "test": 9}
     assert metrics["runs"]["baseline"]["settings"]["mode"] == "labels"
     assert metrics["runs"]["baseline"]["settings"]["init"] == "random"
     for name in ("teacher", "student", "baseline"):
