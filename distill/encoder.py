@@ -28,8 +28,8 @@ from contracts.errors import InputError
 from contracts.io import write_json_atomic
 from models.encoder import Encoder, save_encoder
 
-from .trainer import (METRICS_FILE, STATE_FILE, TrainingDiverged, lr_at, make_optimizer,
-                      read_state, resolve_device, save_state)
+from .trainer import (METRICS_FILE, STATE_FILE, TrainingDiverged, _StopFlag, lr_at,
+                      make_optimizer, read_state, resolve_device, save_state)
 
 log = logging.getLogger(__name__)
 Progress = Callable[[int, int, float], None]  # (step, total steps, last loss)
@@ -133,6 +133,23 @@ def _resume(out: Path, net: _Trainable, opt, cfg: EncoderConfig, data_fp: str):
     return int(state["step"]), list(state.get("history", []))
 
 
+def _train_step(cfg: EncoderConfig, enc: Encoder, net: _Trainable, opt, texts: list[str],
+                targets: torch.Tensor, step: int) -> float:
+    """One optimizer step on the batch of `step`; its loss."""
+    idx = batch_indices(len(texts), cfg.batch_size, step, cfg.seed)
+    for group in opt.param_groups:
+        group["lr"] = lr_at(cfg.schedule(), step)
+    loss = _step_loss(cfg, enc, net, [texts[i] for i in idx], targets[idx])
+    if not torch.isfinite(loss):
+        raise TrainingDiverged(f"loss became {loss.item()} at step {step}: stopped; the last "
+                               "good checkpoint is kept (try a lower lr)")
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.grad_clip)
+    opt.step()
+    opt.zero_grad(set_to_none=True)
+    return loss.item()
+
+
 def train_encoder(cfg: EncoderConfig, enc: Encoder, texts: list[str], targets: torch.Tensor,
                   out: str | Path, data_fp: str, resume: bool = False,
                   progress: Progress | None = None) -> dict:
@@ -147,31 +164,23 @@ def train_encoder(cfg: EncoderConfig, enc: Encoder, texts: list[str], targets: t
     torch.manual_seed(cfg.seed)
     n_labels = int(targets.max()) + 1 if cfg.mode == "labels" else 0
     net = _Trainable(enc.module, n_labels).to(device)
-    sched = cfg.schedule()
-    opt = make_optimizer(sched, net)
+    opt = make_optimizer(cfg.schedule(), net)
     step, history = 0, []
     if resume and (out / STATE_FILE).exists():
         step, history = _resume(out, net, opt, cfg, data_fp)
     t0, targets = time.perf_counter(), targets.to(device)
     net.train()
-    while step < cfg.steps:
-        idx = batch_indices(len(texts), cfg.batch_size, step, cfg.seed)
-        for group in opt.param_groups:
-            group["lr"] = lr_at(sched, step)
-        loss = _step_loss(cfg, enc, net, [texts[i] for i in idx], targets[idx])
-        if not torch.isfinite(loss):
-            raise TrainingDiverged(f"loss became {loss.item()} at step {step}: stopped; the "
-                                   "last good checkpoint is kept (try a lower lr)")
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.grad_clip)
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-        step += 1
-        history.append({"step": step, "train_loss": loss.item()})
-        if progress:
-            progress(step, cfg.steps, loss.item())
-        if step % cfg.ckpt_every == 0 or step == cfg.steps:
-            save_state(out, net, opt, step, cfg, data_fp, history)
+    with _StopFlag() as flag:  # Ctrl-C: a checkpoint at the end of the step, then stop
+        while step < cfg.steps:
+            loss = _train_step(cfg, enc, net, opt, texts, targets, step)
+            step += 1
+            history.append({"step": step, "train_loss": loss})
+            if progress:
+                progress(step, cfg.steps, loss)
+            if step % cfg.ckpt_every == 0 or step == cfg.steps or flag.stop:
+                save_state(out, net, opt, step, cfg, data_fp, history)
+            if flag.stop:
+                raise KeyboardInterrupt(f"stopped at step {step}; checkpoint saved")
     enc.module.eval()
     save_encoder(enc, out)
     return {"settings": cfg.model_dump(), "data_fingerprint": data_fp, "train_s":

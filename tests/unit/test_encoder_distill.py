@@ -175,3 +175,18 @@ def test_labeled_data_gets_a_baseline_and_the_proxy_task(teacher_dir, tmp_path):
         assert 0 <= metrics["eval"][name]["proxy_accuracy"] <= 1
     assert (tmp_path / "o" / "baseline" / "model.safetensors").is_file()
     assert json.loads((tmp_path / "o" / "metrics.json").read_text())["task"] == "embedding"
+
+
+def test_ctrl_c_saves_the_step_it_ends_then_stops(tiny_encoder, tmp_path):
+    import os
+    import signal
+
+    def interrupt(step, total, loss):
+        if step == 2:
+            os.kill(os.getpid(), signal.SIGINT)  # the handler sets a flag; the step completes
+
+    texts = TEXTS * 2
+    with pytest.raises(KeyboardInterrupt, match="stopped at step 2; checkpoint saved"):
+        train_encoder(EncoderConfig(**FAST), _student(tiny_encoder), texts,
+                      tiny_encoder.embed(texts), tmp_path / "c", "fp", progress=interrupt)
+    assert torch.load(tmp_path / "c" / "train_state.pt", weights_only=True)["step"] == 2
