@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 from contracts.errors import InputError
-from contracts.io import write_json_atomic
+from contracts.io import usual_permissions, write_json_atomic
 
 POOLING_DIR = "1_Pooling"
 POOLINGS = ("mean", "cls")
@@ -130,6 +130,7 @@ def save_encoder(encoder: Encoder, directory: str | Path) -> Path:
     encoder.module.save_pretrained(directory)
     encoder.tokenizer.save_pretrained(directory)
     write_pooling(directory, encoder.pooling, int(encoder.module.config.hidden_size))
+    usual_permissions(directory)
     return directory
 
 

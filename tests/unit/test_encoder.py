@@ -81,6 +81,11 @@ def test_shrink_copies_the_chosen_teacher_layers(tiny_encoder):
 
 def test_save_and_load_round_trip(tiny_encoder, tmp_path):
     save_encoder(tiny_encoder, tmp_path / "enc")
+    import os
+
+    umask = os.umask(0)
+    os.umask(umask)  # the weights get a plain file's mode (save_pretrained leaves 0600)
+    assert (tmp_path / "enc" / "model.safetensors").stat().st_mode & 0o777 == 0o666 & ~umask
     back = load_encoder(tmp_path / "enc")
     assert back.pooling == "mean" and back.max_len == 32
     assert torch.allclose(back.embed(TEXTS), tiny_encoder.embed(TEXTS), atol=1e-5)
