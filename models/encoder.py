@@ -105,12 +105,32 @@ def quiet_transformers() -> None:
     hf_logging.disable_progress_bar()
 
 
+GENERATIVE_HEADS = ("ForCausalLM", "LMHeadModel", "ForConditionalGeneration")
+
+
+def check_encoder_head(directory: Path) -> None:
+    """Refuse a checkpoint saved from a generative head (a causal or seq2seq LM): its hidden
+    states are no sentence embeddings; roi distill distills causal LMs."""
+    path = directory / "config.json"
+    try:
+        arch = json.loads(path.read_text(encoding="utf-8")).get("architectures") or []
+    except (OSError, ValueError, AttributeError):
+        return  # no readable config: the loader below says so in its own line
+    generative = [a for a in arch if str(a).endswith(GENERATIVE_HEADS)]
+    if generative:
+        raise InputError(f"{directory}: a {generative[0]} is a generative language model, not "
+                         "a sentence encoder; expected a BERT-family encoder (a bare model, a "
+                         "sentence-transformers directory or a classification head); "
+                         "roi distill distills causal LMs")
+
+
 def load_encoder(directory: str | Path, max_len: int = 128) -> Encoder:
     """The encoder saved in `directory` (config, safetensors, tokenizer, pooling), offline."""
     from transformers import AutoModel, AutoTokenizer
 
     quiet_transformers()
     directory = Path(directory)
+    check_encoder_head(directory)
     pooling = read_pooling(directory)
     try:
         tokenizer = AutoTokenizer.from_pretrained(directory, local_files_only=True)

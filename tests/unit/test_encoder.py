@@ -91,6 +91,15 @@ def test_save_and_load_round_trip(tiny_encoder, tmp_path):
     assert torch.allclose(back.embed(TEXTS), tiny_encoder.embed(TEXTS), atol=1e-5)
 
 
+def test_load_refuses_a_generative_checkpoint(tiny_encoder, tmp_path):
+    save_encoder(tiny_encoder, tmp_path / "lm")
+    conf = json.loads((tmp_path / "lm" / "config.json").read_text())
+    conf["architectures"] = ["GPT2LMHeadModel"]
+    (tmp_path / "lm" / "config.json").write_text(json.dumps(conf))
+    with pytest.raises(InputError, match="a GPT2LMHeadModel is a generative language model"):
+        load_encoder(tmp_path / "lm")
+
+
 def test_load_refuses_a_directory_without_an_encoder(tmp_path):
     (tmp_path / "config.json").write_text("{}")
     with pytest.raises(InputError, match="not a Hugging Face encoder with its tokenizer"):
