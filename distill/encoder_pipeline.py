@@ -103,40 +103,52 @@ def _student(teacher: Encoder, cfg: EncoderConfig, init: str) -> tuple[Encoder, 
     return Encoder(module, teacher.tokenizer, teacher.pooling, teacher.max_len), note
 
 
+def _baseline(teacher: Encoder, cfg: EncoderConfig, data: TextData, out: Path, resume: bool,
+              progress: Progress | None) -> tuple[Encoder, dict] | None:
+    """The no-KD baseline: the same student from a random init, trained on the labels alone
+    for the same steps (None without labeled training texts)."""
+    texts, ys = data.labeled("train")
+    if not texts:
+        return None
+    base_cfg = cfg.model_copy(update={"mode": "labels", "init": "random"})
+    enc, _ = _student(teacher, base_cfg, "random")
+    run = train_encoder(base_cfg, enc, texts, torch.tensor(ys), out / "baseline",
+                        text_fingerprint(texts), resume, progress)
+    return enc, run
+
+
 def distill_encoder(teacher_dir: str, out: str | Path, cfg: EncoderConfig, data: TextData,
                     baseline: bool = True, resume: bool = False,
                     progress: Progress | None = None, export: bool = True) -> dict:
     """Distill, train the baseline (labeled data only), evaluate, export the student to ONNX
     (fp32, int8) and measure those files too; metrics.json into `out`."""
+    out = Path(out)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    teacher = load_encoder(teacher_dir)
-    train = data.texts["train"]
+    teacher, train = load_encoder(teacher_dir), data.texts["train"]
     t0 = time.perf_counter()
     targets = torch.from_numpy(embed_all(teacher, train))  # (N, C): the KD targets, once
     teacher_s = time.perf_counter() - t0
     student, init = _student(teacher, cfg, cfg.init)
-    runs = {"student": train_encoder(cfg, student, train, targets, out,
-                                     text_fingerprint(train), resume, progress)}
+    data_fp = f"{text_fingerprint(train)}-{teacher_dir}"  # resume only against this teacher
+    runs = {"student": train_encoder(cfg, student, train, targets, out, data_fp, resume,
+                                     progress)}
     models = {"teacher": teacher, "student": student}
-    texts, ys = data.labeled("train")
-    if baseline and texts:
-        base_cfg = cfg.model_copy(update={"mode": "labels", "init": "random"})
-        models["baseline"], _ = _student(teacher, base_cfg, "random")
-        runs["baseline"] = train_encoder(base_cfg, models["baseline"], texts, torch.tensor(ys),
-                                         Path(out) / "baseline", text_fingerprint(texts),
-                                         resume, progress)
+    base = _baseline(teacher, cfg, data, out, resume, progress) if baseline else None
+    if base is not None:
+        models["baseline"], runs["baseline"] = base
+    test = data.texts["test"][:MAX_EVAL]
     metrics = {"task": "embedding", "teacher": teacher_dir, "init": init, "data": data.source,
                "train_texts": len(train), "train_mb": sum(len(t.encode()) for t in train) / 1e6,
                "teacher_embed_s": teacher_s, "runs": runs, "eval": evaluate(models, data),
-               "eval_texts": len(data.texts["test"][:MAX_EVAL]),
-               "proxy_texts": {"centroids": len(texts[:MAX_PROBE]),
-                               "test": len(data.labeled("test")[0])},
+               "eval_texts": len(test), "proxy_texts": {
+                   "centroids": min(MAX_PROBE, len(data.labeled("train")[0])),
+                   "test": len(data.labeled("test")[0])},
                "teacher_params": sum(p.numel() for p in teacher.module.parameters())}
     if export:
         from .encoder_export import export_and_check
 
-        metrics["onnx"] = export_and_check(out, student, teacher, data.texts["test"][:MAX_EVAL])
+        metrics["onnx"] = export_and_check(out, student, teacher, test)
     write_metrics(out, metrics)
     return metrics
 
