@@ -135,3 +135,17 @@ def test_nearest_centroid_accuracy_on_a_hand_made_case():
     test = np.array([[1.0, 0.2], [0.2, 1.0], [0.6, 0.4]])  # the last is nearer class 0
     assert nearest_centroid_accuracy(train, labels, test, np.array([0, 1, 1])) == \
         pytest.approx(2 / 3)
+
+
+def test_tokenizer_training_is_deterministic():
+    from itertools import islice
+
+    from distill.build_encoder import train_tokenizer
+    from models.corpus import stdlib_documents
+
+    texts = [t for _, _, t in docstrings(islice(stdlib_documents(), 40))]
+    vocabs = [train_tokenizer(texts, 300, 32).get_vocab() for _ in range(3)]
+    assert vocabs[0] == vocabs[1] == vocabs[2]  # the same pieces, the same ids
+    tok = train_tokenizer(texts, 300, 32)
+    assert tok.convert_ids_to_tokens(tok("a [MASK] b")["input_ids"]) == [
+        "[CLS]", "a", "[MASK]", "b", "[SEP]"]  # only BERT's own specials are special
