@@ -191,7 +191,8 @@ def distill_encoder(
                             "and baseline/ (the no-KD baseline, labeled data only)."),
     data: str = typer.Option("stdlib", metavar="FILE", help="stdlib (the standard library's "
                              "docstrings, labeled by module) or a .jsonl file (unlabeled)."),
-    text_field: str = typer.Option("text", metavar="NAME", help=TEXT_FIELD_HELP),
+    text_field: str = typer.Option("text", metavar="NAME", help="The field of each .jsonl "
+                                   "line that holds its text."),
     baseline: bool = typer.Option(True, help="Also train the student from scratch on the "
                                   "labels, without the teacher (labeled data only)."),
     resume: bool = typer.Option(False, help="Continue an interrupted run in --out."),
