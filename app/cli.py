@@ -22,7 +22,7 @@ from .cli_cache import cache_app
 from .cli_common import default_out, has_out, interrupted
 from .cli_measure import bench, hardware, import_command, loadtest, scenarios
 from .cli_plan import plan, report, run_command
-from .cli_train import distill, generate, pilot
+from .cli_train import distill, distill_encoder, generate, pilot
 
 app = typer.Typer(
     add_completion=False,
@@ -52,7 +52,10 @@ def _root(show_version: bool = typer.Option(False, "--version", callback=_versio
 
 
 # The subcommands, in the order `roi --help` lists them (the cache group comes last).
-for _command in (bench, hardware, scenarios, distill, pilot, generate, plan, loadtest):
+for _command in (bench, hardware, scenarios, distill):
+    app.command()(_command)
+app.command("distill-encoder")(distill_encoder)
+for _command in (pilot, generate, plan, loadtest):
     app.command()(_command)
 app.command("import")(import_command)
 app.command("run")(run_command)
@@ -65,6 +68,7 @@ app.add_typer(cache_app, name="cache")
 # runs models needs an extra of pyproject.toml. The one place that says which: up front from
 # the command's modules, and for a ModuleNotFoundError of a known module (hf: needs transformers).
 COMMAND_EXTRAS = {"bench": ("bench",), "loadtest": ("loadtest",), "distill": ("train",),
+                  "distill-encoder": ("train", "hf"),
                   "pilot": ("train",), "generate": ("train",), "run": ("bench", "train")}
 EXTRA_MODULES = {"bench": ("torch", "onnx", "onnxruntime", "psutil", "safetensors"),
                  "loadtest": ("torch", "onnx", "onnxruntime", "psutil", "mlperf_loadgen"),

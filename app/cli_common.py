@@ -34,7 +34,8 @@ def has_out(args: list[str]) -> bool:
 
 
 # subcommand -> the flag that resumes it (pilot and run resume an existing --out by themselves)
-RESUMABLE = {"bench": "--resume", "distill": "--resume", "generate": "--resume", "pilot": None,
+RESUMABLE = {"bench": "--resume", "distill": "--resume", "distill-encoder": "--resume",
+             "generate": "--resume", "pilot": None,
              "run": None}
 
 

@@ -59,6 +59,41 @@ def distill(
         print_distill_summary(result.metrics, result.out_dir)
 
 
+def distill_encoder(
+    teacher: str = typer.Option(..., help="A sentence-embedding encoder: hf:DIR or "
+                                "hf:ORG/NAME[@REVISION] (BERT family; pooled as its "
+                                "1_Pooling/config.json says, else by mean). python -m "
+                                "distill.build_encoder builds one offline."),
+    out: str = typer.Option(..., help="Output directory: the student (hf:DIR), metrics.json, "
+                            "and baseline/ (the no-KD baseline, labeled data only)."),
+    data: str = typer.Option("stdlib", metavar="FILE", help="stdlib (the standard library's "
+                             "docstrings, labeled by module) or a .jsonl file (unlabeled)."),
+    text_field: str = typer.Option("text", metavar="NAME", help="The field of each .jsonl "
+                                   "line that holds its text."),
+    baseline: bool = typer.Option(True, help="Also train the student from scratch on the "
+                                  "labels, without the teacher (labeled data only)."),
+    resume: bool = typer.Option(False, help="Continue an interrupted run in --out."),
+    export: bool = typer.Option(True, help="Export the student to ONNX (student.onnx, "
+                                "student.int8.onnx) and measure both against the teacher."),
+    set_: list[str] = typer.Option([], "--set", help="Override one setting, key=value "
+                                   "(distill.encoder.EncoderConfig), e.g. --set layers=2."),
+) -> None:
+    """Distill a sentence encoder into fewer of its layers (embedding MSE + cosine on unlabeled
+    text); retention as Spearman of pairwise similarities, top-10 neighbours and proxy accuracy.
+
+    Example: roi distill-encoder --teacher hf:DIR --out runs/encoder --set steps=600
+    """
+    from distill.encoder_pipeline import run, summary_lines
+    from distill.pipeline import parse_overrides
+
+    from .console import training_progress
+
+    with training_progress() as progress:
+        metrics = run(teacher, out, data, text_field, parse_overrides(set_), baseline, resume,
+                      progress, export)
+    print("\n".join(summary_lines(metrics)))
+
+
 def pilot(
     teacher: str = typer.Option("builtin:teacher", help="Teacher model spec (builtin:NAME, "
                                 "ckpt:DIR, hf:DIR or hf:ORG/NAME[@REVISION]: the trainer's "

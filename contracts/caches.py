@@ -6,7 +6,8 @@ one place that decides it). Below it, one directory per cache (`CACHES`), one di
 
 - `onnx/<key>/`: a model's ONNX export, int8 file, variants and gate windows (bench/export.py);
 - `teacher-logits/<key>/`: one recipe's top-k teacher logits, by rank (distill/teacher_cache.py);
-- `tokens/<key>/`: a JSONL file's token arrays, memory-mapped by the trainer (models/corpus.py).
+- `tokens/<key>/`: a JSONL file's token arrays, memory-mapped by the trainer (models/corpus.py);
+- `encoders/<key>/`: a sentence-embedding teacher built offline (distill/build_encoder.py).
 
 A process using an entry holds a shared lock on its `USE_LOCK` file for as long as it runs (the
 kernel's flock: it dies with its process), and touches its `LAST_USED` file; writers hold an
@@ -29,7 +30,9 @@ CACHES = {"onnx": "ONNX exports and int8/variant files, one entry per model: roi
           "teacher-logits": "top-k teacher logits, one entry per distillation recipe: "
                             "roi distill, roi pilot",
           "tokens": "JSONL training data tokenized into memory-mapped arrays, one entry per "
-                    "file and tokenizer: roi distill --data"}
+                    "file and tokenizer: roi distill --data",
+          "encoders": "sentence-embedding teachers built offline, one entry per recipe: "
+                      "python -m distill.build_encoder"}
 USE_LOCK = ".in-use.lock"  # shared while a process uses the entry
 WRITE_LOCK = ".write.lock"  # exclusive while a process writes files of the entry
 LAST_USED = ".last-used"  # its mtime: the entry's last use

@@ -16,6 +16,15 @@ def _umask() -> int:
     return mask
 
 
+def usual_permissions(directory: str | Path) -> None:
+    """Give every file under `directory` the mode a plain open() would (0666 less the umask):
+    writers that go through mkstemp (transformers' save_pretrained) leave 0600."""
+    mode = 0o666 & ~_umask()
+    for path in Path(directory).rglob("*"):
+        if path.is_file():
+            os.chmod(path, mode)
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temp path beside `path`; when the block succeeds it replaces `path`.

@@ -1,0 +1,192 @@
+"""Embedding distillation of a sentence encoder (issue 19): the teacher's layers shrunk into a
+student that learns the teacher's pooled embeddings on unlabeled text (MSE and/or cosine), and
+retention measured in the task's own metric (distill.encoder_eval).
+
+    out/  config.json, model.safetensors, tokenizer files, 1_Pooling/   the student (hf:DIR)
+          metrics.json                                                    settings, history, time
+          train_state.pt                                                  resumable (--resume)
+
+A separate loop from distill.trainer, kept small: that one trains causal LMs on token windows
+(next-token targets, logit cache); this one trains on whole texts against one vector each. The
+parts that fit are the trainer's own: its lr schedule and optimizer (lr_at, make_optimizer),
+device choice, resumable state (save_state, read_state) and atomic writes.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Callable, Literal, Optional
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from contracts.errors import InputError
+from contracts.io import write_json_atomic
+from models.encoder import Encoder, save_encoder
+
+from .trainer import (METRICS_FILE, STATE_FILE, TrainingDiverged, _StopFlag, lr_at,
+                      make_optimizer, read_state, resolve_device, save_state)
+
+log = logging.getLogger(__name__)
+Progress = Callable[[int, int, float], None]  # (step, total steps, last loss)
+
+
+class EncoderConfig(BaseModel):
+    """Settings of one encoder training run (a distillation, its baseline, or a teacher)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    layers: int = Field(3, gt=0, description="Student layers (taken from the teacher's).")
+    init: Literal["teacher-layers", "random"] = Field(
+        "teacher-layers", description="teacher-layers: the student starts as the teacher's "
+        "layers evenly spread (DistilBERT-style); random: a fresh init (the baseline).")
+    mode: Literal["kd", "labels"] = Field(
+        "kd", description="kd: learn the teacher's embeddings (no labels needed); labels: "
+        "cross-entropy on the texts' labels through a linear head (no teacher: the baseline, "
+        "or how a teacher is built).")
+    loss: Literal["mse", "cosine", "mse+cosine"] = Field(
+        "mse+cosine", description="kd: the distance between student and teacher embeddings.")
+    steps: int = Field(600, gt=0, description="Optimizer steps.")
+    batch_size: int = Field(32, gt=0, description="Texts per step.")
+    lr: float = Field(5e-4, gt=0, description="Peak learning rate (AdamW).")
+    min_lr: float = Field(5e-5, ge=0, description="Final learning rate.")
+    warmup_steps: int = Field(50, ge=0)
+    weight_decay: float = Field(0.01, ge=0)
+    grad_clip: float = Field(1.0, gt=0)
+    ckpt_every: int = Field(200, gt=0, description="Steps between resumable checkpoints.")
+    seed: int = 0
+    device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$")
+    threads: Optional[int] = Field(None, gt=0, description="torch intra-op threads.")
+
+    def schedule(self):
+        """The trainer's settings that its lr schedule and optimizer read (cosine decay)."""
+        from .config import TrainConfig
+
+        return TrainConfig(teacher=None, steps=self.steps, lr=self.lr, min_lr=self.min_lr,
+                           warmup_steps=self.warmup_steps, schedule="cosine",
+                           weight_decay=self.weight_decay)
+
+
+def make_encoder_config(values: dict, where: str = "encoder settings") -> EncoderConfig:
+    """EncoderConfig from plain values; a bad one is one InputError naming the field."""
+    from .config import _one_line
+
+    try:
+        return EncoderConfig(**values)
+    except ValidationError as e:
+        raise InputError(_one_line(e, where)) from None
+
+
+def embedding_loss(student: torch.Tensor, teacher: torch.Tensor, kind: str) -> torch.Tensor:
+    """Mean over the batch of the distance between (B, C) embeddings: squared error per
+    dimension (mse), 1 - cosine similarity (cosine), or their sum."""
+    loss = torch.zeros((), device=student.device)
+    if kind in ("mse", "mse+cosine"):
+        loss = loss + F.mse_loss(student, teacher)
+    if kind in ("cosine", "mse+cosine"):
+        loss = loss + (1 - F.cosine_similarity(student, teacher, dim=-1)).mean()
+    return loss
+
+
+class _Trainable(torch.nn.Module):
+    """The encoder body, plus a linear head over its embeddings when it learns labels."""
+
+    def __init__(self, body: torch.nn.Module, n_labels: int = 0):
+        super().__init__()
+        self.body = body
+        width = int(body.config.hidden_size)
+        self.head = torch.nn.Linear(width, n_labels) if n_labels else None
+
+
+def batch_indices(n: int, batch_size: int, step: int, seed: int) -> np.ndarray:
+    """The texts of `step`: a fresh permutation of all n per epoch, a function of (seed, step)
+    alone, so a resumed run draws exactly the batches of an uninterrupted one."""
+    per_epoch = max(1, n // batch_size)
+    epoch, k = divmod(step, per_epoch)
+    order = np.random.default_rng([seed, epoch]).permutation(n)
+    return order[k * batch_size:(k + 1) * batch_size]
+
+
+def _step_loss(cfg: EncoderConfig, enc: Encoder, net: _Trainable, texts: list[str],
+               target: torch.Tensor) -> torch.Tensor:
+    emb = enc.forward(enc.batch(texts))  # (B, C)
+    if cfg.mode == "kd":
+        return embedding_loss(emb, target, cfg.loss)
+    return F.cross_entropy(net.head(emb), target)
+
+
+def _resume(out: Path, net: _Trainable, opt, cfg: EncoderConfig, data_fp: str):
+    state = read_state(out / STATE_FILE, next(net.parameters()).device)
+    run_only = ("device", "threads")
+    same = {k: v for k, v in state["config"].items() if k not in run_only} == {
+        k: v for k, v in cfg.model_dump().items() if k not in run_only}
+    if not same or state["data_fingerprint"] != data_fp:
+        raise InputError(f"{out}: the saved run used other settings or data; --resume needs the "
+                         "same ones (or choose a new --out)")
+    net.load_state_dict(state["model"])
+    opt.load_state_dict(state["optimizer"])
+    torch.set_rng_state(state["torch_rng"].cpu())
+    return int(state["step"]), list(state.get("history", []))
+
+
+def _train_step(cfg: EncoderConfig, enc: Encoder, net: _Trainable, opt, texts: list[str],
+                targets: torch.Tensor, step: int) -> float:
+    """One optimizer step on the batch of `step`; its loss."""
+    idx = batch_indices(len(texts), cfg.batch_size, step, cfg.seed)
+    for group in opt.param_groups:
+        group["lr"] = lr_at(cfg.schedule(), step)
+    loss = _step_loss(cfg, enc, net, [texts[i] for i in idx], targets[idx])
+    if not torch.isfinite(loss):
+        raise TrainingDiverged(f"loss became {loss.item()} at step {step}: stopped; the last "
+                               "good checkpoint is kept (try a lower lr)")
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.grad_clip)
+    opt.step()
+    opt.zero_grad(set_to_none=True)
+    return loss.item()
+
+
+def train_encoder(cfg: EncoderConfig, enc: Encoder, texts: list[str], targets: torch.Tensor,
+                  out: str | Path, data_fp: str, resume: bool = False,
+                  progress: Progress | None = None) -> dict:
+    """Train `enc` in place on `texts` toward `targets` (kd: the teacher's (N, C) embeddings;
+    labels: (N,) label ids) and save it into `out`; returns what metrics.json records."""
+    out = Path(out)
+    if (out / STATE_FILE).exists() and not resume:
+        raise InputError(f"{out} holds a training run: pass --resume or choose another --out")
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    device = resolve_device(cfg.device)
+    torch.manual_seed(cfg.seed)
+    n_labels = int(targets.max()) + 1 if cfg.mode == "labels" else 0
+    net = _Trainable(enc.module, n_labels).to(device)
+    opt = make_optimizer(cfg.schedule(), net)
+    step, history = 0, []
+    if resume and (out / STATE_FILE).exists():
+        step, history = _resume(out, net, opt, cfg, data_fp)
+    t0, targets = time.perf_counter(), targets.to(device)
+    net.train()
+    with _StopFlag() as flag:  # Ctrl-C: a checkpoint at the end of the step, then stop
+        while step < cfg.steps:
+            loss = _train_step(cfg, enc, net, opt, texts, targets, step)
+            step += 1
+            history.append({"step": step, "train_loss": loss})
+            if progress:
+                progress(step, cfg.steps, loss)
+            if step % cfg.ckpt_every == 0 or step == cfg.steps or flag.stop:
+                save_state(out, net, opt, step, cfg, data_fp, history)
+            if flag.stop:
+                raise KeyboardInterrupt(f"stopped at step {step}; checkpoint saved")
+    enc.module.eval()
+    save_encoder(enc, out)
+    return {"settings": cfg.model_dump(), "data_fingerprint": data_fp, "train_s":
+            time.perf_counter() - t0, "steps": cfg.steps, "history": history[-50:],
+            "params": sum(p.numel() for p in enc.module.parameters())}
+
+
+def write_metrics(out: str | Path, metrics: dict) -> Path:
+    return write_json_atomic(Path(out) / METRICS_FILE, metrics)

@@ -1,0 +1,74 @@
+"""Retention of a sentence encoder in its own task's metrics, on held-out text: how well the
+student's geometry matches the teacher's (Spearman correlation of pairwise cosine similarities,
+top-k neighbour overlap) and a labeled proxy task (nearest-centroid accuracy)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float64)
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+
+def cosine_matrix(emb: np.ndarray) -> np.ndarray:
+    """(N, N) cosine similarities of N embeddings."""
+    u = _unit(emb)
+    return u @ u.T
+
+
+def _ranks(x: np.ndarray) -> np.ndarray:
+    """Ranks 0..n-1 of x, ties given their average rank (as Spearman's rho needs)."""
+    order = np.argsort(x, kind="stable")
+    ranks = np.empty(len(x), dtype=np.float64)
+    ranks[order] = np.arange(len(x), dtype=np.float64)
+    values, inverse, counts = np.unique(x, return_inverse=True, return_counts=True)
+    if len(values) < len(x):  # average the ranks of tied values
+        ranks = (np.bincount(inverse, ranks) / counts)[inverse]
+    return ranks
+
+
+def spearman(a: np.ndarray, b: np.ndarray) -> float:
+    """Spearman's rank correlation of two equally long vectors."""
+    ra, rb = _ranks(np.ravel(a)), _ranks(np.ravel(b))
+    ra, rb = ra - ra.mean(), rb - rb.mean()
+    return float(ra @ rb / np.sqrt((ra @ ra) * (rb @ rb)))
+
+
+def similarity_spearman(student: np.ndarray, teacher: np.ndarray) -> float:
+    """Spearman correlation between the student's and the teacher's cosine similarities over
+    every pair of distinct texts (the upper triangle of both matrices)."""
+    iu = np.triu_indices(len(student), k=1)
+    return spearman(cosine_matrix(student)[iu], cosine_matrix(teacher)[iu])
+
+
+def _neighbours(emb: np.ndarray, k: int) -> np.ndarray:
+    sim = cosine_matrix(emb)
+    np.fill_diagonal(sim, -np.inf)  # a text is not its own neighbour
+    return np.argsort(-sim, axis=1, kind="stable")[:, :k]
+
+
+def topk_overlap(student: np.ndarray, teacher: np.ndarray, k: int = 10) -> float:
+    """Mean share of each text's k nearest neighbours (by cosine) that student and teacher
+    agree on."""
+    s, t = _neighbours(student, k), _neighbours(teacher, k)
+    return float(np.mean([len(set(a) & set(b)) / k for a, b in zip(s, t)]))
+
+
+def nearest_centroid_accuracy(train: np.ndarray, train_labels: np.ndarray, test: np.ndarray,
+                              test_labels: np.ndarray) -> float:
+    """Accuracy of labelling each test embedding with the label whose mean train embedding
+    (unit vectors averaged) is nearest by cosine."""
+    train_labels, test_labels = np.asarray(train_labels), np.asarray(test_labels)
+    classes = np.unique(train_labels)
+    u = _unit(train)
+    centroids = _unit(np.stack([u[train_labels == c].mean(0) for c in classes]))
+    predicted = classes[np.argmax(_unit(test) @ centroids.T, axis=1)]
+    return float(np.mean(predicted == test_labels))
+
+
+def retention(student: np.ndarray, teacher: np.ndarray, k: int = 10) -> dict:
+    """The agreement metrics of a student with its teacher on the same held-out texts."""
+    return {"spearman": similarity_spearman(student, teacher),
+            f"top{k}_overlap": topk_overlap(student, teacher, k)}
