@@ -1,4 +1,4 @@
-"""A teacher behind an OpenAI-compatible HTTP API (standard library only: urllib + threads).
+"""A teacher behind an OpenAI-compatible HTTP API (standard library only: http.client + threads).
 
 Shapes (api_endpoint):
     completions  POST {base}/completions       {"model", "prompt", "max_tokens", "temperature",
@@ -16,6 +16,17 @@ server's Retry-After, capped at backoff_max_s); other errors and malformed bodie
 Every prompt that does not yield a sample comes back as a Completion with `error` set, which
 distill.generate writes to failures.jsonl: nothing is lost and nothing is fatal. `max_requests`
 caps the HTTP requests of one invocation, retries included.
+
+Connections: each worker thread keeps one HTTP/1.1 connection open and sends its requests on it
+(keep-alive), so an invocation opens about `concurrency` connections, not one per request. A
+connection is dropped after a connection error or timeout, or a response that closes it, and
+opened again on the next request; a request that finds its kept connection closed by the server
+(idle too long) before any answer is sent once more at once on a fresh one, counted neither as a
+retry nor against max_requests (the server never answered it).
+HTTP_PROXY/HTTPS_PROXY/NO_PROXY are honoured, as urllib honoured them. An HTTP client package
+(httpx2, which huggingface_hub brings into the [hf] extra) would pool as well, but would add
+anyio, httpcore2, h11 and truststore to the extra `roi generate` needs, and the retries with
+Retry-After stay this module's own either way.
 """
 
 from __future__ import annotations
@@ -24,14 +35,14 @@ import json
 import logging
 import os
 import random
-import socket
 import threading
 import time
-import urllib.error
+import urllib.parse
 import urllib.request
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
+from http.client import HTTPConnection, HTTPException, HTTPSConnection, RemoteDisconnected
 from typing import Iterable, Iterator
 
 from .generate import Completion, GenerateConfig, Prompt, sample_seed
@@ -56,6 +67,60 @@ class _Budget:
                 self.left -= 1
             self.sent += 1
             return True
+
+
+class _Connections:
+    """One kept-alive HTTP connection per thread, opened on first use; close_all() at the end."""
+
+    def __init__(self, url: str, timeout_s: float):
+        self._cls = HTTPSConnection if url.startswith("https:") else HTTPConnection
+        self._host, self._port, self.path, self._tunnel = _route(url)
+        self._timeout = timeout_s
+        self._local, self._open, self._lock = threading.local(), set(), threading.Lock()
+        self.opened = 0
+
+    def get(self) -> tuple[HTTPConnection, bool]:
+        """This thread's connection, and whether it has served a request before."""
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            return conn, True
+        conn = self._cls(self._host, self._port, timeout=self._timeout)
+        if self._tunnel:
+            conn.set_tunnel(*self._tunnel)
+        self._local.conn = conn
+        with self._lock:
+            self._open.add(conn)
+            self.opened += 1
+        return conn, False
+
+    def drop(self) -> None:
+        """Close this thread's connection; the next get() opens a new one."""
+        conn = getattr(self._local, "conn", None)
+        self._local.conn = None
+        if conn is not None:
+            conn.close()
+            with self._lock:
+                self._open.discard(conn)
+
+    def close_all(self) -> None:
+        with self._lock:
+            conns, self._open = list(self._open), set()
+        for conn in conns:
+            conn.close()
+
+
+def _route(url: str) -> tuple[str, int | None, str, tuple | None]:
+    """(host, port, request path, CONNECT tunnel target) of a URL: direct, or through the proxy
+    that HTTP_PROXY/HTTPS_PROXY name unless NO_PROXY exempts the host (as urllib did)."""
+    parts = urllib.parse.urlsplit(url)
+    path = parts.path + (f"?{parts.query}" if parts.query else "")
+    proxy = urllib.request.getproxies().get(parts.scheme)
+    if not proxy or urllib.request.proxy_bypass(parts.hostname):
+        return parts.hostname, parts.port, path, None
+    via = urllib.parse.urlsplit(proxy if "://" in proxy else f"http://{proxy}")
+    if parts.scheme == "https":  # CONNECT through the proxy, then TLS with the host
+        return via.hostname, via.port, path, (parts.hostname, parts.port)
+    return via.hostname, via.port, url, None  # a plain-HTTP proxy takes the whole URL
 
 
 def retry_delay_s(attempt: int, base_s: float, cap_s: float, retry_after: str | None,
@@ -102,6 +167,7 @@ class ApiTeacher:
         self.url = cfg.api_base_url.rstrip("/") + path
         self._key = os.environ[cfg.api_key_env]  # check_ready refused a missing one
         self.budget = _Budget(cfg.max_requests)
+        self.connections = _Connections(self.url, cfg.timeout_s)
         self.not_attempted = 0
         self._rng = random.Random(cfg.seed)
         self._rng_lock = threading.Lock()
@@ -124,7 +190,13 @@ class ApiTeacher:
     def complete_all(self, prompts: Iterable[Prompt]) -> Iterator[Completion]:
         """Completions as they finish (not in prompt order). Stops sending when the budget is
         spent; prompts never sent are counted in not_attempted, not reported as failures."""
-        pending, waiting = set(), iter(prompts)
+        try:
+            yield from self._complete_pooled(iter(prompts))
+        finally:
+            self.connections.close_all()  # after the pool's threads are done with them
+
+    def _complete_pooled(self, waiting: Iterator[Prompt]) -> Iterator[Completion]:
+        pending = set()
         with ThreadPoolExecutor(max_workers=self.cfg.concurrency,
                                 thread_name_prefix="api-teacher") as pool:
             try:
@@ -173,24 +245,42 @@ class ApiTeacher:
             time.sleep(delay)
 
     def _send(self, p: Prompt, data: bytes, headers: dict) -> _Attempt:
-        req = urllib.request.Request(self.url, data=data, headers=headers, method="POST")
         try:
-            with urllib.request.urlopen(req, timeout=self.cfg.timeout_s) as resp:
-                raw = resp.read()
-        except urllib.error.HTTPError as e:
-            c = Completion(p.id, p.text, error=f"HTTP {e.code} {e.reason}", status=e.code,
-                           body=_text(e.read()))
-            retry_after = e.headers.get("Retry-After") if e.headers else None
-            return _Attempt(c, retry_after, final=e.code not in RETRY_STATUS)
-        except (urllib.error.URLError, socket.timeout, ConnectionError, OSError) as e:
-            reason = getattr(e, "reason", e)
+            status, reason, retry_after, raw = self._post(data, headers)
+        except (HTTPException, OSError) as e:  # timeouts and refused connections are OSErrors
+            reason = str(e) or type(e).__name__
             return _Attempt(Completion(p.id, p.text, error=f"connection error: {reason}"))
+        if not 200 <= status < 300:
+            c = Completion(p.id, p.text, error=f"HTTP {status} {reason}", status=status,
+                           body=_text(raw))
+            return _Attempt(c, retry_after, final=status not in RETRY_STATUS)
         try:
             text, n_in, n_out, finish = parse_response(raw, self.cfg.api_endpoint)
         except ValueError as e:  # recorded with the body, not retried, not fatal
             return _Attempt(Completion(p.id, p.text, error=str(e), status=200, body=_text(raw)),
                             final=True)
         return _Attempt(Completion(p.id, p.text, text, n_in, n_out, finish))
+
+    def _post(self, data: bytes, headers: dict) -> tuple[int, str, str | None, bytes]:
+        """(status, reason, Retry-After, body) of one POST on this thread's kept connection;
+        a kept connection the server closed meanwhile is replaced once, at once."""
+        conn, reused = self.connections.get()
+        try:
+            conn.request("POST", self.connections.path, body=data, headers=headers)
+            resp = conn.getresponse()
+            raw = resp.read()
+        except (RemoteDisconnected, BrokenPipeError, ConnectionResetError) as e:
+            self.connections.drop()
+            if not reused:
+                raise
+            log.debug("kept connection closed by the server (%s); reconnecting", e)
+            return self._post(data, headers)
+        except BaseException:
+            self.connections.drop()
+            raise
+        if resp.will_close:
+            self.connections.drop()
+        return resp.status, resp.reason, resp.getheader("Retry-After"), raw
 
 
 @dataclass

@@ -5,6 +5,9 @@ they are the same whatever order concurrent requests arrive in:
 - "FAIL:<status>:<n>" in a prompt: its first n requests get that HTTP status (a 429 carries
   `Retry-After: 0`), the later ones an answer;
 - "MALFORMED" in a prompt: a 200 whose body is not a completion.
+
+It speaks HTTP/1.1 with keep-alive and TCP_NODELAY, as the servers it stands for do (vLLM,
+hosted APIs), and counts the TCP connections its clients open (`connections`) beside their requests.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ class TeacherServer:
         self.model = load_torch(parse_spec(teacher)).module.eval()
         self.seen: Counter = Counter()  # requests per prompt
         self.requests = 0
+        self.connections = 0
         self.lock = threading.Lock()  # one generation at a time; counters shared by threads
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
@@ -67,6 +71,14 @@ class TeacherServer:
 
 def _handler(server: TeacherServer):
     class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # keep-alive: one handler serves a connection's requests
+        disable_nagle_algorithm = True  # as asyncio servers (uvicorn, vLLM) do by default
+
+        def setup(self):
+            super().setup()
+            with server.lock:
+                server.connections += 1
+
         def log_message(self, *args):  # quiet test output
             pass
 

@@ -126,6 +126,7 @@ def test_api_teacher_retries_429_and_500_and_records_every_failure(tmp_path, cor
         m = generate(_api_cfg(corpus, server, prompts=prompts), out).manifest
         # 3 plain + (2 x 429, then ok) + (503, ok) + 500 four times + malformed once + 400 once
         assert server.requests == 3 + 3 + 2 + 4 + 1 + 1
+        assert 1 <= server.connections <= 3  # kept alive: at most one per worker (concurrency)
         first = _samples(out), m
         # a resumed run asks again for the failed prompts only: p5, p6 fail the same way, p7's
         # 400 is over
