@@ -209,7 +209,7 @@ def generate(
     max_requests: Optional[int] = typer.Option(None, help="api: teachers: request budget of "
                                                "this invocation, retries included."),
     config: Optional[str] = typer.Option(None, help="YAML file of generate settings (fields of "
-                                         "distill.generate.GenerateConfig); options given on "
+                                         "distill.generate_types.GenerateConfig); options given on "
                                          "the command line win."),
     set_: list[str] = typer.Option([], "--set", help="Any other setting, key=value "
                                    "(repeatable), e.g. --set prompt_chars=96."),

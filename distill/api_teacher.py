@@ -45,7 +45,7 @@ from email.utils import parsedate_to_datetime
 from http.client import HTTPConnection, HTTPException, HTTPSConnection, RemoteDisconnected
 from typing import Iterable, Iterator
 
-from .generate import Completion, GenerateConfig, Prompt, sample_seed
+from .generate_types import Completion, GenerateConfig, Prompt, sample_seed
 
 log = logging.getLogger(__name__)
 RETRY_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504})
