@@ -49,13 +49,9 @@ __all__ = [
     "align_vocab",
     "count_valid_tokens",
     "cross_entropy",
-    "forward_kl",
-    "generalized_jsd",
     "global_num_valid_tokens",
     "kd_loss",
     "normalize",
-    "reverse_kl",
-    "topk_forward_kl",
     "topk_teacher",
 ]
 
@@ -339,11 +335,21 @@ def kd_loss(
     ignore_index: int = IGNORE_INDEX,
     vocab_size: int | None = None,
 ) -> LossSum:
-    """T² · D(p_teacher^T, p_student^T) summed over valid tokens, D chosen by `kind`.
+    """Σ_valid T² · D(p_t^T, p_s^T), D chosen by `kind`; p^T = softmax(z / T), t teacher, s student.
 
-    p^T = softmax(z / T). `teacher` is dense logits (B, T, V_t) or a `TopKTeacher`, in which case
-    D is taken over the k + 1 coarsened buckets (see `_coarsened_log_probs`). `beta` is used by
-    kind="jsd" only.
+    forward_kl  KL(p_t || p_s) = Σ_v p_t,v (log p_t,v − log p_s,v): mass-covering, the student is
+                pushed to cover every class the teacher gives mass to.
+    reverse_kl  KL(p_s || p_t): mode-seeking.
+    jsd         JSD_β (Agarwal et al. 2024, TRL GKD), β = `beta` ∈ [0, 1]:
+                β·KL(p_t || m) + (1 − β)·KL(p_s || m),  m = β·p_t + (1 − β)·p_s. JSD_β → 0 at
+                both ends, so β = 0 is defined as forward KL and β = 1 as reverse KL: the limits
+                of JSD_β / (β(1 − β)). The interior is not rescaled (TRL's convention), so the
+                value jumps at the ends; β = 0.5 is the usual symmetric JSD.
+    `teacher` is dense logits (B, T, V_t) or a `TopKTeacher`, in which case D is taken over the
+    k + 1 coarsened buckets (see `_coarsened_log_probs`); for forward KL that is
+    T² [ Σ_{i ∈ top-k} p_i (log p_i − log q_i) + r (log r − log q_other) ],
+    p_i = (1 − r)·softmax(z_topk / T)_i, q = softmax(s / T), q_other = Σ_{j ∉ top-k} q_j:
+    exact for the coarsened distributions, ≤ the dense KL, and equal to it when k = V.
     """
     _check_kind(kind)
     _check_temperature(temperature)
@@ -361,85 +367,6 @@ def kd_loss(
         log_p = _log_probs(teacher.detach(), temperature).to(log_q.dtype)  # (B, T, V)
     per_token = temperature**2 * _divergence(kind, log_q, log_p, beta)  # (B, T)
     return _masked_sum(per_token, labels, ignore_index)
-
-
-def forward_kl(
-    student_logits: Tensor,
-    teacher_logits: Tensor,
-    labels: Tensor,
-    *,
-    temperature: float = 1.0,
-    ignore_index: int = IGNORE_INDEX,
-    vocab_size: int | None = None,
-) -> LossSum:
-    """Σ_valid T² · KL(p_t^T || p_s^T) = T² Σ_v p_t,v (log p_t,v − log p_s,v), p^T = softmax(z/T).
-
-    Mass-covering: the student is pushed to cover every class the teacher gives mass to.
-    """
-    return kd_loss(
-        student_logits, teacher_logits, labels, kind="forward_kl", temperature=temperature,
-        ignore_index=ignore_index, vocab_size=vocab_size,
-    )
-
-
-def reverse_kl(
-    student_logits: Tensor,
-    teacher_logits: Tensor,
-    labels: Tensor,
-    *,
-    temperature: float = 1.0,
-    ignore_index: int = IGNORE_INDEX,
-    vocab_size: int | None = None,
-) -> LossSum:
-    """Σ_valid T² · KL(p_s^T || p_t^T) = T² Σ_v p_s,v (log p_s,v − log p_t,v) (mode-seeking)."""
-    return kd_loss(
-        student_logits, teacher_logits, labels, kind="reverse_kl", temperature=temperature,
-        ignore_index=ignore_index, vocab_size=vocab_size,
-    )
-
-
-def generalized_jsd(
-    student_logits: Tensor,
-    teacher_logits: Tensor,
-    labels: Tensor,
-    *,
-    beta: float = 0.5,
-    temperature: float = 1.0,
-    ignore_index: int = IGNORE_INDEX,
-    vocab_size: int | None = None,
-) -> LossSum:
-    """Σ_valid T² · JSD_β (Agarwal et al. 2024, TRL GKD), β ∈ [0, 1]:
-
-    JSD_β = β·KL(p_t || m) + (1 − β)·KL(p_s || m),  m = β·p_t + (1 − β)·p_s.
-    JSD_β → 0 at both ends, so β = 0 is defined as forward KL(p_t || p_s) and β = 1 as reverse
-    KL(p_s || p_t): the limits of JSD_β / (β(1 − β)). The interior is not rescaled (TRL's
-    convention), so the value jumps at the ends; β = 0.5 is the usual symmetric JSD.
-    """
-    return kd_loss(
-        student_logits, teacher_logits, labels, kind="jsd", beta=beta, temperature=temperature,
-        ignore_index=ignore_index, vocab_size=vocab_size,
-    )
-
-
-def topk_forward_kl(
-    student_logits: Tensor,
-    teacher: TopKTeacher,
-    labels: Tensor,
-    *,
-    temperature: float = 1.0,
-    ignore_index: int = IGNORE_INDEX,
-    vocab_size: int | None = None,
-) -> LossSum:
-    """Σ_valid T² · KL between a cached top-k teacher and the full student, over k + 1 buckets:
-
-    T² [ Σ_{i ∈ top-k} p_i (log p_i − log q_i) + r (log r − log q_other) ],
-    p_i = (1 − r)·softmax(z_topk / T)_i, q = softmax(s / T), q_other = Σ_{j ∉ top-k} q_j.
-    Exact for the coarsened distributions, ≤ the dense KL, and equal to it when k = V.
-    """
-    return kd_loss(
-        student_logits, teacher, labels, kind="forward_kl", temperature=temperature,
-        ignore_index=ignore_index, vocab_size=vocab_size,
-    )
 
 
 def cross_entropy(

@@ -18,13 +18,9 @@ from distill.losses import (
     HiddenStateMSE,
     align_vocab,
     cross_entropy,
-    forward_kl,
-    generalized_jsd,
     global_num_valid_tokens,
     kd_loss,
     normalize,
-    reverse_kl,
-    topk_forward_kl,
     topk_teacher,
 )
 
@@ -60,20 +56,20 @@ def labels(*ids: int) -> torch.Tensor:
 
 
 def test_forward_kl_hand_computed():
-    out = forward_kl(logits(Q, Q), logits(P, P), labels(0, 1))
+    out = kd_loss(logits(Q, Q), logits(P, P), labels(0, 1), kind="forward_kl")
     assert out.total.item() == pytest.approx(2 * FKL_PQ, rel=1e-12)
     assert out.num_tokens.item() == 2
     assert out.mean().item() == pytest.approx(0.5 * math.log(9 / 8), rel=1e-12)
 
 
 def test_reverse_kl_hand_computed():
-    out = reverse_kl(logits(Q), logits(P), labels(0))
+    out = kd_loss(logits(Q), logits(P), labels(0), kind="reverse_kl")
     assert out.total.item() == pytest.approx(math.log(32 / 27) / 3, rel=1e-12)
     assert out.total.item() == pytest.approx(RKL_PQ, rel=1e-12)
 
 
 def test_jsd_half_hand_computed_and_independent_numpy():
-    out = generalized_jsd(logits(Q), logits(P), labels(0), beta=0.5)
+    out = kd_loss(logits(Q), logits(P), labels(0), beta=0.5, kind="jsd")
     p, q = np.array(P), np.array(Q)
     m = 0.5 * p + 0.5 * q
     numpy_jsd = 0.5 * np.sum(p * np.log(p / m)) + 0.5 * np.sum(q * np.log(q / m))
@@ -85,29 +81,31 @@ def test_jsd_beta_03_against_numpy():
     beta, p, q = 0.3, np.array(P), np.array(Q)
     m = beta * p + (1 - beta) * q
     expected = beta * np.sum(p * np.log(p / m)) + (1 - beta) * np.sum(q * np.log(q / m))
-    out = generalized_jsd(logits(Q), logits(P), labels(0), beta=beta)
+    out = kd_loss(logits(Q), logits(P), labels(0), beta=beta, kind="jsd")
     assert out.total.item() == pytest.approx(expected, rel=1e-12)
 
 
 def test_jsd_ends_are_the_kl_limits():
     s, t, y = logits(Q), logits(P), labels(0)
-    assert generalized_jsd(s, t, y, beta=0.0).total.item() == pytest.approx(FKL_PQ, rel=1e-12)
-    assert generalized_jsd(s, t, y, beta=1.0).total.item() == pytest.approx(RKL_PQ, rel=1e-12)
+    assert kd_loss(s, t, y, beta=0.0, kind="jsd").total.item() == pytest.approx(FKL_PQ, rel=1e-12)
+    assert kd_loss(s, t, y, beta=1.0, kind="jsd").total.item() == pytest.approx(RKL_PQ, rel=1e-12)
     # the ends are the limits of JSD_β / (β(1 − β))
     for beta, expected in [(1e-6, FKL_PQ), (1 - 1e-6, RKL_PQ)]:
-        jsd = generalized_jsd(s, t, y, beta=beta).total.item()
+        jsd = kd_loss(s, t, y, beta=beta, kind="jsd").total.item()
         assert jsd / (beta * (1 - beta)) == pytest.approx(expected, rel=1e-4)
 
 
 def test_temperature_squared_scaling():
     # logits 2·ln p: at T = 2 the softened distributions are exactly P and Q
     s, t, y = logits(Q, scale=2.0), logits(P, scale=2.0), labels(0)
-    assert forward_kl(s, t, y, temperature=2.0).total.item() == pytest.approx(4 * FKL_PQ, rel=1e-12)
-    assert reverse_kl(s, t, y, temperature=2.0).total.item() == pytest.approx(4 * RKL_PQ, rel=1e-12)
-    jsd = generalized_jsd(s, t, y, temperature=2.0).total.item()
+    fkl = kd_loss(s, t, y, temperature=2.0, kind="forward_kl").total.item()
+    assert fkl == pytest.approx(4 * FKL_PQ, rel=1e-12)
+    rkl = kd_loss(s, t, y, temperature=2.0, kind="reverse_kl").total.item()
+    assert rkl == pytest.approx(4 * RKL_PQ, rel=1e-12)
+    jsd = kd_loss(s, t, y, temperature=2.0, kind="jsd").total.item()
     assert jsd == pytest.approx(4 * JSD_PQ, rel=1e-12)
     # T = 1 on the same logits is a different (sharper) pair of distributions
-    assert forward_kl(s, t, y).total.item() != pytest.approx(FKL_PQ, rel=1e-3)
+    assert kd_loss(s, t, y, kind="forward_kl").total.item() != pytest.approx(FKL_PQ, rel=1e-3)
 
 
 def test_alpha_mixes_kd_and_hard_label_cross_entropy():
@@ -128,7 +126,7 @@ def test_padding_positions_are_masked_out():
     junk = [1e-30, 1.0 - 2e-30, 1e-30]  # extreme distributions at the padded position
     s = logits(Q, junk, Q).requires_grad_()
     t = logits(P, [1.0 - 2e-30, 1e-30, 1e-30], P)
-    out = forward_kl(s, t, labels(0, IGNORE_INDEX, 2))
+    out = kd_loss(s, t, labels(0, IGNORE_INDEX, 2), kind="forward_kl")
     assert out.num_tokens.item() == 2
     assert out.total.item() == pytest.approx(2 * FKL_PQ, rel=1e-12)
     out.total.backward()
@@ -231,19 +229,18 @@ def test_zero_valid_tokens_gives_zero_and_a_clean_backward(kind):
     assert value.item() == 0.0 and not torch.isnan(value)
     value.backward()
     assert torch.all(s.grad == 0)
-    top = topk_forward_kl(s, topk_teacher(t, 2), y)
+    top = kd_loss(s, topk_teacher(t, 2), y, kind="forward_kl")
     assert normalize(top.total, top.num_tokens).item() == 0.0
 
 
 def test_vocab_padding_rows_are_cut_when_vocab_size_is_given():
     s_padded = torch.cat([logits(Q), torch.tensor([[[50.0]]], dtype=torch.float64)], -1)  # V_s=4
     t, y = logits(P), labels(0)
-    out = forward_kl(s_padded, t, y, vocab_size=3)
+    out = kd_loss(s_padded, t, y, vocab_size=3, kind="forward_kl")
     assert out.total.item() == pytest.approx(FKL_PQ, rel=1e-12)  # the padding row took no mass
     t_padded = torch.cat([t, torch.tensor([[[50.0, 50.0]]], dtype=torch.float64)], -1)  # V_t=5
-    assert reverse_kl(s_padded, t_padded, y, vocab_size=3).total.item() == pytest.approx(
-        RKL_PQ, rel=1e-12
-    )
+    rkl = kd_loss(s_padded, t_padded, y, vocab_size=3, kind="reverse_kl").total.item()
+    assert rkl == pytest.approx(RKL_PQ, rel=1e-12)
     ce = cross_entropy(s_padded, y, vocab_size=3)
     assert ce.total.item() == pytest.approx(math.log(3), rel=1e-12)
     a, b = align_vocab(s_padded, t_padded, vocab_size=3)
@@ -253,11 +250,11 @@ def test_vocab_padding_rows_are_cut_when_vocab_size_is_given():
 def test_real_vocab_mismatch_is_refused_naming_both_sizes():
     s, t, y = torch.zeros(1, 1, 4), torch.zeros(1, 1, 3), labels(0)
     with pytest.raises(ValueError, match=r"student vocabulary size 4 != teacher vocabulary size 3"):
-        forward_kl(s, t, y)
+        kd_loss(s, t, y, kind="forward_kl")
     with pytest.raises(ValueError, match=r"4 and teacher vocabulary size 3.*vocab_size=4"):
-        forward_kl(s, t, y, vocab_size=4)  # teacher is smaller than the true vocabulary
+        kd_loss(s, t, y, vocab_size=4, kind="forward_kl")  # the teacher is smaller than V
     with pytest.raises(ValueError, match=r"k=4 but the student vocabulary size is 3"):
-        topk_forward_kl(t, topk_teacher(s, 4), y)
+        kd_loss(t, topk_teacher(s, 4), y, kind="forward_kl")
 
 
 @pytest.mark.parametrize("kind", ["forward_kl", "reverse_kl", "jsd"])
@@ -281,11 +278,11 @@ def test_topk_cache_with_k_less_than_v_hand_computed():
     cache = topk_teacher(logits(p), 2)
     assert cache.indices.tolist() == [[[0, 1]]]
     assert cache.residual_mass.item() == pytest.approx(0.3, rel=1e-12)  # 0.2 + 0.1
-    out = topk_forward_kl(logits(q), cache, labels(0))
+    out = kd_loss(logits(q), cache, labels(0), kind="forward_kl")
     # buckets {0}, {1}, other: .4 ln(.4/.25) + .3 ln(.3/.25) + .3 ln(.3/(.25 + .25))
     assert out.total.item() == pytest.approx(0.08945023160668342, rel=1e-12)
     # coarsening cannot increase KL: dense KL = Σ p ln(p/.25) = 0.10644...
-    dense = forward_kl(logits(q), logits(p), labels(0)).total.item()
+    dense = kd_loss(logits(q), logits(p), labels(0), kind="forward_kl").total.item()
     assert dense == pytest.approx(0.10644013528622318, rel=1e-12)
     assert out.total.item() < dense
 
@@ -293,7 +290,7 @@ def test_topk_cache_with_k_less_than_v_hand_computed():
 def test_topk_cache_refuses_another_temperature():
     cache = topk_teacher(logits(P), 2, temperature=2.0)
     with pytest.raises(ValueError, match=r"built at temperature=2\.0.*temperature=1\.0"):
-        topk_forward_kl(logits(Q), cache, labels(0), temperature=1.0)
+        kd_loss(logits(Q), cache, labels(0), temperature=1.0, kind="forward_kl")
 
 
 @pytest.mark.parametrize("kind", ["forward_kl", "reverse_kl", "jsd"])
@@ -335,9 +332,9 @@ def test_bf16_inputs_are_computed_in_float32():
     s = torch.randn(1, 4, 8).to(torch.bfloat16)
     t = torch.randn(1, 4, 8).to(torch.bfloat16)
     y = torch.zeros(1, 4, dtype=torch.long)
-    out = forward_kl(s, t, y)
+    out = kd_loss(s, t, y, kind="forward_kl")
     assert out.total.dtype == torch.float32
-    ref = forward_kl(s.float(), t.float(), y)
+    ref = kd_loss(s.float(), t.float(), y, kind="forward_kl")
     assert out.total.item() == pytest.approx(ref.total.item(), rel=1e-6)
 
 
@@ -361,11 +358,11 @@ def test_bad_parameters_are_refused_with_name_range_and_value(kwargs, message):
 def test_functional_losses_validate_too():
     s, t, y = logits(Q), logits(P), labels(0)
     with pytest.raises(ValueError, match=r"temperature must be .*got 0"):
-        forward_kl(s, t, y, temperature=0)
+        kd_loss(s, t, y, temperature=0, kind="forward_kl")
     with pytest.raises(ValueError, match=r"beta must be in \[0, 1\], got 2"):
-        generalized_jsd(s, t, y, beta=2)
+        kd_loss(s, t, y, beta=2, kind="jsd")
     with pytest.raises(ValueError, match=r"labels have shape \(1, 2\)"):
-        forward_kl(s, t, labels(0, 1))
+        kd_loss(s, t, labels(0, 1), kind="forward_kl")
 
 
 @settings(max_examples=200, deadline=None)
