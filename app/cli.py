@@ -1,7 +1,7 @@
 """The `roi` command line. Each subcommand maps to a plain function, grouped by job in
 cli_measure.py (bench, hardware, scenarios, loadtest, import), cli_train.py (distill, pilot,
-generate), cli_plan.py (plan, run, report) and cli_cache.py (cache), and registered here; heavy
-imports (torch, onnxruntime) happen inside the subcommand that needs them.
+generate), cli_plan.py (plan, run, report), cli_cache.py (cache) and cli_check.py (check), and
+registered here; heavy imports (torch, onnxruntime) happen inside the subcommand that needs them.
 
 Bad input prints one line, `error: ...`, and exits with code 2, with no traceback.
 """
@@ -19,6 +19,7 @@ from contracts.errors import InputError
 from contracts.io import check_path_args
 
 from .cli_cache import cache_app
+from .cli_check import check_app
 from .cli_common import default_out, has_out, interrupted
 from .cli_measure import bench, hardware, import_command, loadtest, scenarios
 from .cli_plan import plan, report, run_command
@@ -51,7 +52,7 @@ def _root(show_version: bool = typer.Option(False, "--version", callback=_versio
     """Should we distill this model, to what size, on what hardware, and what will it save?"""
 
 
-# The subcommands, in the order `roi --help` lists them (the cache group comes last).
+# The subcommands, in the order `roi --help` lists them (the cache and check groups come last).
 for _command in (bench, hardware, scenarios, distill):
     app.command()(_command)
 app.command("distill-encoder")(distill_encoder)
@@ -61,6 +62,7 @@ app.command("import")(import_command)
 app.command("run")(run_command)
 app.command()(report)
 app.add_typer(cache_app, name="cache")
+app.add_typer(check_app, name="check")
 
 
 # ------------------------------------------------------------------------------ extras

@@ -1,14 +1,17 @@
 """Time a `config:` LLM for real (random weights) and set the timings beside roi's projection.
 
-The command line and the comparison: checks/llm_timing.py measures (TTFT, TPOT per decode mode);
-this module predicts the same (B, P, N) with roi's serving model (`predict`, `compare`), writes
-the table, the points and the environment, and says whether decode tokens/s is within TOLERANCE.
-The method of both: checks/llm_timing.py's docstring.
+The comparison: checks/llm_timing.py measures (TTFT, TPOT per decode mode); this module predicts
+the same (B, P, N) with roi's serving model (`predict`, `compare`), writes the table, the points
+and the environment, and says whether decode tokens/s is within TOLERANCE. The method of both:
+checks/llm_timing.py's docstring. The options are `LLMCheckSettings`, defined once; two command
+lines are derived from its fields:
 
-    python -m checks.llm_check --model llama-3.2-1b --device cuda --out DIR
+    roi check llm-timing --model llama-3.2-1b --device cuda --out DIR      (app/cli_check.py)
     python -m checks.llm_check --model llama-3.2-1b --device cpu --smoke --out DIR
-"""
 
+The second (argparse, standard library) is for a device machine with the source tree and torch
+but without the `roi` command's own dependencies (typer, rich): scripts/gpu_llm.sh runs it.
+"""
 from __future__ import annotations
 
 import argparse
@@ -24,16 +27,17 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
+from contracts.config import validate
+from contracts.errors import InputError
 from contracts.io import write_json_atomic, write_text_atomic
 from contracts.llm_arch import LLMSpec, load_config
 from roi.hardware import load_catalog
 from roi.llm_serving import CASES, load_assumptions, peak_flop_s, prefill_s, replica
 
-from .llm_timing import DEFAULT_BATCHES, Point, measure, shrunk
+from .llm_check_settings import LLMCheckSettings
+from .llm_timing import Point, measure, shrunk
 
 TOLERANCE = 0.25  # the issue's figure: predicted vs measured decode tokens/s within 25%
-
-
 def predict(spec: LLMSpec, batch: int, prompt_tokens: int, output_tokens: int,
             hardware: str = "h200", dtype: str = "bf16", tp: int = 1) -> dict[str, Any]:
     """roi's projection of a static batch on `hardware`: the decode step (TPOT), tokens/s and
@@ -186,48 +190,59 @@ def summary(table: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m checks.llm_check", description=__doc__.split(
-        "\n\n")[0])
-    ap.add_argument("--model", action="append", required=True,
-                    help="config: spec (shipped name, YAML or config.json); repeatable")
-    ap.add_argument("--device", default="cuda")
-    ap.add_argument("--dtype", default=None, help="bf16 on CUDA, fp32 on CPU by default")
-    ap.add_argument("--batch-sizes", default=",".join(map(str, DEFAULT_BATCHES)))
-    ap.add_argument("--prompt-tokens", type=int, default=512)
-    ap.add_argument("--output-tokens", type=int, default=128)
-    ap.add_argument("--modes", default=None, help="eager,graph (CUDA) / eager,static (CPU)")
-    ap.add_argument("--ttft-reps", type=int, default=3)
-    ap.add_argument("--hardware", default="h200", help="catalog row to predict for")
-    ap.add_argument("--predict-dtype", default="bf16")
-    ap.add_argument("--smoke", action="store_true",
-                    help="shrink each model (2 layers, width 256, vocabulary 2048): a rehearsal")
-    ap.add_argument("--threads", type=int, default=None,
-                    help="torch CPU threads (1 on a shared machine: spinning threads that wait "
-                    "for a core distort every time)")
-    ap.add_argument("--out", required=True, type=Path)
-    args = ap.parse_args(argv)
-    if args.threads:
+def run(s: LLMCheckSettings) -> None:
+    """Measure each model, compare, write the files after every model (a run cut short keeps
+    the models it finished), then print the Markdown table and the summary."""
+    load_catalog().get(s.hardware)  # an unknown name or model is refused before any work
+    specs = {spec.name: spec for spec in (_spec(name, s.smoke) for name in s.model)}
+    if s.threads:
         import torch
 
-        torch.set_num_threads(args.threads)
-    batches = [int(b) for b in args.batch_sizes.split(",") if b.strip()]
-    modes = args.modes.split(",") if args.modes else None
-    specs: dict[str, LLMSpec] = {}
+        torch.set_num_threads(s.threads)
     points: list[Point] = []
-    env = environment(args.device)
-    label = "REHEARSAL (shrunk models, not the figure)" if args.smoke else ""
-    for name in args.model:
-        spec = load_config(name.removeprefix("config:"))
-        spec = shrunk(spec) if args.smoke else spec
-        specs[spec.name] = spec
-        points += measure(spec, args.device, args.dtype, batches, args.prompt_tokens,
-                          args.output_tokens, modes, args.ttft_reps)
-        # written after every model: a run cut short keeps the models it finished
-        table = compare(points, specs, args.hardware, args.predict_dtype)
-        paths = write_outputs(args.out, points, table, env, label)
+    env = environment(s.device)
+    label = "REHEARSAL (shrunk models, not the figure)" if s.smoke else ""
+    for spec in specs.values():
+        points += measure(spec, s.device, s.dtype, s.batches(), s.prompt_tokens,
+                          s.output_tokens, s.mode_list(), s.ttft_reps)
+        table = compare(points, specs, s.hardware, s.predict_dtype)
+        paths = write_outputs(Path(s.out), points, table, env, label)
     print(paths["md"].read_text())
     print(summary(table))
+
+
+def _spec(name: str, smoke: bool) -> LLMSpec:
+    spec = load_config(name.removeprefix("config:"))
+    return shrunk(spec) if smoke else spec
+
+
+def _parser() -> argparse.ArgumentParser:
+    """`python -m checks.llm_check`'s options, from LLMCheckSettings' fields (an option left
+    out is left to the field's default)."""
+    ap = argparse.ArgumentParser(prog="python -m checks.llm_check",
+                                 description=__doc__.split("\n\n")[0])
+    for name, field in LLMCheckSettings.model_fields.items():
+        shown = "" if field.default in (None, False) or field.is_required() else (
+            f" [default: {field.default}]")
+        kw: dict[str, Any] = {"help": field.description + shown, "default": argparse.SUPPRESS}
+        if field.annotation is bool:
+            kw["action"] = "store_true"
+        elif name == "model":
+            kw.update(action="append", required=True)
+        else:
+            kw["required"] = field.is_required()
+        ap.add_argument("--" + name.replace("_", "-"), **kw)
+    return ap
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`python -m checks.llm_check`: bad settings are one line on stderr and exit code 2."""
+    values = vars(_parser().parse_args(argv))
+    try:
+        run(validate(LLMCheckSettings, values, ""))
+    except InputError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     return 0
 
 

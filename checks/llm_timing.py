@@ -28,7 +28,7 @@ Each prediction is a band: pessimistic, middle, optimistic.
 
 The command line, the projection beside the measurement and the outputs: checks/llm_check.py
 
-    python -m checks.llm_check --model llama-3.2-1b --device cuda --out DIR
+    roi check llm-timing --model llama-3.2-1b --device cuda --out DIR
     python -m checks.llm_check --model llama-3.2-1b --device cpu --smoke --out DIR
 """
 
@@ -47,7 +47,8 @@ import numpy as np
 from contracts.errors import InputError
 from contracts.llm_arch import LLMSpec
 
-DEFAULT_BATCHES = (1, 8, 32, 64, 128)
+from .llm_check_settings import DEFAULT_BATCHES, MODES
+
 DECODE_WARMUP_STEPS = 4  # decode steps run before the timed ones (allocator, kernels, caches)
 GRAPH_WARMUP_STEPS = 3  # eager static-cache steps on a side stream before the capture
 STATIC_SLACK_TOKENS = 8  # the static cache's room beyond P + N + warm-up steps
@@ -359,7 +360,7 @@ def measure(spec: LLMSpec, device: str = "cpu", dtype: str | None = None,
 
     dtype = dtype or ("bf16" if device.startswith("cuda") else "fp32")
     modes = tuple(modes or default_modes(device))
-    bad = [m for m in modes if m not in ("eager", "static", "graph")]
+    bad = [m for m in modes if m not in MODES]
     if bad or ("graph" in modes and not device.startswith("cuda")):
         raise InputError(f"decode modes: eager, static, graph (graph on CUDA only); got {modes}")
     t0 = time.perf_counter()

@@ -170,10 +170,14 @@ def test_measure_and_compare_end_to_end(tiny, tiny_model, tmp_path, monkeypatch)
     assert "oom" in lc.markdown(table)
 
 
-def test_command_line_rehearsal_writes_the_files(tmp_path, capsys):
-    rc = lc.main(["--model", "config:qwen2.5-0.5b", "--device", "cpu", "--smoke",
-                  "--batch-sizes", "1", "--prompt-tokens", "8", "--output-tokens", "4",
-                  "--ttft-reps", "1", "--out", str(tmp_path)])
+@pytest.mark.parametrize("entry", ["python -m checks.llm_check", "roi check llm-timing"])
+def test_command_line_rehearsal_writes_the_files(tmp_path, capsys, entry):
+    from app.cli import main as roi
+
+    argv = ["--model", "config:qwen2.5-0.5b", "--device", "cpu", "--smoke", "--batch-sizes", "1",
+            "--prompt-tokens", "8", "--output-tokens", "4", "--ttft-reps", "1",
+            "--out", str(tmp_path)]
+    rc = lc.main(argv) if entry.startswith("python") else roi(["check", "llm-timing", *argv])
     assert rc == 0
     assert {p.name for p in tmp_path.iterdir()} == {"measured.json", "comparison.csv",
                                                     "comparison.json", "comparison.md"}
