@@ -71,7 +71,8 @@ app.add_typer(check_app, name="check")
 # the command's modules, and for a ModuleNotFoundError of a known module (hf: needs transformers).
 COMMAND_EXTRAS = {"bench": ("bench",), "loadtest": ("loadtest",), "distill": ("train",),
                   "distill-encoder": ("train", "hf"),
-                  "pilot": ("train",), "generate": ("train",), "run": ("bench", "train")}
+                  "pilot": ("train",), "generate": ("train",), "run": ("bench", "train"),
+                  "check": ("bench", "hf")}  # roi check llm-timing: torch and transformers
 EXTRA_MODULES = {"bench": ("torch", "onnx", "onnxruntime", "psutil", "safetensors"),
                  "loadtest": ("torch", "onnx", "onnxruntime", "psutil", "mlperf_loadgen"),
                  "train": ("torch", "onnx", "onnxruntime", "psutil", "safetensors"),

@@ -88,6 +88,13 @@ def test_run_needs_bench_and_train_and_help_needs_nothing(tmp_path):
     assert proc.returncode == 0 and "--teacher" in proc.stdout, proc.stderr
 
 
+def test_roi_check_needs_bench_and_hf(tmp_path):
+    proc = roi(tmp_path, "check", "llm-timing", "--model", "llama-3.2-1b", "--out", "o")
+    assert proc.returncode == 2 and proc.stderr.strip() == (
+        "error: roi check needs the bench and hf extras: pip install 'distill-roi[bench,hf]'")
+    assert not list(tmp_path.iterdir())
+
+
 def test_only_the_missing_extra_is_named(tmp_path):
     proc = roi(tmp_path, "loadtest", "--model", "builtin:teacher", blocked=("mlperf_loadgen",))
     assert proc.stderr.strip().endswith("pip install 'distill-roi[loadtest]'")
