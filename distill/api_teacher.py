@@ -31,6 +31,7 @@ Retry-After stay this module's own either way.
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import os
@@ -74,7 +75,11 @@ class _Connections:
 
     def __init__(self, url: str, timeout_s: float):
         self._cls = HTTPSConnection if url.startswith("https:") else HTTPConnection
-        self._host, self._port, self.path, self._tunnel = _route(url)
+        self._host, self._port, self.path, self._tunnel, proxy_headers = _route(url)
+        # a proxy's credentials: on the CONNECT of a tunnel (never to the host behind it), else
+        # on each request a plain-HTTP proxy forwards
+        self._tunnel_headers = proxy_headers if self._tunnel else None
+        self.request_headers = {} if self._tunnel else proxy_headers
         self._timeout = timeout_s
         self._local, self._open, self._lock = threading.local(), set(), threading.Lock()
         self.opened = 0
@@ -86,7 +91,7 @@ class _Connections:
             return conn, True
         conn = self._cls(self._host, self._port, timeout=self._timeout)
         if self._tunnel:
-            conn.set_tunnel(*self._tunnel)
+            conn.set_tunnel(*self._tunnel, headers=self._tunnel_headers)
         self._local.conn = conn
         with self._lock:
             self._open.add(conn)
@@ -109,18 +114,23 @@ class _Connections:
             conn.close()
 
 
-def _route(url: str) -> tuple[str, int | None, str, tuple | None]:
-    """(host, port, request path, CONNECT tunnel target) of a URL: direct, or through the proxy
-    that HTTP_PROXY/HTTPS_PROXY name unless NO_PROXY exempts the host (as urllib did)."""
+def _route(url: str) -> tuple[str, int | None, str, tuple | None, dict]:
+    """(host, port, request path, CONNECT tunnel target, proxy headers) of a URL: direct, or
+    through the proxy that HTTP_PROXY/HTTPS_PROXY name unless NO_PROXY exempts the host (as
+    urllib did); a proxy URL's user:password@ becomes Basic Proxy-Authorization."""
     parts = urllib.parse.urlsplit(url)
     path = parts.path + (f"?{parts.query}" if parts.query else "")
     proxy = urllib.request.getproxies().get(parts.scheme)
     if not proxy or urllib.request.proxy_bypass(parts.hostname):
-        return parts.hostname, parts.port, path, None
+        return parts.hostname, parts.port, path, None, {}
     via = urllib.parse.urlsplit(proxy if "://" in proxy else f"http://{proxy}")
+    headers = {}
+    if via.username is not None:
+        user = urllib.parse.unquote(via.username) + ":" + urllib.parse.unquote(via.password or "")
+        headers["Proxy-Authorization"] = "Basic " + base64.b64encode(user.encode()).decode()
     if parts.scheme == "https":  # CONNECT through the proxy, then TLS with the host
-        return via.hostname, via.port, path, (parts.hostname, parts.port)
-    return via.hostname, via.port, url, None  # a plain-HTTP proxy takes the whole URL
+        return via.hostname, via.port, path, (parts.hostname, parts.port), headers
+    return via.hostname, via.port, url, None, headers  # a plain-HTTP proxy takes the whole URL
 
 
 def retry_delay_s(attempt: int, base_s: float, cap_s: float, retry_after: str | None,
@@ -266,7 +276,8 @@ class ApiTeacher:
         a kept connection the server closed meanwhile is replaced once, at once."""
         conn, reused = self.connections.get()
         try:
-            conn.request("POST", self.connections.path, body=data, headers=headers)
+            conn.request("POST", self.connections.path, body=data,
+                         headers={**headers, **self.connections.request_headers})
             resp = conn.getresponse()
             raw = resp.read()
         except (RemoteDisconnected, BrokenPipeError, ConnectionResetError) as e:

@@ -25,6 +25,7 @@ class Stub:
 
     def __init__(self, script: dict[int, str] | None = None):
         self.script, self.paths, self.connections = script or {}, [], 0
+        self.proxy_auth: list = []  # each request's Proxy-Authorization header (or None)
         self.lock = threading.Lock()
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
@@ -55,6 +56,7 @@ def _handler(stub: Stub):
             self.rfile.read(int(self.headers["Content-Length"]))
             with stub.lock:
                 stub.paths.append(self.path)
+                stub.proxy_auth.append(self.headers.get("Proxy-Authorization"))
                 action = stub.script.get(len(stub.paths))
             if action == "slow":
                 time.sleep(1.0)
@@ -125,3 +127,25 @@ def test_http_proxy_is_honoured_and_no_proxy_exempts(stub_teacher, monkeypatch):
     teacher, direct = stub_teacher(max_retries=0)
     assert [c.error for c in teacher.complete_all(_prompts(1))] == [None]
     assert direct.paths == ["/v1/completions"] and len(proxy.paths) == 1
+
+
+def test_a_proxy_s_credentials_go_to_the_proxy_only(stub_teacher, monkeypatch):
+    """user:password@ in HTTP_PROXY becomes Basic Proxy-Authorization on what the plain-HTTP
+    proxy forwards; for https it rides on the tunnel's CONNECT, never to the host behind it."""
+    import base64
+
+    from distill.api_teacher import _Connections
+
+    _, proxy = stub_teacher()
+    host_port = proxy.url.removeprefix("http://")
+    monkeypatch.setenv("http_proxy", f"http://us%40er:p%3Ass@{host_port}")
+    teacher, _ = stub_teacher(base_url="http://api.invalid/v1")
+    assert [c.error for c in teacher.complete_all(_prompts(1))] == [None]
+    assert proxy.proxy_auth == ["Basic " + base64.b64encode(b"us@er:p:ss").decode()]
+    monkeypatch.setenv("https_proxy", f"http://u:p@{host_port}")
+    tunnel = _Connections("https://api.invalid/v1/completions", 5.0)
+    assert tunnel.request_headers == {}  # nothing for the host behind the tunnel
+    conn, _ = tunnel.get()
+    assert conn._tunnel_headers == {"Proxy-Authorization": "Basic "
+                                    + base64.b64encode(b"u:p").decode()}
+    tunnel.close_all()
