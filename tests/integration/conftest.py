@@ -19,6 +19,6 @@ def quick_run(tmp_path_factory):
     out = root / "run"
     proc = subprocess.run([sys.executable, "-m", "app.cli", "run", "--quick", "--config",
                            str(config), "--out", str(out)], capture_output=True, text=True,
-                          timeout=600)
+                          timeout=1800)  # a hang guard: ~3 min alone, 10+ on a shared busy host
     assert proc.returncode == 0, proc.stderr[-3000:]
     return out, config, proc
