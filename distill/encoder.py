@@ -28,8 +28,8 @@ from contracts.errors import InputError
 from contracts.io import write_json_atomic
 from models.encoder import Encoder, save_encoder
 
-from .trainer import (METRICS_FILE, STATE_FILE, TrainingDiverged, _StopFlag, lr_at,
-                      make_optimizer, read_state, resolve_device, save_state)
+from .train_state import STATE_FILE, StopFlag, read_state, save_state
+from .trainer import METRICS_FILE, TrainingDiverged, lr_at, make_optimizer, resolve_device
 
 log = logging.getLogger(__name__)
 Progress = Callable[[int, int, float], None]  # (step, total steps, last loss)
@@ -170,7 +170,7 @@ def train_encoder(cfg: EncoderConfig, enc: Encoder, texts: list[str], targets: t
         step, history = _resume(out, net, opt, cfg, data_fp)
     t0, targets = time.perf_counter(), targets.to(device)
     net.train()
-    with _StopFlag() as flag:  # Ctrl-C: a checkpoint at the end of the step, then stop
+    with StopFlag() as flag:  # Ctrl-C: a checkpoint at the end of the step, then stop
         while step < cfg.steps:
             loss = _train_step(cfg, enc, net, opt, texts, targets, step)
             step += 1

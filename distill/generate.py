@@ -237,7 +237,7 @@ class LocalTeacher:
         if self.hf:
             from transformers import AutoTokenizer
 
-            from .trainer import hf_dir
+            from .students import hf_dir
 
             self.tok = AutoTokenizer.from_pretrained(hf_dir(cfg.teacher), local_files_only=True)
             self.tok.padding_side = "left"

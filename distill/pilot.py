@@ -35,13 +35,12 @@ from models.corpus import build_splits, eval_windows, fingerprint
 
 from .config import TrainConfig
 from .scalars import Scalars, check_logger, open_writer
+from .students import build_student, load_teacher
 from .trainer import (
     _train_step,
-    build_student,
     data_config,
     decay_steps,
     evaluate,
-    load_teacher,
     lr_at,
     make_loss,
     make_optimizer,

@@ -12,8 +12,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-import os
-import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from contracts.errors import InputError
-from contracts.io import atomic_path, write_json_atomic
+from contracts.io import write_json_atomic
 from models.checkpoint import save_checkpoint
 from models.corpus import DataConfig, build_splits, eval_windows, fingerprint
 
@@ -32,9 +30,11 @@ from .config import TrainConfig
 from .data import BatchSampler
 from .losses import DistillationLoss, global_num_valid_tokens, normalize
 from .scalars import Scalars, check_logger, open_writer
+from .students import FrozenCompiled, build_student, hf_dir, init_source, load_teacher, vocab_of
+from .train_state import STATE_FILE, Dist, StopFlag, load_state, save_state, setup_distributed
 
 log = logging.getLogger(__name__)
-STATE_FILE, METRICS_FILE = "train_state.pt", "metrics.json"
+METRICS_FILE = "metrics.json"
 Progress = Callable[[int, int, float], None]  # (step, total steps, last loss)
 
 
@@ -74,161 +74,11 @@ def resolve_tokenizer(cfg: TrainConfig) -> str | None:
     return None
 
 
-def hf_dir(teacher: str) -> str:
-    """The directory of a hf: teacher (hf:DIR, or a model id's snapshot in the local cache)."""
-    from models.zoo import parse_spec
-
-    return parse_spec(teacher).target
-
-
 def token_bytes_of(dcfg: DataConfig) -> np.ndarray | None:
     """UTF-8 bytes per token id (for bits per byte), or None when tokens are bytes."""
     from models.corpus import hf_tokens
 
     return hf_tokens(dcfg.tokenizer).token_bytes if dcfg.tokenizer else None
-
-
-class HFCausalLM(torch.nn.Module):
-    """A Hugging Face causal LM as the trainer calls a teacher: ids (B, T) -> logits (B, T, V)."""
-
-    def __init__(self, module: torch.nn.Module, vocab_size: int, max_len: int):
-        super().__init__()
-        self.module, self.vocab_size, self.max_len = module, vocab_size, max_len
-
-    def forward(self, idx: torch.Tensor) -> torch.Tensor:
-        return self.module(input_ids=idx).logits
-
-
-def hf_teacher_shape(cfg: TrainConfig) -> tuple[int, int] | None:
-    """(vocabulary, context) of a Hugging Face teacher, from its config alone; else None."""
-    if not (cfg.teacher or "").startswith("hf:"):
-        return None
-    from transformers import AutoConfig
-
-    conf = AutoConfig.from_pretrained(hf_dir(cfg.teacher), local_files_only=True)
-    limit = getattr(conf, "max_position_embeddings", None) or getattr(conf, "n_positions", None)
-    return int(conf.vocab_size), int(limit or 1 << 30)
-
-
-def vocab_of(model: torch.nn.Module) -> int:
-    return getattr(model, "vocab_size", None) or model.config.vocab_size
-
-
-CALIBRATION_STEP = 2**31 - 1  # the batch init: teacher-pruned ranks the teacher's activations on
-
-
-def init_source(cfg: TrainConfig, teacher: torch.nn.Module | None) -> torch.nn.Module | None:
-    """The model a student is initialized from: the teacher, also for the no-KD baseline (ce),
-    which loads it for the init alone, so that KD and baseline differ in the loss only."""
-    if teacher is not None or cfg.init == "random" or cfg.teacher in (None, "none"):
-        return teacher
-    return load_teacher(cfg.model_copy(update={"mode": "kd", "data_mode": "corpus"}))
-
-
-def build_student(cfg: TrainConfig, teacher: torch.nn.Module | None,
-                  train_split: np.ndarray | None = None) -> tuple[torch.nn.Module, str]:
-    """The student architecture, initialized from the teacher where its init setting and the
-    shapes allow (teacher-pruned ranks the teacher's activations on a batch of `train_split`).
-    Its vocabulary follows a Hugging Face teacher's (unless the spec sets vocab_size itself)."""
-    from dataclasses import replace
-
-    from models.gpt import GPT
-    from models.zoo import builtin_config, parse_spec
-
-    spec = parse_spec(cfg.student)
-    if spec.kind != "builtin":
-        raise InputError(f"student must be a builtin architecture, got {cfg.student!r}")
-    torch.manual_seed(cfg.seed)
-    arch = builtin_config(spec.target)
-    shape = hf_teacher_shape(cfg)  # also for the no-KD baseline, which loads no teacher
-    if shape is not None and "vocab_size=" not in spec.target:
-        arch = replace(arch, vocab_size=shape[0], block_size=min(arch.block_size, shape[1]))
-    student = GPT(arch)
-    if cfg.init == "teacher-layers" and teacher is not None:
-        return student, init_from_teacher_layers(student, teacher)
-    if cfg.init == "teacher-pruned" and teacher is not None:
-        return student, init_pruned(student, teacher, cfg, train_split)
-    return student, "random"
-
-
-def init_pruned(student, teacher, cfg: TrainConfig, train_split: np.ndarray | None) -> str:
-    """distill.prune.cut on a batch of training windows; random (and why) where the teacher is
-    not the built-in GPT or the student does not fit inside it."""
-    from models.gpt import GPT
-
-    from .prune import cut, fits
-
-    if not isinstance(teacher, GPT):
-        return "random (teacher-pruned needs a built-in GPT teacher)"
-    why = fits(student.config, teacher.config)
-    if why or train_split is None:
-        return f"random ({why or 'no training windows to rank the teacher on'})"
-    x, _ = BatchSampler(train_split, min(cfg.block_size, student.config.block_size),
-                        cfg.batch_size, cfg.seed).batch_at(CALIBRATION_STEP)
-    device = next(teacher.parameters()).device
-    return cut(student, teacher, torch.from_numpy(x).to(device))
-
-
-def init_from_teacher_layers(student, teacher) -> str:
-    """Copy embeddings, final norm and every k-th block (DistilBERT's layer selection).
-
-    Needs equal width and heads; otherwise the student keeps its random init and says so."""
-    from models.gpt import GPT
-
-    s, t = student.config, teacher.config if isinstance(teacher, GPT) else None
-    same = t is not None and (s.n_embd, s.n_head, s.vocab_size) == (t.n_embd, t.n_head,
-                                                                    t.vocab_size)
-    if not same or s.n_layer > t.n_layer or s.block_size > t.block_size:
-        return "random (teacher shapes differ)"
-    picks = np.linspace(0, t.n_layer - 1, s.n_layer).round().astype(int).tolist()
-    with torch.no_grad():
-        student.wte.weight.copy_(teacher.wte.weight)
-        student.wpe.weight.copy_(teacher.wpe.weight[: s.block_size])
-        student.ln_f.load_state_dict(teacher.ln_f.state_dict())
-        for i, j in enumerate(picks):
-            student.blocks[i].load_state_dict(teacher.blocks[j].state_dict())
-    return f"teacher layers {picks}"
-
-
-class FrozenCompiled(torch.nn.Module):
-    """A frozen teacher's forward under torch.compile (compile: true), on CPU with inductor's
-    freezing: under no_grad its weights become constants of the compiled graph, so inductor
-    prepacks each weight matrix once for MKL's GEMM (bias included) and fuses GELU, layer norms and
-    residual adds around it; eager PyTorch copies every bias into the output before each product.
-    Dynamo guards the weights' identity, so another teacher compiles anew instead of reusing these
-    constants; the weights must not change in place (a teacher is frozen). Other devices get a
-    plain torch.compile (freezing measured on CPU only)."""
-
-    def __init__(self, module: torch.nn.Module):
-        super().__init__()
-        self.compiled = torch.compile(module)
-        self.config, self.vocab_size = getattr(module, "config", None), vocab_of(module)
-
-    def forward(self, idx: torch.Tensor) -> torch.Tensor:
-        from torch._inductor import config as inductor_config
-
-        freeze = idx.device.type == "cpu" and not torch.is_grad_enabled()
-        with inductor_config.patch(freezing=freeze):
-            return self.compiled(idx)
-
-
-def load_teacher(cfg: TrainConfig) -> torch.nn.Module | None:
-    """The teacher, frozen; None without KD, except that sequence-level KD (ce on generated
-    data) loads it too, to report the student's retention against it."""
-    if (cfg.mode == "ce" and cfg.data_mode == "corpus") or cfg.teacher in (None, "none"):
-        return None
-    from models.zoo import load_torch, parse_spec
-
-    tm = load_torch(parse_spec(cfg.teacher))
-    module = tm.module
-    if tm.family.startswith("hf-"):
-        if not tm.is_causal_lm:
-            raise InputError(f"teacher {cfg.teacher!r}: a {tm.extra.get('hf_class')} is not a "
-                             "causal language model (it cannot predict the next token)")
-        module = HFCausalLM(tm.module, tm.vocab_size, tm.max_seq_len or 1 << 30)
-    for p in module.parameters():
-        p.requires_grad_(False)
-    return module.eval()
 
 
 def resolve_device(name: str) -> torch.device:
@@ -391,131 +241,6 @@ def lm_metrics(total_nats: float, correct: int, count: int, n_bytes: int | None 
 # --------------------------------------------------------------------------- state
 
 
-def save_state(out: Path, student, opt, step: int, cfg: TrainConfig, data_fp: str,
-               history: list[dict]) -> None:
-    """Everything a resumed run needs, written atomically (temp file + os.replace)."""
-    state = {
-        "step": step,
-        "history": history,
-        "model": student.state_dict(),
-        "optimizer": opt.state_dict(),
-        "torch_rng": torch.get_rng_state(),
-        "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-        "config": cfg.model_dump(),
-        "data_fingerprint": data_fp,
-    }
-    with atomic_path(out / STATE_FILE) as tmp:
-        torch.save(state, tmp)
-
-
-# where a run executes, not what it computes: these may change on resume
-_RUN_ONLY = ("device", "threads", "teacher_cache_dir", "compile", "log_every", "logger")
-
-
-def _same_run(saved: dict, cfg: TrainConfig) -> bool:
-    now = cfg.model_dump()
-    saved = {**TrainConfig.model_construct().model_dump(), **saved}  # fields added since: default
-    return {k: v for k, v in saved.items() if k not in _RUN_ONLY} == {
-        k: v for k, v in now.items() if k not in _RUN_ONLY}
-
-
-def read_state(path: Path, device) -> dict:
-    """train_state.pt (tensors and plain data only: weights_only); a truncated or corrupt file
-    is one InputError naming it and how to start over, never the reader's traceback."""
-    import pickle
-
-    try:
-        state = torch.load(path, weights_only=True, map_location=device)
-        if not isinstance(state, dict) or not isinstance(state.get("config"), dict):
-            raise ValueError("not a training state")
-        missing = [k for k in ("data_fingerprint", "step", "model", "optimizer", "torch_rng")
-                   if k not in state]
-        if missing:
-            raise ValueError(f"no {', '.join(missing)} in it")
-    except (RuntimeError, EOFError, OSError, ValueError, KeyError, TypeError, AttributeError,
-            pickle.UnpicklingError) as e:
-        why = (str(e).strip().splitlines() or [type(e).__name__])[0][:120]
-        raise InputError(f"{path}: this checkpoint is damaged and cannot be resumed ({why}); "
-                         f"delete it to train this run over from step 0 with --resume, or "
-                         f"start over in another --out") from None
-    return state
-
-
-def load_state(out: Path, student, opt, cfg: TrainConfig, data_fp: str) -> tuple[int, list]:
-    device = next(student.parameters()).device
-    state = read_state(out / STATE_FILE, device)
-    if not _same_run(state["config"], cfg) or state["data_fingerprint"] != data_fp:
-        raise InputError(f"{out}: the saved run used other settings or data; --resume needs the "
-                         "same ones (or choose a new --out)")
-    student.load_state_dict(state["model"])
-    opt.load_state_dict(state["optimizer"])
-    torch.set_rng_state(state["torch_rng"].cpu())
-    if state.get("cuda_rng") and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all([r.cpu() for r in state["cuda_rng"]])
-    return int(state["step"]), list(state.get("history", []))
-
-
-class _StopFlag:
-    """SIGINT sets a flag; the loop saves a checkpoint at the end of the step and stops."""
-
-    def __init__(self):
-        self.stop = False
-        self._old = None
-
-    def __enter__(self):
-        try:
-            self._old = signal.signal(signal.SIGINT, self._handle)
-        except ValueError:  # not the main thread: no handler, Ctrl-C behaves as usual
-            self._old = None
-        return self
-
-    def _handle(self, signum, frame):
-        self.stop = True
-
-    def __exit__(self, *exc):
-        if self._old is not None:
-            signal.signal(signal.SIGINT, self._old)
-
-
-# --------------------------------------------------------------------------- DDP
-
-
-@dataclass
-class Dist:
-    """Where this process stands in a torchrun job (rank 0 of 1 without one)."""
-
-    rank: int = 0
-    world: int = 1
-    owned: bool = False  # this trainer initialized the process group, so it tears it down
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
-
-    def barrier(self) -> None:
-        if self.world > 1:
-            torch.distributed.barrier()
-
-    def close(self) -> None:
-        if self.owned and torch.distributed.is_initialized():
-            torch.distributed.destroy_process_group()
-
-
-def setup_distributed(device: torch.device) -> tuple[Dist, torch.device]:
-    """Join the torchrun job named by WORLD_SIZE/RANK/LOCAL_RANK (gloo on CPU, nccl on GPU)."""
-    dist = torch.distributed
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1 and not (dist.is_available() and dist.is_initialized()):
-        return Dist(), device
-    if device.type == "cuda":
-        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-        torch.cuda.set_device(device)
-    owned = not dist.is_initialized()
-    if owned:
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    return Dist(dist.get_rank(), dist.get_world_size(), owned), device
-
-
 # --------------------------------------------------------------------------- the recipe
 
 
@@ -571,7 +296,7 @@ def _train(cfg: TrainConfig, out: Path, resume: bool, progress: Progress | None,
     speed = _Speed(cfg, ddp.world)
     scalars = Scalars(open_writer(cfg.logger, out, step) if ddp.main else None, cfg.log_every,
                       speed.tokens_per_step)
-    with _StopFlag() as flag, contextlib.closing(scalars):
+    with StopFlag() as flag, contextlib.closing(scalars):
         while step < cfg.steps:
             with speed:
                 loss, stop = _train_step(cfg, step_loss_fn, model, target, opt, sampler, step,

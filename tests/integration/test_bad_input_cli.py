@@ -186,7 +186,7 @@ def test_a_truncated_train_state_on_resume_is_one_line(tmp_path, corpus):  # noq
 
 @pytest.mark.parametrize("content", [b"", BINARY, "torch-list"])
 def test_read_state_names_any_damage(tmp_path, content):
-    from distill.trainer import read_state
+    from distill.train_state import read_state
     from contracts.errors import InputError
 
     path = tmp_path / "train_state.pt"

@@ -147,7 +147,7 @@ def test_kd_from_a_trained_teacher_reports_retention(tmp_path, corpus):
 
 def test_student_init_copies_selected_teacher_layers_or_stays_random():
     from models.gpt import GPT, GPTConfig
-    from distill.trainer import init_from_teacher_layers
+    from distill.students import init_from_teacher_layers
 
     torch.manual_seed(0)
     teacher = GPT(GPTConfig(n_layer=4, n_embd=32, n_head=2, block_size=32))

@@ -1,11 +1,11 @@
-"""compile: true runs the live teacher through distill.trainer.FrozenCompiled: torch.compile with
+"""compile: true runs the live teacher through distill.students.FrozenCompiled: torch.compile with
 inductor's freezing on CPU (weights folded in as constants, MKL-prepacked GEMMs)."""
 
 import pytest
 import torch
 
 from models.gpt import GPT, GPTConfig
-from distill.trainer import FrozenCompiled, vocab_of
+from distill.students import FrozenCompiled, vocab_of
 
 
 def _teacher(seed: int) -> GPT:

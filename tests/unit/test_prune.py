@@ -9,7 +9,7 @@ import torch
 from models.gpt import GPT, GPTConfig
 from distill.config import make_config
 from distill.prune import cut, fits, importance
-from distill.trainer import build_student, init_from_teacher_layers
+from distill.students import build_student, init_from_teacher_layers
 
 TEACHER = GPTConfig(n_layer=4, n_embd=64, n_head=4, block_size=32)
 
