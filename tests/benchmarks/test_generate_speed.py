@@ -24,13 +24,9 @@ import numpy as np
 import torch
 
 from models.zoo import load_torch, parse_spec
-from distill.generate import (
-    corpus_prompts,
-    generate,
-    generate_ids,
-    make_generate_config,
-    sample_seed,
-)
+from distill.generate import corpus_prompts, generate, make_generate_config
+from distill.generate_types import sample_seed
+from distill.local_teacher import generate_ids
 
 from .figures import record
 

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from models.zoo import load_torch, parse_spec
-from distill.generate import generate_ids
+from distill.local_teacher import generate_ids
 
 KEY = "test-key"
 

@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from distill.api_teacher import parse_response, retry_delay_s
-from distill.generate import SampleLog, file_prompts, make_generate_config, pick_tokens
+from distill.generate import SampleLog, file_prompts, make_generate_config
+from distill.local_teacher import pick_tokens
 from contracts.errors import InputError
 
 
