@@ -12,7 +12,7 @@ import typer
 from contracts.defaults import BACKENDS
 from contracts.errors import InputError
 
-from .cli_common import HARDWARE_HELP, default_out, interrupted
+from .cli_common import HARDWARE_HELP, default_out, interrupted, write_figures
 
 
 def bench(
@@ -66,6 +66,21 @@ def bench(
     with progress_bar() as progress:
         df = run_plan(plan, progress)
     print_bench_summary(df, plan.out)
+    print(_bench_figures(df, plan.out))
+
+
+def _bench_figures(df, out) -> str:
+    """OUT/figures/latency.png (p50, p99) and speedup.png (with its CI); the line naming them."""
+    from pathlib import Path
+
+    import pandas as pd
+
+    from reports.figures import bench_latency, bench_speedup
+
+    speedups = Path(out) / "speedups.csv"
+    sp = pd.read_csv(speedups) if speedups.is_file() else pd.DataFrame()
+    return write_figures({"latency": bench_latency(df),
+                          "speedup": bench_speedup(sp) if len(sp) else None}, out)
 
 
 def hardware(

@@ -15,7 +15,7 @@ from contracts.defaults import (ENGINEERING_USD_PER_WEEK, ENGINEERING_USD_PER_WE
                                  TRAINING_HARDWARE_HELP)
 from contracts.errors import InputError
 
-from .cli_common import HARDWARE_HELP, default_out
+from .cli_common import HARDWARE_HELP, default_out, write_figures
 
 
 def plan(
@@ -125,9 +125,13 @@ def plan(
                        require_benefit=require_benefit, pilot=pilot or None,
                        max_steps=max_steps, portfolio=portfolio)
     write_plan(result, out_dir)
+    from reports import plan_figures
+
     from .console import print_plan_summary
 
-    print_plan_summary(result.to_dict(), out_dir)
+    doc = result.to_dict()
+    print_plan_summary(doc, out_dir)
+    print(write_figures(plan_figures(doc), out_dir))
 
 
 def run_command(
@@ -284,10 +288,13 @@ def _plan_llm(teacher: str, students: Optional[str], scenarios: list[str],
     plain = json.loads(json.dumps(doc))  # numpy scalars -> plain numbers for YAML
     write_text_atomic(out_dir / "plan.yaml", yaml.safe_dump(plain, sort_keys=False))
     write_text_atomic(out_dir / "plan.md", llm_plan_markdown(doc))
-    page = write_report(llm_report(doc), out_dir / "report").html
+    report = llm_report(doc)
+    page = write_report(report, out_dir / "report").html
+    drawn = {k: v for k, v in report.figures.items() if k in ("llm-cost", "llm-latency")}
     d = doc["decision"]
     print(f"{'GO' if d['go'] else 'NO-GO'}: distill {teacher} to "
           f"{doc['recommended']['model'] or 'no student'} (projected, not measured)")
     for r in d["reasons"]:
         print(f"  - {r}")
     print(f"plan: {out_dir / 'plan.yaml'}; report: {page} (+ report.md, figures/; plan.md)")
+    print(write_figures(drawn, out_dir))
