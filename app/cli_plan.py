@@ -15,6 +15,7 @@ from contracts.defaults import (ENGINEERING_USD_PER_WEEK, ENGINEERING_USD_PER_WE
                                  TRAINING_HARDWARE_HELP)
 from contracts.errors import InputError
 
+from . import cli_complete as complete
 from .cli_common import HARDWARE_HELP, default_out, write_figures
 
 
@@ -24,7 +25,8 @@ def plan(
                                                 "results.jsonl (or one written by hand in the "
                                                 "same schema). Repeatable: tables from several "
                                                 "machines merge."),
-    scenario: list[str] = typer.Option(..., "--scenario", metavar="NAME|FILE", help="A preset "
+    scenario: list[str] = typer.Option(..., "--scenario", metavar="NAME|FILE",
+                                       autocompletion=complete.scenario, help="A preset "
                                        f"({', '.join(SCENARIO_PRESETS)}) or a scenario YAML "
                                        "file. Repeatable."),
     hardware_files: Optional[list[str]] = typer.Option(None, "--hardware", metavar="FILE",
