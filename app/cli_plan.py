@@ -298,5 +298,6 @@ def _plan_llm(teacher: str, students: Optional[str], scenarios: list[str],
           f"{doc['recommended']['model'] or 'no student'} (projected, not measured)")
     for r in d["reasons"]:
         print(f"  - {r}")
-    print(f"plan: {out_dir / 'plan.yaml'}; report: {page} (+ report.md, figures/; plan.md)")
+    print(f"plan: {out_dir / 'plan.yaml'}; report: {page} (+ report.md"
+          f"{', figures/' if report.figures else ''}; plan.md)")
     print(write_figures(drawn, out_dir))
