@@ -89,6 +89,9 @@ def plan(
     datagen_prices: Optional[str] = typer.Option(None, metavar="FILE", help="api: a price "
                                                  "catalog YAML in the shape of "
                                                  "roi/data/api_prices.yaml."),
+    figures: bool = typer.Option(True, help="Draw the cost per scenario and throughput per "
+                                 "dollar figures into OUT/figures/ (--no-figures: the plan "
+                                 "alone, about 0.4 s CPU less per scenario)."),
 ) -> None:
     """Plan the distillation: cost and sizing per scenario and hardware, projection, decision,
     recommended student and ROI; writes plan.yaml (read by roi distill) and plan.json.
@@ -133,7 +136,8 @@ def plan(
 
     doc = result.to_dict()
     print_plan_summary(doc, out_dir)
-    print(write_figures(plan_figures(doc), out_dir))
+    if figures:
+        print(write_figures(plan_figures(doc), out_dir))
 
 
 def run_command(

@@ -29,6 +29,14 @@ def test_plan_writes_cost_and_sizing_figures(tmp_path, capsys):
     assert f"figures: {out / 'figures' / 'cost_per_scenario.png'}" in capsys.readouterr().out
 
 
+def test_plan_no_figures_writes_the_plan_alone(tmp_path, capsys):
+    out = tmp_path / "plan"
+    assert main(["plan", "--results", str(FIXTURE), "--scenario", "real-time-api",
+                 "--no-figures", "--out", str(out)]) == 0
+    assert (out / "plan.json").is_file() and not (out / "figures").exists()
+    assert "figures:" not in capsys.readouterr().out
+
+
 def test_llm_plan_writes_cost_and_latency_figures(tmp_path, capsys):
     out = tmp_path / "llm"
     assert main(["plan", "--teacher", "config:llama-3-70b", "--scenario", "real-time-api",
