@@ -26,7 +26,7 @@ from .cli_plan import plan, report, run_command
 from .cli_train import distill, distill_encoder, generate, pilot
 
 app = typer.Typer(
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion; values: cli_complete.py
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,

@@ -29,6 +29,18 @@ def interrupted(args: list[str]) -> str:
             "it stopped")
 
 
+def write_figures(figures: dict, out) -> str:
+    """OUT/figures/NAME.png of the figures drawn (None: nothing to draw), and the console's
+    line naming them, or saying why there are none."""
+    from reports import write_figures as write
+    from reports.figures import missing
+
+    written = write({k: v for k, v in figures.items() if v is not None}, out)
+    if written:
+        return f"figures: {', '.join(str(p) for p in written)}"
+    return f"figures: none ({missing() or 'nothing measured to draw'})"
+
+
 def has_out(args: list[str]) -> bool:
     return any(a == "--out" or a.startswith("--out=") for a in args)
 

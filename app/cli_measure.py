@@ -12,7 +12,8 @@ import typer
 from contracts.defaults import BACKENDS
 from contracts.errors import InputError
 
-from .cli_common import HARDWARE_HELP, default_out, interrupted
+from . import cli_complete as complete
+from .cli_common import HARDWARE_HELP, default_out, interrupted, write_figures
 
 
 def bench(
@@ -21,7 +22,8 @@ def bench(
                                 "cache), onnx:FILE or ckpt:DIR."),
     students: str = typer.Option("auto", help="Comma-separated student specs, or 'auto' for "
                                  "builtin:student-5x,-10x,-20x,-50x."),
-    backends: str = typer.Option(",".join(BACKENDS), help="Comma-separated: "
+    backends: str = typer.Option(",".join(BACKENDS), autocompletion=complete.backends,
+                                 help="Comma-separated: "
                                  "torch-eager, torch-eager-bf16, ort-fp32, ort-int8, "
                                  "ort-int8-static, ort-int8-static-all, ort-fused-fp32, "
                                  "ort-fused-int8, ort-int8-wo, ort-int4-wo (bench/variants.py); "
@@ -66,6 +68,21 @@ def bench(
     with progress_bar() as progress:
         df = run_plan(plan, progress)
     print_bench_summary(df, plan.out)
+    print(_bench_figures(df, plan.out))
+
+
+def _bench_figures(df, out) -> str:
+    """OUT/figures/latency.png (p50, p99) and speedup.png (with its CI); the line naming them."""
+    from pathlib import Path
+
+    import pandas as pd
+
+    from reports.figures import bench_latency, bench_speedup
+
+    speedups = Path(out) / "speedups.csv"
+    sp = pd.read_csv(speedups) if speedups.is_file() else pd.DataFrame()
+    return write_figures({"latency": bench_latency(df),
+                          "speedup": bench_speedup(sp) if len(sp) else None}, out)
 
 
 def hardware(
@@ -85,6 +102,7 @@ def hardware(
 
 def scenarios(
     scenario: Optional[list[str]] = typer.Option(None, "--scenario", metavar="NAME|FILE",
+                                                 autocompletion=complete.scenario,
                                                  help="A preset name or a scenario YAML "
                                                  "file to show instead of all presets. "
                                                  "Repeatable."),
@@ -112,9 +130,11 @@ def scenarios(
 def loadtest(
     model: str = typer.Option(..., help="Model spec: builtin:NAME, hf:DIR, onnx:FILE or "
                               "ckpt:DIR."),
-    backend: str = typer.Option("ort-fp32", help="torch-eager, torch-eager-bf16, ort-fp32 or "
+    backend: str = typer.Option("ort-fp32", autocompletion=complete.variant,
+                                help="torch-eager, torch-eager-bf16, ort-fp32 or "
                                 "ort-int8."),
-    scenario: str = typer.Option("server", help="LoadGen scenario: singlestream (p90), "
+    scenario: str = typer.Option("server", autocompletion=complete.loadgen_scenario,
+                                 help="LoadGen scenario: singlestream (p90), "
                                  "multistream (p99), server (Poisson arrivals, p99 bound) or "
                                  "offline (throughput)."),
     qps: Optional[float] = typer.Option(None, help="server: target QPS (with --find-peak, "
@@ -152,7 +172,8 @@ def loadtest(
                                             "(MODEL.SCENARIO.KEY = VALUE lines; MODEL is the "
                                             "--model spec or *) passed to LoadGen's FromConfig; "
                                             "its keys win over the options."),
-    mode: str = typer.Option("performance", help="performance, or accuracy: LoadGen's "
+    mode: str = typer.Option("performance", autocompletion=complete.mode,
+                             help="performance, or accuracy: LoadGen's "
                              "AccuracyOnly, every sample once, the outputs logged and their "
                              "agreement with the PyTorch (else ONNX fp32) model recorded."),
 ) -> None:

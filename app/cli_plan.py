@@ -15,7 +15,8 @@ from contracts.defaults import (ENGINEERING_USD_PER_WEEK, ENGINEERING_USD_PER_WE
                                  TRAINING_HARDWARE_HELP)
 from contracts.errors import InputError
 
-from .cli_common import HARDWARE_HELP, default_out
+from . import cli_complete as complete
+from .cli_common import HARDWARE_HELP, default_out, write_figures
 
 
 def plan(
@@ -24,7 +25,8 @@ def plan(
                                                 "results.jsonl (or one written by hand in the "
                                                 "same schema). Repeatable: tables from several "
                                                 "machines merge."),
-    scenario: list[str] = typer.Option(..., "--scenario", metavar="NAME|FILE", help="A preset "
+    scenario: list[str] = typer.Option(..., "--scenario", metavar="NAME|FILE",
+                                       autocompletion=complete.scenario, help="A preset "
                                        f"({', '.join(SCENARIO_PRESETS)}) or a scenario YAML "
                                        "file. Repeatable."),
     hardware_files: Optional[list[str]] = typer.Option(None, "--hardware", metavar="FILE",
@@ -87,6 +89,9 @@ def plan(
     datagen_prices: Optional[str] = typer.Option(None, metavar="FILE", help="api: a price "
                                                  "catalog YAML in the shape of "
                                                  "roi/data/api_prices.yaml."),
+    figures: bool = typer.Option(True, help="Draw the cost per scenario and throughput per "
+                                 "dollar figures into OUT/figures/ (--no-figures: the plan "
+                                 "alone, about 0.4 s CPU less per scenario)."),
 ) -> None:
     """Plan the distillation: cost and sizing per scenario and hardware, projection, decision,
     recommended student and ROI; writes plan.yaml (read by roi distill) and plan.json.
@@ -125,9 +130,14 @@ def plan(
                        require_benefit=require_benefit, pilot=pilot or None,
                        max_steps=max_steps, portfolio=portfolio)
     write_plan(result, out_dir)
+    from reports import plan_figures
+
     from .console import print_plan_summary
 
-    print_plan_summary(result.to_dict(), out_dir)
+    doc = result.to_dict()
+    print_plan_summary(doc, out_dir)
+    if figures:
+        print(write_figures(plan_figures(doc), out_dir))
 
 
 def run_command(
@@ -284,10 +294,14 @@ def _plan_llm(teacher: str, students: Optional[str], scenarios: list[str],
     plain = json.loads(json.dumps(doc))  # numpy scalars -> plain numbers for YAML
     write_text_atomic(out_dir / "plan.yaml", yaml.safe_dump(plain, sort_keys=False))
     write_text_atomic(out_dir / "plan.md", llm_plan_markdown(doc))
-    page = write_report(llm_report(doc), out_dir / "report").html
+    report = llm_report(doc)
+    page = write_report(report, out_dir / "report").html
+    drawn = {k: v for k, v in report.figures.items() if k in ("llm-cost", "llm-latency")}
     d = doc["decision"]
     print(f"{'GO' if d['go'] else 'NO-GO'}: distill {teacher} to "
           f"{doc['recommended']['model'] or 'no student'} (projected, not measured)")
     for r in d["reasons"]:
         print(f"  - {r}")
-    print(f"plan: {out_dir / 'plan.yaml'}; report: {page} (+ report.md, figures/; plan.md)")
+    print(f"plan: {out_dir / 'plan.yaml'}; report: {page} (+ report.md"
+          f"{', figures/' if report.figures else ''}; plan.md)")
+    print(write_figures(drawn, out_dir))

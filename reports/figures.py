@@ -3,6 +3,8 @@
 Each function takes plain data (DataFrames, the plan's records) and returns the PNG as bytes, or
 None when there is nothing to draw: the report then says why, instead of showing an empty plot.
 Labels never go through mathtext, so a model named `$x$` or `<script>` is drawn as typed.
+matplotlib is imported on the first figure, not with this module: it is the `figures` extra,
+and without it every function returns None and `missing()` says how to install it.
 """
 
 from __future__ import annotations
@@ -10,14 +12,15 @@ from __future__ import annotations
 import io
 import math
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-import matplotlib
 import numpy as np
 import pandas as pd
-from matplotlib import ticker
-from matplotlib.figure import Figure
 
 from .fmt import number, sig, usd
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 TEACHER_COLOR = "#555555"
 RECOMMENDED_COLOR = "#d62728"
@@ -29,7 +32,18 @@ STYLE = {"text.parse_math": False, "font.size": 9, "axes.titlesize": 10,
 DPI = 100
 
 
+def missing() -> str | None:
+    """Why no figure can be drawn here (matplotlib absent, with the extra to install), or None."""
+    from importlib.util import find_spec
+
+    if find_spec("matplotlib") is not None:
+        return None
+    return "matplotlib is not installed: pip install 'distill-roi[figures]'"
+
+
 def _new(width: float, height: float) -> Figure:
+    from matplotlib.figure import Figure
+
     return Figure(figsize=(width, height), dpi=DPI, layout="constrained")
 
 
@@ -40,7 +54,12 @@ def _png(fig: Figure) -> bytes:
 
 
 def _render(draw, *args, **kwargs) -> bytes | None:
-    """Run a draw function under the report style; it returns a Figure or None."""
+    """Run a draw function under the report style; it returns a Figure or None (None too
+    without matplotlib)."""
+    if missing():
+        return None
+    import matplotlib
+
     with matplotlib.rc_context(STYLE):
         fig = draw(*args, **kwargs)
         return None if fig is None else _png(fig)
@@ -58,12 +77,25 @@ def _grid(n: int, per_row: int, width: float = 10.0, row_height: float = 3.2):
 
 def _plain_log(axis) -> None:
     """Log-axis ticks as plain numbers (the default labels are mathtext, which is off here)."""
+    from matplotlib import ticker
+
     axis.set_major_formatter(ticker.FuncFormatter(lambda v, _: sig(v, 2)))
     axis.set_minor_formatter(ticker.NullFormatter())
 
 
-def _usd_axis(axis) -> None:
+def _usd_axis(axis, minor: bool = True) -> None:
+    """Dollar tick labels (minor: keep the minor ticks' own labels)."""
+    from matplotlib import ticker
+
     axis.set_major_formatter(ticker.FuncFormatter(lambda v, _: usd(v)))
+    if not minor:
+        axis.set_minor_formatter(ticker.NullFormatter())
+
+
+def _percent_axis(axis) -> None:
+    from matplotlib import ticker
+
+    axis.set_major_formatter(ticker.PercentFormatter(1.0))
 
 
 def model_colors(models: Sequence[str], teacher: str = "",
@@ -151,6 +183,73 @@ def _peak_search(probes, bound_ms: float, percentile: float, peak: float | None)
     ax.set_title("LoadGen peak search: latency per probe")
     ax.legend(loc="upper left")
     return fig
+
+
+def bench_latency(results: pd.DataFrame) -> bytes | None:
+    """`roi bench`: median latency per call (bar) with a whisker to p99, per model (groups, the
+    teacher labelled) and backend/dtype (bars), one panel per batch size, sequence length and
+    threads; ok rows of the results table."""
+    if "latency_ms_p50" not in results:
+        return None
+    ok = results[results["status"].fillna("ok") == "ok"] if "status" in results else results
+    ok = ok[pd.to_numeric(ok["latency_ms_p50"], errors="coerce").notna()]
+    teacher = ok.loc[ok["role"] == "teacher", "model"] if "role" in ok else ok["model"][:0]
+    return _render(_bars_per_setting, ok, set(teacher), "latency_ms_p50", "latency_ms_p50",
+                   "latency_ms_p99", "latency per call, ms (p50, whisker to p99)", None)
+
+
+def bench_speedup(speedups: pd.DataFrame) -> bytes | None:
+    """`roi bench`: each student's speedup over the teacher (ratio of medians, bar) with its
+    bootstrap 95% CI (whisker), per backend/dtype, one panel per batch size, sequence length
+    and threads. speedups: bench's speedups.csv (student, backend, dtype, batch_size, seq_len,
+    threads, speedup_p50, speedup_ci95_low, speedup_ci95_high)."""
+    df = speedups.rename(columns={"student": "model"})
+    return _render(_bars_per_setting, df, set(), "speedup_p50", "speedup_ci95_low",
+                   "speedup_ci95_high", "speedup vs teacher, × (95% CI)", 1.0)
+
+
+def _bars_per_setting(df: pd.DataFrame, teachers: set, col: str, lo: str, hi: str, ylabel: str,
+                      ref: float | None) -> Figure | None:
+    if df.empty:
+        return None
+    keys = [k for k in ("batch_size", "seq_len", "threads") if k in df]
+    settings = sorted(df.groupby(keys).groups)
+    runtimes = sorted(df.groupby(["backend", "dtype"]).groups)
+    colors = dict(zip(runtimes, PALETTE * 4))
+    fig, axes = _grid(len(settings), 2)
+    for ax, setting in zip(axes, settings):
+        sub = df[(df[keys] == pd.Series(setting, index=keys)).all(axis=1)]
+        models = list(dict.fromkeys(sub.sort_values("params", ascending=False)["model"])
+                      if "params" in sub else dict.fromkeys(sub["model"]))
+        _grouped_bars(ax, sub, models, runtimes, colors, (col, lo, hi))
+        if ref is None:  # latencies span decades
+            ax.set_yscale("log")
+            _plain_log(ax.yaxis)
+        else:
+            ax.axhline(ref, color="black", lw=0.8, ls=":")
+        ax.set_xticks(range(len(models)), [_short(m) + (" (teacher)" if m in teachers else "")
+                                           for m in models], rotation=20, ha="right")
+        ax.set_title(", ".join(f"{label} {v}" for label, v in zip(
+            ("batch", "tokens", "threads"), setting)))
+        ax.set_ylabel(ylabel)
+    axes[0].legend(loc="upper right")
+    return fig
+
+
+def _grouped_bars(ax, sub: pd.DataFrame, models: list, runtimes: list, colors: dict,
+                  cols: tuple[str, str, str]) -> None:
+    """One bar per runtime within each model's group, whiskers from cols' low to high."""
+    width = 0.8 / len(runtimes)
+    for j, runtime in enumerate(runtimes):
+        g = sub[(sub["backend"] == runtime[0]) & (sub["dtype"] == runtime[1])]
+        g = g.drop_duplicates("model").set_index("model")
+        x = [i for i, m in enumerate(models) if m in g.index]
+        if not x:
+            continue
+        v, lo, hi = (g.loc[[models[i] for i in x], c].to_numpy(float) for c in cols)
+        ax.bar(np.array(x) + (j - (len(runtimes) - 1) / 2) * width, v, width=width,
+               color=colors[runtime], label=f"{runtime[0]} / {runtime[1]}",
+               yerr=[np.maximum(v - lo, 0), np.maximum(hi - v, 0)], capsize=2)
 
 
 # ------------------------------------------------------------------------------ cost and sizing
@@ -296,7 +395,7 @@ def _pareto(points: pd.DataFrame, threshold: float | None, achieved: float | Non
         x = float(pts.loc[pts["model"] == achieved_model, "usd_per_month"].iloc[0])
         ax.scatter([x], [achieved], marker="D", color="black", s=50, zorder=4,
                    label="achieved (distilled)")
-    ax.yaxis.set_major_formatter(ticker.PercentFormatter(1.0))
+    _percent_axis(ax.yaxis)
     _usd_axis(ax.xaxis)
     ax.set_xlabel("USD per month (cheapest configuration meeting every scenario, P50)")
     ax.set_ylabel("accuracy retention (band)")
@@ -397,7 +496,7 @@ def _predicted_vs_achieved(band, achieved: dict[str, float],
                        label="predicted band")
             ax.legend(loc="lower right")
         ax.set_xticks(range(len(names)), names, rotation=15)
-        ax.yaxis.set_major_formatter(ticker.PercentFormatter(1.0))
+        _percent_axis(ax.yaxis)
         ax.set_ylim(0, 1.05)
         ax.set_ylabel("accuracy retention vs teacher")
         ax.set_title("retention: predicted band vs achieved")
@@ -462,7 +561,7 @@ def _learning_curves(curves, grids, threshold, highlight, planned_steps, achieve
         ax.plot([achieved[0]], [achieved[1]], "*", color="black", ms=12, label="achieved")
     ax.set_xscale("log")
     _plain_log(ax.xaxis)
-    ax.yaxis.set_major_formatter(ticker.PercentFormatter(1.0))
+    _percent_axis(ax.yaxis)
     ax.set_xlabel("training steps (log)")
     ax.set_ylabel("accuracy retention vs teacher")
     ax.set_title("retention forecast: pilot points, fitted curves, P10-P90 band")

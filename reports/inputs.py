@@ -76,7 +76,8 @@ def figure(figures: Figures, name: str, png: bytes | None, caption: str, method:
             missing: str) -> Figure | Text:
     """The Figure block when there is a PNG, else a note saying why there is none."""
     if png is None:
-        return Text(f"No {caption[0].lower() + caption[1:]} figure: {missing}", "note")
+        why = fig.missing() or missing
+        return Text(f"No {caption[0].lower() + caption[1:]} figure: {why}", "note")
     figures[name] = png
     return Figure(name, caption, method)
 

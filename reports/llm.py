@@ -121,8 +121,8 @@ def _scenarios(doc: dict, figures: dict[str, bytes]) -> Section:
              "Retention: the seed's prior band for the compression ratio; cost reduction "
              "against the teacher in the same scenario.")):
         if png is None:
-            blocks.append(Text(f"No {caption.lower()} figure: no model meets any scenario.",
-                               "note"))
+            why = fig.missing() or "no model meets any scenario."
+            blocks.append(Text(f"No {caption.lower()} figure: {why}", "note"))
         else:
             figures[name] = png
             blocks.append(Figure(name, caption, method))
@@ -215,8 +215,7 @@ def _cost_panel(ax, d: pd.DataFrame, x: np.ndarray, colors: list[str]) -> None:
     ax.errorbar(x, mid, yerr=[mid - np.minimum(lo, mid), np.maximum(hi, mid) - mid],
                 fmt="none", ecolor="black", capsize=3, lw=1)
     ax.set_yscale("log")
-    fig._usd_axis(ax.yaxis)
-    ax.yaxis.set_minor_formatter(fig.ticker.NullFormatter())
+    fig._usd_axis(ax.yaxis, minor=False)
 
 
 def _latency_panel(ax, d: pd.DataFrame, x: np.ndarray, colors: list[str]) -> None:

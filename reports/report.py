@@ -19,7 +19,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import pandas as pd
 
@@ -28,6 +28,7 @@ from contracts.io import atomic_path, write_text_atomic
 
 from . import html, markdown
 from .achieved import method_section
+from .deployment import scenarios_section, sizing_section
 from .document import Figure, Report
 from .inputs import Inputs
 from .sections import SECTIONS
@@ -202,9 +203,20 @@ def write(report: Report, out_dir: str | Path) -> Written:
     the HTML last, so that its presence means the report is whole. Figures an earlier
     write left there and this report no longer shows are removed."""
     out = Path(out_dir)
+    written = write_figures(report.figures, out)
+    md = write_text_atomic(_inside(out, out / "report.md"), markdown.render(report))
+    page = write_text_atomic(_inside(out, out / "report.html"), html.render(report))
+    log.info("report: %s (+ report.md, %d figures)", page, len(written))
+    return Written(md, page, tuple(written))
+
+
+def write_figures(figures: Mapping[str, bytes], out_dir: str | Path) -> tuple[Path, ...]:
+    """out_dir/figures/NAME.png for each figure, atomically; figures an earlier write left
+    there and these no longer include are removed."""
+    out = Path(out_dir)
     fig_dir = out / markdown.FIGURES_DIR
     written = []
-    for name, png in report.figures.items():
+    for name, png in figures.items():
         if not _SAFE_NAME.match(name):
             raise InputError(f"figure name {name!r}: allowed lower-case letters, digits, - and _")
         path = _inside(out, fig_dir / f"{name}.png")
@@ -215,10 +227,17 @@ def write(report: Report, out_dir: str | Path) -> Written:
         for stale in fig_dir.glob("*.png"):
             if stale not in written and _SAFE_NAME.match(stale.stem):
                 stale.unlink()
-    md = write_text_atomic(_inside(out, out / "report.md"), markdown.render(report))
-    page = write_text_atomic(_inside(out, out / "report.html"), html.render(report))
-    log.info("report: %s (+ report.md, %d figures)", page, len(written))
-    return Written(md, page, tuple(written))
+    return tuple(written)
+
+
+def plan_figures(plan: Any) -> dict[str, bytes]:
+    """The cost per scenario and throughput per dollar figures of a plan (a Plan, a plan dict
+    or file), as its report draws them: what `roi plan` writes beside plan.json."""
+    figures: dict[str, bytes] = {}
+    inp = Inputs(_plan_document(plan))
+    scenarios_section(inp, figures)
+    sizing_section(inp, figures)
+    return figures
 
 
 def write_with_parts(report: Report, out_dir: str | Path) -> Written:

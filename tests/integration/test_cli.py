@@ -64,5 +64,10 @@ def test_cli_bench_runs_and_prints_a_summary(tmp_path):
     assert "bench results" in proc.stdout and "speedup vs teacher" in proc.stdout
     rows = [json.loads(x) for x in (out / "results.jsonl").read_text().splitlines()]
     assert [r["status"] for r in rows] == ["ok", "ok"]
+    from matplotlib.image import imread
+
+    for name in ("latency", "speedup"):  # p50/p99 per model and backend; speedup with its CI
+        assert imread(out / "figures" / f"{name}.png").shape[2] in (3, 4)
+    assert f"figures: {out / 'figures' / 'latency.png'}" in proc.stdout
     again = roi("bench", "--teacher", TINY, "--students", TINY_B, "--out", str(out))
     assert again.returncode == 2 and "--resume" in again.stderr

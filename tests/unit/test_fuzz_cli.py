@@ -34,7 +34,7 @@ NUMERIC = {
                  ["--qps", "--latency-ms", "--percentile", "--seq-len", "--threads",
                   "--max-batch", "--batch-window-ms", "--workers", "--min-duration-ms",
                   "--min-query-count", "--samples", "--precision", "--max-runs"]),
-    "plan": (["--results", str(FIXTURE_RESULTS), "--scenario", "real-time-api"],
+    "plan": (["--results", str(FIXTURE_RESULTS), "--scenario", "real-time-api", "--no-figures"],
              ["--retention-threshold", "--engineering-weeks", "--engineering-usd-per-week",
               "--training-hours", "--local-peak-gflops", "--max-steps", "--datagen-samples",
               "--datagen-prompt-tokens", "--datagen-completion-tokens",
@@ -98,7 +98,7 @@ def test_fuzz_numbers_generate_distill(capsys, case):
 # --------------------------------------------------------------------------------- paths
 
 RES = str(FIXTURE_RESULTS)
-PLAN_BASE = ["plan", "--results", RES, "--scenario", "real-time-api"]
+PLAN_BASE = ["plan", "--results", RES, "--scenario", "real-time-api", "--no-figures"]
 # an input path P in each place one is read ({out} is a fresh directory)
 INPUT_PATHS = [
     ["scenarios", "--scenario", "{p}"],

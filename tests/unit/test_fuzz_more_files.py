@@ -24,7 +24,8 @@ assert no_work  # the module fixture, used through pytestmark
 METRICS = (REPO / "tests" / "fixtures" / "distill_metrics.json").read_text()
 PRICES = (REPO / "roi" / "data" / "api_prices.yaml").read_text()
 LLM = (REPO / "contracts" / "data" / "llm" / "llama-3-8b.yaml").read_text()
-PLAN = ["plan", "--results", str(FIXTURE_RESULTS), "--scenario", "real-time-api"]
+PLAN = ["plan", "--results", str(FIXTURE_RESULTS), "--scenario", "real-time-api",
+        "--no-figures"]
 
 
 def _mutation(draw, text: str, data, as_json: bool = False) -> bytes:

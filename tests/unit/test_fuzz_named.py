@@ -14,7 +14,7 @@ assert no_work  # the module fixture, used through pytestmark
 
 TINY = "builtin:n_layer=2,n_embd=32,n_head=2,block_size=64"
 RES = str(FIXTURE_RESULTS)
-PLAN = ["plan", "--results", RES, "--scenario", "real-time-api"]
+PLAN = ["plan", "--results", RES, "--scenario", "real-time-api", "--no-figures"]
 LONG = "n" * 300
 GO = "decision: {go: true}\ntrainer: {teacher: 'builtin:teacher'}\n"
 

@@ -25,7 +25,7 @@ def roi(tmp_path, *args, blocked=HEAVY):
             f"for m in {list(blocked)!r}: sys.modules[m] = None\n"
             "from app.cli import main\n"
             "code = main(sys.argv[1:])\n"
-            f"loaded = [m for m in {list(HEAVY)!r} if sys.modules.get(m) is not None]\n"
+            f"loaded = [m for m in {[*HEAVY, *blocked]!r} if sys.modules.get(m) is not None]\n"
             "assert not loaded, loaded\n"
             "sys.exit(code)\n")
     env = {**os.environ, "PYTHONPATH": str(REPO)}  # this checkout's roi, as in the test process
@@ -56,6 +56,20 @@ def test_llm_config_plan_and_report_without_the_extras(tmp_path):
     proc = roi(tmp_path, "report", run, "--out", tmp_path / "report")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert (tmp_path / "report" / "report.html").is_file()
+
+
+def test_plans_without_matplotlib_say_how_to_get_the_figures(tmp_path):
+    """matplotlib is the figures extra: roi plan writes the plans and reports without it,
+    and names the extra once per command (the report: once per missing figure)."""
+    line = "figures: none (matplotlib is not installed: pip install 'distill-roi[figures]')"
+    for args in (["--teacher", "config:llama-3-70b"], ["--results", FIXTURE]):
+        out = tmp_path / args[0].strip("-")
+        proc = roi(tmp_path, "plan", *args, "--scenario", "real-time-api", "--out", out,
+                   blocked=(*HEAVY, "matplotlib"))
+        assert proc.returncode == 0 and line in proc.stdout.splitlines(), proc.stderr
+        assert (out / "plan.json").is_file() and not (out / "figures").exists()
+    md = (tmp_path / "teacher" / "report" / "report.md").read_text()
+    assert "figure: matplotlib is not installed: pip install 'distill-roi[figures]'" in md
 
 
 def test_catalog_commands_without_the_extras(tmp_path):
