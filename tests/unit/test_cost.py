@@ -1,5 +1,4 @@
 import math
-import time
 
 import numpy as np
 import pandas as pd
@@ -131,13 +130,10 @@ def grid_of(n: int, seed: int = 0) -> pd.DataFrame:
         arrival=rng.choice(["poisson", "offline", "single-stream"], n, p=[0.8, 0.1, 0.1])))
 
 
-def test_ten_thousand_evaluations_are_fast():
-    grid = grid_of(10_000)
-    start = time.perf_counter()
-    out = evaluate(grid)
-    elapsed = time.perf_counter() - start
-    # the issue's goal is <= 1 s (tests/benchmarks checks it); 3 s leaves room for a busy CI box
-    assert elapsed < 3.0, elapsed
+def test_ten_thousand_evaluations_in_one_call():
+    """The vectorised path on a 10k-row grid (its speed, <= 1 s, is timed by pytest-benchmark in
+    tests/benchmarks/test_roi_sizing.py, not here: a timed unit test flakes on a shared machine)."""
+    out = evaluate(grid_of(10_000))
     assert len(out) == 10_000 and out.meets_sla.mean() > 0.5
     assert np.all(out.utilization[out.meets_sla] <= 1)
 
