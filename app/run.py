@@ -415,7 +415,7 @@ def _gate(run: Run) -> Optional[str]:
 def _plan(out: Path) -> dict:
     from roi.planner import read_plan
 
-    return read_plan(out / "plan" / "plan.json")
+    return read_plan(out / "plan" / "plan.json").document()
 
 
 def run(config: RunConfig | str | Path | None = None, out: str | Path | None = None, *,
@@ -456,4 +456,4 @@ def _replan(out: Path) -> Optional[dict]:
     from roi.planner import read_plan
 
     path = out / "replan" / "plan.json"
-    return read_plan(path) if path.is_file() else None
+    return read_plan(path).document() if path.is_file() else None

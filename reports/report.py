@@ -59,17 +59,27 @@ class Written:
 
 
 def _plan_document(plan: Any) -> dict:
-    """A roi Plan, a plan dict, or a path to plan.json / plan.yaml."""
-    if hasattr(plan, "to_dict"):
-        return plan.to_dict()
+    """A roi Plan, a plan dict, a typed plan, or a path to plan.json / plan.yaml, as plain data
+    checked against the Plan contract. A measured plan only: an LLM-config plan's report is
+    written by roi plan beside it."""
+    from contracts.plan import LLMPlan, MeasuredPlan, parse_plan
+
+    where = str(plan) if isinstance(plan, (str, Path)) else "plan"
     if isinstance(plan, (str, Path)):
         from roi.planner import read_plan
 
-        return read_plan(plan)
-    if isinstance(plan, dict):
-        return plan
-    raise InputError(f"plan: expected a Plan, a plan dict or a plan file; got "
-                     f"{type(plan).__name__}")
+        plan = read_plan(plan)
+    elif isinstance(plan, dict):
+        plan = parse_plan(plan, where)
+    elif hasattr(plan, "typed"):  # roi.planner.Plan
+        plan = plan.typed()
+    if isinstance(plan, LLMPlan):
+        raise InputError(f"{where}: a plan of kind {plan.kind} (a teacher known by its "
+                         f"config): roi plan writes its report beside it")
+    if not isinstance(plan, MeasuredPlan):
+        raise InputError(f"plan: expected a Plan, a plan dict or a plan file; got "
+                         f"{type(plan).__name__}")
+    return plan.document()
 
 
 def build(source: str | Path | pd.DataFrame | None = None, plan: Any = None,

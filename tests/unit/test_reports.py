@@ -242,8 +242,7 @@ def test_plan_may_be_a_plan_object_a_dict_or_a_file(tmp_path):
     plan = roi.plan(pd.read_csv(RESULTS), ["real-time-api"])
     write_plan(plan, tmp_path)
     doc = json.loads((tmp_path / "plan.json").read_text())
-    assert _plan_document(plan) is plan.document
-    assert _plan_document(doc) is doc
+    assert _plan_document(plan) == _plan_document(doc) == doc == plan.document
     assert _plan_document(tmp_path / "plan.yaml") == doc
     with pytest.raises(InputError, match="plan"):
         reports.build(None, 42)

@@ -1,0 +1,322 @@
+"""The Plan contract (DESIGN.md "Contracts"): the plan `roi plan` writes to plan.json / plan.yaml,
+typed. Two kinds: the measured plan (`MeasuredPlan`: results from bench, costed per scenario and
+hardware) and the plan of a teacher known only by its config (`LLMPlan`, `kind: llm-config`:
+projections only). `parse_plan` reads either from plain data; `plan_schema` is the JSON Schema
+written beside plan.json (plan.schema.json).
+
+Each section's fields are in the order the planner writes them, and a model dumps only the
+fields that were given (`document`), so a plan read and written again is the same bytes. Rows
+with many columns (cost, sizing, the LLM comparison's bands) type the columns the readers use
+and keep the others as they came (`extra="allow"`, after the typed ones)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal, Optional, Union
+
+from pydantic import BaseModel, ConfigDict, Discriminator, Tag, ValidationError
+from typing_extensions import Annotated
+
+from .errors import InputError
+
+PLAN_VERSION = 1
+Num = Union[int, float]  # as written: an int stays an int, a float a float (bytes unchanged)
+Value = Union[bool, int, float]  # a criterion's value: a bill, a latency or a yes/no
+
+
+class Section(BaseModel):
+    """A section with a fixed set of keys: an unknown key is an error."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    def document(self) -> dict:
+        """The section as plain data: the keys it was given, in the contract's order."""
+        return self.model_dump(mode="json", exclude_unset=True)
+
+
+class Row(Section):
+    """A record whose typed fields come first; further columns are kept as given."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+class Criterion(Section):
+    name: str
+    value: Optional[Value] = None
+    threshold: Optional[Value] = None
+    verdict: Literal["met", "not met", "unknown"]
+    reason: str
+    scenario: Optional[str] = None
+    counted: Optional[bool] = None
+
+
+class Decision(Section):
+    go: bool
+    reasons: list[str]
+    criteria: list[Criterion]
+    retention_unconfirmed: Optional[dict[str, Any]] = None
+
+
+class ScenarioCost(Row):
+    """A student's cheapest configuration in one scenario (a candidate's per_scenario)."""
+
+    scenario: str
+    hardware: Optional[str] = None
+    backend: Optional[str] = None
+    dtype: Optional[str] = None
+    batch_size: Optional[int] = None
+    deploy_runtime: Optional[str] = None
+    usd_per_month: Optional[Num] = None
+    usd_per_month_p10: Optional[Num] = None
+    usd_per_month_p90: Optional[Num] = None
+    service_ms_p50: Optional[Num] = None
+    source: Optional[str] = None
+    feasible: bool = False
+    reason: Optional[str] = None
+
+
+class Budget(Row):
+    """The training budget chosen for a student (roi.forecast): steps, tokens, one-time cost."""
+
+    steps: Optional[int] = None
+    tokens: Optional[Num] = None
+    source: Optional[str] = None
+    reaches_threshold: Optional[bool] = None
+    retention_band: Optional[list[Optional[Num]]] = None
+    retention_p50: Optional[Num] = None
+    one_time_usd: Optional[Num] = None
+
+
+class Student(Row):
+    """A student judged against the threshold and the scenarios: the fields both the
+    recommended one and the alternatives start with."""
+
+    model: str
+    params: int
+    compression_ratio: Num
+    retention_band: list[Optional[Num]]
+
+
+class Candidate(Student):
+    """An alternative: a student the plan did not recommend, and why."""
+
+    retention_source: Optional[str] = None
+    retention_p50: Optional[Num] = None
+    retention_steps: Optional[int] = None
+    retention_note: Optional[str] = None
+    deploy_backend: Optional[str] = None
+    deploy_dtype: Optional[str] = None
+    qualifies: Optional[bool] = None
+    reasons: Optional[list[str]] = None
+    usd_per_month: Optional[Num] = None
+    per_scenario: list[ScenarioCost] = []
+    budget: Optional[Budget] = None
+
+
+class Recommended(Student):
+    """The recommended student, costed as deployed (deploy_note)."""
+
+    retention_p50: Optional[Num] = None
+    retention_steps: Optional[int] = None
+    deploy_backend: Optional[str] = None
+    deploy_dtype: Optional[str] = None
+    retention_source: Optional[str] = None
+    retention_note: Optional[str] = None
+    usd_per_month: Optional[Num] = None
+    per_scenario: list[ScenarioCost] = []
+    budget: Optional[Budget] = None
+    deploy_note: Optional[str] = None
+
+
+class Teacher(Section):
+    model: str
+    params: int
+
+
+class CostRow(Row):
+    """One configuration's monthly bill (the best per scenario, hardware and model)."""
+
+    scenario: str
+    hardware: str
+    model: str
+    role: Optional[str] = None
+    backend: Optional[str] = None
+    dtype: Optional[str] = None
+    batch_size: Optional[int] = None
+    deploy_runtime: Optional[str] = None
+    source: Optional[str] = None
+    qps_source: Optional[str] = None
+    usd_per_hour: Optional[Num] = None
+    replicas_p50: Optional[Num] = None
+    usd_per_month_p10: Optional[Num] = None
+    usd_per_month: Optional[Num] = None
+    usd_per_month_p90: Optional[Num] = None
+    usd_per_1m_requests: Optional[Num] = None
+    usd_per_1m_tokens: Optional[Num] = None
+    feasible: Optional[bool] = None
+    reason: Optional[str] = None
+
+
+class SizingRow(Row):
+    """One configuration's sizing: service time, QPS per replica, replicas, memory."""
+
+    scenario: str
+    hardware: str
+    model: str
+    backend: Optional[str] = None
+    dtype: Optional[str] = None
+    batch_size: Optional[int] = None
+    deploy_runtime: Optional[str] = None
+    source: Optional[str] = None
+
+
+class RoiSection(Row):
+    """The economics: one-time cost, the teacher's bill, per-scenario ROI and the headline."""
+
+    student: Optional[str] = None
+    inputs: dict[str, Any]
+    one_time: dict[str, Any]
+    teacher_bill: dict[str, Any]
+    scope: Literal["scenario", "portfolio"]
+
+
+class Projection(Row):
+    method: str
+    local_peak: dict[str, Any]
+    memory_efficiency: dict[str, Any]
+    calibration: list[dict[str, Any]]
+    leave_one_out: list[dict[str, Any]]
+
+
+class Sources(Row):
+    machines: list[dict[str, Any]]
+    hardware: list[dict[str, Any]]
+    qps_per_replica: dict[str, Any]
+    retention: dict[str, str]
+    catalog: str
+
+
+class Forecast(Row):
+    source: str
+
+
+class MeasuredPlan(Section):
+    """The plan of measured models (roi plan --results)."""
+
+    version: int
+    scenarios: list[str]
+    decision: Decision
+    recommended: Optional[Recommended]
+    alternatives: list[Candidate]
+    teacher: Teacher
+    trainer: dict[str, Any]
+    cost: list[CostRow]
+    sizing: list[SizingRow]
+    roi: RoiSection
+    projection: Projection
+    sources: Sources
+    forecast: Forecast
+    retention_threshold: Optional[Num] = None
+    assumptions: Optional[dict[str, Any]] = None
+    scenario_details: Optional[list[dict[str, Any]]] = None
+    datagen_note: Optional[str] = None
+    no_recommendation_reason: Optional[str] = None
+    trainer_note: Optional[str] = None
+    edge: Optional[dict[str, Any]] = None
+    warnings: Optional[list[str]] = None
+
+    @property
+    def kind(self) -> str:
+        return "measured"
+
+    @property
+    def go(self) -> bool:
+        return self.decision.go
+
+
+class LLMRecommended(Section):
+    model: Optional[str]
+    per_scenario: dict[str, Optional[str]]
+
+
+class LLMModelRow(Row):
+    """One model's cheapest configuration in the projected comparison (bands as columns)."""
+
+    model: str
+    role: Literal["teacher", "student"]
+    params: Num
+    hardware: Optional[str] = None
+    dtype: Optional[str] = None
+    tp: Optional[int] = None
+    source: Optional[str] = None
+    reason: Optional[str] = None
+    meets_sla: Optional[bool] = None
+
+
+class LLMScenario(Section):
+    """One scenario's projected comparison (roi.llm_plan.LLMComparison.to_dict)."""
+
+    scenario: str
+    sla: str
+    workload: dict[str, Any]
+    source: str
+    assumptions: dict[str, Any]
+    notes: list[str]
+    models: list[LLMModelRow]
+    recommended: Optional[str] = None
+
+
+class LLMPlan(Section):
+    """The plan of a teacher known by its config (roi plan --teacher config:...). Files of the
+    previous version carry no `version` key: they read as version 1."""
+
+    kind: Literal["llm-config"]
+    version: int = PLAN_VERSION
+    teacher: str
+    decision: Decision
+    recommended: LLMRecommended
+    retention_threshold: Num
+    scenarios: list[LLMScenario]
+    trainer: dict[str, Any]
+
+    @property
+    def go(self) -> bool:
+        return self.decision.go
+
+
+def _kind(data: Any) -> str:
+    if isinstance(data, dict):
+        return data.get("kind", "measured")
+    return getattr(data, "kind", "measured")
+
+
+PlanDocument = Annotated[Union[Annotated[MeasuredPlan, Tag("measured")],
+                               Annotated[LLMPlan, Tag("llm-config")]], Discriminator(_kind)]
+
+
+class _Holder(BaseModel):
+    plan: PlanDocument
+
+
+def parse_plan(data: Any, where: str = "plan") -> MeasuredPlan | LLMPlan:
+    """The typed plan of plain data (a plan.json read back); InputError naming `where` and the
+    first field that is wrong: a wrong version, an unknown kind, a missing or mistyped key."""
+    if not isinstance(data, dict):
+        raise InputError(f"{where}: not a plan (a mapping with version {PLAN_VERSION} expected)")
+    version = data.get("version", PLAN_VERSION if data.get("kind") == "llm-config" else None)
+    if version != PLAN_VERSION:
+        raise InputError(f"{where}: not a plan (version {PLAN_VERSION} expected; "
+                         f"version: {version!r})")
+    try:
+        return _Holder(plan=data).plan
+    except ValidationError as e:
+        err = e.errors()[0]
+        field = ".".join(str(p) for p in err["loc"][1:] if p not in ("measured", "llm-config"))
+        raise InputError(f"{where}: damaged plan: {field or 'kind'}: {err['msg']}") from None
+
+
+def plan_schema() -> dict:
+    """The JSON Schema of plan.json (either kind), written beside it as plan.schema.json."""
+    schema = _Holder.model_json_schema()
+    plan = schema["properties"]["plan"]
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", **plan,
+            "title": f"roi plan, version {PLAN_VERSION}", "$defs": schema.get("$defs", {})}
