@@ -154,7 +154,7 @@ def _environment(df: pd.DataFrame | None) -> tuple[tuple[str, str], ...]:
 
 
 def method_section(inp: Inputs, figures: Figures, shown: list[Figure]) -> Section:
-    proj = inp.plan.get("projection") or {}
+    proj = inp.plan.projection
     env = _environment(inp.results)
     blocks: list = [Heading("Environment")]
     blocks.append(Facts(env) if env else Text("The results table carries no environment "
@@ -163,27 +163,27 @@ def method_section(inp: Inputs, figures: Figures, shown: list[Figure]) -> Sectio
                Bullets(tuple(f"{f.caption}: {f.method}" for f in shown))
                if shown else Text("No figures.", "note"),
                Heading("Projection")]
-    if proj.get("method"):
-        blocks.append(Text("Roofline projection: " + proj["method"] + "."))
-    peak = proj.get("local_peak") or {}
-    if peak.get("source"):
-        blocks.append(Text(f"Local peak: {fmt.sig(peak.get('gflop_s'), 3, 'not given')} GFLOP/s"
-                           f" ({peak['source']})."))
-    loo = [{"machine": r.get("machine"), "backend": r.get("backend"),
-            "median error": fmt.pct(r.get("median_ape")), "max error": fmt.pct(r.get("max_ape")),
-            "predictions": fmt.num(r.get("n_predictions"), 0),
-            "goal": "≤ " + fmt.pct(r.get("goal_median_ape"), 0),
-            "meets goal": fmt.text(r.get("meets_goal"))} for r in proj.get("leave_one_out") or []]
+    if proj.method:
+        blocks.append(Text("Roofline projection: " + proj.method + "."))
+    peak = proj.local_peak
+    if peak.source:
+        blocks.append(Text(f"Local peak: {fmt.sig(peak.gflop_s, 3, 'not given')} GFLOP/s"
+                           f" ({peak.source})."))
+    loo = [{"machine": r.machine, "backend": r.backend,
+            "median error": fmt.pct(r.median_ape), "max error": fmt.pct(r.max_ape),
+            "predictions": fmt.num(r.n_predictions, 0),
+            "goal": "≤ " + fmt.pct(r.goal_median_ape, 0),
+            "meets goal": fmt.text(r.meets_goal)} for r in proj.leave_one_out]
     if loo:
         blocks.append(table(loo, "Leave-one-model-out check of the projection"))
-    hw = [{"hardware": r.get("hardware"), "service times": r.get("source"),
-           "measured rows": fmt.num(r.get("measured_rows"), 0),
-           "projected rows": fmt.num(r.get("projected_rows"), 0),
-           "measured on": fmt.text(r.get("measured_on"))}
-          for r in (inp.plan.get("sources") or {}).get("hardware") or []]
+    hw = [{"hardware": r.hardware, "service times": r.source,
+           "measured rows": fmt.num(r.measured_rows, 0),
+           "projected rows": fmt.num(r.projected_rows, 0),
+           "measured on": fmt.text(r.measured_on)}
+          for r in inp.plan.sources.hardware]
     if hw:
         blocks.append(table(hw, "Where each hardware's service times come from"))
-    assumptions = inp.plan.get("assumptions") or {}
+    assumptions = inp.plan.assumptions or {}
     if assumptions:
         blocks += [Heading("Assumptions"),
                    Facts(tuple((k.replace("_", " "), fmt.text(v)) for k, v in

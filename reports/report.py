@@ -25,6 +25,7 @@ import pandas as pd
 
 from contracts.errors import InputError
 from contracts.io import atomic_path, write_text_atomic
+from contracts.plan import LLMPlan, MeasuredPlan, parse_plan
 
 from . import html, markdown
 from .achieved import method_section
@@ -58,12 +59,10 @@ class Written:
     figures: tuple[Path, ...]
 
 
-def _plan_document(plan: Any) -> dict:
-    """A roi Plan, a plan dict, a typed plan, or a path to plan.json / plan.yaml, as plain data
-    checked against the Plan contract. A measured plan only: an LLM-config plan's report is
-    written by roi plan beside it."""
-    from contracts.plan import LLMPlan, MeasuredPlan, parse_plan
-
+def _typed_plan(plan: Any) -> MeasuredPlan:
+    """A roi Plan, a plan dict, a typed plan, or a path to plan.json / plan.yaml, as the typed
+    plan (contracts.plan). A measured plan only: an LLM-config plan's report is written by roi
+    plan beside it."""
     where = str(plan) if isinstance(plan, (str, Path)) else "plan"
     if isinstance(plan, (str, Path)):
         from roi.planner import read_plan
@@ -79,7 +78,7 @@ def _plan_document(plan: Any) -> dict:
     if not isinstance(plan, MeasuredPlan):
         raise InputError(f"plan: expected a Plan, a plan dict or a plan file; got "
                          f"{type(plan).__name__}")
-    return plan.document()
+    return plan
 
 
 def build(source: str | Path | pd.DataFrame | None = None, plan: Any = None,
@@ -91,7 +90,7 @@ def build(source: str | Path | pd.DataFrame | None = None, plan: Any = None,
         return _assemble_read(read_run_dir(Path(source)), str(source), title)
     if plan is None:
         raise InputError("build: give a run directory, or a results table and a plan")
-    return assemble(Inputs(_plan_document(plan), source, metrics, student_results), title)
+    return assemble(Inputs(_typed_plan(plan), source, metrics, student_results), title)
 
 
 def build_files(plan: str | Path, results: str | Path | None = None,
@@ -129,7 +128,7 @@ def assemble(inp: Inputs, title: str = TITLE) -> Report:
 
 def _subtitle(inp: Inputs) -> str:
     when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    scenarios = ", ".join(inp.plan.get("scenarios") or []) or "no scenario"
+    scenarios = ", ".join(inp.plan.scenarios) or "no scenario"
     return f"Teacher {inp.teacher}; scenarios: {scenarios}. Generated {when}."
 
 
@@ -175,8 +174,8 @@ def read_run_dir(run: Path) -> Inputs:
               "distillation metrics": str(run / METRICS) if (run / METRICS).is_file()
               else "absent (pending)",
               "student re-bench": str(student_path) if student_path else "absent (pending)"}
-    replan = _plan_document(run / REPLAN) if (run / REPLAN).is_file() else None
-    return Inputs(_plan_document(plan_path), _read_results(results_path),
+    replan = _typed_plan(run / REPLAN) if (run / REPLAN).is_file() else None
+    return Inputs(_typed_plan(plan_path), _read_results(results_path),
                   _read_metrics(run / METRICS), _read_results(student_path), origin, replan)
 
 
@@ -193,7 +192,7 @@ def read_files(plan: str | Path, results: str | Path | None = None,
         raise InputError(f"{option} {path}: {what}; expected a file")
     origin = {"plan": str(plan), "results": str(results) if results else "absent",
               "distillation metrics": str(metrics) if metrics else "absent"}
-    return Inputs(_plan_document(plan), _read_results(Path(results) if results else None),
+    return Inputs(_typed_plan(plan), _read_results(Path(results) if results else None),
                   _read_metrics(Path(metrics)) if metrics else None, None, origin)
 
 

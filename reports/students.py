@@ -13,6 +13,8 @@ from roi.readout import kd_gain, scenario_cost
 
 from . import figures as fig
 from . import fmt
+from contracts.plan import RoiSection
+
 from .document import Bullets, Section, Text
 from .inputs import Figures, Inputs, figure, forecast_curve, table
 
@@ -24,15 +26,15 @@ def _candidate_verdict(c: dict) -> str:
         "does not qualify"
 
 
-def _money_column(roi: dict) -> str:
-    if roi.get("scope") == "scenario" and roi.get("scenario"):
-        return f"USD / month ({roi['scenario']})"
-    return "USD / month" + (" (portfolio total)" if roi.get("scope") == "portfolio" else "")
+def _money_column(roi: RoiSection) -> str:
+    if roi.scope == "scenario" and roi.scenario:
+        return f"USD / month ({roi.scenario})"
+    return "USD / month" + (" (portfolio total)" if roi.scope == "portfolio" else "")
 
 
 def _pareto_points(inp: Inputs) -> pd.DataFrame:
-    roi = inp.plan.get("roi") or {}
-    teacher_cost = fmt.number(roi.get("teacher_usd_per_month"))
+    roi = inp.doc["roi"]  # roi.readout.scenario_cost reads plain data
+    teacher_cost = fmt.number(inp.plan.roi.teacher_usd_per_month)
     rows = [{"model": inp.teacher, "usd_per_month": teacher_cost, "retention_lo": 1.0,
              "retention_hi": 1.0, "kind": "teacher"}] if teacher_cost is not None else []
     for c in inp.candidates:
@@ -50,14 +52,14 @@ def _pareto_points(inp: Inputs) -> pd.DataFrame:
 
 
 def students_section(inp: Inputs, figures: Figures) -> Section:
-    threshold = fmt.number(inp.plan.get("retention_threshold"))
+    threshold = fmt.number(inp.plan.retention_threshold)
+    roi = inp.plan.roi
     rows = [{"student": c["model"], "params": fmt.params(c.get("params")),
              "compression": fmt.num(c.get("compression_ratio"), 1) + "×",
              "retention band": fmt.pct_band(c.get("retention_band")),
              "retention source": c.get("retention_source") or fmt.DASH,
              "deploy": f"{c.get('deploy_backend')}/{c.get('deploy_dtype')}",
-             _money_column(inp.plan.get("roi") or {}): fmt.usd(
-                 scenario_cost(c, inp.plan.get("roi") or {}), "not costed"),
+             _money_column(roi): fmt.usd(scenario_cost(c, inp.doc["roi"]), "not costed"),
              "verdict": _candidate_verdict(c)} for c in inp.candidates]
     achieved = fmt.number((inp.metrics or {}).get("retention_accuracy"))
     png = fig.pareto(_pareto_points(inp), threshold, achieved, inp.trained)
@@ -68,7 +70,7 @@ def students_section(inp: Inputs, figures: Figures) -> Section:
              f"the {fmt.pct(threshold, 0)} threshold and that meets every scenario."),
         figure(figures, "retention_pareto", png, "Retention vs cost Pareto front",
                 "Retention band (prior or measured) against the monthly cost "
-                + _cost_scope(inp.plan.get("roi") or {})
+                + _cost_scope(roi)
                 + "; the dashed line joins the points no other beats on both.",
                 "no candidate is costed on every scenario."),
         table(rows, "Candidate students, ranked") if rows else
@@ -79,11 +81,11 @@ def students_section(inp: Inputs, figures: Figures) -> Section:
     return Section("students", "Students and retention", tuple(blocks))
 
 
-def _cost_scope(roi: dict) -> str:
-    if roi.get("scope") == "scenario" and roi.get("scenario"):
-        return f"in {roi['scenario']} (the scenario the ROI answers for)"
+def _cost_scope(roi: RoiSection) -> str:
+    if roi.scope == "scenario" and roi.scenario:
+        return f"in {roi.scenario} (the scenario the ROI answers for)"
     return "summed over the scenarios" + (" (a declared portfolio)"
-                                          if roi.get("scope") == "portfolio" else "")
+                                          if roi.scope == "portfolio" else "")
 
 
 def _grids(inp: Inputs) -> dict[str, dict[str, list]]:
@@ -128,40 +130,40 @@ def _forecast_rows(inp: Inputs) -> list[dict]:
 
 def forecast_section(inp: Inputs, figures: Figures) -> Section:
     title = "Retention forecast"
-    f = inp.plan.get("forecast") or {}
-    if not f.get("curves"):
-        why = f.get("source") or "the plan predates forecasts"
+    f = inp.plan.forecast
+    if not f.curves:
+        why = f.source or "the plan predates forecasts"
         notes = [c["retention_note"] for c in inp.candidates if c.get("retention_note")]
         return Section("forecast", title, (Text(
             f"No forecast ({why}). Retention is the seed's prior over compression ratio, the "
             "same at any training budget; the project's own runs show it depends on the budget "
             "(`roi pilot`, then `roi plan --pilot`, forecasts it).", "note"),
             *([Bullets(tuple(notes))] if notes else [])))
-    cal = (f.get("calibration") or {}).get("kd") or {}
-    threshold = fmt.number(f.get("threshold")) or RETENTION_THRESHOLD
+    cal = f.calibration.get("kd") or {}
+    threshold = fmt.number(f.threshold) or RETENTION_THRESHOLD
     trained = inp.trained
     ran = fmt.number(((inp.metrics or {}).get("settings") or {}).get("steps"))
     got = fmt.number((inp.metrics or {}).get("retention_accuracy"))
     achieved = (ran, got) if ran is not None and got is not None else None
-    png = fig.learning_curves(f["curves"], _grids(inp), threshold, trained,
-                              fmt.number((inp.plan.get("trainer") or {}).get("steps")),
+    png = fig.learning_curves([c.document() for c in f.curves], _grids(inp), threshold,
+                              trained, fmt.number(inp.plan.trainer.get("steps")),
                               achieved, inp.colors)
     blocks: list = [
-        Text(f"From pilot distillations of up to {fmt.num(f.get('longest_pilot_steps'), 0)} "
-             f"steps ({fmt.num(fmt.number(f.get('batch_tokens')), 0)} tokens each), every "
+        Text(f"From pilot distillations of up to {fmt.num(f.longest_pilot_steps, 0)} "
+             f"steps ({fmt.num(fmt.number(f.batch_tokens), 0)} tokens each), every "
              f"student's retention is forecast for budgets up to "
-             f"{fmt.num(f.get('max_steps'), 0)} steps; each student's budget is the fewest steps "
-             f"whose P10 reaches the {fmt.pct(threshold, 0)} threshold. Method: {f.get('method')}."
+             f"{fmt.num(f.max_steps, 0)} steps; each student's budget is the fewest steps "
+             f"whose P10 reaches the {fmt.pct(threshold, 0)} threshold. Method: {f.method}."
              f" Band calibration: {fmt.text(cal.get('source'))} (kappa "
              f"{fmt.num(cal.get('kappa'), 3)}, noise {fmt.num(cal.get('noise'), 4)} in "
-             f"{fmt.text(cal.get('units') or 'log loss')}).{_pilot_cost_text(f.get('pilot_compute') or {})}"),
+             f"{fmt.text(cal.get('units') or 'log loss')}).{_pilot_cost_text(f.pilot_compute)}"),
         figure(figures, "learning_curves", png, "Retention forecast by training budget",
                 "Pilot points (filled: KD, open: no-KD baseline), the fitted P50 per student and "
                 "mode, the P10–P90 band of the student trained (or planned), the threshold, the "
                 "planned budget and, after a run, the retention it achieved.",
                 "no student has a forecast grid."),
         table(_forecast_rows(inp), "Steps to the threshold and the budget chosen, per student")]
-    failed = [f"{c['model']} ({c['mode']}): {c['reason']}" for c in f.get("failed") or []]
+    failed = [f"{c['model']} ({c['mode']}): {c['reason']}" for c in f.failed]
     if failed:
         blocks.append(Bullets(tuple(f"not forecast: {x}" for x in failed)))
     if inp.replan:
@@ -182,24 +184,21 @@ def _pilot_cost_text(pc: dict) -> str:
 
 def _replan_text(inp: Inputs) -> Text:
     """What the plan says once the run's own result joins the pilots."""
-    rp = inp.replan or {}
-    rec = rp.get("recommended") or {}
-    trainer = rp.get("trainer") or {}
-    b = rec.get("budget") or {}
-    if not rec:
+    rp = inp.replan
+    rec = rp.recommended if rp else None
+    if rec is None:
         return Text(f"Re-planned with the distillation's own result: no student qualifies "
-                    f"({fmt.text(rp.get('no_recommendation_reason'))}).", "note")
+                    f"({fmt.text(rp.no_recommendation_reason if rp else None)}).", "note")
     return Text(f"Re-planned with the distillation's own result beside the pilots: "
-                f"{rec.get('model')} at {fmt.num(trainer.get('steps'), 0)} steps, forecast "
-                f"retention {fmt.pct_band(rec.get('retention_band'))} (P10–P90; P50 "
-                f"{fmt.pct(rec.get('retention_p50'))}), one-time cost "
-                f"{fmt.usd(b.get('one_time_usd'))}. `roi distill --plan replan/plan.yaml` runs "
-                "it.")
+                f"{rec.model} at {fmt.num(rp.trainer.get('steps'), 0)} steps, forecast "
+                f"retention {fmt.pct_band(rec.retention_band)} (P10–P90; P50 "
+                f"{fmt.pct(rec.retention_p50)}), one-time cost "
+                f"{fmt.usd(rec.budget.one_time_usd if rec.budget else None)}. `roi distill "
+                "--plan replan/plan.yaml` runs it.")
 
 
 def distill_plan_section(inp: Inputs, figures: Figures) -> Section:
-    trainer = inp.plan.get("trainer") or {}
-    go = bool((inp.plan.get("decision") or {}).get("go"))
+    trainer, go = inp.plan.trainer, inp.plan.decision.go
     rows = [{"setting": k, "value": fmt.text(v)} for k, v in trainer.items()]
     student = next((c for c in inp.candidates if c["model"] == inp.planned), {})
     blocks: list = [Text(
@@ -211,8 +210,8 @@ def distill_plan_section(inp: Inputs, figures: Figures) -> Section:
     if not go:
         blocks.append(Text("The plan is no-go: `roi distill` refuses it unless given --force.",
                            "note"))
-    if inp.plan.get("trainer_note"):
-        blocks.append(Text(inp.plan["trainer_note"], "note"))
+    if inp.plan.trainer_note:
+        blocks.append(Text(inp.plan.trainer_note, "note"))
     blocks.append(table(rows, "Trainer settings (plan.yaml's trainer section)") if rows else
                   Text("The plan has no trainer section.", "note"))
     return Section("distill-plan", "Distillation plan", tuple(blocks))

@@ -2,7 +2,6 @@
 byte for byte, plans of the previous version stay readable, a wrong version or a damaged file is
 one line naming the file and the field, and the shipped JSON Schema is the generated one."""
 
-import gzip
 import json
 from pathlib import Path
 
@@ -11,16 +10,16 @@ import pytest
 from app.cli import main
 from contracts.errors import InputError
 from contracts.plan import LLMPlan, MeasuredPlan, parse_plan, plan_schema
-from roi.planner import read_plan, write_plan
+from roi.planner import plan, read_plan, write_plan
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
-PLANS = FIXTURES / "plans"  # written by roi plan before the contract was typed (README)
+from .plan_helpers import FIXTURE, old_plan_bytes
+
 SCHEMA = Path(__file__).resolve().parents[2] / "contracts" / "data" / "plan.schema.json"
 
 
 def _old(name: str, tmp_path: Path) -> Path:
     path = tmp_path / "plan.json"
-    path.write_bytes(gzip.decompress((PLANS / f"{name}.plan.json.gz").read_bytes()))
+    path.write_bytes(old_plan_bytes(name))
     return path
 
 
@@ -92,7 +91,43 @@ def test_report_of_an_llm_plan_is_refused_in_one_line(tmp_path, capsys):
 
 
 def test_shipped_schema_is_the_generated_one():
-    assert json.loads(SCHEMA.read_text()) == plan_schema()
+    assert json.loads(SCHEMA.read_text()) == plan_schema(), \
+        "regenerate: python -m contracts.plan > contracts/data/plan.schema.json"
     schema = plan_schema()
     assert schema["oneOf"] == [{"$ref": "#/$defs/MeasuredPlan"}, {"$ref": "#/$defs/LLMPlan"}]
     assert "version" in schema["$defs"]["MeasuredPlan"]["required"]
+
+
+def _pilot_plan():
+    import roi.forecast
+    from contracts.curves import to_frame
+
+    from .test_budget import _rows
+
+    floor, roi.forecast.ODDS_KAPPA_FLOOR = roi.forecast.ODDS_KAPPA_FLOOR, {}
+    try:  # the pilots' own band, as test_budget's plan with pilots
+        curves = to_frame(_rows("builtin:student-10x") + _rows("builtin:student-10x", "ce",
+                                                               e=1.1))
+        return plan(FIXTURE, "real-time-api", pilot=curves, max_steps=20_000,
+                    retention_threshold=0.9)
+    finally:
+        roi.forecast.ODDS_KAPPA_FLOOR = floor
+
+
+@pytest.mark.parametrize("make", [
+    _pilot_plan,
+    lambda: plan(FIXTURE, ["real-time-api", "cloud-batch"], portfolio=True),
+    lambda: plan(FIXTURE, ["embedded-iot"], retention_threshold=0.999),  # no student: no-go
+], ids=["pilots", "portfolio", "no-go"])
+def test_plans_of_every_shape_read_back_as_written(make):
+    p = make()
+    typed = p.typed()
+    assert json.dumps(typed.document()) == json.dumps(p.document)  # keys in the same order
+    assert typed.go == p.go
+
+
+def test_keys_are_written_in_the_order_given():
+    doc = json.loads(old_plan_bytes("v1-measured"))
+    doc = {k: doc[k] for k in reversed(doc)}
+    doc["decision"]["criteria"][0] = dict(reversed(doc["decision"]["criteria"][0].items()))
+    assert json.dumps(parse_plan(doc).document()) == json.dumps(doc)

@@ -237,13 +237,15 @@ def test_select_keeps_sections_and_their_figures_only(full_report):
 
 
 def test_plan_may_be_a_plan_object_a_dict_or_a_file(tmp_path):
-    from reports.report import _plan_document
+    from reports.report import _typed_plan
 
     plan = roi.plan(pd.read_csv(RESULTS), ["real-time-api"])
     write_plan(plan, tmp_path)
     doc = json.loads((tmp_path / "plan.json").read_text())
-    assert _plan_document(plan) == _plan_document(doc) == doc == plan.document
-    assert _plan_document(tmp_path / "plan.yaml") == doc
+    assert doc == plan.document
+    for given in (plan, doc, tmp_path / "plan.yaml", plan.typed()):
+        typed = _typed_plan(given)
+        assert typed.recommended.model == doc["recommended"]["model"] and typed.document() == doc
     with pytest.raises(InputError, match="plan"):
         reports.build(None, 42)
     with pytest.raises(InputError, match="run directory"):
