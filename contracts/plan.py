@@ -11,7 +11,7 @@ and keep the others as they came (`extra="allow"`, after the typed ones)."""
 
 from __future__ import annotations
 
-from typing import Any, Literal, Optional, Union
+from typing import Any, ClassVar, Literal, Optional, Union
 
 from pydantic import (BaseModel, ConfigDict, Discriminator, PrivateAttr, Tag, ValidationError,
                       model_serializer, model_validator)
@@ -108,6 +108,8 @@ class Budget(Row):
     retention_band: Optional[list[Optional[Num]]] = None
     retention_p50: Optional[Num] = None
     one_time_usd: Optional[Num] = None
+    grid: list[dict[str, Any]] = []
+    baseline_grid: list[dict[str, Any]] = []
 
 
 class Student(Row):
@@ -137,7 +139,9 @@ class Candidate(Student):
 
 
 class Recommended(Student):
-    """The recommended student, costed as deployed (deploy_note)."""
+    """The recommended student, costed as deployed (deploy_note): it qualifies."""
+
+    qualifies: ClassVar[bool] = True
 
     retention_p50: Optional[Num] = None
     retention_steps: Optional[int] = None

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from contracts.plan import Student
 from roi.readout import band_verdict, latency_pairs
 from roi.sanity import distill_warnings
 
@@ -44,18 +45,20 @@ def _at_steps(inp: Inputs, mode: str) -> list | None:
     return [band[0], band[2]] if band else None
 
 
-def _predicted_band(inp: Inputs, student: dict) -> tuple[list | None, str]:
+def _predicted_band(inp: Inputs, student: Student | None) -> tuple[list | None, str]:
     """The band to hold the run against: the forecast for the steps it ran where the plan has
     one, else the student's band (and at which budget it was made)."""
     steps = ((inp.metrics or {}).get("settings") or {}).get("steps")
     band = _at_steps(inp, "kd")
     if band is not None:
         return band, f"forecast for the {fmt.num(steps, 0)} steps that ran"
-    planned = student.get("retention_steps")
+    if student is None:
+        return None, "prior"
+    planned = student.retention_steps
     if planned and steps and int(planned) != int(steps):
-        return student.get("retention_band"), (f"band for {fmt.num(planned, 0)} steps; "
-                                               f"{fmt.num(steps, 0)} ran")
-    return student.get("retention_band"), student.get("retention_source") or "prior"
+        return student.retention_band, (f"band for {fmt.num(planned, 0)} steps; "
+                                        f"{fmt.num(steps, 0)} ran")
+    return student.retention_band, student.retention_source or "prior"
 
 
 def achieved_section(inp: Inputs, figures: Figures) -> Section:
@@ -67,7 +70,7 @@ def achieved_section(inp: Inputs, figures: Figures) -> Section:
             "--plan plan/plan.yaml --out distill`, then benchmark the student again with "
             "`roi bench --students ckpt:distill --out bench-student`; this section then shows "
             "the plan's predictions beside what the student achieved.", "pending"),))
-    student = next((c for c in inp.candidates if c["model"] == inp.trained), {})
+    student = inp.student(inp.trained)
     band, basis = _predicted_band(inp, student)
     base_band = _at_steps(inp, "ce")
     ret, ret8 = fmt.number(m.get("retention_accuracy")), fmt.number(
@@ -86,7 +89,7 @@ def achieved_section(inp: Inputs, figures: Figures) -> Section:
          "achieved": fmt.num(100 * gain, 2, fmt.DASH) + " points" if gain is not None
          else fmt.DASH, "verdict": fmt.DASH if gain is None else
          ("KD helped" if gain > 0 else "KD did not help")},
-        {"quantity": "student parameters", "predicted": fmt.params(student.get("params")),
+        {"quantity": "student parameters", "predicted": fmt.params(student.params if student else None),
          "achieved": fmt.params(m.get("student_params")), "verdict": fmt.DASH}]
     settings = m.get("settings") or {}
     blocks: list = [table(rows, f"The plan's predictions for {inp.trained or fmt.DASH} "

@@ -8,10 +8,9 @@ from typing import Any
 
 import pandas as pd
 
+from contracts.plan import Config, CostRow, MeasuredPlan, ScenarioDetail, SizingRow
 from roi.readout import (best_cost, local_latency_ratio, ok_results, range_verdict, reduction,
                          weights_ratio)
-
-from contracts.plan import Config, CostRow, MeasuredPlan, ScenarioDetail, SizingRow
 
 from . import figures as fig
 from . import fmt
@@ -46,10 +45,11 @@ def _seed_rows(inp: Inputs, detail: ScenarioDetail, best: pd.DataFrame,
         return per["usd_per_month"].get(model) if len(per) else None
 
     saved = reduction(cost(student), cost(inp.teacher))
-    rec = next((c for c in inp.candidates if c["model"] == student), {})
-    faster, how = local_latency_ratio(inp.results, inp.teacher, student, rec)
+    rec = inp.student(student)
+    faster, how = local_latency_ratio(inp.results, inp.teacher, student,
+                                      rec.document() if rec else {})
     lighter = weights_ratio(inp.results, inp.teacher, student)
-    rec_params = next((c.get("params") for c in inp.candidates if c["model"] == student), None)
+    rec_params = rec.params if rec else None
     return [
         {"figure": "inference cost reduction", "seed expects":
          seed.get("inference_cost_reduction") or fmt.DASH, "ours": fmt.pct(saved),

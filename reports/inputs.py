@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from contracts.plan import MeasuredPlan, Recommended, RoiSection
+from contracts.plan import Candidate, MeasuredPlan, Recommended, RoiSection
 
 from . import figures as fig
 from . import fmt
@@ -53,21 +53,23 @@ class Inputs:
         """The student actually distilled (metrics.json's settings) when it is one of the
         plan's candidates, else the planned one."""
         done = ((self.metrics or {}).get("settings") or {}).get("student")
-        known = {c.get("model") for c in self.candidates}
+        known = {c.model for c in self.candidates}
         return str(done) if done in known else self.planned
 
-    @functools.cached_property
-    def candidates(self) -> list[dict]:
-        """The recommended student (marked so) and the alternatives, as plain data."""
-        rec = [{**self.doc["recommended"], "qualifies": True, "recommended": True}] \
-            if self.recommended else []
-        return rec + list(self.doc["alternatives"])
+    @property
+    def candidates(self) -> list[Recommended | Candidate]:
+        """The recommended student, then the alternatives."""
+        return ([self.recommended] if self.recommended else []) + self.plan.alternatives
+
+    def student(self, model: str) -> Recommended | Candidate | None:
+        """The candidate named `model`, if the plan has one."""
+        return next((c for c in self.candidates if c.model == model), None)
 
     @property
     def models(self) -> list[str]:
         """Teacher first, then students from the largest down."""
-        students = sorted(self.candidates, key=lambda c: -(fmt.number(c.get("params")) or 0))
-        return [self.teacher] + [str(c["model"]) for c in students]
+        students = sorted(self.candidates, key=lambda c: -c.params)
+        return [self.teacher] + [c.model for c in students]
 
     @property
     def colors(self) -> dict[str, str]:

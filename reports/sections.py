@@ -13,13 +13,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from contracts.plan import BestFit, Criterion, MeasuredPlan, RoiSection
+
 from . import figures as fig
 from . import fmt
 from .achieved import achieved_section
 from .deployment import (edge_economics_section, measurements_section, scenarios_section,
                          sizing_section)
-from contracts.plan import BestFit, Criterion, MeasuredPlan, RoiSection
-
 from .document import Bullets, Facts, Heading, Section, Text
 from .inputs import Figures, Inputs, answers_for, figure, table
 from .students import distill_plan_section, forecast_section, students_section

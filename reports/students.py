@@ -9,21 +9,24 @@ from typing import Any
 import pandas as pd
 
 from contracts.defaults import RETENTION_THRESHOLD
+from contracts.plan import Candidate, Recommended, RoiSection
 from roi.readout import kd_gain, scenario_cost
 
 from . import figures as fig
 from . import fmt
-from contracts.plan import RoiSection
-
 from .document import Bullets, Section, Text
 from .inputs import Figures, Inputs, figure, forecast_curve, table
 
 
-def _candidate_verdict(c: dict) -> str:
-    if c.get("recommended"):
+def _candidate_verdict(c: Recommended | Candidate) -> str:
+    if isinstance(c, Recommended):
         return "recommended"
-    return "qualifies" if c.get("qualifies") else "; ".join(c.get("reasons") or []) or \
-        "does not qualify"
+    return "qualifies" if c.qualifies else "; ".join(c.reasons or []) or "does not qualify"
+
+
+def _cost(c: Recommended | Candidate, roi: RoiSection) -> float | None:
+    """The candidate's monthly cost where the headline answers (roi.readout, on plain data)."""
+    return scenario_cost(c.document(), roi.document())
 
 
 def _money_column(roi: RoiSection) -> str:
@@ -33,17 +36,17 @@ def _money_column(roi: RoiSection) -> str:
 
 
 def _pareto_points(inp: Inputs) -> pd.DataFrame:
-    roi = inp.doc["roi"]  # roi.readout.scenario_cost reads plain data
-    teacher_cost = fmt.number(inp.plan.roi.teacher_usd_per_month)
+    roi = inp.plan.roi
+    teacher_cost = fmt.number(roi.teacher_usd_per_month)
     rows = [{"model": inp.teacher, "usd_per_month": teacher_cost, "retention_lo": 1.0,
              "retention_hi": 1.0, "kind": "teacher"}] if teacher_cost is not None else []
     for c in inp.candidates:
-        band = c.get("retention_band") or [None, None]
+        band = c.retention_band or [None, None]
         if fmt.number(band[0]) is None or fmt.number(band[1]) is None:
             continue
-        kind = "recommended" if c.get("recommended") else \
-            ("qualifies" if c.get("qualifies") else "fails")
-        rows.append({"model": c["model"], "usd_per_month": scenario_cost(c, roi),
+        kind = "recommended" if isinstance(c, Recommended) else \
+            ("qualifies" if c.qualifies else "fails")
+        rows.append({"model": c.model, "usd_per_month": _cost(c, roi),
                      "retention_lo": float(band[0]), "retention_hi": float(band[1]),
                      "kind": kind})
     df = pd.DataFrame(rows, columns=["model", "usd_per_month", "retention_lo", "retention_hi",
@@ -54,12 +57,12 @@ def _pareto_points(inp: Inputs) -> pd.DataFrame:
 def students_section(inp: Inputs, figures: Figures) -> Section:
     threshold = fmt.number(inp.plan.retention_threshold)
     roi = inp.plan.roi
-    rows = [{"student": c["model"], "params": fmt.params(c.get("params")),
-             "compression": fmt.num(c.get("compression_ratio"), 1) + "×",
-             "retention band": fmt.pct_band(c.get("retention_band")),
-             "retention source": c.get("retention_source") or fmt.DASH,
-             "deploy": f"{c.get('deploy_backend')}/{c.get('deploy_dtype')}",
-             _money_column(roi): fmt.usd(scenario_cost(c, inp.doc["roi"]), "not costed"),
+    rows = [{"student": c.model, "params": fmt.params(c.params),
+             "compression": fmt.num(c.compression_ratio, 1) + "×",
+             "retention band": fmt.pct_band(c.retention_band),
+             "retention source": c.retention_source or fmt.DASH,
+             "deploy": f"{c.deploy_backend}/{c.deploy_dtype}",
+             _money_column(roi): fmt.usd(_cost(c, roi), "not costed"),
              "verdict": _candidate_verdict(c)} for c in inp.candidates]
     achieved = fmt.number((inp.metrics or {}).get("retention_accuracy"))
     png = fig.pareto(_pareto_points(inp), threshold, achieved, inp.trained)
@@ -75,7 +78,7 @@ def students_section(inp: Inputs, figures: Figures) -> Section:
                 "no candidate is costed on every scenario."),
         table(rows, "Candidate students, ranked") if rows else
         Text("The plan has no student candidates.", "note")]
-    notes = [c["retention_note"] for c in inp.candidates if c.get("retention_note")]
+    notes = _retention_notes(inp)
     if notes:
         blocks.append(Bullets(tuple(notes)))
     return Section("students", "Students and retention", tuple(blocks))
@@ -88,14 +91,14 @@ def _cost_scope(roi: RoiSection) -> str:
                                           if roi.scope == "portfolio" else "")
 
 
+def _retention_notes(inp: Inputs) -> list[str]:
+    return [c.retention_note for c in inp.candidates if c.retention_note]
+
+
 def _grids(inp: Inputs) -> dict[str, dict[str, list]]:
     """model -> {"kd": rows, "ce": rows}: the plan's forecast grids (roi.budget)."""
-    out = {}
-    for c in inp.candidates:
-        b = c.get("budget") or {}
-        if b.get("grid"):
-            out[str(c["model"])] = {"kd": b["grid"], "ce": b.get("baseline_grid") or []}
-    return out
+    return {c.model: {"kd": c.budget.grid, "ce": c.budget.baseline_grid}
+            for c in inp.candidates if c.budget and c.budget.grid}
 
 
 def _steps_text(n: Any) -> str:
@@ -106,14 +109,14 @@ def _steps_text(n: Any) -> str:
 def _forecast_rows(inp: Inputs) -> list[dict]:
     rows = []
     for c in inp.candidates:
-        kd, ce = (forecast_curve(inp.plan, c["model"], m) for m in ("kd", "ce"))
+        kd, ce = (forecast_curve(inp.plan, c.model, m) for m in ("kd", "ce"))
         if not kd:
             continue
-        b = c.get("budget") or {}
+        b = c.budget.document() if c.budget else {}  # roi.readout.kd_gain reads plain data
         band = b.get("retention_band")
         gain = kd_gain(b)
         gain = fmt.DASH if gain is None else f"{gain[0]:+.1f} points (at {gain[1]:,} steps)"
-        rows.append({"student": c["model"],
+        rows.append({"student": c.model,
                      "KD: steps to threshold (P10 / P50)":
                          f"{_steps_text(kd.get('steps_to_threshold_p10'))} / "
                          f"{_steps_text(kd.get('steps_to_threshold_p50'))}",
@@ -133,7 +136,7 @@ def forecast_section(inp: Inputs, figures: Figures) -> Section:
     f = inp.plan.forecast
     if not f.curves:
         why = f.source or "the plan predates forecasts"
-        notes = [c["retention_note"] for c in inp.candidates if c.get("retention_note")]
+        notes = _retention_notes(inp)
         return Section("forecast", title, (Text(
             f"No forecast ({why}). Retention is the seed's prior over compression ratio, the "
             "same at any training budget; the project's own runs show it depends on the budget "
@@ -200,10 +203,11 @@ def _replan_text(inp: Inputs) -> Text:
 def distill_plan_section(inp: Inputs, figures: Figures) -> Section:
     trainer, go = inp.plan.trainer, inp.plan.decision.go
     rows = [{"setting": k, "value": fmt.text(v)} for k, v in trainer.items()]
-    student = next((c for c in inp.candidates if c["model"] == inp.planned), {})
+    student = inp.student(inp.planned)
     blocks: list = [Text(
-        f"Train {inp.planned or fmt.DASH} ({fmt.params(student.get('params'))} parameters, "
-        f"{fmt.num(student.get('compression_ratio'), 1)}× fewer than the teacher) from "
+        f"Train {inp.planned or fmt.DASH} ({fmt.params(student and student.params)} "
+        f"parameters, {fmt.num(student and student.compression_ratio, 1)}× fewer than the "
+        f"teacher) from "
         f"{inp.teacher} by knowledge distillation, then a no-KD baseline of the same size and "
         f"steps; export to ONNX and dynamic int8 and measure all of them on the held-out split: "
         f"`roi distill --plan plan/plan.yaml --out distill`.")]

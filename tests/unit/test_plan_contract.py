@@ -119,11 +119,16 @@ def _pilot_plan():
     lambda: plan(FIXTURE, ["real-time-api", "cloud-batch"], portfolio=True),
     lambda: plan(FIXTURE, ["embedded-iot"], retention_threshold=0.999),  # no student: no-go
 ], ids=["pilots", "portfolio", "no-go"])
-def test_plans_of_every_shape_read_back_as_written(make):
+def test_plans_of_every_shape_read_back_as_written_and_render(make):
+    import reports
+    from reports.markdown import render
+
     p = make()
     typed = p.typed()
     assert json.dumps(typed.document()) == json.dumps(p.document)  # keys in the same order
     assert typed.go == p.go
+    page = render(reports.build(None, typed))  # the report reads every section typed
+    assert ("GO: distill" if p.go else "NO-GO") in page and "None" not in page
 
 
 def test_keys_are_written_in_the_order_given():
