@@ -1,14 +1,9 @@
 """build / write / render_run_dir: from a run directory (or a results table, a plan and optional
 distillation metrics) to report.md, report.html and figures/*.png.
 
-A run directory, as `roi run` lays it out:
-
-    RUN/bench/results.csv            the teacher and candidate students measured
-    RUN/plan/plan.json (plan.yaml)   the plan
-    RUN/distill/metrics.json         optional: the distilled student's metrics
-    RUN/bench-student/results.csv    optional: the distilled student measured again
-    RUN/replan/plan.json             optional: the plan again, with the run's own result
-    RUN/report/                      written here: report.md, report.html, figures/*.png
+A run directory, as `roi run` lays it out (contracts.run_layout.RunLayout): the plan is
+required; the results, the distillation's metrics, the student's re-bench and the re-plan are
+read where present; the report is written to RUN/report/.
 """
 
 from __future__ import annotations
@@ -26,6 +21,7 @@ import pandas as pd
 from contracts.errors import InputError
 from contracts.io import atomic_path, write_text_atomic
 from contracts.plan import LLMPlan, MeasuredPlan, parse_plan
+from contracts.run_layout import RunLayout
 
 from . import html, markdown
 from .achieved import method_section
@@ -35,12 +31,6 @@ from .sections import SECTIONS
 
 log = logging.getLogger(__name__)
 
-REPORT_DIR = "report"
-RESULTS = ("bench/results.csv", "bench/results.jsonl")
-PLAN = ("plan/plan.json", "plan/plan.yaml")
-METRICS = "distill/metrics.json"
-REPLAN = "replan/plan.json"
-STUDENT_RESULTS = ("bench-student/results.csv", "bench-student/results.jsonl")
 TITLE = "Distillation ROI report"
 # Sections of the separate renderings: reports.select(report, *PARTS["sizing"]).
 PARTS = {"decision": ("summary", "decision", "scenarios", "edge", "roi", "method"),
@@ -135,10 +125,6 @@ def _subtitle(inp: Inputs) -> str:
 # ------------------------------------------------------------------------------ reading
 
 
-def _first(run: Path, names: tuple[str, ...]) -> Path | None:
-    return next((run / n for n in names if (run / n).is_file()), None)
-
-
 def _read_results(path: Path | None) -> pd.DataFrame | None:
     if path is None:
         return None
@@ -164,19 +150,20 @@ def read_run_dir(run: Path) -> Inputs:
     """A run directory's inputs; only the plan is required."""
     if not run.is_dir():
         raise InputError(f"run directory {run} does not exist")
-    plan_path = _first(run, PLAN)
+    layout = RunLayout(run)
+    plan_path = layout.first(layout.PLAN)
     if plan_path is None:
-        raise InputError(f"{run}: no plan ({' or '.join(PLAN)}); run `roi plan` first")
-    results_path = _first(run, RESULTS)
-    student_path = _first(run, STUDENT_RESULTS)
+        raise InputError(f"{run}: no plan ({' or '.join(layout.PLAN)}); run `roi plan` first")
+    results_path = layout.first(layout.RESULTS)
+    student_path = layout.first(layout.STUDENT_RESULTS)
     origin = {"plan": str(plan_path),
               "results": str(results_path) if results_path else "absent",
-              "distillation metrics": str(run / METRICS) if (run / METRICS).is_file()
+              "distillation metrics": str(layout.metrics) if layout.metrics.is_file()
               else "absent (pending)",
               "student re-bench": str(student_path) if student_path else "absent (pending)"}
-    replan = _typed_plan(run / REPLAN) if (run / REPLAN).is_file() else None
+    replan = _typed_plan(layout.replan) if layout.replan.is_file() else None
     return Inputs(_typed_plan(plan_path), _read_results(results_path),
-                  _read_metrics(run / METRICS), _read_results(student_path), origin, replan)
+                  _read_metrics(layout.metrics), _read_results(student_path), origin, replan)
 
 
 def read_files(plan: str | Path, results: str | Path | None = None,
@@ -242,4 +229,4 @@ def write_with_parts(report: Report, out_dir: str | Path) -> Written:
 def render_run_dir(run_dir: str | Path, out_dir: str | Path | None = None) -> Written:
     """Read RUN/{bench,plan,distill,bench-student}, write RUN/report (or out_dir)."""
     run = Path(run_dir)
-    return write(build(run), out_dir if out_dir is not None else run / REPORT_DIR)
+    return write(build(run), out_dir if out_dir is not None else run / RunLayout.REPORT_DIR)
