@@ -278,9 +278,10 @@ def _plan_llm(teacher: str, students: Optional[str], scenarios: list[str],
     doc = llm_plan(teacher, studs, scenarios, retention_threshold=threshold, sla_preset=sla)
     out_dir = _plan_out_dir(out)
     out_dir.mkdir(parents=True, exist_ok=True)
-    write_plan(parse_plan(plain(doc), "plan"), out_dir)  # plan.json, .yaml, .schema.json
-    write_text_atomic(out_dir / "plan.md", llm_plan_markdown(doc))
-    page = write_report(llm_report(doc), out_dir / "report").html
+    typed = parse_plan(plain(doc), "plan")
+    write_plan(typed, out_dir)  # plan.json, .yaml, .schema.json
+    write_text_atomic(out_dir / "plan.md", llm_plan_markdown(typed))
+    page = write_report(llm_report(typed), out_dir / "report").html
     d = doc["decision"]
     print(f"{'GO' if d['go'] else 'NO-GO'}: distill {teacher} to "
           f"{doc['recommended']['model'] or 'no student'} (projected, not measured)")

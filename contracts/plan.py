@@ -443,6 +443,18 @@ class LLMModelRow(Row):
     source: Optional[str] = None
     reason: Optional[str] = None
     meets_sla: Optional[bool] = None
+    usd_per_month: Optional[Num] = None
+    usd_per_month_optimistic: Optional[Num] = None
+    usd_per_month_pessimistic: Optional[Num] = None
+    cost_reduction: Optional[Num] = None
+
+
+class EfficiencyBand(Row):
+    """One serving assumption's band (roi/data/llm_serving.yaml), with its source."""
+
+    pessimistic: Optional[Num] = None
+    optimistic: Optional[Num] = None
+    source: Optional[str] = None
 
 
 class LLMScenario(Section):
@@ -452,10 +464,14 @@ class LLMScenario(Section):
     sla: str
     workload: dict[str, Any]
     source: str
-    assumptions: dict[str, Any]
+    assumptions: dict[str, EfficiencyBand]
     notes: list[str]
     models: list[LLMModelRow]
     recommended: Optional[str] = None
+
+    def row(self, model: Optional[str]) -> Optional[LLMModelRow]:
+        """The model's row (its cheapest configuration), if the comparison has one."""
+        return next((m for m in self.models if m.model == model), None)
 
 
 class LLMPlan(Section):

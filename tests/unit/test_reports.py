@@ -16,7 +16,10 @@ import roi
 from reports import fmt, html, markdown
 from reports.document import Figure
 from contracts.errors import InputError
+from contracts.plan import parse_plan
 from roi.planner import write_plan
+
+from .plan_helpers import old_plan_bytes
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 RESULTS = FIXTURES / "bench_results.csv"
@@ -323,9 +326,10 @@ def test_llm_plan_markdown_escapes_names_from_config_files():
     from reports.llm import llm_plan_markdown
 
     hostile = "config:<img src=x onerror=alert(1)>.json"
-    md = llm_plan_markdown({"decision": {"go": False, "reasons": [f"{hostile} | breaks"]},
-                            "teacher": hostile, "recommended": {"model": None},
-                            "retention_threshold": 0.95, "scenarios": []})
+    doc = json.loads(old_plan_bytes("v1-llm-config"))
+    doc["decision"].update(go=False, reasons=[f"{hostile} | breaks"])
+    doc.update(teacher=hostile, recommended={"model": None, "per_scenario": {}}, scenarios=[])
+    md = llm_plan_markdown(parse_plan(doc))
     assert "<img" not in md and "&lt;img" in md.splitlines()[0]
     assert "\\| breaks" in md
 
