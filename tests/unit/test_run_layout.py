@@ -30,3 +30,24 @@ def test_the_report_reads_the_files_where_the_layout_puts_them(tmp_path):
     assert inp.origin["distillation metrics"] == str(layout.metrics)
     assert inp.metrics == {"retention_accuracy": 0.97} and inp.replan is None
     assert inp.origin["results"] == "absent"
+
+
+def test_roi_run_plan_step_writes_a_plan_the_contract_accepts(tmp_path):
+    """step_plan is the one place a plan is changed after planning (its trainer note): what it
+    writes at the layout's place reads back typed, the note kept."""
+    import shutil
+
+    from app.run import open_run, step_plan
+    from app.runconfig import RunConfig
+    from roi.planner import read_plan
+
+    from .plan_helpers import FIXTURE
+
+    run = open_run(RunConfig(), tmp_path / "run", "quick")
+    run.layout.path(RunLayout.RESULTS[0]).parent.mkdir(parents=True)
+    shutil.copy(FIXTURE, run.layout.path(RunLayout.RESULTS[0]))
+    step_plan(run)
+    plan = read_plan(run.layout.plan_json)
+    assert "roi run distills with a smaller budget" in plan.trainer_note
+    assert (run.layout.plan_json.parent / "plan.schema.json").is_file()
+    assert read_plan(run.layout.plan_yaml).document() == plan.document()
