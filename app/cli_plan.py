@@ -276,25 +276,22 @@ def _plan_llm(teacher: str, students: Optional[str], scenarios: list[str],
               threshold: float, sla: Optional[str], out: Optional[str]) -> None:
     """roi plan for a config: teacher: projections only; plan.yaml, plan.json, plan.md and the
     decision report (report/report.html, report.md, figures/)."""
-    import json
-
-    import yaml
-
     from reports.llm import llm_plan_markdown, llm_report
     from reports.report import write as write_report
 
-    from contracts.io import write_json_atomic, write_text_atomic
+    from contracts.io import write_text_atomic
+    from contracts.plan import parse_plan
     from roi.llm_plan import llm_plan
+    from roi.plan_document import plain, write_plan
 
     studs = [s.strip() for s in students.split(",") if s.strip()] if students else None
     doc = llm_plan(teacher, studs, scenarios, retention_threshold=threshold, sla_preset=sla)
     out_dir = _plan_out_dir(out)
     out_dir.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(out_dir / "plan.json", doc)
-    plain = json.loads(json.dumps(doc))  # numpy scalars -> plain numbers for YAML
-    write_text_atomic(out_dir / "plan.yaml", yaml.safe_dump(plain, sort_keys=False))
-    write_text_atomic(out_dir / "plan.md", llm_plan_markdown(doc))
-    report = llm_report(doc)
+    typed = parse_plan(plain(doc), "plan")
+    write_plan(typed, out_dir)  # plan.json, .yaml, .schema.json
+    write_text_atomic(out_dir / "plan.md", llm_plan_markdown(typed))
+    report = llm_report(typed)
     page = write_report(report, out_dir / "report").html
     drawn = {k: v for k, v in report.figures.items() if k in ("llm-cost", "llm-latency")}
     d = doc["decision"]

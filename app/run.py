@@ -40,6 +40,7 @@ import yaml
 
 from contracts.errors import InputError
 from contracts.io import dir_lock, has_content, write_json_atomic, write_text_atomic
+from contracts.run_layout import RunLayout
 
 from .runconfig import RunConfig, check, load_run_config, resolved
 from .summary import summarize, summary_line
@@ -49,7 +50,9 @@ log = logging.getLogger(__name__)
 __all__ = ["Hooks", "Run", "RunResult", "Step", "STEPS", "execute", "open_run", "read_state",
            "render", "run", "summary_line"]
 
-RUN_FILE, STATE_FILE, SUMMARY_FILE = "run.yaml", "state.json", "summary.json"
+RUN_FILE, STATE_FILE, SUMMARY_FILE = (RunLayout.RUN_FILE, RunLayout.STATE_FILE,
+                                      RunLayout.SUMMARY_FILE)
+RESULTS_CSV = RunLayout.RESULTS[0]  # what bench writes in a run (the .jsonl is read too)
 Progress = Callable[..., None]
 
 
@@ -87,6 +90,10 @@ class Run:
 
     def path(self, *parts: str) -> Path:
         return self.out.joinpath(*parts)
+
+    @property
+    def layout(self) -> RunLayout:
+        return RunLayout(self.out)
 
 
 @dataclass(frozen=True)
@@ -171,13 +178,13 @@ def _pilot_students(settings: dict) -> list[str]:
 
 
 def step_pilot(run: Run) -> None:
-    from contracts.curves import PILOT_FILE, to_frame
+    from contracts.curves import to_frame
 
     s = run.settings
     why = pilot_skip_reason(s)
     if why is not None:
-        write_json_atomic(run.path("pilot", SKIPPED_FILE), {"reason": why})
-        write_text_atomic(run.path("pilot", PILOT_FILE), to_frame([]).to_csv(index=False))
+        write_json_atomic(run.layout.pilot_skipped, {"reason": why})
+        write_text_atomic(run.layout.pilot_curves, to_frame([]).to_csv(index=False))
         return
     from distill.pilot import pilot
 
@@ -187,15 +194,12 @@ def step_pilot(run: Run) -> None:
               points=p.get("points"), modes=p["modes"], progress=progress)
 
 
-SKIPPED_FILE = "skipped.json"
-
-
 def step_plan(run: Run) -> None:
     from roi.payback import RoiInputs
     from roi.planner import Plan, plan, write_plan
 
     s = run.settings
-    result = plan(run.path("bench", "results.csv"), s["scenarios"], hardware=s["hardware"],
+    result = plan(run.path(RESULTS_CSV), s["scenarios"], hardware=s["hardware"],
                   retention_threshold=s["retention_threshold"],
                   local_peak_gflops=s["local_peak_gflops"], roi_inputs=RoiInputs(**s["economics"]),
                   require_benefit=s["require_benefit"], pilot=_pilot_curves(run),
@@ -210,8 +214,8 @@ def step_plan(run: Run) -> None:
 
 
 def _pilot_curves(run: Run) -> Optional[Path]:
-    path = run.path("pilot", "pilot.csv")
-    return path if path.is_file() and not run.path("pilot", SKIPPED_FILE).is_file() else None
+    path = run.layout.pilot_curves
+    return path if path.is_file() and not run.layout.pilot_skipped.is_file() else None
 
 
 def _budget_text(trainer: dict) -> str:
@@ -228,7 +232,7 @@ def step_distill(run: Run) -> None:
     plan = _plan(run.out)
     refine = bool(plan["decision"].get("retention_unconfirmed"))  # the run's own gate let it in
     with run.hooks.train_progress() as progress:
-        distill_from_plan(run.path("plan", "plan.yaml"), run.path("distill"), resume=True,
+        distill_from_plan(run.layout.plan_yaml, run.path("distill"), resume=True,
                           force=run.settings["force"] or refine,
                           overrides=run.settings["trainer"], progress=progress)
 
@@ -240,9 +244,9 @@ def step_replan(run: Run) -> None:
     from roi.planner import plan, write_plan
 
     s = run.settings
-    curves = [p for p in (_pilot_curves(run), run.path("distill", "metrics.json"))
+    curves = [p for p in (_pilot_curves(run), run.layout.metrics)
               if p is not None]
-    result = plan(run.path("bench", "results.csv"), s["scenarios"], hardware=s["hardware"],
+    result = plan(run.path(RESULTS_CSV), s["scenarios"], hardware=s["hardware"],
                   retention_threshold=s["retention_threshold"],
                   local_peak_gflops=s["local_peak_gflops"], roi_inputs=RoiInputs(**s["economics"]),
                   require_benefit=s["require_benefit"], pilot=curves,
@@ -257,19 +261,19 @@ def step_bench_student(run: Run) -> None:
 
 STEPS: tuple[Step, ...] = (
     Step("bench", "measure the teacher and candidate students", "bench", (),
-         ("bench/results.csv",), step_bench),
+         (RESULTS_CSV,), step_bench),
     Step("pilot", "pilot distillations of every student (KD and no-KD baseline)", "pilot", (),
-         ("pilot/pilot.csv",), step_pilot),
+         (RunLayout.PILOT_CURVES,), step_pilot),
     Step("plan", "cost, sizing, retention forecast and decision for every scenario", "plan",
-         ("bench", "pilot"), ("plan/plan.json", "plan/plan.yaml"), step_plan),
+         ("bench", "pilot"), RunLayout.PLAN, step_plan),
     Step("report", "the decision and sizing report", "report", ("bench", "plan"),
          ("report/report.html",), step_report),
     Step("distill", "distill the recommended student, export, int8", "distill", ("plan",),
-         ("distill/metrics.json",), step_distill),
+         (RunLayout.METRICS,), step_distill),
     Step("bench-student", "measure the distilled student beside the teacher", "bench-student",
-         ("distill",), ("bench-student/results.csv",), step_bench_student),
+         ("distill",), RunLayout.STUDENT_RESULTS[:1], step_bench_student),
     Step("replan", "the plan again, with the distillation's own result beside the pilots",
-         "replan", ("plan", "distill"), ("replan/plan.json",), step_replan),
+         "replan", ("plan", "distill"), (RunLayout.REPLAN,), step_replan),
     Step("final-report", "the report with predicted beside achieved", "report",
          ("bench", "plan", "distill", "bench-student", "replan"), ("report/report.html",),
          step_report),
@@ -415,7 +419,7 @@ def _gate(run: Run) -> Optional[str]:
 def _plan(out: Path) -> dict:
     from roi.planner import read_plan
 
-    return read_plan(out / "plan" / "plan.json")
+    return read_plan(RunLayout(out).plan_json).document()
 
 
 def run(config: RunConfig | str | Path | None = None, out: str | Path | None = None, *,
@@ -448,12 +452,12 @@ def finish(run: Run, state: dict) -> dict:
 def _metrics(out: Path) -> Optional[dict]:
     import json
 
-    path = out / "distill" / "metrics.json"
+    path = RunLayout(out).metrics
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
 
 
 def _replan(out: Path) -> Optional[dict]:
     from roi.planner import read_plan
 
-    path = out / "replan" / "plan.json"
-    return read_plan(path) if path.is_file() else None
+    path = RunLayout(out).replan
+    return read_plan(path).document() if path.is_file() else None

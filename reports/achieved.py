@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from contracts.plan import Student
 from roi.readout import band_verdict, latency_pairs
 from roi.sanity import distill_warnings
 
@@ -44,18 +45,20 @@ def _at_steps(inp: Inputs, mode: str) -> list | None:
     return [band[0], band[2]] if band else None
 
 
-def _predicted_band(inp: Inputs, student: dict) -> tuple[list | None, str]:
+def _predicted_band(inp: Inputs, student: Student | None) -> tuple[list | None, str]:
     """The band to hold the run against: the forecast for the steps it ran where the plan has
     one, else the student's band (and at which budget it was made)."""
     steps = ((inp.metrics or {}).get("settings") or {}).get("steps")
     band = _at_steps(inp, "kd")
     if band is not None:
         return band, f"forecast for the {fmt.num(steps, 0)} steps that ran"
-    planned = student.get("retention_steps")
+    if student is None:
+        return None, "prior"
+    planned = student.retention_steps
     if planned and steps and int(planned) != int(steps):
-        return student.get("retention_band"), (f"band for {fmt.num(planned, 0)} steps; "
-                                               f"{fmt.num(steps, 0)} ran")
-    return student.get("retention_band"), student.get("retention_source") or "prior"
+        return student.retention_band, (f"band for {fmt.num(planned, 0)} steps; "
+                                        f"{fmt.num(steps, 0)} ran")
+    return student.retention_band, student.retention_source or "prior"
 
 
 def achieved_section(inp: Inputs, figures: Figures) -> Section:
@@ -67,7 +70,7 @@ def achieved_section(inp: Inputs, figures: Figures) -> Section:
             "--plan plan/plan.yaml --out distill`, then benchmark the student again with "
             "`roi bench --students ckpt:distill --out bench-student`; this section then shows "
             "the plan's predictions beside what the student achieved.", "pending"),))
-    student = next((c for c in inp.candidates if c["model"] == inp.trained), {})
+    student = inp.student(inp.trained)
     band, basis = _predicted_band(inp, student)
     base_band = _at_steps(inp, "ce")
     ret, ret8 = fmt.number(m.get("retention_accuracy")), fmt.number(
@@ -86,7 +89,7 @@ def achieved_section(inp: Inputs, figures: Figures) -> Section:
          "achieved": fmt.num(100 * gain, 2, fmt.DASH) + " points" if gain is not None
          else fmt.DASH, "verdict": fmt.DASH if gain is None else
          ("KD helped" if gain > 0 else "KD did not help")},
-        {"quantity": "student parameters", "predicted": fmt.params(student.get("params")),
+        {"quantity": "student parameters", "predicted": fmt.params(student.params if student else None),
          "achieved": fmt.params(m.get("student_params")), "verdict": fmt.DASH}]
     settings = m.get("settings") or {}
     blocks: list = [table(rows, f"The plan's predictions for {inp.trained or fmt.DASH} "
@@ -154,7 +157,7 @@ def _environment(df: pd.DataFrame | None) -> tuple[tuple[str, str], ...]:
 
 
 def method_section(inp: Inputs, figures: Figures, shown: list[Figure]) -> Section:
-    proj = inp.plan.get("projection") or {}
+    proj = inp.plan.projection
     env = _environment(inp.results)
     blocks: list = [Heading("Environment")]
     blocks.append(Facts(env) if env else Text("The results table carries no environment "
@@ -163,27 +166,27 @@ def method_section(inp: Inputs, figures: Figures, shown: list[Figure]) -> Sectio
                Bullets(tuple(f"{f.caption}: {f.method}" for f in shown))
                if shown else Text("No figures.", "note"),
                Heading("Projection")]
-    if proj.get("method"):
-        blocks.append(Text("Roofline projection: " + proj["method"] + "."))
-    peak = proj.get("local_peak") or {}
-    if peak.get("source"):
-        blocks.append(Text(f"Local peak: {fmt.sig(peak.get('gflop_s'), 3, 'not given')} GFLOP/s"
-                           f" ({peak['source']})."))
-    loo = [{"machine": r.get("machine"), "backend": r.get("backend"),
-            "median error": fmt.pct(r.get("median_ape")), "max error": fmt.pct(r.get("max_ape")),
-            "predictions": fmt.num(r.get("n_predictions"), 0),
-            "goal": "≤ " + fmt.pct(r.get("goal_median_ape"), 0),
-            "meets goal": fmt.text(r.get("meets_goal"))} for r in proj.get("leave_one_out") or []]
+    if proj.method:
+        blocks.append(Text("Roofline projection: " + proj.method + "."))
+    peak = proj.local_peak
+    if peak.source:
+        blocks.append(Text(f"Local peak: {fmt.sig(peak.gflop_s, 3, 'not given')} GFLOP/s"
+                           f" ({peak.source})."))
+    loo = [{"machine": r.machine, "backend": r.backend,
+            "median error": fmt.pct(r.median_ape), "max error": fmt.pct(r.max_ape),
+            "predictions": fmt.num(r.n_predictions, 0),
+            "goal": "≤ " + fmt.pct(r.goal_median_ape, 0),
+            "meets goal": fmt.text(r.meets_goal)} for r in proj.leave_one_out]
     if loo:
         blocks.append(table(loo, "Leave-one-model-out check of the projection"))
-    hw = [{"hardware": r.get("hardware"), "service times": r.get("source"),
-           "measured rows": fmt.num(r.get("measured_rows"), 0),
-           "projected rows": fmt.num(r.get("projected_rows"), 0),
-           "measured on": fmt.text(r.get("measured_on"))}
-          for r in (inp.plan.get("sources") or {}).get("hardware") or []]
+    hw = [{"hardware": r.hardware, "service times": r.source,
+           "measured rows": fmt.num(r.measured_rows, 0),
+           "projected rows": fmt.num(r.projected_rows, 0),
+           "measured on": fmt.text(r.measured_on)}
+          for r in inp.plan.sources.hardware]
     if hw:
         blocks.append(table(hw, "Where each hardware's service times come from"))
-    assumptions = inp.plan.get("assumptions") or {}
+    assumptions = inp.plan.assumptions or {}
     if assumptions:
         blocks += [Heading("Assumptions"),
                    Facts(tuple((k.replace("_", " "), fmt.text(v)) for k, v in

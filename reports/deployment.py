@@ -8,6 +8,7 @@ from typing import Any
 
 import pandas as pd
 
+from contracts.plan import Config, CostRow, MeasuredPlan, ScenarioDetail, SizingRow
 from roi.readout import (best_cost, local_latency_ratio, ok_results, range_verdict, reduction,
                          weights_ratio)
 
@@ -17,28 +18,38 @@ from .document import Facts, Heading, Section, Text
 from .inputs import Figures, Inputs, figure, table
 
 
-def _scenario_details(plan: dict) -> list[dict]:
-    details = {d.get("name"): d for d in plan.get("scenario_details") or []}
-    return [details.get(s) or {"name": s} for s in plan.get("scenarios") or []]
+def _scenario_details(plan: MeasuredPlan) -> list[ScenarioDetail]:
+    details = {d.name: d for d in plan.scenario_details or []}
+    return [details.get(s) or ScenarioDetail(name=s) for s in plan.scenarios]
 
 
-def _sizing_lookup(plan: dict) -> dict[tuple, dict]:
-    return {(r["scenario"], r["hardware"], r["model"]): r for r in plan.get("sizing") or []}
+def _key(r: Config) -> tuple[str, str, str]:
+    return r.scenario, r.hardware, r.model
 
 
-def _seed_rows(inp: Inputs, detail: dict, best: pd.DataFrame, student: str) -> list[dict]:
-    seed = detail.get("seed") or {}
-    name = detail.get("name")
+def _sizing_lookup(plan: MeasuredPlan) -> dict[tuple, SizingRow]:
+    return {_key(r): r for r in plan.sizing}
+
+
+def _cost_lookup(plan: MeasuredPlan) -> dict[tuple, CostRow]:
+    return {_key(r): r for r in plan.cost}
+
+
+def _seed_rows(inp: Inputs, detail: ScenarioDetail, best: pd.DataFrame,
+               student: str) -> list[dict]:
+    seed = detail.seed or {}
+    name = detail.name
     per = best[best["scenario"] == name].set_index("model") if len(best) else pd.DataFrame()
 
     def cost(model: str) -> Any:
         return per["usd_per_month"].get(model) if len(per) else None
 
     saved = reduction(cost(student), cost(inp.teacher))
-    rec = next((c for c in inp.candidates if c["model"] == student), {})
-    faster, how = local_latency_ratio(inp.results, inp.teacher, student, rec)
+    rec = inp.student(student)
+    faster, how = local_latency_ratio(inp.results, inp.teacher, student,
+                                      rec.document() if rec else {})
     lighter = weights_ratio(inp.results, inp.teacher, student)
-    rec_params = next((c.get("params") for c in inp.candidates if c["model"] == student), None)
+    rec_params = rec.params if rec else None
     return [
         {"figure": "inference cost reduction", "seed expects":
          seed.get("inference_cost_reduction") or fmt.DASH, "ours": fmt.pct(saved),
@@ -68,7 +79,7 @@ def _seed_rows(inp: Inputs, detail: dict, best: pd.DataFrame, student: str) -> l
 
 
 def _teacher_params(inp: Inputs) -> Any:
-    return (inp.plan.get("teacher") or {}).get("params")
+    return inp.plan.teacher.params
 
 
 def _cost_rows(inp: Inputs, best: pd.DataFrame, scenario: str) -> list[dict]:
@@ -80,14 +91,14 @@ def _cost_rows(inp: Inputs, best: pd.DataFrame, scenario: str) -> list[dict]:
             continue
         r = g.iloc[0]
         feasible = bool(r.get("feasible"))
-        s = sizing.get((scenario, r.get("hardware"), model), {}) if feasible else {}
+        s = sizing.get((scenario, r.get("hardware"), model)) if feasible else None
         rows.append({
             "model": model, "role": r.get("role") or fmt.DASH,
             "hardware": r.get("hardware") if feasible else fmt.DASH,
             "config": f"{r['backend']}/{r['dtype']} b{int(r['batch_size'])}" if feasible
             else fmt.DASH,
             "source": r.get("source") if feasible else fmt.DASH,
-            "service ms (P50)": fmt.sig(s.get("service_ms_p50")),
+            "service ms (P50)": fmt.sig(s.service_ms_p50 if s else None),
             "replicas": fmt.num(r.get("replicas_p50"), 0),
             "USD / month (P10–P90)": fmt.usd_band(r.get("usd_per_month"),
                                                   r.get("usd_per_month_p10"),
@@ -99,17 +110,16 @@ def _cost_rows(inp: Inputs, best: pd.DataFrame, scenario: str) -> list[dict]:
     return rows
 
 
-def _workload_text(detail: dict) -> str:
-    w, sla, c = detail.get("workload") or {}, detail.get("sla") or {}, \
-        detail.get("constraints") or {}
+def _workload_text(detail: ScenarioDetail) -> str:
+    w, sla, c = detail.workload, detail.sla, detail.constraints
     rate = (f"{fmt.sig(w.get('qps'), 4)} QPS at peak" if fmt.number(w.get("qps")) is not None
             else f"{fmt.sig(w.get('requests_per_day'), 4)} requests / day")
     parts = [rate, f"{fmt.text(w.get('arrival'))} arrivals",
              (f"{fmt.text(w.get('tokens_in_per_request'))} tokens in / "
              f"{fmt.text(w.get('tokens_out_per_request'))} out per request"),
              f"SLA p{fmt.text(sla.get('percentile'))} ≤ {fmt.text(sla.get('latency_ms'))} ms"]
-    if detail.get("deployment"):
-        parts.insert(0, f"deployment: {detail['deployment']}")
+    if detail.deployment:
+        parts.insert(0, f"deployment: {detail.deployment}")
     if fmt.number(c.get("memory_limit_gib")) is not None:
         parts.append(f"memory limit {fmt.text(c['memory_limit_gib'])} GiB")
     if c.get("offline"):
@@ -120,8 +130,8 @@ def _workload_text(detail: dict) -> str:
 
 
 def scenarios_section(inp: Inputs, figures: Figures) -> Section:
-    best = best_cost(inp.plan)
-    student = inp.recommended["model"] if inp.recommended else inp.trained
+    best = best_cost(inp.doc)
+    student = inp.recommended.model if inp.recommended else inp.trained
     cost_rows = best[["scenario", "model", "usd_per_month", "usd_per_month_p10",
                       "usd_per_month_p90"]] if len(best) else pd.DataFrame()
     blocks: list = [figure(
@@ -132,10 +142,10 @@ def scenarios_section(inp: Inputs, figures: Figures) -> Section:
         "measured where the hardware was measured, projected by the calibrated roofline "
         "otherwise.", "the plan holds no cost rows.")]
     for detail in _scenario_details(inp.plan):
-        name = detail.get("name") or fmt.DASH
-        blocks += [Heading(f"{detail.get('title') or name} ({name})")]
-        if detail.get("description"):
-            blocks.append(Text(detail["description"]))
+        name = detail.name or fmt.DASH
+        blocks += [Heading(f"{detail.title or name} ({name})")]
+        if detail.description:
+            blocks.append(Text(detail.description))
         blocks.append(Text(_workload_text(detail)))
         if student:
             blocks.append(table(_seed_rows(inp, detail, best, student),
@@ -144,45 +154,45 @@ def scenarios_section(inp: Inputs, figures: Figures) -> Section:
         rows = _cost_rows(inp, best, name) if len(best) else []
         blocks.append(table(rows, "Cheapest configuration per model") if rows else
                       Text("No cost rows for this scenario.", "note"))
-        if detail.get("basis"):
-            blocks.append(Text("Basis: " + detail["basis"], "note"))
+        if detail.basis:
+            blocks.append(Text("Basis: " + detail.basis, "note"))
     return Section("scenarios", "Scenarios", tuple(blocks))
 
 
 def _throughput_rows(inp: Inputs, shown: list[str]) -> pd.DataFrame:
-    cost = {(r["scenario"], r["hardware"], r["model"]): r for r in inp.plan.get("cost") or []}
+    cost = _cost_lookup(inp.plan)
     rows = []
     for key, s in _sizing_lookup(inp.plan).items():
-        price = fmt.number(cost.get(key, {}).get("usd_per_hour"))
-        qps = fmt.number(s.get("qps_per_replica_p50"))
+        price = fmt.number(cost[key].usd_per_hour if key in cost else None)
+        qps = fmt.number(s.qps_per_replica_p50)
         if key[2] in shown and price and qps:
             rows.append({"scenario": key[0], "hardware": key[1], "model": key[2],
                          "requests_per_usd": qps * 3600 / price,
-                         "meets_sla": bool(s.get("meets_sla"))})
+                         "meets_sla": bool(s.meets_sla)})
     return pd.DataFrame(rows)
 
 
 def sizing_section(inp: Inputs, figures: Figures) -> Section:
-    student = inp.recommended["model"] if inp.recommended else inp.trained
+    student = inp.recommended.model if inp.recommended else inp.trained
     shown = [m for m in (inp.teacher, student) if m]
-    cost = {(r["scenario"], r["hardware"], r["model"]): r for r in inp.plan.get("cost") or []}
+    cost = _cost_lookup(inp.plan)
     rows = []
     for key, s in _sizing_lookup(inp.plan).items():
         if key[2] not in shown:
             continue
-        c = cost.get(key, {})
+        c = cost.get(key)
         rows.append({
             "scenario": key[0], "hardware": key[1], "model": key[2],
-            "config": f"{s.get('backend')}/{s.get('dtype')} b{fmt.num(s.get('batch_size'), 0)}",
-            "source": s.get("source"),
-            "service ms P50 (P10–P90)": f"{fmt.sig(s.get('service_ms_p50'))} "
-            f"({fmt.sig(s.get('service_ms_p10'))}–{fmt.sig(s.get('service_ms_p90'))})",
-            "QPS / replica": fmt.sig(s.get("qps_per_replica_p50")),
-            "replicas": fmt.num(s.get("replicas_p50"), 0),
-            "utilization": fmt.pct(s.get("utilization")),
-            "memory": s.get("memory_verdict") or fmt.DASH,
-            "meets SLA": fmt.text(s.get("meets_sla")),
-            "USD / month": fmt.usd(c.get("usd_per_month"), "not feasible")})
+            "config": f"{s.backend}/{s.dtype} b{fmt.num(s.batch_size, 0)}",
+            "source": s.source,
+            "service ms P50 (P10–P90)": f"{fmt.sig(s.service_ms_p50)} "
+            f"({fmt.sig(s.service_ms_p10)}–{fmt.sig(s.service_ms_p90)})",
+            "QPS / replica": fmt.sig(s.qps_per_replica_p50),
+            "replicas": fmt.num(s.replicas_p50, 0),
+            "utilization": fmt.pct(s.utilization),
+            "memory": s.memory_verdict or fmt.DASH,
+            "meets SLA": fmt.text(s.meets_sla),
+            "USD / month": fmt.usd(c.usd_per_month if c else None, "not feasible")})
     colors = {m: inp.colors[m] for m in shown if m in inp.colors}
     blocks: list = [
         Text("A replica is an M/G/c queue under Poisson arrivals: the most QPS it takes while "
@@ -229,7 +239,7 @@ def _edge_rows(e: dict) -> list[dict]:
 
 def edge_economics_section(inp: Inputs, figures: Figures) -> Section:
     title = "Edge economics"
-    edge = inp.plan.get("edge")
+    edge = inp.plan.edge  # roi.edge's record, untyped yet
     if not edge:
         return Section("edge", title, (Text("No scenario deploys to devices (deployment: "
                                             "device), so there are no edge economics.",
@@ -255,7 +265,7 @@ def measurements_section(inp: Inputs, figures: Figures) -> Section:
         return Section("measurements", "Measurements", (
             Text("No results table was given: the plan's figures are all that is shown.",
                  "note"),))
-    rec = inp.recommended["model"] if inp.recommended else inp.trained
+    rec = inp.recommended.model if inp.recommended else inp.trained
     blocks: list = [figure(
         figures, "latency_vs_batch", fig.latency_vs_batch(df, inp.teacher, rec),
         "Latency vs batch size per model and backend",

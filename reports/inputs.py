@@ -5,9 +5,12 @@ saying why there is none, and the two lookups more than one section reads.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 import pandas as pd
+
+from contracts.plan import Candidate, MeasuredPlan, Recommended, RoiSection
 
 from . import figures as fig
 from . import fmt
@@ -18,51 +21,59 @@ Figures = dict[str, bytes]
 
 @dataclass(frozen=True)
 class Inputs:
-    """What a report is made of. plan: the plan document (plan.json / Plan.to_dict())."""
+    """What a report is made of. plan: the typed plan (contracts.plan; plan.json read back)."""
 
-    plan: dict
+    plan: MeasuredPlan
     results: pd.DataFrame | None = None
     metrics: dict | None = None
     student_results: pd.DataFrame | None = None
     origin: dict[str, str] = field(default_factory=dict)  # input -> where it was read from
-    replan: dict | None = None  # the plan again with the run's own result (roi run)
+    replan: MeasuredPlan | None = None  # the plan again with the run's own result (roi run)
+
+    @functools.cached_property
+    def doc(self) -> dict:
+        """The plan as plain data, for the sections that still read it as a mapping."""
+        return self.plan.document()
 
     @property
     def teacher(self) -> str:
-        return str((self.plan.get("teacher") or {}).get("model") or "teacher")
+        return self.plan.teacher.model
 
     @property
-    def recommended(self) -> dict | None:
-        return self.plan.get("recommended")
+    def recommended(self) -> Recommended | None:
+        return self.plan.recommended
 
     @property
     def planned(self) -> str:
         """The student the trainer section names (recommended, or the closest candidate)."""
-        return str((self.plan.get("trainer") or {}).get("student") or "")
+        return str(self.plan.trainer.get("student") or "")
 
     @property
     def trained(self) -> str:
         """The student actually distilled (metrics.json's settings) when it is one of the
         plan's candidates, else the planned one."""
         done = ((self.metrics or {}).get("settings") or {}).get("student")
-        known = {c.get("model") for c in self.candidates}
+        known = {c.model for c in self.candidates}
         return str(done) if done in known else self.planned
 
     @property
-    def candidates(self) -> list[dict]:
-        rec = [{**self.recommended, "qualifies": True, "recommended": True}] \
-            if self.recommended else []
-        return rec + list(self.plan.get("alternatives") or [])
+    def candidates(self) -> list[Recommended | Candidate]:
+        """The recommended student, then the alternatives."""
+        return ([self.recommended] if self.recommended else []) + self.plan.alternatives
+
+    def student(self, model: str) -> Recommended | Candidate | None:
+        """The candidate named `model`, if the plan has one."""
+        return next((c for c in self.candidates if c.model == model), None)
 
     @property
     def models(self) -> list[str]:
         """Teacher first, then students from the largest down."""
-        students = sorted(self.candidates, key=lambda c: -(fmt.number(c.get("params")) or 0))
-        return [self.teacher] + [str(c["model"]) for c in students]
+        students = sorted(self.candidates, key=lambda c: -c.params)
+        return [self.teacher] + [c.model for c in students]
 
     @property
     def colors(self) -> dict[str, str]:
-        rec = self.recommended["model"] if self.recommended else self.trained
+        rec = self.recommended.model if self.recommended else self.trained
         return fig.model_colors(self.models, self.teacher, rec)
 
 
@@ -82,20 +93,20 @@ def figure(figures: Figures, name: str, png: bytes | None, caption: str, method:
     return Figure(name, caption, method)
 
 
-def answers_for(roi: dict) -> str:
+def answers_for(roi: RoiSection) -> str:
     """What the plan's headline ROI figures are: one scenario's, or a declared portfolio's."""
-    if roi.get("scope") == "portfolio":
-        return ("portfolio: " + ", ".join(roi.get("portfolio") or []) + " (declared deployed "
+    if roi.scope == "portfolio":
+        return ("portfolio: " + ", ".join(roi.portfolio or []) + " (declared deployed "
                 "together: totals across them)")
-    name = roi.get("scenario")
-    if not name:
-        return "no scenario (no savings figure)" if roi.get("per_scenario") else fmt.DASH
-    others = len(roi.get("per_scenario") or {}) - 1
-    return name + (f" alone, where the student saves most; the other {others} scenario"
-                   f"{'s' if others > 1 else ''} are separate answers (Decision framework)"
-                   if others > 0 else "")
+    if not roi.scenario:
+        return "no scenario (no savings figure)" if roi.per_scenario else fmt.DASH
+    others = len(roi.per_scenario) - 1
+    return roi.scenario + (f" alone, where the student saves most; the other {others} scenario"
+                           f"{'s' if others > 1 else ''} are separate answers (Decision "
+                           f"framework)" if others > 0 else "")
 
 
-def forecast_curve(plan: dict, model: str, mode: str = "kd") -> dict:
-    return next((c for c in (plan.get("forecast") or {}).get("curves") or []
-                 if c.get("model") == model and c.get("mode") == mode), {})
+def forecast_curve(plan: MeasuredPlan, model: str, mode: str = "kd") -> dict:
+    """One student's forecast curve in one mode, as plain data ({} where there is none)."""
+    curve = plan.forecast.curve(model, mode)
+    return curve.document() if curve else {}

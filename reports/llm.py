@@ -10,6 +10,8 @@ from datetime import datetime, timezone
 import numpy as np
 import pandas as pd
 
+from contracts.plan import LLMModelRow, LLMPlan, LLMScenario
+
 from . import figures as fig
 from . import fmt
 from .document import Bullets, Facts, Figure, Report, Section, Table, Text
@@ -24,100 +26,101 @@ LLM_PLAN_COLUMNS = {"model": "model", "role": "role", "params": "params", "hardw
 TITLE = "Distillation ROI report (projected from configs)"
 
 
-def llm_plan_markdown(doc: dict) -> str:
+def _models(sc: LLMScenario) -> pd.DataFrame:
+    """One scenario's model rows as a table (every column, as written)."""
+    return pd.DataFrame([m.document() for m in sc.models])
+
+
+def llm_plan_markdown(plan: LLMPlan) -> str:
     """The plan as a short Markdown decision report (tables per scenario)."""
-    d = doc["decision"]
-    lines = [f"# Distill {escape(doc['teacher'])}? {'GO' if d['go'] else 'NO-GO'}", "",
-             *[f"- {escape(r)}" for r in d["reasons"]], "",
-             f"Recommended student: {escape(doc['recommended']['model'] or 'none')} (retention "
-             f"threshold {doc['retention_threshold']:.0%}). Every figure is projected.", ""]
-    for sc in doc["scenarios"]:
-        frame = pd.DataFrame(sc["models"])
+    d = plan.decision
+    lines = [f"# Distill {escape(plan.teacher)}? {'GO' if d.go else 'NO-GO'}", "",
+             *[f"- {escape(r)}" for r in d.reasons], "",
+             f"Recommended student: {escape(plan.recommended.model or 'none')} (retention "
+             f"threshold {plan.retention_threshold:.0%}). Every figure is projected.", ""]
+    for sc in plan.scenarios:
+        frame = _models(sc)
         cols = {k: v for k, v in LLM_PLAN_COLUMNS.items() if k in frame.columns}
-        lines += [f"## {escape(sc['scenario'])} ({escape(sc['sla'])})", "",
-                  table(frame, cols, digits=3), *[f"- {escape(n)}" for n in sc["notes"]], ""]
+        lines += [f"## {escape(sc.scenario)} ({escape(sc.sla)})", "",
+                  table(frame, cols, digits=3), *[f"- {escape(n)}" for n in sc.notes], ""]
     return "\n".join(lines)
 
 
 # ------------------------------------------------------------------------------ the report
 
 
-def llm_report(doc: dict, title: str = TITLE) -> Report:
+def llm_report(plan: LLMPlan, title: str = TITLE) -> Report:
     """The plan of `roi plan --teacher config:...` as a Report (render with reports.write)."""
     figures: dict[str, bytes] = {}
-    sections = (_summary(doc), _decision(doc), _scenarios(doc, figures), _method(doc))
+    sections = (_summary(plan), _decision(plan), _scenarios(plan, figures), _method(plan))
     when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    names = ", ".join(sc["scenario"] for sc in doc["scenarios"]) or "no scenario"
-    subtitle = (f"Teacher {doc['teacher']} (architecture only: nothing was run); scenarios: "
+    names = ", ".join(sc.scenario for sc in plan.scenarios) or "no scenario"
+    subtitle = (f"Teacher {plan.teacher} (architecture only: nothing was run); scenarios: "
                 f"{names}. Generated {when}.")
     return Report(title, subtitle, sections, figures)
 
 
-def _summary(doc: dict) -> Section:
-    d, rec = doc["decision"], doc["recommended"]["model"]
-    head = (f"{'GO' if d['go'] else 'NO-GO'}: distill {doc['teacher']} to {rec}." if rec
-            else f"{'GO' if d['go'] else 'NO-GO'}: no student meets these constraints.")
-    facts = [("decision", "GO" if d["go"] else "NO-GO"), ("recommended student", rec or "none"),
-             ("retention threshold", fmt.pct(doc["retention_threshold"], 0))]
-    for sc in doc["scenarios"]:
-        teacher = _row(sc, doc["teacher"])
-        student = _row(sc, rec) if rec else None
+def _summary(plan: LLMPlan) -> Section:
+    d, rec = plan.decision, plan.recommended.model
+    head = (f"{'GO' if d.go else 'NO-GO'}: distill {plan.teacher} to {rec}." if rec
+            else f"{'GO' if d.go else 'NO-GO'}: no student meets these constraints.")
+    facts = [("decision", "GO" if d.go else "NO-GO"), ("recommended student", rec or "none"),
+             ("retention threshold", fmt.pct(plan.retention_threshold, 0))]
+    for sc in plan.scenarios:
+        teacher = sc.row(plan.teacher)
+        student = sc.row(rec) if rec else None
         if teacher is not None:
-            facts.append((f"{sc['scenario']}: teacher", _cost_text(teacher)))
+            facts.append((f"{sc.scenario}: teacher", _cost_text(teacher)))
         if student is not None:
-            facts.append((f"{sc['scenario']}: {rec}", _cost_text(student)
-                          + f", {fmt.pct(student.get('cost_reduction'))} cheaper"))
+            facts.append((f"{sc.scenario}: {rec}", _cost_text(student)
+                          + f", {fmt.pct(student.cost_reduction)} cheaper"))
     return Section("summary", "Summary", (
-        Text(head, "lead"), Facts(tuple(facts)), Bullets(tuple(d["reasons"])),
+        Text(head, "lead"), Facts(tuple(facts)), Bullets(tuple(d.reasons)),
         Text("Every figure here is projected from the architectures and the catalog's "
              "datasheets with stated efficiency bands; no model was run. Measure one TPOT on the "
              "target GPU to pin the decode efficiency, the input the decision is most "
              "sensitive to.", "note")))
 
 
-def _cost_text(row: dict) -> str:
-    return (f"{fmt.usd_band(row.get('usd_per_month'), row.get('usd_per_month_optimistic'), row.get('usd_per_month_pessimistic'))}"  # noqa: E501
-            f"/month on {row.get('hardware')} {row.get('dtype')} TP{row.get('tp')}")
+def _cost_text(row: LLMModelRow) -> str:
+    return (f"{fmt.usd_band(row.usd_per_month, row.usd_per_month_optimistic, row.usd_per_month_pessimistic)}"  # noqa: E501
+            f"/month on {row.hardware} {row.dtype} TP{row.tp}")
 
 
-def _row(sc: dict, model: str | None) -> dict | None:
-    return next((m for m in sc["models"] if m.get("model") == model), None)
-
-
-def _decision(doc: dict) -> Section:
-    rows = [{"scenario": c.get("scenario", ""), "criterion": c["name"],
-             "value": fmt.sig(c.get("value")), "threshold": fmt.sig(c.get("threshold")),
-             "verdict": c["verdict"], "why": c.get("reason", "")}
-            for c in doc["decision"]["criteria"]]
+def _decision(plan: LLMPlan) -> Section:
+    rows = [{"scenario": c.scenario or "", "criterion": c.name,
+             "value": fmt.sig(c.value), "threshold": fmt.sig(c.threshold),
+             "verdict": c.verdict, "why": c.reason}
+            for c in plan.decision.criteria]
     frame = pd.DataFrame(rows).map(lambda v: v if isinstance(v, str) else fmt.text(v))
     return Section("decision", "Decision", (
         Text("The seed's decision framework, each criterion with its value and verdict."),
         Table(frame)))
 
 
-def _scenarios(doc: dict, figures: dict[str, bytes]) -> Section:
+def _scenarios(plan: LLMPlan, figures: dict[str, bytes]) -> Section:
     blocks: list = []
-    for sc in doc["scenarios"]:
-        frame = pd.DataFrame(sc["models"])
+    for sc in plan.scenarios:
+        frame = _models(sc)
         cols = {k: v for k, v in LLM_PLAN_COLUMNS.items() if k in frame.columns}
         shown = frame[list(cols)].copy()
         for col in ("cost_reduction", "retention_low", "retention_high"):
             if col in shown:
                 shown[col] = shown[col].map(fmt.pct)
         shown = shown.rename(columns=cols).map(_cell)
-        blocks += [Text(sc["sla"], "lead"),
+        blocks += [Text(sc.sla, "lead"),
                    Table(shown, "Cheapest configuration per model that meets the SLA "
                          "(middle of the efficiency band).")]
-        if sc["notes"]:
-            blocks.append(Bullets(tuple(sc["notes"])))
+        if sc.notes:
+            blocks.append(Bullets(tuple(sc.notes)))
     for name, png, caption, method in (
-            ("llm-cost", cost_figure(doc), "Monthly cost per model and scenario",
+            ("llm-cost", cost_figure(plan), "Monthly cost per model and scenario",
              "Projected: GPUs needed × price × 730 h; whiskers span the pessimistic and "
              "optimistic efficiency bands."),
-            ("llm-latency", latency_figure(doc), "End-to-end latency against the SLA",
+            ("llm-latency", latency_figure(plan), "End-to-end latency against the SLA",
              "Projected: TTFT + output tokens × TPOT at the batch chosen; the dashed line is "
              "the scenario's bound."),
-            ("llm-retention", retention_figure(doc), "Retention prior against cost reduction",
+            ("llm-retention", retention_figure(plan), "Retention prior against cost reduction",
              "Retention: the seed's prior band for the compression ratio; cost reduction "
              "against the teacher in the same scenario.")):
         if png is None:
@@ -137,20 +140,19 @@ def _cell(v) -> str:
     return fmt.sig(v)
 
 
-def _method(doc: dict) -> Section:
+def _method(plan: LLMPlan) -> Section:
     rows = {}
-    for sc in doc["scenarios"]:
-        for name, a in (sc.get("assumptions") or {}).items():
-            rows[name] = {"assumption": name, "pessimistic": fmt.sig(a.get("pessimistic")),
-                          "optimistic": fmt.sig(a.get("optimistic")),
-                          "source": str(a.get("source", ""))}
+    for sc in plan.scenarios:
+        for name, a in sc.assumptions.items():
+            rows[name] = {"assumption": name, "pessimistic": fmt.sig(a.pessimistic),
+                          "optimistic": fmt.sig(a.optimistic), "source": str(a.source or "")}
     blocks: list = [Text("Prefill is compute-bound and decode reads the weights and KV cache "
                          "every step (roi/llm_serving.py); continuous batching up to the KV "
                          "cache limit; tensor parallelism with an all-reduce term. Efficiencies "
                          "are bands, each with its source:")]
     if rows:
         blocks.append(Table(pd.DataFrame(list(rows.values()))))
-    note = (doc.get("trainer") or {}).get("note")
+    note = plan.trainer.get("note")
     if note:
         blocks.append(Text(note, "note"))
     return Section("method", "Method and assumptions", tuple(blocks))
@@ -159,33 +161,33 @@ def _method(doc: dict) -> Section:
 # ------------------------------------------------------------------------------ figures
 
 
-def _frame(doc: dict) -> pd.DataFrame:
-    rows = [{**m, "scenario": sc["scenario"], "bound_ms": _bound_ms(sc)}
-            for sc in doc["scenarios"] for m in sc["models"]]
+def _frame(plan: LLMPlan) -> pd.DataFrame:
+    rows = [{**m.document(), "scenario": sc.scenario, "bound_ms": _bound_ms(sc)}
+            for sc in plan.scenarios for m in sc.models]
     df = pd.DataFrame(rows)
     if df.empty or "usd_per_month" not in df:
         return df
     return df[pd.to_numeric(df["usd_per_month"], errors="coerce").notna()]
 
 
-def _bound_ms(sc: dict) -> float | None:
+def _bound_ms(sc: LLMScenario) -> float | None:
     """The end-to-end bound written in the SLA text ('... <= 100 ms'), if it has one."""
     import re
 
-    m = re.search(r"end-to-end <= ([0-9.,]+) ms", sc.get("sla", ""))
+    m = re.search(r"end-to-end <= ([0-9.,]+) ms", sc.sla)
     return float(m.group(1).replace(",", "")) if m else None
 
 
-def cost_figure(doc: dict) -> bytes | None:
-    return fig._render(_panels, _frame(doc), doc["teacher"], doc["recommended"]["model"],
+def cost_figure(plan: LLMPlan) -> bytes | None:
+    return fig._render(_panels, _frame(plan), plan.teacher, plan.recommended.model,
                        _cost_panel, "USD per month")
 
 
-def latency_figure(doc: dict) -> bytes | None:
-    frame = _frame(doc)
+def latency_figure(plan: LLMPlan) -> bytes | None:
+    frame = _frame(plan)
     if "e2e_ms" not in frame:
         return None
-    return fig._render(_panels, frame, doc["teacher"], doc["recommended"]["model"],
+    return fig._render(_panels, frame, plan.teacher, plan.recommended.model,
                        _latency_panel, "end-to-end ms per request")
 
 
@@ -231,8 +233,8 @@ def _latency_panel(ax, d: pd.DataFrame, x: np.ndarray, colors: list[str]) -> Non
     ax.legend(loc="upper left", ncol=2)
 
 
-def retention_figure(doc: dict) -> bytes | None:
-    return fig._render(_retention, _frame(doc), doc["retention_threshold"])
+def retention_figure(plan: LLMPlan) -> bytes | None:
+    return fig._render(_retention, _frame(plan), plan.retention_threshold)
 
 
 def _retention(df: pd.DataFrame, threshold: float):

@@ -1,14 +1,9 @@
 """build / write / render_run_dir: from a run directory (or a results table, a plan and optional
 distillation metrics) to report.md, report.html and figures/*.png.
 
-A run directory, as `roi run` lays it out:
-
-    RUN/bench/results.csv            the teacher and candidate students measured
-    RUN/plan/plan.json (plan.yaml)   the plan
-    RUN/distill/metrics.json         optional: the distilled student's metrics
-    RUN/bench-student/results.csv    optional: the distilled student measured again
-    RUN/replan/plan.json             optional: the plan again, with the run's own result
-    RUN/report/                      written here: report.md, report.html, figures/*.png
+A run directory, as `roi run` lays it out (contracts.run_layout.RunLayout): the plan is
+required; the results, the distillation's metrics, the student's re-bench and the re-plan are
+read where present; the report is written to RUN/report/.
 """
 
 from __future__ import annotations
@@ -25,6 +20,8 @@ import pandas as pd
 
 from contracts.errors import InputError
 from contracts.io import atomic_path, write_text_atomic
+from contracts.plan import LLMPlan, MeasuredPlan, parse_plan
+from contracts.run_layout import RunLayout
 
 from . import html, markdown
 from .achieved import method_section
@@ -35,12 +32,6 @@ from .sections import SECTIONS
 
 log = logging.getLogger(__name__)
 
-REPORT_DIR = "report"
-RESULTS = ("bench/results.csv", "bench/results.jsonl")
-PLAN = ("plan/plan.json", "plan/plan.yaml")
-METRICS = "distill/metrics.json"
-REPLAN = "replan/plan.json"
-STUDENT_RESULTS = ("bench-student/results.csv", "bench-student/results.jsonl")
 TITLE = "Distillation ROI report"
 # Sections of the separate renderings: reports.select(report, *PARTS["sizing"]).
 PARTS = {"decision": ("summary", "decision", "scenarios", "edge", "roi", "method"),
@@ -59,18 +50,26 @@ class Written:
     figures: tuple[Path, ...]
 
 
-def _plan_document(plan: Any) -> dict:
-    """A roi Plan, a plan dict, or a path to plan.json / plan.yaml."""
-    if hasattr(plan, "to_dict"):
-        return plan.to_dict()
+def _typed_plan(plan: Any) -> MeasuredPlan:
+    """A roi Plan, a plan dict, a typed plan, or a path to plan.json / plan.yaml, as the typed
+    plan (contracts.plan). A measured plan only: an LLM-config plan's report is written by roi
+    plan beside it."""
+    where = str(plan) if isinstance(plan, (str, Path)) else "plan"
     if isinstance(plan, (str, Path)):
         from roi.planner import read_plan
 
-        return read_plan(plan)
-    if isinstance(plan, dict):
-        return plan
-    raise InputError(f"plan: expected a Plan, a plan dict or a plan file; got "
-                     f"{type(plan).__name__}")
+        plan = read_plan(plan)
+    elif isinstance(plan, dict):
+        plan = parse_plan(plan, where)
+    elif hasattr(plan, "typed"):  # roi.planner.Plan
+        plan = plan.typed()
+    if isinstance(plan, LLMPlan):
+        raise InputError(f"{where}: a plan of kind {plan.kind} (a teacher known by its "
+                         f"config): roi plan writes its report beside it")
+    if not isinstance(plan, MeasuredPlan):
+        raise InputError(f"plan: expected a Plan, a plan dict or a plan file; got "
+                         f"{type(plan).__name__}")
+    return plan
 
 
 def build(source: str | Path | pd.DataFrame | None = None, plan: Any = None,
@@ -82,7 +81,7 @@ def build(source: str | Path | pd.DataFrame | None = None, plan: Any = None,
         return _assemble_read(read_run_dir(Path(source)), str(source), title)
     if plan is None:
         raise InputError("build: give a run directory, or a results table and a plan")
-    return assemble(Inputs(_plan_document(plan), source, metrics, student_results), title)
+    return assemble(Inputs(_typed_plan(plan), source, metrics, student_results), title)
 
 
 def build_files(plan: str | Path, results: str | Path | None = None,
@@ -120,15 +119,11 @@ def assemble(inp: Inputs, title: str = TITLE) -> Report:
 
 def _subtitle(inp: Inputs) -> str:
     when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    scenarios = ", ".join(inp.plan.get("scenarios") or []) or "no scenario"
+    scenarios = ", ".join(inp.plan.scenarios) or "no scenario"
     return f"Teacher {inp.teacher}; scenarios: {scenarios}. Generated {when}."
 
 
 # ------------------------------------------------------------------------------ reading
-
-
-def _first(run: Path, names: tuple[str, ...]) -> Path | None:
-    return next((run / n for n in names if (run / n).is_file()), None)
 
 
 def _read_results(path: Path | None) -> pd.DataFrame | None:
@@ -156,19 +151,20 @@ def read_run_dir(run: Path) -> Inputs:
     """A run directory's inputs; only the plan is required."""
     if not run.is_dir():
         raise InputError(f"run directory {run} does not exist")
-    plan_path = _first(run, PLAN)
+    layout = RunLayout(run)
+    plan_path = layout.first(layout.PLAN)
     if plan_path is None:
-        raise InputError(f"{run}: no plan ({' or '.join(PLAN)}); run `roi plan` first")
-    results_path = _first(run, RESULTS)
-    student_path = _first(run, STUDENT_RESULTS)
+        raise InputError(f"{run}: no plan ({' or '.join(layout.PLAN)}); run `roi plan` first")
+    results_path = layout.first(layout.RESULTS)
+    student_path = layout.first(layout.STUDENT_RESULTS)
     origin = {"plan": str(plan_path),
               "results": str(results_path) if results_path else "absent",
-              "distillation metrics": str(run / METRICS) if (run / METRICS).is_file()
+              "distillation metrics": str(layout.metrics) if layout.metrics.is_file()
               else "absent (pending)",
               "student re-bench": str(student_path) if student_path else "absent (pending)"}
-    replan = _plan_document(run / REPLAN) if (run / REPLAN).is_file() else None
-    return Inputs(_plan_document(plan_path), _read_results(results_path),
-                  _read_metrics(run / METRICS), _read_results(student_path), origin, replan)
+    replan = _typed_plan(layout.replan) if layout.replan.is_file() else None
+    return Inputs(_typed_plan(plan_path), _read_results(results_path),
+                  _read_metrics(layout.metrics), _read_results(student_path), origin, replan)
 
 
 def read_files(plan: str | Path, results: str | Path | None = None,
@@ -184,7 +180,7 @@ def read_files(plan: str | Path, results: str | Path | None = None,
         raise InputError(f"{option} {path}: {what}; expected a file")
     origin = {"plan": str(plan), "results": str(results) if results else "absent",
               "distillation metrics": str(metrics) if metrics else "absent"}
-    return Inputs(_plan_document(plan), _read_results(Path(results) if results else None),
+    return Inputs(_typed_plan(plan), _read_results(Path(results) if results else None),
                   _read_metrics(Path(metrics)) if metrics else None, None, origin)
 
 
@@ -234,7 +230,7 @@ def plan_figures(plan: Any) -> dict[str, bytes]:
     """The cost per scenario and throughput per dollar figures of a plan (a Plan, a plan dict
     or file), as its report draws them: what `roi plan` writes beside plan.json."""
     figures: dict[str, bytes] = {}
-    inp = Inputs(_plan_document(plan))
+    inp = Inputs(_typed_plan(plan))
     scenarios_section(inp, figures)
     sizing_section(inp, figures)
     return figures
@@ -252,4 +248,4 @@ def write_with_parts(report: Report, out_dir: str | Path) -> Written:
 def render_run_dir(run_dir: str | Path, out_dir: str | Path | None = None) -> Written:
     """Read RUN/{bench,plan,distill,bench-student}, write RUN/report (or out_dir)."""
     run = Path(run_dir)
-    return write(build(run), out_dir if out_dir is not None else run / REPORT_DIR)
+    return write(build(run), out_dir if out_dir is not None else run / RunLayout.REPORT_DIR)

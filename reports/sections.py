@@ -13,6 +13,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from contracts.plan import BestFit, Criterion, MeasuredPlan, RoiSection
+
 from . import figures as fig
 from . import fmt
 from .achieved import achieved_section
@@ -30,58 +32,53 @@ def _per_month(value: Any) -> str:
     return "not costed" if fmt.number(value) is None else fmt.usd(value) + " / month"
 
 
-def _roi_matrix(plan: dict) -> list[dict]:
+def _roi_matrix(plan: MeasuredPlan) -> list[dict]:
     """One row per scenario: the seed's expected cost reduction and latency improvement beside
     this plan's (the recommended or closest student on its cheapest configuration against the
     teacher on its own), the scenario's best-fit student and its decision."""
-    per = (plan.get("roi") or {}).get("per_scenario") or {}
-    seeds = {d.get("name"): d.get("seed") or {} for d in plan.get("scenario_details") or []}
+    seeds = {d.name: d.seed or {} for d in plan.scenario_details or []}
     return [{"scenario": name,
              "cost reduction (seed)": fmt.text(seeds.get(name, {}).get(
                  "inference_cost_reduction")),
-             "cost reduction (ours)": fmt.pct(r.get("cost_reduction")),
+             "cost reduction (ours)": fmt.pct(r.cost_reduction),
              "latency improvement (seed)": fmt.text(seeds.get(name, {}).get(
                  "latency_improvement")),
-             "latency improvement (ours)": fmt.pct(r.get("latency_improvement")),
-             "best-fit student": _best_fit_text(r.get("best_fit")),
-             "decision": r.get("decision") or fmt.DASH}
-            for name, r in per.items()]
+             "latency improvement (ours)": fmt.pct(r.latency_improvement),
+             "best-fit student": _best_fit_text(r.best_fit),
+             "decision": r.decision or fmt.DASH}
+            for name, r in plan.roi.per_scenario.items()]
 
 
 def summary_section(inp: Inputs, figures: Figures) -> Section:
-    plan, roi, rec = inp.plan, inp.plan.get("roi") or {}, inp.recommended
-    go = bool((plan.get("decision") or {}).get("go"))
-    reasons = list((plan.get("decision") or {}).get("reasons") or [])
+    plan, roi, rec = inp.plan, inp.plan.roi, inp.recommended
+    go, reasons = plan.decision.go, plan.decision.reasons
     if go and rec:
-        lead = (f"GO: distill {inp.teacher} into {rec['model']} ({fmt.params(rec.get('params'))}"
-                f" parameters, {fmt.num(rec.get('compression_ratio'), 1)}× fewer).")
-    elif (plan.get("decision") or {}).get("retention_unconfirmed"):
-        lead = ("NO-GO for now: " + fmt.text(plan["decision"]["retention_unconfirmed"]
-                                              .get("reason")) + ".")
+        lead = (f"GO: distill {inp.teacher} into {rec.model} ({fmt.params(rec.params)}"
+                f" parameters, {fmt.num(rec.compression_ratio, 1)}× fewer).")
+    elif plan.decision.retention_unconfirmed:
+        lead = "NO-GO for now: " + fmt.text(plan.decision.retention_unconfirmed.reason) + "."
     else:
         lead = "NO-GO: " + (reasons[0] if reasons else "the plan gives no reason") + "."
-    mc = (roi.get("monte_carlo") or {}).get("monthly_savings_usd") or {}
-    saved = fmt.number(roi.get("monthly_savings_usd")) is not None
+    mc = roi.monte_carlo.monthly_savings_usd
+    saved = fmt.number(roi.monthly_savings_usd) is not None
     facts = [
         ("Decision", "go" if go else "no-go"),
-        ("Recommended student", f"{rec['model']} ({fmt.params(rec.get('params'))}, "
-         f"{fmt.num(rec.get('compression_ratio'), 1)}×)" if rec else
+        ("Recommended student", f"{rec.model} ({fmt.params(rec.params)}, "
+         f"{fmt.num(rec.compression_ratio, 1)}×)" if rec else
          "none qualifies (see why below)"),
-        ("Retention band", f"{fmt.pct_band(rec.get('retention_band'))} "
-         f"({rec.get('retention_source') or 'prior'})" if rec else fmt.DASH),
-        ("Deploy as", f"{rec.get('deploy_backend')} / {rec.get('deploy_dtype')}" if rec
-         else fmt.DASH),
+        ("Retention band", f"{fmt.pct_band(rec.retention_band)} "
+         f"({rec.retention_source or 'prior'})" if rec else fmt.DASH),
+        ("Deploy as", f"{rec.deploy_backend} / {rec.deploy_dtype}" if rec else fmt.DASH),
         ("Figures below answer for", answers_for(roi)),
-        ("Teacher cost", _per_month(roi.get("teacher_usd_per_month"))),
-        ("Student cost", _per_month(roi.get("student_usd_per_month"))),
-        ("Monthly savings", fmt.usd(roi.get("monthly_savings_usd"), "not computed")
-         + (f" (Monte Carlo P10–P90 {fmt.usd(mc.get('p10'))}–{fmt.usd(mc.get('p90'))})"
-            if fmt.number(mc.get("p10")) is not None else "")),
-        ("One-time cost", fmt.usd((roi.get("one_time") or {}).get("total_usd"))),
-        ("Payback", fmt.months(roi.get("payback_months")) if saved else "not computed"),
-        (f"Net over {roi.get('horizon_months') or 12} months",
-         fmt.usd(roi.get(f"net_{roi.get('horizon_months') or 12}_months_usd"))),
-        ("Scenarios", ", ".join(plan.get("scenarios") or []) or fmt.DASH),
+        ("Teacher cost", _per_month(roi.teacher_usd_per_month)),
+        ("Student cost", _per_month(roi.student_usd_per_month)),
+        ("Monthly savings", fmt.usd(roi.monthly_savings_usd, "not computed")
+         + (f" (Monte Carlo P10–P90 {fmt.usd(mc.p10)}–{fmt.usd(mc.p90)})"
+            if fmt.number(mc.p10) is not None else "")),
+        ("One-time cost", fmt.usd(roi.one_time.total_usd)),
+        ("Payback", fmt.months(roi.payback_months) if saved else "not computed"),
+        (f"Net over {roi.horizon} months", fmt.usd(roi.net_usd)),
+        ("Scenarios", ", ".join(plan.scenarios) or fmt.DASH),
     ]
     blocks = [Text(lead, "go" if go else "nogo")]
     matrix = _roi_matrix(plan)
@@ -90,16 +87,16 @@ def summary_section(inp: Inputs, figures: Figures) -> Section:
                              "one deployment per row (never summed), the seed's ranges beside "
                              "ours"))
     blocks.append(Facts(tuple(facts)))
-    drivers = ((roi.get("per_scenario") or {}).get(roi.get("scenario")) or {}).get(
-        "band_drivers") or []
+    headline = roi.per_scenario.get(roi.scenario or "")
+    drivers = headline.band_drivers if headline else []
     if drivers:  # roi.fleet: a fleet whose P90 is far above its P50 widens the savings band
         blocks.append(Text("What widens the savings band: " + "; ".join(drivers) + ".", "note"))
     if reasons:
         blocks += [Heading("Why"), Bullets(tuple(reasons))]
-    if plan.get("warnings"):  # roi.sanity: measurements from a busy machine
-        blocks += [Heading("Warnings"), Bullets(tuple(str(w) for w in plan["warnings"]))]
-    if roi.get("student_note"):
-        blocks.append(Text(roi["student_note"], "note"))
+    if plan.warnings:  # roi.sanity: measurements from a busy machine
+        blocks += [Heading("Warnings"), Bullets(tuple(plan.warnings))]
+    if roi.student_note:
+        blocks.append(Text(roi.student_note, "note"))
     return Section("summary", "Executive summary", tuple(blocks))
 
 
@@ -116,58 +113,56 @@ def _criterion_value(name: str, value: Any) -> str:
     return fmt.text(value, "unknown")
 
 
-def _criterion_verdict(c: dict) -> str:
+def _criterion_verdict(c: Criterion) -> str:
     """met / not met / unknown; a criterion met where the student changes nothing says so."""
-    return str(c.get("verdict")) + (", not counted" if c.get("counted") is False else "")
+    return c.verdict + (", not counted" if c.counted is False else "")
 
 
-def _best_fit_text(b: dict | None) -> str:
+def _best_fit_text(b: BestFit | None) -> str:
     """The student this scenario alone would pick (roi.plan_roi.best_fit)."""
     if not b:
         return "none meets it"
-    return (f"{b.get('model')} ({fmt.params(b.get('params'))}, "
-            f"{fmt.num(b.get('compression_ratio'), 1)}×)"
-            + ("" if b.get("retention_qualifies") else ", retention not met"))
+    return (f"{b.model} ({fmt.params(b.params)}, {fmt.num(b.compression_ratio, 1)}×)"
+            + ("" if b.retention_qualifies else ", retention not met"))
 
 
-def _per_scenario_blocks(roi: dict) -> list:
+def _per_scenario_blocks(roi: RoiSection) -> list:
     """One row per scenario, each deployment's economics on its own (never summed), and the
     portfolio total only where the plan declares one."""
-    per = roi.get("per_scenario") or {}
-    if not per:
+    if not roi.per_scenario:
         return []
-    horizon = int(roi.get("horizon_months") or 12)
+    horizon = roi.horizon
     rows = [{"scenario": name,
-             "student": r.get("student") or fmt.DASH,
-             "best-fit student": _best_fit_text(r.get("best_fit")),
-             "one-time cost": fmt.usd(r.get("one_time_usd")),
-             "cost reduction": fmt.pct(r.get("cost_reduction")),
-             "savings / month": fmt.usd(r.get("monthly_savings_usd"), "not costed"),
-             "payback": fmt.months(r.get("payback_months")) if fmt.number(
-                 r.get("monthly_savings_usd")) is not None else "not costed",
-             f"net over {horizon} months": fmt.usd(r.get(f"net_{horizon}_months_usd")),
-             "decision": r.get("decision") or fmt.DASH,
-             "why": r.get("decision_reason") or r.get("note") or fmt.DASH}
-            for name, r in per.items()]
+             "student": r.student or fmt.DASH,
+             "best-fit student": _best_fit_text(r.best_fit),
+             "one-time cost": fmt.usd(r.one_time_usd),
+             "cost reduction": fmt.pct(r.cost_reduction),
+             "savings / month": fmt.usd(r.monthly_savings_usd, "not costed"),
+             "payback": fmt.months(r.payback_months) if fmt.number(
+                 r.monthly_savings_usd) is not None else "not costed",
+             f"net over {horizon} months": fmt.usd(r.net_over(horizon)),
+             "decision": r.decision or fmt.DASH,
+             "why": r.decision_reason or r.note or fmt.DASH}
+            for name, r in roi.per_scenario.items()]
     blocks: list = [table(rows, "One answer per scenario: each deployment's economics for "
                            "its own student (its best fit where one qualifies on retention, "
                            "else the closest candidate, for comparison) and that student's "
                            "one-time cost")]
-    if roi.get("scope") == "portfolio" and fmt.number(roi.get("monthly_savings_usd")) is not None:
+    if roi.scope == "portfolio" and fmt.number(roi.monthly_savings_usd) is not None:
         blocks.append(Text(
-            f"Portfolio (declared deployed together): {fmt.usd(roi['monthly_savings_usd'])} / "
-            f"month saved in total, payback {fmt.months(roi.get('payback_months'))}, net "
-            f"{fmt.usd(roi.get(f'net_{horizon}_months_usd'))} over {horizon} months."))
+            f"Portfolio (declared deployed together): {fmt.usd(roi.monthly_savings_usd)} / "
+            f"month saved in total, payback {fmt.months(roi.payback_months)}, net "
+            f"{fmt.usd(roi.net_usd)} over {horizon} months."))
     return blocks
 
 
 def decision_section(inp: Inputs, figures: Figures) -> Section:
-    decision = inp.plan.get("decision") or {}
-    rows = [{"scenario": c.get("scenario") or fmt.DASH, "criterion": c.get("name"),
-             "value": _criterion_value(str(c.get("name")), c.get("value")),
-             "threshold": _criterion_value(str(c.get("name")), c.get("threshold")),
-             "verdict": _criterion_verdict(c), "why": c.get("reason")}
-            for c in decision.get("criteria") or []]
+    decision = inp.plan.decision
+    rows = [{"scenario": c.scenario or fmt.DASH, "criterion": c.name,
+             "value": _criterion_value(c.name, c.value),
+             "threshold": _criterion_value(c.name, c.threshold),
+             "verdict": _criterion_verdict(c), "why": c.reason}
+            for c in decision.criteria]
     blocks: list = [Text("The seed's rule: distillation is worth pursuing if any of five "
                          "criteria holds. A criterion that holds counts only in a scenario whose "
                          "outcome the student changes (it saves money there, or meets an SLA or "
@@ -178,10 +173,10 @@ def decision_section(inp: Inputs, figures: Figures) -> Section:
                          "scenario the teacher cannot).")]
     blocks.append(table(rows, "Every criterion, per scenario") if rows else
                   Text("The plan lists no criteria.", "note"))
-    blocks += _per_scenario_blocks(inp.plan.get("roi") or {})
-    if decision.get("reasons"):
-        blocks += [Heading("Decision: " + ("go" if decision.get("go") else "no-go")),
-                   Bullets(tuple(decision["reasons"]))]
+    blocks += _per_scenario_blocks(inp.plan.roi)
+    if decision.reasons:
+        blocks += [Heading("Decision: " + ("go" if decision.go else "no-go")),
+                   Bullets(tuple(decision.reasons))]
     return Section("decision", "Decision framework", tuple(blocks))
 
 
@@ -189,59 +184,58 @@ def decision_section(inp: Inputs, figures: Figures) -> Section:
 
 
 def roi_section(inp: Inputs, figures: Figures) -> Section:
-    roi = inp.plan.get("roi") or {}
-    one = roi.get("one_time") or {}
-    horizon = int(roi.get("horizon_months") or 12)
+    roi = inp.plan.roi
+    one, horizon = roi.one_time, roi.horizon
     blocks: list = [Facts((
         ("Savings, payback and sensitivity answer for", answers_for(roi)),
-        ("Labeling (teacher inference)", fmt.usd(one.get("labeling_usd"))),
-        ("Training", fmt.usd(one.get("training_usd"))),
-        ("Engineering", fmt.usd(one.get("engineering_usd"))),
-        ("One-time total", fmt.usd(one.get("total_usd"))),
-        ("Break-even volume", fmt.sig(roi.get("break_even_requests_per_month"), 3,
+        ("Labeling (teacher inference)", fmt.usd(one.labeling_usd)),
+        ("Training", fmt.usd(one.training_usd)),
+        ("Engineering", fmt.usd(one.engineering_usd)),
+        ("One-time total", fmt.usd(one.total_usd)),
+        ("Break-even volume", fmt.sig(roi.break_even_requests_per_month, 3,
                                       "never (no savings)") + " requests / month"),
     ))]
     inputs = [{"input": k.replace("_", " "), "value": fmt.text(v.get("value")),
                "source": v.get("source") or (f"catalog price {fmt.usd(v.get('usd_per_hour'))}"
                                              f" / hour" if "usd_per_hour" in v else fmt.DASH)}
-              for k, v in (one.get("inputs") or {}).items() if isinstance(v, dict)]
+              for k, v in one.inputs.items() if isinstance(v, dict)]
     if inputs:
         blocks.append(table(inputs, "One-time cost inputs and where each comes from"))
-    if roi.get("note"):
-        blocks.append(Text(roi["note"].capitalize() + ": no payback curve or tornado.", "note"))
+    if roi.note:
+        blocks.append(Text(roi.note.capitalize() + ": no payback curve or tornado.", "note"))
         return Section("roi", "Return on investment", tuple(blocks))
-    mc = roi.get("monte_carlo") or {}
-    savings = mc.get("monthly_savings_usd") or {}
-    point = fmt.number(roi.get("monthly_savings_usd"))
+    mc = roi.monte_carlo
+    savings = mc.monthly_savings_usd
+    point = fmt.number(roi.monthly_savings_usd)
     blocks.append(figure(
         figures, "payback_curve",
-        fig.payback_curve(fmt.number(one.get("total_usd")),
-                          (savings.get("p10"), point, savings.get("p90")), horizon,
-                          fmt.number(roi.get("payback_months"))),
+        fig.payback_curve(fmt.number(one.total_usd), (savings.p10, point, savings.p90), horizon,
+                          fmt.number(roi.payback_months)),
         "Payback curve",
         f"Cumulative net = −one-time cost + monthly savings × months; the band is the seeded "
-        f"Monte Carlo's P10–P90 of savings ({fmt.num(mc.get('draws'), 0)} draws, seed "
-        f"{fmt.text(mc.get('seed'))}) over the teacher and student cost bands.",
+        f"Monte Carlo's P10–P90 of savings ({fmt.num(mc.draws, 0)} draws, seed "
+        f"{fmt.text(mc.seed)}) over the teacher and student cost bands.",
         "the savings could not be computed."))
     blocks.append(Text(
-        f"Monte Carlo: savings P10/P50/P90 {fmt.usd(savings.get('p10'))} / "
-        f"{fmt.usd(savings.get('p50'))} / {fmt.usd(savings.get('p90'))} per month; probability "
-        f"the student saves money {fmt.pct(mc.get('probability_savings_positive'), 0)}."))
-    tor = roi.get("tornado") or []
-    base = fmt.number(roi.get(f"net_{horizon}_months_usd"))
+        f"Monte Carlo: savings P10/P50/P90 {fmt.usd(savings.p10)} / "
+        f"{fmt.usd(savings.p50)} / {fmt.usd(savings.p90)} per month; probability "
+        f"the student saves money {fmt.pct(mc.probability_savings_positive, 0)}."))
+    tor = roi.tornado
+    base = fmt.number(roi.net_usd)
     blocks.append(figure(
-        figures, "tornado", fig.tornado(tor, base, horizon), "Tornado chart",
+        figures, "tornado", fig.tornado([r.document() for r in tor], base, horizon),
+        "Tornado chart",
         f"Net over {horizon} months with one input at its low or high value and the others at "
         f"base (one-at-a-time sensitivity).", "the plan holds no sensitivity rows."))
     if tor:
-        blocks.append(table([{"input": r.get("input"), "low": fmt.sig(r.get("low_value")),
-                               "high": fmt.sig(r.get("high_value")),
-                               "net at low": fmt.usd(r.get("net_at_low_usd")),
-                               "net at high": fmt.usd(r.get("net_at_high_usd")),
-                               "swing": fmt.usd(r.get("swing_usd"))} for r in tor],
+        blocks.append(table([{"input": r.input, "low": fmt.sig(r.low_value),
+                               "high": fmt.sig(r.high_value),
+                               "net at low": fmt.usd(r.net_at_low_usd),
+                               "net at high": fmt.usd(r.net_at_high_usd),
+                               "swing": fmt.usd(r.swing_usd)} for r in tor],
                              "Sensitivity"))
-    if roi.get("assumption"):
-        blocks.append(Text("Assumption: " + roi["assumption"] + ".", "note"))
+    if roi.assumption:
+        blocks.append(Text("Assumption: " + roi.assumption + ".", "note"))
     return Section("roi", "Return on investment", tuple(blocks))
 
 

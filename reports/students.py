@@ -9,6 +9,7 @@ from typing import Any
 import pandas as pd
 
 from contracts.defaults import RETENTION_THRESHOLD
+from contracts.plan import Candidate, Recommended, RoiSection
 from roi.readout import kd_gain, scenario_cost
 
 from . import figures as fig
@@ -17,31 +18,35 @@ from .document import Bullets, Section, Text
 from .inputs import Figures, Inputs, figure, forecast_curve, table
 
 
-def _candidate_verdict(c: dict) -> str:
-    if c.get("recommended"):
+def _candidate_verdict(c: Recommended | Candidate) -> str:
+    if isinstance(c, Recommended):
         return "recommended"
-    return "qualifies" if c.get("qualifies") else "; ".join(c.get("reasons") or []) or \
-        "does not qualify"
+    return "qualifies" if c.qualifies else "; ".join(c.reasons or []) or "does not qualify"
 
 
-def _money_column(roi: dict) -> str:
-    if roi.get("scope") == "scenario" and roi.get("scenario"):
-        return f"USD / month ({roi['scenario']})"
-    return "USD / month" + (" (portfolio total)" if roi.get("scope") == "portfolio" else "")
+def _cost(c: Recommended | Candidate, roi: RoiSection) -> float | None:
+    """The candidate's monthly cost where the headline answers (roi.readout, on plain data)."""
+    return scenario_cost(c.document(), roi.document())
+
+
+def _money_column(roi: RoiSection) -> str:
+    if roi.scope == "scenario" and roi.scenario:
+        return f"USD / month ({roi.scenario})"
+    return "USD / month" + (" (portfolio total)" if roi.scope == "portfolio" else "")
 
 
 def _pareto_points(inp: Inputs) -> pd.DataFrame:
-    roi = inp.plan.get("roi") or {}
-    teacher_cost = fmt.number(roi.get("teacher_usd_per_month"))
+    roi = inp.plan.roi
+    teacher_cost = fmt.number(roi.teacher_usd_per_month)
     rows = [{"model": inp.teacher, "usd_per_month": teacher_cost, "retention_lo": 1.0,
              "retention_hi": 1.0, "kind": "teacher"}] if teacher_cost is not None else []
     for c in inp.candidates:
-        band = c.get("retention_band") or [None, None]
+        band = c.retention_band or [None, None]
         if fmt.number(band[0]) is None or fmt.number(band[1]) is None:
             continue
-        kind = "recommended" if c.get("recommended") else \
-            ("qualifies" if c.get("qualifies") else "fails")
-        rows.append({"model": c["model"], "usd_per_month": scenario_cost(c, roi),
+        kind = "recommended" if isinstance(c, Recommended) else \
+            ("qualifies" if c.qualifies else "fails")
+        rows.append({"model": c.model, "usd_per_month": _cost(c, roi),
                      "retention_lo": float(band[0]), "retention_hi": float(band[1]),
                      "kind": kind})
     df = pd.DataFrame(rows, columns=["model", "usd_per_month", "retention_lo", "retention_hi",
@@ -50,14 +55,14 @@ def _pareto_points(inp: Inputs) -> pd.DataFrame:
 
 
 def students_section(inp: Inputs, figures: Figures) -> Section:
-    threshold = fmt.number(inp.plan.get("retention_threshold"))
-    rows = [{"student": c["model"], "params": fmt.params(c.get("params")),
-             "compression": fmt.num(c.get("compression_ratio"), 1) + "×",
-             "retention band": fmt.pct_band(c.get("retention_band")),
-             "retention source": c.get("retention_source") or fmt.DASH,
-             "deploy": f"{c.get('deploy_backend')}/{c.get('deploy_dtype')}",
-             _money_column(inp.plan.get("roi") or {}): fmt.usd(
-                 scenario_cost(c, inp.plan.get("roi") or {}), "not costed"),
+    threshold = fmt.number(inp.plan.retention_threshold)
+    roi = inp.plan.roi
+    rows = [{"student": c.model, "params": fmt.params(c.params),
+             "compression": fmt.num(c.compression_ratio, 1) + "×",
+             "retention band": fmt.pct_band(c.retention_band),
+             "retention source": c.retention_source or fmt.DASH,
+             "deploy": f"{c.deploy_backend}/{c.deploy_dtype}",
+             _money_column(roi): fmt.usd(_cost(c, roi), "not costed"),
              "verdict": _candidate_verdict(c)} for c in inp.candidates]
     achieved = fmt.number((inp.metrics or {}).get("retention_accuracy"))
     png = fig.pareto(_pareto_points(inp), threshold, achieved, inp.trained)
@@ -68,32 +73,32 @@ def students_section(inp: Inputs, figures: Figures) -> Section:
              f"the {fmt.pct(threshold, 0)} threshold and that meets every scenario."),
         figure(figures, "retention_pareto", png, "Retention vs cost Pareto front",
                 "Retention band (prior or measured) against the monthly cost "
-                + _cost_scope(inp.plan.get("roi") or {})
+                + _cost_scope(roi)
                 + "; the dashed line joins the points no other beats on both.",
                 "no candidate is costed on every scenario."),
         table(rows, "Candidate students, ranked") if rows else
         Text("The plan has no student candidates.", "note")]
-    notes = [c["retention_note"] for c in inp.candidates if c.get("retention_note")]
+    notes = _retention_notes(inp)
     if notes:
         blocks.append(Bullets(tuple(notes)))
     return Section("students", "Students and retention", tuple(blocks))
 
 
-def _cost_scope(roi: dict) -> str:
-    if roi.get("scope") == "scenario" and roi.get("scenario"):
-        return f"in {roi['scenario']} (the scenario the ROI answers for)"
+def _cost_scope(roi: RoiSection) -> str:
+    if roi.scope == "scenario" and roi.scenario:
+        return f"in {roi.scenario} (the scenario the ROI answers for)"
     return "summed over the scenarios" + (" (a declared portfolio)"
-                                          if roi.get("scope") == "portfolio" else "")
+                                          if roi.scope == "portfolio" else "")
+
+
+def _retention_notes(inp: Inputs) -> list[str]:
+    return [c.retention_note for c in inp.candidates if c.retention_note]
 
 
 def _grids(inp: Inputs) -> dict[str, dict[str, list]]:
     """model -> {"kd": rows, "ce": rows}: the plan's forecast grids (roi.budget)."""
-    out = {}
-    for c in inp.candidates:
-        b = c.get("budget") or {}
-        if b.get("grid"):
-            out[str(c["model"])] = {"kd": b["grid"], "ce": b.get("baseline_grid") or []}
-    return out
+    return {c.model: {"kd": c.budget.grid, "ce": c.budget.baseline_grid}
+            for c in inp.candidates if c.budget and c.budget.grid}
 
 
 def _steps_text(n: Any) -> str:
@@ -104,14 +109,14 @@ def _steps_text(n: Any) -> str:
 def _forecast_rows(inp: Inputs) -> list[dict]:
     rows = []
     for c in inp.candidates:
-        kd, ce = (forecast_curve(inp.plan, c["model"], m) for m in ("kd", "ce"))
+        kd, ce = (forecast_curve(inp.plan, c.model, m) for m in ("kd", "ce"))
         if not kd:
             continue
-        b = c.get("budget") or {}
+        b = c.budget.document() if c.budget else {}  # roi.readout.kd_gain reads plain data
         band = b.get("retention_band")
         gain = kd_gain(b)
         gain = fmt.DASH if gain is None else f"{gain[0]:+.1f} points (at {gain[1]:,} steps)"
-        rows.append({"student": c["model"],
+        rows.append({"student": c.model,
                      "KD: steps to threshold (P10 / P50)":
                          f"{_steps_text(kd.get('steps_to_threshold_p10'))} / "
                          f"{_steps_text(kd.get('steps_to_threshold_p50'))}",
@@ -128,40 +133,40 @@ def _forecast_rows(inp: Inputs) -> list[dict]:
 
 def forecast_section(inp: Inputs, figures: Figures) -> Section:
     title = "Retention forecast"
-    f = inp.plan.get("forecast") or {}
-    if not f.get("curves"):
-        why = f.get("source") or "the plan predates forecasts"
-        notes = [c["retention_note"] for c in inp.candidates if c.get("retention_note")]
+    f = inp.plan.forecast
+    if not f.curves:
+        why = f.source or "the plan predates forecasts"
+        notes = _retention_notes(inp)
         return Section("forecast", title, (Text(
             f"No forecast ({why}). Retention is the seed's prior over compression ratio, the "
             "same at any training budget; the project's own runs show it depends on the budget "
             "(`roi pilot`, then `roi plan --pilot`, forecasts it).", "note"),
             *([Bullets(tuple(notes))] if notes else [])))
-    cal = (f.get("calibration") or {}).get("kd") or {}
-    threshold = fmt.number(f.get("threshold")) or RETENTION_THRESHOLD
+    cal = f.calibration.get("kd") or {}
+    threshold = fmt.number(f.threshold) or RETENTION_THRESHOLD
     trained = inp.trained
     ran = fmt.number(((inp.metrics or {}).get("settings") or {}).get("steps"))
     got = fmt.number((inp.metrics or {}).get("retention_accuracy"))
     achieved = (ran, got) if ran is not None and got is not None else None
-    png = fig.learning_curves(f["curves"], _grids(inp), threshold, trained,
-                              fmt.number((inp.plan.get("trainer") or {}).get("steps")),
+    png = fig.learning_curves([c.document() for c in f.curves], _grids(inp), threshold,
+                              trained, fmt.number(inp.plan.trainer.get("steps")),
                               achieved, inp.colors)
     blocks: list = [
-        Text(f"From pilot distillations of up to {fmt.num(f.get('longest_pilot_steps'), 0)} "
-             f"steps ({fmt.num(fmt.number(f.get('batch_tokens')), 0)} tokens each), every "
+        Text(f"From pilot distillations of up to {fmt.num(f.longest_pilot_steps, 0)} "
+             f"steps ({fmt.num(fmt.number(f.batch_tokens), 0)} tokens each), every "
              f"student's retention is forecast for budgets up to "
-             f"{fmt.num(f.get('max_steps'), 0)} steps; each student's budget is the fewest steps "
-             f"whose P10 reaches the {fmt.pct(threshold, 0)} threshold. Method: {f.get('method')}."
+             f"{fmt.num(f.max_steps, 0)} steps; each student's budget is the fewest steps "
+             f"whose P10 reaches the {fmt.pct(threshold, 0)} threshold. Method: {f.method}."
              f" Band calibration: {fmt.text(cal.get('source'))} (kappa "
              f"{fmt.num(cal.get('kappa'), 3)}, noise {fmt.num(cal.get('noise'), 4)} in "
-             f"{fmt.text(cal.get('units') or 'log loss')}).{_pilot_cost_text(f.get('pilot_compute') or {})}"),
+             f"{fmt.text(cal.get('units') or 'log loss')}).{_pilot_cost_text(f.pilot_compute)}"),
         figure(figures, "learning_curves", png, "Retention forecast by training budget",
                 "Pilot points (filled: KD, open: no-KD baseline), the fitted P50 per student and "
                 "mode, the P10–P90 band of the student trained (or planned), the threshold, the "
                 "planned budget and, after a run, the retention it achieved.",
                 "no student has a forecast grid."),
         table(_forecast_rows(inp), "Steps to the threshold and the budget chosen, per student")]
-    failed = [f"{c['model']} ({c['mode']}): {c['reason']}" for c in f.get("failed") or []]
+    failed = [f"{c['model']} ({c['mode']}): {c['reason']}" for c in f.failed]
     if failed:
         blocks.append(Bullets(tuple(f"not forecast: {x}" for x in failed)))
     if inp.replan:
@@ -182,37 +187,35 @@ def _pilot_cost_text(pc: dict) -> str:
 
 def _replan_text(inp: Inputs) -> Text:
     """What the plan says once the run's own result joins the pilots."""
-    rp = inp.replan or {}
-    rec = rp.get("recommended") or {}
-    trainer = rp.get("trainer") or {}
-    b = rec.get("budget") or {}
-    if not rec:
+    rp = inp.replan
+    rec = rp.recommended if rp else None
+    if rec is None:
         return Text(f"Re-planned with the distillation's own result: no student qualifies "
-                    f"({fmt.text(rp.get('no_recommendation_reason'))}).", "note")
+                    f"({fmt.text(rp.no_recommendation_reason if rp else None)}).", "note")
     return Text(f"Re-planned with the distillation's own result beside the pilots: "
-                f"{rec.get('model')} at {fmt.num(trainer.get('steps'), 0)} steps, forecast "
-                f"retention {fmt.pct_band(rec.get('retention_band'))} (P10–P90; P50 "
-                f"{fmt.pct(rec.get('retention_p50'))}), one-time cost "
-                f"{fmt.usd(b.get('one_time_usd'))}. `roi distill --plan replan/plan.yaml` runs "
-                "it.")
+                f"{rec.model} at {fmt.num(rp.trainer.get('steps'), 0)} steps, forecast "
+                f"retention {fmt.pct_band(rec.retention_band)} (P10–P90; P50 "
+                f"{fmt.pct(rec.retention_p50)}), one-time cost "
+                f"{fmt.usd(rec.budget.one_time_usd if rec.budget else None)}. `roi distill "
+                "--plan replan/plan.yaml` runs it.")
 
 
 def distill_plan_section(inp: Inputs, figures: Figures) -> Section:
-    trainer = inp.plan.get("trainer") or {}
-    go = bool((inp.plan.get("decision") or {}).get("go"))
+    trainer, go = inp.plan.trainer, inp.plan.decision.go
     rows = [{"setting": k, "value": fmt.text(v)} for k, v in trainer.items()]
-    student = next((c for c in inp.candidates if c["model"] == inp.planned), {})
+    student = inp.student(inp.planned)
     blocks: list = [Text(
-        f"Train {inp.planned or fmt.DASH} ({fmt.params(student.get('params'))} parameters, "
-        f"{fmt.num(student.get('compression_ratio'), 1)}× fewer than the teacher) from "
+        f"Train {inp.planned or fmt.DASH} ({fmt.params(student and student.params)} "
+        f"parameters, {fmt.num(student and student.compression_ratio, 1)}× fewer than the "
+        f"teacher) from "
         f"{inp.teacher} by knowledge distillation, then a no-KD baseline of the same size and "
         f"steps; export to ONNX and dynamic int8 and measure all of them on the held-out split: "
         f"`roi distill --plan plan/plan.yaml --out distill`.")]
     if not go:
         blocks.append(Text("The plan is no-go: `roi distill` refuses it unless given --force.",
                            "note"))
-    if inp.plan.get("trainer_note"):
-        blocks.append(Text(inp.plan["trainer_note"], "note"))
+    if inp.plan.trainer_note:
+        blocks.append(Text(inp.plan.trainer_note, "note"))
     blocks.append(table(rows, "Trainer settings (plan.yaml's trainer section)") if rows else
                   Text("The plan has no trainer section.", "note"))
     return Section("distill-plan", "Distillation plan", tuple(blocks))

@@ -1,6 +1,7 @@
-"""The plan record (the Plan contract, DESIGN.md): its version, the keys every plan holds, the
-trainer section's defaults, the document assembled from the planner's choices, and plan.yaml /
-plan.json written and read. roi/planner.py makes the choices; this module only records them.
+"""The plan record (the Plan contract, DESIGN.md; its types in contracts/plan.py): the keys every
+plan holds, the trainer section's defaults, the document assembled from the planner's choices,
+and plan.yaml / plan.json / plan.schema.json written and read. roi/planner.py makes the choices;
+this module only records them.
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from contracts.errors import InputError
 from contracts.io import write_json_atomic, write_text_atomic
+from contracts.plan import PLAN_VERSION, LLMPlan, MeasuredPlan, parse_plan, plan_schema
 
 from .decision import Decision
 from .fleet import Assumptions
@@ -24,8 +25,6 @@ from .projection import leave_one_out_report
 from .recommend import Candidate
 from .service import NOT_APPLICABLE
 
-
-PLAN_VERSION = 1
 PLAN_KEYS = ("version", "scenarios", "decision", "recommended", "alternatives", "teacher",
              "trainer", "cost", "sizing", "roi", "projection", "sources", "forecast")
 
@@ -65,6 +64,10 @@ class Plan:
 
     def to_dict(self) -> dict:
         return self.document
+
+    def typed(self) -> MeasuredPlan:
+        """The document checked against the contract (InputError naming the field if not)."""
+        return parse_plan(self.document, "plan")
 
 
 COST_COLUMNS = ["scenario", "hardware", "model", "role", "backend", "dtype", "batch_size",
@@ -225,22 +228,27 @@ def plain(x: Any) -> Any:
     return x
 
 
-def write_plan(p: Plan, out_dir: str | Path) -> tuple[Path, Path]:
-    """DIR/plan.yaml and DIR/plan.json (atomically), plus DIR/sizing.csv (the full grid)."""
+def write_plan(p: Plan | MeasuredPlan | LLMPlan, out_dir: str | Path) -> tuple[Path, Path]:
+    """DIR/plan.yaml, DIR/plan.json and DIR/plan.schema.json (each atomically), plus
+    DIR/sizing.csv (the full grid) for a roi Plan. The plan is checked against the contract
+    before anything is written."""
     out = Path(out_dir)
-    doc = p.to_dict()
-    text = yaml.safe_dump(doc, sort_keys=False, allow_unicode=True, width=100)
-    yaml_path = write_text_atomic(out / "plan.yaml", text)
+    typed = p.typed() if isinstance(p, Plan) else p
+    doc = typed.document()
+    # an LLM-config plan's YAML keeps its own layout (PyYAML's defaults) as before
+    style = {} if isinstance(typed, LLMPlan) else {"allow_unicode": True, "width": 100}
+    yaml_path = write_text_atomic(out / "plan.yaml", yaml.safe_dump(doc, sort_keys=False, **style))
     json_path = write_json_atomic(out / "plan.json", doc)
-    write_text_atomic(out / "sizing.csv", p.grid.to_csv(index=False))
+    write_json_atomic(out / "plan.schema.json", plan_schema())
+    if isinstance(p, Plan):
+        write_text_atomic(out / "sizing.csv", p.grid.to_csv(index=False))
     return yaml_path, json_path
 
 
-def read_plan(path: str | Path) -> dict:
-    """A plan.yaml or plan.json back as data."""
-    from contracts.config import read_yaml
+def read_plan(path: str | Path) -> MeasuredPlan | LLMPlan:
+    """A plan.yaml or plan.json back, typed; InputError naming the file and the first wrong
+    field (a wrong version, a damaged file)."""
+    from contracts.config import read_json_object, read_yaml
 
-    data = read_yaml(path, "plan")  # JSON is YAML
-    if not isinstance(data, dict) or data.get("version") != PLAN_VERSION:
-        raise InputError(f"{path}: not a plan (version {PLAN_VERSION} expected)")
-    return data
+    read = read_json_object if Path(path).suffix == ".json" else read_yaml
+    return parse_plan(read(path, "plan"), str(path))

@@ -3,11 +3,19 @@ hand: bench's columns, only the required ones plus what a test needs)."""
 
 from __future__ import annotations
 
+import gzip
 from pathlib import Path
 
 import pandas as pd
 
 FIXTURE = Path(__file__).resolve().parent.parent / "fixtures" / "bench_results.csv"
+OLD_PLANS = FIXTURE.parent / "plans"  # plan.json files of the previous version (README)
+
+
+def old_plan_bytes(name: str) -> bytes:
+    """plan.json as `roi plan` wrote it before the contract was typed: v1-measured or
+    v1-llm-config (tests/fixtures/plans, gzipped)."""
+    return gzip.decompress((OLD_PLANS / f"{name}.plan.json.gz").read_bytes())
 
 # name -> params; students at about 5x, 10x, 20x and 50x fewer params than the teacher
 MODELS = {"m:teacher": 10_000_000, "m:s5": 2_000_000, "m:s10": 1_000_000,

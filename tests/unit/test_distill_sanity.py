@@ -17,6 +17,9 @@ from reports.inputs import Inputs
 from app.console import print_distill_summary
 from roi.sanity import distill_warnings
 
+from contracts.plan import parse_plan
+
+from .plan_helpers import old_plan_bytes
 from .test_reports import METRICS
 
 TRAINED = json.loads(METRICS.read_text())  # a real distillation: teacher 69%, baseline 52%
@@ -64,7 +67,8 @@ def test_a_teacher_of_accuracy_zero_has_no_retention_instead_of_a_division_error
 
 
 def _report_warnings(metrics: dict) -> list[str]:
-    section = achieved_section(Inputs({}, None, metrics), {})  # the report's achieved section
+    plan = parse_plan(json.loads(old_plan_bytes("v1-measured")))
+    section = achieved_section(Inputs(plan, None, metrics), {})  # the report's achieved section
     return [item for b in section.blocks if isinstance(b, Bullets) for item in b.items]
 
 

@@ -9,6 +9,7 @@ from roi.edge import (
     side_by_side, usable_memory_mib,
 )
 from contracts.errors import InputError
+from contracts.plan import parse_plan
 from roi.hardware import Hardware, shipped_catalog
 from roi.scenarios import parse_scenarios, presets
 
@@ -192,7 +193,7 @@ def test_the_plan_report_and_console_carry_the_edge_answer(tmp_path, capsys):
         "measured by bench")
     assert teacher["energy_wh_per_1k_p50"] == pytest.approx(
         6.4 * teacher["service_ms_p50"] / 3600)
-    section = edge_economics_section(Inputs(doc), {})
+    section = edge_economics_section(Inputs(parse_plan(doc)), {})
     page = html.section(section, {})
     assert f"embedded-iot: {entry['answer']['kind']}" in page and "raspberry-pi-4b-1gb" in page
     assert "users&#x27; own" not in page and "capex" in page  # escaped quotes, boards are capex

@@ -16,7 +16,10 @@ import roi
 from reports import fmt, html, markdown
 from reports.document import Figure
 from contracts.errors import InputError
+from contracts.plan import parse_plan
 from roi.planner import write_plan
+
+from .plan_helpers import old_plan_bytes
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 RESULTS = FIXTURES / "bench_results.csv"
@@ -237,14 +240,15 @@ def test_select_keeps_sections_and_their_figures_only(full_report):
 
 
 def test_plan_may_be_a_plan_object_a_dict_or_a_file(tmp_path):
-    from reports.report import _plan_document
+    from reports.report import _typed_plan
 
     plan = roi.plan(pd.read_csv(RESULTS), ["real-time-api"])
     write_plan(plan, tmp_path)
     doc = json.loads((tmp_path / "plan.json").read_text())
-    assert _plan_document(plan) is plan.document
-    assert _plan_document(doc) is doc
-    assert _plan_document(tmp_path / "plan.yaml") == doc
+    assert doc == plan.document
+    for given in (plan, doc, tmp_path / "plan.yaml", plan.typed()):
+        typed = _typed_plan(given)
+        assert typed.recommended.model == doc["recommended"]["model"] and typed.document() == doc
     with pytest.raises(InputError, match="plan"):
         reports.build(None, 42)
     with pytest.raises(InputError, match="run directory"):
@@ -322,9 +326,10 @@ def test_llm_plan_markdown_escapes_names_from_config_files():
     from reports.llm import llm_plan_markdown
 
     hostile = "config:<img src=x onerror=alert(1)>.json"
-    md = llm_plan_markdown({"decision": {"go": False, "reasons": [f"{hostile} | breaks"]},
-                            "teacher": hostile, "recommended": {"model": None},
-                            "retention_threshold": 0.95, "scenarios": []})
+    doc = json.loads(old_plan_bytes("v1-llm-config"))
+    doc["decision"].update(go=False, reasons=[f"{hostile} | breaks"])
+    doc.update(teacher=hostile, recommended={"model": None, "per_scenario": {}}, scenarios=[])
+    md = llm_plan_markdown(parse_plan(doc))
     assert "<img" not in md and "&lt;img" in md.splitlines()[0]
     assert "\\| breaks" in md
 

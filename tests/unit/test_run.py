@@ -14,15 +14,20 @@ from contracts.errors import InputError
 from app.run import STEPS, Run, Step, execute, open_run, read_state, summary_line
 from app.runconfig import RunConfig, load_run_config, resolved
 
+from .plan_helpers import old_plan_bytes
+
 
 def plan_doc(go: bool) -> dict:
-    return {"version": 1, "decision": {"go": go, "reasons": ["no measured benefit: the teacher "
-                                                              "already meets every scenario"]
-                                       if not go else ["recommended student: s"]},
+    """A plan the contract accepts (a real one's sections), with the figures these tests read."""
+    real = json.loads(old_plan_bytes("v1-measured"))
+    return {**real, "decision": {"go": go, "reasons": ["no measured benefit: the teacher "
+                                                       "already meets every scenario"]
+                                 if not go else ["recommended student: s"], "criteria": []},
             "recommended": {"model": "builtin:student-10x", "params": 1_430_000,
                             "compression_ratio": 10.0, "retention_band": [0.9, 0.97]},
             "roi": {"monthly_savings_usd": 2554.0, "payback_months": 3.1, "scope": "scenario",
-                    "scenario": "real-time-api"},
+                    "scenario": "real-time-api", "inputs": {}, "one_time": {},
+                    "teacher_bill": {}},
             "trainer": {"steps": 1500}}
 
 
