@@ -77,7 +77,7 @@ def _bench_figures(df, out) -> str:
 
     import pandas as pd
 
-    from reports.figures import bench_latency, bench_speedup
+    from reports.measure_figures import bench_latency, bench_speedup
 
     speedups = Path(out) / "speedups.csv"
     sp = pd.read_csv(speedups) if speedups.is_file() else pd.DataFrame()
@@ -248,7 +248,7 @@ def _probe_line(n: int, max_runs: int, qps: float, bracket: tuple) -> str:
 def _peak_figure(result, settings, out_dir) -> None:
     """The probes' latency against QPS, beside the results table (reports.figures)."""
     from contracts.io import atomic_path
-    from reports.figures import peak_search
+    from reports.measure_figures import peak_search
 
     png = peak_search([r.row for r in result.runs], settings.latency_ms,
                       settings.claimed_percentile, result.peak_qps)

@@ -13,6 +13,7 @@ from roi.readout import (best_cost, local_latency_ratio, ok_results, range_verdi
                          weights_ratio)
 
 from . import figures as fig
+from . import measure_figures
 from . import fmt
 from .document import Facts, Heading, Section, Text
 from .inputs import Figures, Inputs, figure, table
@@ -267,7 +268,7 @@ def measurements_section(inp: Inputs, figures: Figures) -> Section:
                  "note"),))
     rec = inp.recommended.model if inp.recommended else inp.trained
     blocks: list = [figure(
-        figures, "latency_vs_batch", fig.latency_vs_batch(df, inp.teacher, rec),
+        figures, "latency_vs_batch", measure_figures.latency_vs_batch(df, inp.teacher, rec),
         "Latency vs batch size per model and backend",
         "Measured on this machine: median latency per call (marker) with the p90 whisker, from "
         "the raw per-call samples of each configuration.", "the results table has no ok row.")]

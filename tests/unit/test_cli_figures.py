@@ -9,7 +9,7 @@ from matplotlib.image import imread
 
 from app.cli import main
 from app.cli_measure import _bench_figures
-from reports.figures import bench_latency, bench_speedup
+from reports.measure_figures import bench_latency, bench_speedup
 
 from .plan_helpers import FIXTURE
 

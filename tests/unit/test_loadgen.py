@@ -336,7 +336,7 @@ def test_peak_search_announces_each_probe_and_draws_its_latencies(tmp_path):
     from matplotlib import image as mpimg
 
     from bench.loadgen import find_peak
-    from reports.figures import peak_search
+    from reports.measure_figures import peak_search
 
     heard = []
     s = LoadtestSettings(model="builtin:student-50x", scenario="server", qps=200.0,

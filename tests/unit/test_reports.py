@@ -303,12 +303,12 @@ def test_figures_return_none_without_data_and_png_with_it():
 
 def test_model_name_with_dollars_is_drawn_verbatim():
     """No mathtext: a `$` in a model name must not raise or vanish."""
-    from reports import figures
+    from reports import measure_figures
 
     df = pd.DataFrame({"model": ["$a$", "b"], "backend": "ort", "dtype": "fp32",
                        "batch_size": [1, 1], "latency": [1.0, 2.0], "latency_hi": [1.5, 2.5],
                        "params": [10, 5]})
-    assert figures.latency_vs_batch(df, "$a$", "b")[:4] == b"\x89PNG"
+    assert measure_figures.latency_vs_batch(df, "$a$", "b")[:4] == b"\x89PNG"
 
 
 def test_a_plan_whose_only_doubt_is_retention_leads_with_no_go_for_now():
