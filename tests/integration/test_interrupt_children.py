@@ -94,7 +94,7 @@ def test_sigint_to_bench_exits_130_in_one_line_and_stops_its_worker(tmp_path):
         assert lines[-1].startswith("interrupted: ") and "Traceback" not in err, err
         assert "--resume` resumes where it stopped" in lines[-1]
         assert sum(x.startswith(("interrupted", "error")) for x in lines) == 1, err
-        assert _gone(worker, within=2.0), f"bench.worker {worker.pid} outlived the Ctrl-C"
+        assert _gone(worker, within=10.0), f"bench.worker {worker.pid} outlived the Ctrl-C"
     finally:
         proc.kill()
         if worker is not None and worker.is_running():

@@ -25,9 +25,14 @@ def test_sigint_mid_loadtest_writes_an_interrupted_row_and_exits_130(tmp_path):
          "--latency-ms", "100", "--min-duration-ms", "60000", "--out", str(out)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 90
-        logs = out / "loadgen"
-        while not (logs.is_dir() and any(logs.iterdir())) and time.monotonic() < deadline:
+        deadline = time.monotonic() + 180
+
+        def started() -> bool:  # LoadGen itself has begun its log (the run's directory comes
+            # earlier, before the model is loaded and warmed up: slow on a busy machine)
+            return any(p.stat().st_size > 0
+                       for p in (out / "loadgen").glob("*/mlperf_log_detail.txt"))
+
+        while not started() and time.monotonic() < deadline:
             assert proc.poll() is None, proc.communicate()
             time.sleep(0.1)
         time.sleep(1.5)  # LoadGen's test is running: queries issued and answered
