@@ -1,4 +1,5 @@
 import os
+import signal
 
 import pytest
 
@@ -17,3 +18,14 @@ def _isolated_cache(tmp_path_factory):
         os.environ.pop("ROI_CACHE_DIR", None)
     else:
         os.environ["ROI_CACHE_DIR"] = old
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _ctrl_c_reaches_children():
+    """The Ctrl-C tests send SIGINT to the commands they start. A shell without job control
+    starts a background job (`cmd &`, nohup) with SIGINT ignored, and an ignored signal stays
+    ignored across exec: those commands would never see it. A handler does not survive exec, so
+    giving this process one hands each child SIGINT's default, as a terminal would."""
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
