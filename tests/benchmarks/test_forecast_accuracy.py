@@ -43,6 +43,8 @@ LONG_POINTS, LONG_TARGETS = (4525, 6400), (800, 2263, 6400)
 STUDENTS = os.environ.get("ROI_FORECAST_STUDENTS",
                           "builtin:student-10x,builtin:student-20x,builtin:student-50x")
 WORK = Path(os.environ.get("ROI_FORECAST_WORK", "runs/forecast-benchmark"))
+# ROI_FORECAST_MODES=kd runs the KD curves alone (a later run with both modes resumes them)
+MODES = tuple(os.environ.get("ROI_FORECAST_MODES", "kd,ce").split(","))
 
 
 def test_forecast_against_whole_runs():
@@ -52,7 +54,8 @@ def test_forecast_against_whole_runs():
                        "teacher_cache_dir": os.environ.get("ROI_FORECAST_CACHE",
                                                            str(WORK / "teacher-logits"))})
     points = POINTS + (LONG_POINTS if LONG else ())
-    table = pilot(cfg, STUDENTS.split(","), WORK, steps=max(points), points=list(points))
+    table = pilot(cfg, STUDENTS.split(","), WORK, steps=max(points), points=list(points),
+                  modes=MODES)
     result = score(table, PILOT_STEPS, TARGETS, THRESHOLD)
     _print(result)
     record("forecast_accuracy", pilot_steps=PILOT_STEPS, targets=list(TARGETS),
