@@ -13,12 +13,13 @@ from contracts.errors import InputError
 from .cli_common import default_out
 
 
-DATA_HELP = ("Training data: a .jsonl file (one JSON object per line; tokenized in batches "
-             "into memory-mapped arrays, cached), .txt files, stdlib or pysrc:DIR [default: "
-             "the plan's data_source].")
+DATA_HELP = ("Training data: a .jsonl, .csv or .parquet file, or a directory written by "
+             "datasets' save_to_disk (one document per row; tokenized in batches into "
+             "memory-mapped arrays, cached; parquet and datasets need the data extra), .txt "
+             "files, stdlib or pysrc:DIR [default: the plan's data_source].")
 
 
-TEXT_FIELD_HELP = "The field of each .jsonl line that holds its text [default: text]."
+TEXT_FIELD_HELP = "The field (column) of each data row that holds its text [default: text]."
 
 
 def data_overrides(data: Optional[str], text_field: Optional[str]) -> dict:

@@ -75,10 +75,11 @@ class TrainConfig(BaseModel):
                         "when a GPU is visible), cpu, cuda or cuda:N.")
     threads: Optional[int] = Field(None, gt=0, description="torch intra-op threads.")
     data_source: str = Field("stdlib", description="stdlib, pysrc:DIR (a tree of .py files), or "
-                             "comma-separated .txt/.jsonl (one .jsonl file is tokenized in "
+                             "comma-separated .txt and data files (.jsonl, .csv, .parquet, a "
+                             "datasets save_to_disk directory; one data file is tokenized in "
                              "batches into memory-mapped arrays, cached).")
-    text_field: str = Field("text", min_length=1, description="The field of each .jsonl line "
-                            "that holds its document's text.")
+    text_field: str = Field("text", min_length=1, description="The field (column) of each data "
+                            "row that holds its document's text.")
     tokenizer: str = Field("auto", description="auto: a Hugging Face teacher's own tokenizer "
                            "when its directory has one, else bytes; bytes; or a tokenizer DIR.")
     val_fraction: float = Field(0.05, gt=0, lt=0.5)

@@ -3,8 +3,9 @@ trainer (distill/) learns from and the quality gate (bench/gate.py) evaluates on
 
 The default corpus is the Python standard library's own `.py` sources (tests, idlelib and
 lib2to3 left out): ≈ 11 MB of real code on every machine with Python, so a byte-level
-code-completion task needs no download. Users may pass their own .txt files or .jsonl files
-(one JSON object per line, its text in `text_field`, default "text"). A single .jsonl file is
+code-completion task needs no download. Users may pass their own .txt files or data files of
+rows (models.records: .jsonl, .csv, .parquet, or a directory written by `datasets`'
+save_to_disk; each row's text in `text_field`, default "text"). A single data file is
 streamed, tokenized in batches and kept as memory-mapped arrays in the cache
 (the token cache below), so a file larger than memory trains too.
 
@@ -29,6 +30,8 @@ from contracts.caches import cache_root, use, write_lock
 from contracts.errors import InputError
 from contracts.io import atomic_path, write_json_atomic
 
+from .records import is_record_file, texts
+
 DOC_SEPARATOR = 0  # NUL never occurs in source text; it marks document boundaries
 SPLITS = ("train", "val", "test")
 _EXCLUDED_DIRS = {"test", "tests", "idlelib", "lib2to3", "site-packages", "__pycache__"}
@@ -36,12 +39,12 @@ _EXCLUDED_DIRS = {"test", "tests", "idlelib", "lib2to3", "site-packages", "__pyc
 
 @dataclass(frozen=True)
 class DataConfig:
-    source: str = "stdlib"  # "stdlib", "pysrc:DIR" (a tree of .py files), or .txt/.jsonl paths
+    source: str = "stdlib"  # "stdlib", "pysrc:DIR" (a tree of .py files), or .txt/data paths
     val_fraction: float = 0.05  # share of documents held out for validation
     test_fraction: float = 0.05  # share held out for the final test
     split_seed: int = 0  # changes which documents land in which split
     tokenizer: str | None = None  # a Hugging Face tokenizer directory; None: bytes are tokens
-    text_field: str = "text"  # the field of each .jsonl line that holds its document's text
+    text_field: str = "text"  # the field (column) of each data row that holds its text
 
     def __post_init__(self) -> None:
         for name in ("val_fraction", "test_fraction"):
@@ -66,11 +69,10 @@ def stdlib_documents(root: Path | None = None) -> Iterator[tuple[str, bytes]]:
 
 def file_documents(paths: list[Path], text_field: str = "text") -> Iterator[tuple[str, bytes]]:
     for path in paths:
-        if not path.is_file():
+        if is_record_file(path):
+            yield from ((name, text.encode("utf-8")) for name, text in texts(path, text_field))
+        elif not path.is_file():
             raise InputError(f"data file {str(path)!r} does not exist")
-        if path.suffix == ".jsonl":
-            yield from ((name, text.encode("utf-8"))
-                        for name, text in jsonl_documents(path, text_field))
         else:
             try:
                 yield str(path), path.read_text(encoding="utf-8").encode("utf-8")
@@ -79,35 +81,8 @@ def file_documents(paths: list[Path], text_field: str = "text") -> Iterator[tupl
 
 
 def jsonl_documents(path: Path, field: str = "text") -> Iterator[tuple[str, str]]:
-    """(name, text) of each non-blank line of a JSONL file, read line by line (a file larger
-    than memory is fine); a line that is not a JSON object with a string `field` is an
-    InputError naming the line."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            for i, line in enumerate(f, 1):
-                if line.strip():
-                    yield f"{path}:{i}", _text_of(line, field, f"{path}:{i}")
-    except UnicodeDecodeError:
-        raise InputError(f"data file {str(path)!r} is not UTF-8 text") from None
-
-
-def _text_of(line: str, field: str, where: str) -> str:
-    try:
-        obj = json.loads(line)
-    except json.JSONDecodeError as e:
-        raise InputError(f"{where}: not JSON ({e.msg}, column {e.colno}); each line of a JSONL "
-                         f"file must be an object with a \"{field}\" string") from None
-    if not isinstance(obj, dict):
-        raise InputError(f"{where}: a JSON {type(obj).__name__}; each line must be an object "
-                         f"with a \"{field}\" string")
-    if field not in obj:
-        keys = ", ".join(sorted(map(str, obj))[:8]) or "none"
-        raise InputError(f"{where}: no \"{field}\" field (its fields: {keys}); name the text "
-                         "field with --text-field")
-    if not isinstance(obj[field], str):
-        raise InputError(f"{where}: \"{field}\" must be a string, got "
-                         f"{type(obj[field]).__name__}")
-    return obj[field]
+    """(name, text) of each row of a data file (models.records: JSONL, CSV, parquet, datasets)."""
+    return texts(path, field)
 
 
 def documents(cfg: DataConfig) -> Iterator[tuple[str, bytes]]:
@@ -119,7 +94,7 @@ def documents(cfg: DataConfig) -> Iterator[tuple[str, bytes]]:
 
 
 def source_files(cfg: DataConfig) -> list[Path]:
-    """The files of a comma-separated source of .txt/.jsonl paths."""
+    """The files of a comma-separated source of .txt and data-file paths."""
     return [Path(p.strip()) for p in cfg.source.split(",") if p.strip()]
 
 
@@ -178,12 +153,13 @@ def has_tokenizer(path: str | Path) -> bool:
 
 def build_splits(cfg: DataConfig) -> dict[str, np.ndarray]:
     """Token arrays per split, documents joined by a separator: bytes (uint8, DOC_SEPARATOR)
-    by default, or a Hugging Face tokenizer's ids (int32, its end-of-text id). A single .jsonl
-    file gives the same arrays, memory-mapped from the token cache (jsonl_splits)."""
+    by default, or a Hugging Face tokenizer's ids (int32, its end-of-text id). A single data
+    file (JSONL, CSV, parquet, datasets) gives the same arrays, memory-mapped from the token
+    cache (record_splits)."""
     files = [] if cfg.source == "stdlib" or cfg.source.startswith("pysrc:") else \
         source_files(cfg)
-    if len(files) == 1 and files[0].suffix == ".jsonl":
-        return jsonl_splits(files[0], cfg)
+    if len(files) == 1 and is_record_file(files[0]):
+        return record_splits(files[0], cfg)
     parts: dict[str, list[bytes]] = {s: [] for s in SPLITS}
     for name, data in documents(cfg):
         parts[split_of(name, cfg)].append(data)
@@ -234,13 +210,13 @@ def eval_windows(data: np.ndarray, block_size: int, max_windows: int) -> np.ndar
 
 # ------------------------------------------------------------------------------ the token cache
 #
-# Training data from one JSONL file as memory-mapped token arrays, built once and cached.
+# Training data from one data file as memory-mapped token arrays, built once and cached.
 #
-# The file is read line by line (jsonl_documents: one document per line, its text in
-# the configured field), each document goes to the split split_of gives its name, as
-# the corpus's documents do, and the documents of a split are tokenized in batches (BATCH_DOCS at a
-# time, a Hugging Face tokenizer's batch call) and appended to that split's file, joined by the
-# separator. So the arrays are exactly those build_splits makes in memory for the same file, and
+# The file is read row by row (models.records.texts: one document per row, its text in the
+# configured field; parquet and Arrow files a batch of rows at a time), each document goes to
+# the split split_of gives its name, as the corpus's documents do, and the documents of a split
+# are tokenized in batches (BATCH_DOCS at a time, a Hugging Face tokenizer's batch call) and
+# appended to that split's file, joined by the separator. So the arrays are exactly those build_splits makes in memory for the same file, and
 # the data fingerprint (fingerprint, a hash of their content) changes with the file.
 #
 # An entry `tokens/<key>/` under the cache root (contracts.caches: listed and pruned by `roi cache`) holds
@@ -257,8 +233,9 @@ _TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.json", "me
                     "tokenizer.model", "special_tokens_map.json")
 
 
-def jsonl_splits(path: Path, cfg: DataConfig) -> dict[str, np.ndarray]:
-    """The token arrays of each split of JSONL file `path`, memory-mapped (read-only)."""
+def record_splits(path: Path, cfg: DataConfig) -> dict[str, np.ndarray]:
+    """The token arrays of each split of data file `path` (models.records: JSONL, CSV, parquet,
+    a datasets directory), memory-mapped (read-only)."""
     entry = use(cache_root() / TOKENS_CACHE / entry_key(path, cfg))
     arrays = _load(entry)
     if arrays is None:
@@ -268,7 +245,13 @@ def jsonl_splits(path: Path, cfg: DataConfig) -> dict[str, np.ndarray]:
 
 
 def _file_digest(path: Path) -> str:
+    """SHA-256 of a file's bytes; of a directory (a datasets one), of its files' names and
+    digests."""
     h = hashlib.sha256()
+    if path.is_dir():
+        for f in sorted(p for p in path.rglob("*") if p.is_file()):
+            h.update(str(f.relative_to(path)).encode() + _file_digest(f).encode())
+        return h.hexdigest()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
@@ -341,7 +324,7 @@ def _build(path: Path, cfg: DataConfig, entry: Path) -> dict[str, np.ndarray]:
         for w in writers.values():  # closed (flushed) before the temp files are renamed
             stack.callback(w.f.close)
         pending: dict[str, list[str]] = {s: [] for s in SPLITS}
-        for name, text in jsonl_documents(path, cfg.text_field):
+        for name, text in texts(path, cfg.text_field):
             split = split_of(name, cfg)
             pending[split].append(text)
             if len(pending[split]) >= BATCH_DOCS:
