@@ -2,7 +2,7 @@
 
 Each function completes what the shell has typed so far from the one list the value is checked
 against, imported only when the shell asks (never by `roi --help`): the bench variants
-(bench.measure.VARIANTS, `deploy` for all of them), the scenario presets
+(contracts.defaults.VARIANTS, `deploy` for all of them), the scenario presets
 (contracts.defaults) and scenario YAML files, LoadGen's scenarios as MLPerf spells them and
 its test modes (bench.loadgen).
 """
@@ -19,7 +19,7 @@ def _matching(choices, incomplete: str) -> list[str]:
 
 def backends(incomplete: str) -> list[str]:
     """--backends, a comma-separated list: completes its last item, keeping the ones before."""
-    from bench.measure import VARIANTS
+    from contracts.defaults import VARIANTS
 
     done, _, last = incomplete.rpartition(",")
     head = done + "," if done else ""
@@ -29,7 +29,7 @@ def backends(incomplete: str) -> list[str]:
 
 def variant(incomplete: str) -> list[str]:
     """roi loadtest --backend: one variant."""
-    from bench.measure import VARIANTS
+    from contracts.defaults import VARIANTS
 
     return _matching(VARIANTS, incomplete)
 

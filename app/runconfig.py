@@ -42,7 +42,7 @@ class BenchSettings(_Strict):
 
     backends: Optional[list[str]] = Field(None, description="torch-eager, torch-eager-bf16, "
                                           "ort-fp32, ort-int8, or another key of "
-                                          "bench.measure.VARIANTS.")
+                                          "contracts.defaults.VARIANTS.")
     batch_sizes: Optional[list[PositiveInt]] = Field(None, description="Batch sizes to measure.")
     seq_lens: Optional[list[PositiveInt]] = Field(None, description="Sequence lengths (tokens).")
     threads: Optional[list[PositiveInt]] = Field(None, description="Intra-op thread counts "
@@ -61,7 +61,7 @@ class BenchSettings(_Strict):
     @field_validator("backends")
     @classmethod
     def _known_backends(cls, v: Optional[list[str]]) -> Optional[list[str]]:
-        from bench.measure import VARIANTS  # torch-free module
+        from contracts.defaults import VARIANTS
 
         if v is not None and (v == [] or any(b not in VARIANTS for b in v)):
             raise ValueError(f"must be among {', '.join(VARIANTS)}")

@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from contracts import defaults
 from contracts.errors import InputError
 from contracts.results import KEY_COLUMNS
 from models.decode_export import KV_CACHE, RECOMPUTE, session_runner
@@ -20,25 +21,10 @@ from . import env
 from .stats import summarize_ns, throughput
 from .timing import TimingSettings, time_calls, time_idle_calls, time_once_ms
 
-# What a user names with --backends -> (backend column, dtype column). bench/variants.py says
-# how each ORT file is built; bench/gate.py holds each variant's quality tolerance.
-VARIANTS: dict[str, tuple[str, str]] = {
-    "torch-eager": ("torch-eager", "fp32"),
-    "torch-eager-bf16": ("torch-eager", "bf16"),
-    "ort-fp32": ("ort", "fp32"),
-    "ort-int8": ("ort", "int8"),
-    "ort-int8-static": ("ort-static", "int8"),
-    "ort-int8-static-all": ("ort-static-all", "int8"),
-    "ort-fused-fp32": ("ort-fused", "fp32"),
-    "ort-fused-int8": ("ort-fused", "int8"),
-    "ort-int8-wo": ("ort-wo", "int8"),
-    "ort-int4-wo": ("ort-wo", "int4"),
-}
-DEFAULT_VARIANTS = ("torch-eager", "ort-fp32", "ort-int8")
-# Every variant that can be a deployment on this project's CPUs (the fast-path sweep); the
-# naive ort-int8-static-all is left out: it is there to show what the gate catches.
-DEPLOY_VARIANTS = ("torch-eager", "torch-eager-bf16", "ort-fp32", "ort-int8", "ort-int8-static",
-                   "ort-fused-fp32", "ort-fused-int8", "ort-int8-wo", "ort-int4-wo")
+# What a user names with --backends, and the sets of them: defined in contracts.defaults (plain
+# values the command line's completion reads without importing this module).
+VARIANTS, DEPLOY_VARIANTS = defaults.VARIANTS, defaults.DEPLOY_VARIANTS
+DEFAULT_VARIANTS = defaults.BACKENDS
 
 
 def is_ort(variant: str) -> bool:

@@ -13,9 +13,27 @@ RETENTION_THRESHOLD_HELP = ("Lowest acceptable accuracy retention (student / tea
 SCENARIO_PRESETS = ("cloud-batch", "real-time-api", "mobile-on-device", "embedded-iot",
                     "multi-model")
 
-# The variants `roi bench` and `roi run` measure when none are named (keys of
-# bench.measure.VARIANTS).
+# What a user names with --backends -> (backend column, dtype column). bench/variants.py says
+# how each ORT file is built; bench/gate.py holds each variant's quality tolerance.
+VARIANTS: dict[str, tuple[str, str]] = {
+    "torch-eager": ("torch-eager", "fp32"),
+    "torch-eager-bf16": ("torch-eager", "bf16"),
+    "ort-fp32": ("ort", "fp32"),
+    "ort-int8": ("ort", "int8"),
+    "ort-int8-static": ("ort-static", "int8"),
+    "ort-int8-static-all": ("ort-static-all", "int8"),
+    "ort-fused-fp32": ("ort-fused", "fp32"),
+    "ort-fused-int8": ("ort-fused", "int8"),
+    "ort-int8-wo": ("ort-wo", "int8"),
+    "ort-int4-wo": ("ort-wo", "int4"),
+}
+# The variants `roi bench` and `roi run` measure when none are named.
 BACKENDS = ("torch-eager", "ort-fp32", "ort-int8")
+# Every variant that can be a deployment on this project's CPUs (`--backends deploy`, the
+# fast-path sweep); the naive ort-int8-static-all is left out: it is there to show what the
+# gate catches.
+DEPLOY_VARIANTS = ("torch-eager", "torch-eager-bf16", "ort-fp32", "ort-int8", "ort-int8-static",
+                   "ort-fused-fp32", "ort-fused-int8", "ort-int8-wo", "ort-int4-wo")
 
 # The project's one-time cost (roi.payback.RoiInputs).
 ENGINEERING_WEEKS = 2.0  # the seed: "a 1-2 week distillation project"

@@ -70,3 +70,18 @@ def test_help_imports_no_list_of_values():
     assert proc.returncode == 0, proc.stderr
     assert "--install-completion" in proc.stdout
     assert proc.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_completing_backends_imports_no_measurement_code():
+    """Completion runs on every Tab: --backends completes from contracts.defaults, without
+    importing bench.measure (numpy, ONNX Runtime's loaders) or pandas."""
+    code = ("import os, sys\nfrom app.cli import main\n"
+            "os.environ.update(_ROI_COMPLETE='complete_bash', COMP_WORDS='roi bench --backends "
+            "ort-int8-s', COMP_CWORD='3')\n"
+            "try:\n    main([])\nexcept SystemExit:\n    pass\n"
+            "print(sorted(m for m in ('bench.measure', 'numpy', 'pandas') if m in sys.modules))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split()[:2] == ["ort-int8-static", "ort-int8-static-all"]
+    assert proc.stdout.strip().splitlines()[-1] == "[]"
