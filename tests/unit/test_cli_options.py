@@ -1,0 +1,126 @@
+"""The `roi` options derived from settings models (app/cli_options.py). Each converted command's
+options carry their field's default and help, so the two cannot drift apart again; and the
+derivation gives typer what the command line takes: choices, repeatable or comma-separated
+lists, required and optional options, beside a command's own options."""
+
+from __future__ import annotations
+
+from typing import Literal, Optional
+
+import pytest
+import typer
+import typer.main
+from pydantic import BaseModel, Field, PositiveInt
+
+from app.cli import app
+from app.cli_options import from_settings, setting
+
+
+def _commands(group: typer.Typer, prefix: tuple = ()):
+    """(path, function) of every registered subcommand, those of the groups included."""
+    for c in group.registered_commands:
+        yield prefix + (c.name or c.callback.__name__,), c.callback
+    for g in group.registered_groups:
+        yield from _commands(g.typer_instance, prefix + (g.name,))
+
+
+DERIVED = {" ".join(path): f for path, f in _commands(app) if getattr(f, "__settings__", None)}
+
+
+def _click(path: str):
+    cmd = typer.main.get_command(app)
+    for name in path.split():
+        cmd = cmd.commands[name]
+    return {p.name: p for p in cmd.params}
+
+
+def _shown(value) -> str:
+    return ",".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
+
+
+# The options each converted command takes from its settings model: written back by hand, an
+# option leaves this set and the test below fails.
+CONVERTED = {
+    "check llm-timing": {"model", "out", "device", "dtype", "batch_sizes", "prompt_tokens",
+                         "output_tokens", "modes", "ttft_reps", "hardware", "predict_dtype",
+                         "smoke", "threads"},
+}
+
+
+def test_the_converted_commands_derive_their_options():
+    assert {path: set(DERIVED[path].__settings__[1]) for path in DERIVED} == CONVERTED
+
+
+@pytest.mark.parametrize("path", sorted(DERIVED))
+def test_each_derived_option_has_its_fields_default_and_help(path):
+    model, fields, unset = DERIVED[path].__settings__
+    params = _click(path)
+    assert fields and set(fields) <= set(params)
+    for name, field_name in fields.items():
+        info, param = model.model_fields[field_name], params[name]
+        assert info.description, f"{model.__name__}.{field_name} has no description"
+        assert param.help.startswith(info.description), (name, param.help)
+        assert param.required == info.is_required(), name
+        default = info.get_default(call_default_factory=True)
+        if unset:  # not given: the model's default, said in the help
+            assert param.default is None, name
+            assert default is None or f"[default: {_shown(default)}" in param.help, name
+        elif not info.is_required():
+            shown = list(param.default) if param.multiple else param.default
+            assert shown == (default if param.multiple or not isinstance(default, list)
+                             else _shown(default)), name
+
+
+class Toy(BaseModel):
+    path: str = Field(description="Required path.")
+    names: list[str] = Field(["a", "b"], description="Names.")
+    sizes: Optional[list[PositiveInt]] = Field(None, description="Sizes.")
+    mode: Literal["x", "y"] = Field("x", description="Mode.")
+    count: int = Field(3, gt=0, description="Count.")
+
+
+def _toy(unset: bool) -> typer.Typer:
+    toy_app = typer.Typer(add_completion=False)
+
+    @toy_app.command()
+    @from_settings(Toy, unset=unset)
+    def toy(path=setting(), names=setting(comma=True), sizes=setting(), mode=setting(),
+            own: bool = typer.Option(False, help="A command-only option."),
+            how_many=setting("count", note="(here)")) -> None:
+        print(repr((path, names, sizes, mode, own, how_many)))
+
+    return toy_app
+
+
+def _run(toy_app: typer.Typer, *args: str):
+    from typer.testing import CliRunner
+
+    return CliRunner().invoke(toy_app, list(args))
+
+
+def test_types_defaults_and_command_options_come_through():
+    toy_app = _toy(unset=False)
+    done = _run(toy_app, "--path", "p")
+    assert done.exit_code == 0 and done.stdout.strip() == "('p', 'a,b', None, 'x', False, 3)"
+    done = _run(toy_app, "--path", "p", "--sizes", "2", "--sizes", "4", "--names", "c",
+                "--mode", "y", "--own", "--how-many", "5")
+    assert done.stdout.strip() == "('p', 'c', [2, 4], 'y', True, 5)", done.output
+    params = {p.name: p for p in typer.main.get_command(toy_app).params}
+    assert list(params) == ["path", "names", "sizes", "mode", "own", "how_many"]
+    assert params["how_many"].help == "Count. (here)" and params["own"].help.startswith("A ")
+
+
+def test_choices_and_required_options_are_checked_by_the_command_line():
+    toy_app = _toy(unset=False)
+    assert _run(toy_app, "--path", "p", "--mode", "z").exit_code == 2
+    assert _run(toy_app).exit_code == 2  # --path is required
+
+
+def test_unset_options_default_to_none_and_say_the_models_default():
+    toy_app = _toy(unset=True)
+    done = _run(toy_app, "--path", "p")
+    assert done.stdout.strip() == "('p', None, None, None, False, None)", done.output
+    params = {p.name: p for p in typer.main.get_command(toy_app).params}
+    assert params["names"].help == "Names. [default: a,b]"
+    assert params["how_many"].help == "Count. (here) [default: 3]"
+    assert params["sizes"].help == "Sizes."
