@@ -1,5 +1,6 @@
 """The `roi` subcommands that train or make training data: distill, pilot and generate.
-Registered on the command in app/cli.py.
+Registered on the command in app/cli.py. generate's options are the fields of its settings
+(distill.generate_types.GenerateConfig), derived by app/cli_options.py.
 """
 
 from __future__ import annotations
@@ -9,8 +10,10 @@ from typing import Optional
 import typer
 
 from contracts.errors import InputError
+from distill.generate_types import GenerateConfig
 
 from .cli_common import default_out
+from .cli_options import from_settings, setting
 
 
 DATA_HELP = ("Training data: a .jsonl, .csv or .parquet file, or a directory written by "
@@ -177,38 +180,27 @@ def _int_list(text: str, what: str) -> list[int]:
         raise InputError(f"{what}: comma-separated whole numbers; got {text!r}") from None
 
 
+API = "(api: teachers)"
+
+
+@from_settings(GenerateConfig, unset=True)
 def generate(
-    teacher: Optional[str] = typer.Option(None, help="builtin:NAME, ckpt:DIR, hf:DIR, or "
-                                          "api:MODEL for an OpenAI-compatible endpoint "
-                                          "(--api-base-url) [default: builtin:teacher]."),
+    teacher=setting(),
     out: Optional[str] = typer.Option(None, help="Output directory: samples.jsonl, "
                                       "failures.jsonl, manifest.json, run.json [default: "
                                       "runs/generate-<time>]."),
-    prompts: Optional[str] = typer.Option(None, help="corpus (cut from the training split of "
-                                          "the data source) or a .jsonl file of "
-                                          "{\"prompt\": ...} lines [default: corpus]."),
-    num_prompts: Optional[int] = typer.Option(None, help="How many prompts [default: 256 from "
-                                              "the corpus; all lines of a file]."),
-    max_new_tokens: Optional[int] = typer.Option(None, help="Most new tokens per prompt, > 0 "
-                                                 "[default: 128]."),
-    temperature: Optional[float] = typer.Option(None, help="Sampling temperature, >= 0; 0 is "
-                                                "greedy [default: 1.0]."),
-    top_p: Optional[float] = typer.Option(None, help="Nucleus sampling mass, in (0, 1] "
-                                          "[default: 1.0]."),
-    seed: Optional[int] = typer.Option(None, help="Seeds prompt choice and sampling "
-                                       "[default: 0]."),
-    batch_size: Optional[int] = typer.Option(None, help="Prompts per batched generation call "
-                                             "of a local teacher [default: 32]."),
-    api_base_url: Optional[str] = typer.Option(None, help="api: teachers: base URL ending in "
-                                               "/v1, e.g. http://127.0.0.1:8000/v1."),
-    api_endpoint: Optional[str] = typer.Option(None, help="api: teachers: completions or chat "
-                                               "[default: completions]."),
-    api_key_env: Optional[str] = typer.Option(None, help="api: teachers: environment variable "
-                                              "holding the key [default: OPENAI_API_KEY]."),
-    concurrency: Optional[int] = typer.Option(None, help="api: teachers: requests in flight "
-                                              "[default: 4]."),
-    max_requests: Optional[int] = typer.Option(None, help="api: teachers: request budget of "
-                                               "this invocation, retries included."),
+    prompts=setting(),
+    num_prompts=setting(),
+    max_new_tokens=setting(),
+    temperature=setting(),
+    top_p=setting(),
+    seed=setting(),
+    batch_size=setting(),
+    api_base_url=setting(note=API),
+    api_endpoint=setting(note=API, as_text=True),  # the model's error names the field
+    api_key_env=setting(note=API),
+    concurrency=setting(note=API),
+    max_requests=setting(note=API),
     config: Optional[str] = typer.Option(None, help="YAML file of generate settings (fields of "
                                          "distill.generate_types.GenerateConfig); options given on "
                                          "the command line win."),

@@ -44,6 +44,9 @@ CONVERTED = {
     "check llm-timing": {"model", "out", "device", "dtype", "batch_sizes", "prompt_tokens",
                          "output_tokens", "modes", "ttft_reps", "hardware", "predict_dtype",
                          "smoke", "threads"},
+    "generate": {"teacher", "prompts", "num_prompts", "max_new_tokens", "temperature", "top_p",
+                 "seed", "batch_size", "api_base_url", "api_endpoint", "api_key_env",
+                 "concurrency", "max_requests"},
 }
 
 
