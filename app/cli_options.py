@@ -27,7 +27,7 @@ from pydantic.fields import FieldInfo
 @dataclass(frozen=True)
 class Setting:
     """A command parameter's placeholder default: the option of a model field (`field`, else
-    the parameter's name); `as_text`: taken as a string the model checks (its error names the
+    the parameter's name; a.b for field b of the nested model a); `as_text`: taken as a string the model checks (its error names the
     field) rather than as click's choice; `option` goes to typer.Option (flags, metavar,
     autocompletion)."""
 
@@ -46,10 +46,12 @@ def setting(field: Optional[str] = None, *, note: str = "", comma: bool = False,
 
 def options(model: type[BaseModel], include: Optional[Iterable[str]] = None,
             exclude: Iterable[str] = (), unset: bool = False) -> list[inspect.Parameter]:
-    """One keyword parameter per field of `model` (those in `include`, less `exclude`); a
-    required field is a required option."""
+    """One keyword parameter per field of `model` (those in `include`, less `exclude`), each
+    with the one flag of its name (a bool: --smoke, no --no-smoke); a required field is a
+    required option."""
     names = [n for n in (include or model.model_fields) if n not in set(exclude)]
-    return [field_parameter(model, n, Setting(), unset) for n in names]
+    return [field_parameter(model, n, Setting(option={"param_decls": (_flag(n),)}), unset)
+            for n in names]
 
 
 def from_settings(model: type[BaseModel], unset: bool = False) -> Callable:
@@ -86,18 +88,26 @@ def with_parameters(func: Callable, params: list[inspect.Parameter],
 def field_parameter(model: type[BaseModel], name: str, spec: Setting,
                     unset: bool) -> inspect.Parameter:
     """The keyword parameter (typer option) `name` for the field `spec.field or name`."""
-    info = model.model_fields[spec.field or name]
+    info = model_field(model, spec.field or name)
     default = (... if info.is_required() else
                None if unset else _cli_value(info.get_default(call_default_factory=True),
                                              spec.comma))
     annotation = str if spec.as_text else _cli_type(info.annotation, spec.comma)
     if default is None:
         annotation = Optional[annotation]
-    flags = spec.option.get("param_decls", ("--" + name.replace("_", "-"),))
+    flags = spec.option.get("param_decls", ())  # none: typer's, from the name (--x/--no-x)
     extra = {k: v for k, v in spec.option.items() if k != "param_decls"}
     return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=annotation,
                              default=typer.Option(default, *flags,
                                                   help=field_help(info, spec, unset), **extra))
+
+
+def model_field(model: type[BaseModel], path: str) -> FieldInfo:
+    """The field at `path`: a name, or names through nested models (economics.training_hours)."""
+    *outer, name = path.split(".")
+    for part in outer:
+        model = model.model_fields[part].annotation
+    return model.model_fields[name]
 
 
 def field_help(info: FieldInfo, spec: Setting, unset: bool) -> Optional[str]:
@@ -107,6 +117,10 @@ def field_help(info: FieldInfo, spec: Setting, unset: bool) -> Optional[str]:
     if unset and default is not None and "[default:" not in text:
         text += f" [default: {_cli_value(default, True)}]"
     return text or None
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
 
 
 def _cli_value(value: Any, comma: bool) -> Any:

@@ -1,5 +1,6 @@
 """The `roi` subcommands that plan and render: plan (measured and LLM plans), run (the whole
-pipeline, app/run.py) and report. Registered on the command in app/cli.py.
+pipeline, app/run.py) and report. Registered on the command in app/cli.py. plan's options that
+are `roi run` settings too are derived from their fields (app/runconfig.py, app/cli_options.py).
 """
 
 from __future__ import annotations
@@ -9,16 +10,16 @@ from typing import Optional
 
 import typer
 
-from contracts.defaults import (ENGINEERING_USD_PER_WEEK, ENGINEERING_USD_PER_WEEK_HELP,
-                                 ENGINEERING_WEEKS, ENGINEERING_WEEKS_HELP, RETENTION_THRESHOLD,
-                                 RETENTION_THRESHOLD_HELP, SCENARIO_PRESETS, TRAINING_HARDWARE,
-                                 TRAINING_HARDWARE_HELP)
+from contracts.defaults import SCENARIO_PRESETS
 from contracts.errors import InputError
 
 from . import cli_complete as complete
 from .cli_common import HARDWARE_HELP, default_out, write_figures
+from .cli_options import from_settings, setting
+from .runconfig import RunConfig
 
 
+@from_settings(RunConfig)
 def plan(
     results: Optional[list[str]] = typer.Option(None, "--results", metavar="FILE", help="Results "
                                                 "table: a bench run directory, results.csv or "
@@ -31,23 +32,19 @@ def plan(
                                        "file. Repeatable."),
     hardware_files: Optional[list[str]] = typer.Option(None, "--hardware", metavar="FILE",
                                                        help=HARDWARE_HELP),
-    retention_threshold: float = typer.Option(RETENTION_THRESHOLD, help=RETENTION_THRESHOLD_HELP),
+    retention_threshold=setting(),
     out: Optional[str] = typer.Option(None, help="Output directory for plan.yaml, plan.json "
                                       "and sizing.csv [default: runs/plan-<time>]."),
-    local_peak_gflops: Optional[float] = typer.Option(None, help="Measured fp32 peak of the "
-                                                      "machine the results come from, GFLOP/s "
-                                                      "[default: the best rate a row reached]."),
+    local_peak_gflops=setting(),
     metrics: Optional[list[str]] = typer.Option(None, "--metrics", metavar="SPEC=FILE",
                                                 help="A distilled student's metrics.json: its "
                                                 "measured retention replaces the prior. "
                                                 "Repeatable (ckpt:DIR students are found "
                                                 "without it)."),
-    engineering_weeks: float = typer.Option(ENGINEERING_WEEKS, help=ENGINEERING_WEEKS_HELP),
-    engineering_usd_per_week: float = typer.Option(ENGINEERING_USD_PER_WEEK,
-                                                   help=ENGINEERING_USD_PER_WEEK_HELP),
-    training_hardware: str = typer.Option(TRAINING_HARDWARE, help=TRAINING_HARDWARE_HELP),
-    training_hours: Optional[float] = typer.Option(None, help="Training time [default: "
-                                                   "estimated from FLOPs]."),
+    engineering_weeks=setting("economics.engineering_weeks"),
+    engineering_usd_per_week=setting("economics.engineering_usd_per_week"),
+    training_hardware=setting("economics.training_hardware"),
+    training_hours=setting("economics.training_hours"),
     pilot: Optional[list[str]] = typer.Option(None, "--pilot", metavar="FILE", help="Pilot "
                                               "curves (roi pilot's pilot.csv or its directory, "
                                               "or a distillation's metrics.json): retention is "
@@ -57,14 +54,8 @@ def plan(
     max_steps: Optional[int] = typer.Option(None, help="The largest training budget (steps) "
                                             "the plan considers [default: 64x the longest "
                                             "pilot]."),
-    require_benefit: bool = typer.Option(True, help="Go only when the student saves money or "
-                                         "meets a scenario the teacher cannot "
-                                         "(--no-require-benefit: the seed's criteria alone)."),
-    portfolio: bool = typer.Option(False, "--portfolio", help="The scenarios are one "
-                                   "portfolio, deployed together: the headline ROI is their "
-                                   "total, labelled so [default: each scenario is its own "
-                                   "answer; the headline is the one where the student saves "
-                                   "most]."),
+    require_benefit=setting(note="(--no-require-benefit: the seed's criteria alone)"),
+    portfolio=setting(param_decls=("--portfolio",)),
     teacher: Optional[str] = typer.Option(None, help="A teacher known only by its architecture, "
                                           "config:NAME|FILE (e.g. config:llama-3-70b): planned "
                                           "from projections alone, without --results."),

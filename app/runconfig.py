@@ -89,7 +89,8 @@ class Economics(_Strict):
     engineering_usd_per_week: float = Field(ENGINEERING_USD_PER_WEEK, ge=0,
                                             description=ENGINEERING_USD_PER_WEEK_HELP)
     training_hardware: str = Field(TRAINING_HARDWARE, description=TRAINING_HARDWARE_HELP)
-    training_hours: Optional[float] = Field(None, ge=0, description="[default: from FLOPs]")
+    training_hours: Optional[float] = Field(None, ge=0, description="Training time [default: "
+                                            "estimated from FLOPs].")
 
 
 class RunConfig(_Strict):
@@ -105,12 +106,14 @@ class RunConfig(_Strict):
                                        description=RETENTION_THRESHOLD_HELP)
     require_benefit: bool = Field(True, description="Go only when the student saves money or "
                                   "meets a scenario the teacher cannot.")
-    portfolio: bool = Field(False, description="The scenarios are deployed together: the "
-                            "headline ROI is their total, labelled portfolio. false: each "
-                            "scenario is its own answer, the headline the one where the "
-                            "student saves most.")
-    local_peak_gflops: Optional[PositiveFloat] = Field(None, description="The machine's fp32 "
-                                                       "peak [default: measured].")
+    portfolio: bool = Field(False, description="The scenarios are one portfolio, deployed "
+                            "together: the headline ROI is their total, labelled so [default: "
+                            "each scenario is its own answer; the headline is the one where "
+                            "the student saves most].")
+    local_peak_gflops: Optional[PositiveFloat] = Field(None, description="Measured fp32 peak of "
+                                                       "the machine the results come from, "
+                                                       "GFLOP/s [default: the best rate a row "
+                                                       "reached].")
     economics: Economics = Field(Economics(), description="One-time cost inputs.")
     distill: bool = Field(True, description="false: stop after the plan and its report.")
     force: bool = Field(False, description="Distill even when the plan says no-go.")

@@ -13,7 +13,7 @@ import typer.main
 from pydantic import BaseModel, Field, PositiveInt
 
 from app.cli import app
-from app.cli_options import from_settings, setting
+from app.cli_options import from_settings, model_field, setting
 
 
 def _commands(group: typer.Typer, prefix: tuple = ()):
@@ -47,6 +47,9 @@ CONVERTED = {
     "generate": {"teacher", "prompts", "num_prompts", "max_new_tokens", "temperature", "top_p",
                  "seed", "batch_size", "api_base_url", "api_endpoint", "api_key_env",
                  "concurrency", "max_requests"},
+    "plan": {"retention_threshold", "local_peak_gflops", "engineering_weeks",
+             "engineering_usd_per_week", "training_hardware", "training_hours",
+             "require_benefit", "portfolio"},
 }
 
 
@@ -60,7 +63,7 @@ def test_each_derived_option_has_its_fields_default_and_help(path):
     params = _click(path)
     assert fields and set(fields) <= set(params)
     for name, field_name in fields.items():
-        info, param = model.model_fields[field_name], params[name]
+        info, param = model_field(model, field_name), params[name]
         assert info.description, f"{model.__name__}.{field_name} has no description"
         assert param.help.startswith(info.description), (name, param.help)
         assert param.required == info.is_required(), name
