@@ -31,5 +31,6 @@ def llm_timing(**values) -> None:
     run(validate(LLMCheckSettings, values, "roi check llm-timing: "))
 
 
-check_app.command("llm-timing")(with_parameters(llm_timing, options(LLMCheckSettings),
-                                                 LLMCheckSettings))
+_OPTIONS = options(LLMCheckSettings)
+check_app.command("llm-timing")(with_parameters(
+    llm_timing, _OPTIONS, {p.name: (LLMCheckSettings, p.name, False) for p in _OPTIONS}))

@@ -1,5 +1,7 @@
 """The `roi` subcommands that measure or describe hardware: bench, hardware, scenarios,
 loadtest and import (another tool's measurements). Registered on the command in app/cli.py.
+bench's options that are `roi run` bench settings too are derived from their fields
+(app/runconfig.py BenchSettings, app/cli_options.py).
 """
 
 from __future__ import annotations
@@ -14,8 +16,11 @@ from contracts.errors import InputError
 
 from . import cli_complete as complete
 from .cli_common import HARDWARE_HELP, default_out, interrupted, write_figures
+from .cli_options import from_settings, setting
+from .runconfig import BenchSettings
 
 
+@from_settings(BenchSettings)
 def bench(
     teacher: str = typer.Option("builtin:teacher", help="Teacher model spec: builtin:NAME, "
                                 "hf:DIR, hf:ORG/NAME[@REVISION] (the local Hugging Face "
@@ -28,26 +33,19 @@ def bench(
                                  "ort-int8-static, ort-int8-static-all, ort-fused-fp32, "
                                  "ort-fused-int8, ort-int8-wo, ort-int4-wo (bench/variants.py); "
                                  "'deploy' for every deployable variant."),
-    batch_sizes: Optional[str] = typer.Option(None, help="Comma-separated batch sizes "
-                                              "[default: 1,8; 1 with --quick]."),
+    batch_sizes=setting(comma=True, note="[default: 1,8; 1 with --quick]"),
     seq_lens: str = typer.Option("128", help="Comma-separated sequence lengths (tokens)."),
-    threads: Optional[str] = typer.Option(None, help="Comma-separated intra-op thread counts "
-                                          "to sweep [default: physical cores]."),
-    device: str = typer.Option("auto", help="cpu, cuda or auto (cuda when a GPU is visible)."),
+    threads=setting(comma=True),
+    device=setting(as_text=True),  # bench.sweep names the allowed values
     out: Optional[str] = typer.Option(None, help="Output directory [default: "
                                       "runs/bench-<time>]."),
     resume: bool = typer.Option(False, help="Continue a sweep in --out, skipping "
                                 "configurations already measured."),
     quick: bool = typer.Option(False, help="Fewer calls per configuration (≥10 calls, ≥0.5 s)."),
-    memory_budget_mb: Optional[float] = typer.Option(None, help="Skip configurations estimated "
-                                                     "above this and stop any that exceed it."),
-    timeout_s: Optional[float] = typer.Option(None, help="Per-configuration time limit "
-                                              "[default: 600 s; 300 s with --quick]."),
-    isolate: bool = typer.Option(True, help="Run each configuration in a fresh subprocess "
-                                 "(--no-isolate: faster, memory peaks mix)."),
-    rounds: Optional[int] = typer.Option(None, help="Repeat the sweep and pool each row's "
-                                         "samples across rounds, so machine drift averages out "
-                                         "[default: 2; 1 with --quick]."),
+    memory_budget_mb=setting(),
+    timeout_s=setting(note="[default: 600 s; 300 s with --quick]"),
+    isolate=setting(note="(--no-isolate: faster, memory peaks mix)"),
+    rounds=setting(note="[default: 2; 1 with --quick]"),
 ) -> None:
     """Measure the teacher and candidate students: latency percentiles, throughput, memory.
 

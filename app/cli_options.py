@@ -5,8 +5,9 @@ choices, default and help come from the pydantic field, its flag from the parame
 Two ways in. `options(Model)` gives one option per field (include / exclude pick them) for a
 command taking `**values`. `@from_settings(Model)` fills in a command's parameters whose default
 is `setting()`, in the order written, beside its own command-only options (typer.Option as
-usual). A list field is a repeatable option, or one comma-separated string (`comma=True`); a
-Literal is a choice; `note` adds what this command does when the option is left out (or other words of its own).
+usual); a setting may name another model than the decorator's. A list field is a repeatable
+option, or one comma-separated string (`comma=True`); a Literal is a choice; `note` adds what
+this command does when the option is left out (or other words of its own).
 
 With `unset=True` every derived option defaults to None, meaning "not given": the model's default
 is said in the help instead, so a settings file read by the command can still set the field.
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 import inspect
 import typing
-from dataclasses import dataclass, field as dataclass_field
+from dataclasses import dataclass, field as dataclass_field, replace
 from typing import Any, Callable, Iterable, Optional, Union
 
 import typer
@@ -27,21 +28,25 @@ from pydantic.fields import FieldInfo
 @dataclass(frozen=True)
 class Setting:
     """A command parameter's placeholder default: the option of a model field (`field`, else
-    the parameter's name; a.b for field b of the nested model a); `as_text`: taken as a string the model checks (its error names the
-    field) rather than as click's choice; `option` goes to typer.Option (flags, metavar,
-    autocompletion)."""
+    the parameter's name; a.b for field b of the nested model a), of `model` and `unset` when
+    given here, else the decorator's. `as_text`: taken as a string the model or the command
+    checks (its error names the field) rather than as click's choice; `option` goes to
+    typer.Option (flags, metavar, autocompletion)."""
 
     field: Optional[str] = None
     note: str = ""
     comma: bool = False
     as_text: bool = False
+    model: Optional[type[BaseModel]] = None
+    unset: Optional[bool] = None
     option: dict = dataclass_field(default_factory=dict)
 
 
 def setting(field: Optional[str] = None, *, note: str = "", comma: bool = False,
-            as_text: bool = False, **option: Any) -> Any:
+            as_text: bool = False, model: Optional[type[BaseModel]] = None,
+            unset: Optional[bool] = None, **option: Any) -> Any:
     """The default to write for a parameter that `from_settings` derives from its model."""
-    return Setting(field, note, comma, as_text, option)
+    return Setting(field, note, comma, as_text, model, unset, option)
 
 
 def options(model: type[BaseModel], include: Optional[Iterable[str]] = None,
@@ -50,48 +55,55 @@ def options(model: type[BaseModel], include: Optional[Iterable[str]] = None,
     with the one flag of its name (a bool: --smoke, no --no-smoke); a required field is a
     required option."""
     names = [n for n in (include or model.model_fields) if n not in set(exclude)]
-    return [field_parameter(model, n, Setting(option={"param_decls": (_flag(n),)}), unset)
+    return [field_parameter(n, Setting(model=model, unset=unset,
+                                       option={"param_decls": (_flag(n),)}))
             for n in names]
 
 
-def from_settings(model: type[BaseModel], unset: bool = False) -> Callable:
+def from_settings(model: Optional[type[BaseModel]] = None, unset: bool = False) -> Callable:
     """Decorator: each parameter of the command whose default is `setting(...)` becomes the
-    option of its field of `model`; the others stay as written. The fields used are kept on the
-    command as `__settings__` (model, {parameter: field}, unset), for the test that they agree."""
+    option of its field (of `model`, unless the setting names its own); the others stay as
+    written. Where each comes from is kept on the command as `__settings__` ({parameter:
+    (model, field, unset)}), for the test that they agree."""
     def derive(func: Callable) -> Callable:
         hints = typing.get_type_hints(func)
-        params, fields = [], {}
+        params, sources = [], {}
         for p in inspect.signature(func).parameters.values():
             if isinstance(p.default, Setting):
-                fields[p.name] = p.default.field or p.name
-                p = field_parameter(model, p.name, p.default, unset).replace(kind=p.kind)
+                spec = _completed(p.default, p.name, model, unset)
+                sources[p.name] = (spec.model, spec.field, spec.unset)
+                p = field_parameter(p.name, spec).replace(kind=p.kind)
             else:
                 p = p.replace(annotation=hints.get(p.name, p.annotation))
             params.append(p)
-        return with_parameters(func, params, model, fields, unset)
+        return with_parameters(func, params, sources)
     return derive
 
 
+def _completed(spec: Setting, name: str, model: Optional[type[BaseModel]],
+               unset: bool) -> Setting:
+    """`spec` with its field, model and unset filled in from the parameter and decorator."""
+    return replace(spec, field=spec.field or name, model=spec.model or model,
+                   unset=unset if spec.unset is None else spec.unset)
+
+
 def with_parameters(func: Callable, params: list[inspect.Parameter],
-                    model: Optional[type[BaseModel]] = None,
-                    fields: Optional[dict[str, str]] = None, unset: bool = False) -> Callable:
-    """`func` with the signature (and annotations) typer reads set to `params`; `model`,
-    `fields` ({parameter: field}, default: every parameter, same name) and `unset` kept as
-    `__settings__`."""
+                    sources: Optional[dict[str, tuple]] = None) -> Callable:
+    """`func` with the signature (and annotations) typer reads set to `params`, and the
+    settings its options come from ({parameter: (model, field, unset)}) as `__settings__`."""
     func.__signature__ = inspect.Signature(params)
     func.__annotations__ = {p.name: p.annotation for p in params}
-    fields = fields or {p.name: p.name for p in params}
-    func.__settings__ = (model, fields, unset) if model else None
+    func.__settings__ = sources
     return func
 
 
-def field_parameter(model: type[BaseModel], name: str, spec: Setting,
-                    unset: bool) -> inspect.Parameter:
-    """The keyword parameter (typer option) `name` for the field `spec.field or name`."""
-    info = model_field(model, spec.field or name)
+def field_parameter(name: str, spec: Setting) -> inspect.Parameter:
+    """The keyword parameter (typer option) `name` for the field `spec.field or name` of
+    `spec.model`."""
+    info = model_field(spec.model, spec.field or name)
     default = (... if info.is_required() else
-               None if unset else _cli_value(info.get_default(call_default_factory=True),
-                                             spec.comma))
+               None if spec.unset else _cli_value(info.get_default(call_default_factory=True),
+                                                  spec.comma))
     annotation = str if spec.as_text else _cli_type(info.annotation, spec.comma)
     if default is None:
         annotation = Optional[annotation]
@@ -99,7 +111,7 @@ def field_parameter(model: type[BaseModel], name: str, spec: Setting,
     extra = {k: v for k, v in spec.option.items() if k != "param_decls"}
     return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=annotation,
                              default=typer.Option(default, *flags,
-                                                  help=field_help(info, spec, unset), **extra))
+                                                  help=field_help(info, spec), **extra))
 
 
 def model_field(model: type[BaseModel], path: str) -> FieldInfo:
@@ -110,11 +122,12 @@ def model_field(model: type[BaseModel], path: str) -> FieldInfo:
     return model.model_fields[name]
 
 
-def field_help(info: FieldInfo, spec: Setting, unset: bool) -> Optional[str]:
+def field_help(info: FieldInfo, spec: Setting) -> Optional[str]:
     """The field's description, the command's note, and (unset) the model's default."""
-    text = " ".join(t for t in (info.description, spec.note) if t)
+    comma = "(comma-separated)" if spec.comma else ""
+    text = " ".join(t for t in (info.description, comma, spec.note) if t)
     default = None if info.is_required() else info.get_default(call_default_factory=True)
-    if unset and default is not None and "[default:" not in text:
+    if spec.unset and default is not None and "[default:" not in text:
         text += f" [default: {_cli_value(default, True)}]"
     return text or None
 

@@ -46,17 +46,21 @@ class BenchSettings(_Strict):
     batch_sizes: Optional[list[PositiveInt]] = Field(None, description="Batch sizes to measure.")
     seq_lens: Optional[list[PositiveInt]] = Field(None, description="Sequence lengths (tokens).")
     threads: Optional[list[PositiveInt]] = Field(None, description="Intra-op thread counts "
-                                                 "[default: physical cores].")
+                                                 "to sweep [default: physical cores].")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="cuda when a GPU is "
                                                    "visible (auto), or forced.")
-    rounds: Optional[PositiveInt] = Field(None, description="Sweeps pooled per row.")
+    rounds: Optional[PositiveInt] = Field(None, description="Repeat the sweep and pool each "
+                                          "row's samples across rounds, so machine drift "
+                                          "averages out.")
     quick: Optional[bool] = Field(None, description="Fewer calls per configuration "
                                   "(>= 10 calls, >= 0.5 s).")
     isolate: bool = Field(True, description="A fresh process per configuration (memory peaks "
                           "do not mix).")
-    timeout_s: Optional[PositiveFloat] = Field(None, description="Per-configuration limit.")
-    memory_budget_mb: Optional[PositiveFloat] = Field(None, description="Skip or stop "
-                                                      "configurations above this.")
+    timeout_s: Optional[PositiveFloat] = Field(None, description="Per-configuration time "
+                                               "limit (s).")
+    memory_budget_mb: Optional[PositiveFloat] = Field(None, description="Skip configurations "
+                                                      "estimated above this and stop any that "
+                                                      "exceed it.")
 
     @field_validator("backends")
     @classmethod
