@@ -1,6 +1,8 @@
 """The `roi` subcommands that train or make training data: distill, pilot and generate.
-Registered on the command in app/cli.py. generate's options are the fields of its settings
-(distill.generate_types.GenerateConfig), derived by app/cli_options.py.
+Registered on the command in app/cli.py. Options that are settings are derived from their
+fields (app/cli_options.py): generate's from distill.generate_types.GenerateConfig, --data and
+--text-field from the trainer's distill.config.TrainConfig, pilot's --points and --modes from
+`roi run`'s pilot settings (app/runconfig.py).
 """
 
 from __future__ import annotations
@@ -10,19 +12,17 @@ from typing import Optional
 import typer
 
 from contracts.errors import InputError
+from distill.config import TrainConfig
 from distill.generate_types import GenerateConfig
 
 from .cli_common import default_out
 from .cli_options import from_settings, setting
+from .runconfig import RunConfig
 
 
-DATA_HELP = ("Training data: a .jsonl, .csv or .parquet file, or a directory written by "
-             "datasets' save_to_disk (one document per row; tokenized in batches into "
-             "memory-mapped arrays, cached; parquet and datasets need the data extra), .txt "
-             "files, stdlib or pysrc:DIR [default: the plan's data_source].")
-
-
-TEXT_FIELD_HELP = "The field (column) of each data row that holds its text [default: text]."
+# --data and --text-field: the trainer's data_source and text_field (unset: the plan's)
+DATA = setting("data_source", note="[default: the plan's data_source]", metavar="FILE")
+TEXT_FIELD = setting("text_field", metavar="NAME")
 
 
 def data_overrides(data: Optional[str], text_field: Optional[str]) -> dict:
@@ -33,6 +33,7 @@ def data_overrides(data: Optional[str], text_field: Optional[str]) -> dict:
             if v is not None}
 
 
+@from_settings(TrainConfig, unset=True)
 def distill(
     plan: str = typer.Option(..., help="plan.yaml written by roi plan (decision + trainer)."),
     out: str = typer.Option(..., help="Output directory: the student checkpoint (ckpt:DIR), its "
@@ -43,8 +44,8 @@ def distill(
                                          "the plan's trainer section."),
     set_: list[str] = typer.Option([], "--set", help="Override one trainer setting, "
                                    "key=value (repeatable), e.g. --set steps=500."),
-    data: Optional[str] = typer.Option(None, metavar="FILE", help=DATA_HELP),
-    text_field: Optional[str] = typer.Option(None, metavar="NAME", help=TEXT_FIELD_HELP),
+    data=DATA,
+    text_field=TEXT_FIELD,
 ) -> None:
     """Distill the plan's recommended student; measure retention against teacher and baseline.
 
@@ -98,6 +99,7 @@ def distill_encoder(
     print("\n".join(summary_lines(metrics)))
 
 
+@from_settings(TrainConfig, unset=True)
 def pilot(
     teacher: str = typer.Option("builtin:teacher", help="Teacher model spec (builtin:NAME, "
                                 "ckpt:DIR, hf:DIR or hf:ORG/NAME[@REVISION]: the trainer's "
@@ -105,11 +107,8 @@ def pilot(
     students: str = typer.Option("auto", help="Comma-separated builtin student specs, or "
                                  "'auto' for builtin:student-5x,-10x,-20x,-50x."),
     steps: int = typer.Option(96, help="The longest pilot budget, optimizer steps."),
-    points: Optional[str] = typer.Option(None, help="Comma-separated budgets (steps) whose "
-                                         "results the pilot measures [default: up to 5, "
-                                         "sqrt(2) apart up to --steps, each longer than the "
-                                         "warm-up]."),
-    modes: str = typer.Option("kd,ce", help="kd (distilled), ce (the no-KD baseline), or both."),
+    points=setting("pilot.points", model=RunConfig, unset=False, comma=True),
+    modes=setting("pilot.modes", model=RunConfig, unset=False, comma=True),
     config: Optional[str] = typer.Option(None, help="YAML file of trainer settings over the "
                                          "planner's recipe (the recipe the full distillation "
                                          "will use)."),
@@ -117,8 +116,8 @@ def pilot(
                                    "(repeatable), e.g. --set dtype=bf16."),
     out: Optional[str] = typer.Option(None, help="Output directory for pilot.csv "
                                       "[default: runs/pilot-<time>]; an existing one resumes."),
-    data: Optional[str] = typer.Option(None, metavar="FILE", help=DATA_HELP),
-    text_field: Optional[str] = typer.Option(None, metavar="NAME", help=TEXT_FIELD_HELP),
+    data=DATA,
+    text_field=TEXT_FIELD,
 ) -> None:
     """Pilot distillations: short runs of every student (KD and no-KD baseline) whose points
     are what whole runs of those budgets end at; pilot.csv is what roi plan --pilot forecasts

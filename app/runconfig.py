@@ -80,10 +80,12 @@ class PilotSettings(_Strict):
                           "prior, whatever the budget.")
     steps: Optional[PositiveInt] = Field(None, description="The longest pilot budget, steps "
                                          "[default: the profile's].")
-    points: Optional[list[PositiveInt]] = Field(None, description="Budgets measured (steps) "
-                                                "[default: up to 5, sqrt(2) apart].")
-    modes: list[Literal["kd", "ce"]] = Field(["kd", "ce"], min_length=1, description="kd, "
-                                             "ce (the no-KD baseline), or both.")
+    points: Optional[list[PositiveInt]] = Field(None, description="Budgets (steps) whose "
+                                                "results the pilot measures [default: up to 5, "
+                                                "sqrt(2) apart up to the longest, each longer "
+                                                "than the warm-up].")
+    modes: list[Literal["kd", "ce"]] = Field(["kd", "ce"], min_length=1, description="kd "
+                                             "(distilled), ce (the no-KD baseline), or both.")
 
 
 class Economics(_Strict):

@@ -77,7 +77,8 @@ class TrainConfig(BaseModel):
     data_source: str = Field("stdlib", description="stdlib, pysrc:DIR (a tree of .py files), or "
                              "comma-separated .txt and data files (.jsonl, .csv, .parquet, a "
                              "datasets save_to_disk directory; one data file is tokenized in "
-                             "batches into memory-mapped arrays, cached).")
+                             "batches into memory-mapped arrays, cached; parquet and datasets "
+                             "need the data extra).")
     text_field: str = Field("text", min_length=1, description="The field (column) of each data "
                             "row that holds its document's text.")
     tokenizer: str = Field("auto", description="auto: a Hugging Face teacher's own tokenizer "
