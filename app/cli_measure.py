@@ -17,16 +17,13 @@ from contracts.errors import InputError
 from . import cli_complete as complete
 from .cli_common import HARDWARE_HELP, default_out, interrupted, write_figures
 from .cli_options import from_settings, setting
-from .runconfig import BenchSettings
+from .runconfig import BenchSettings, RunConfig
 
 
 @from_settings(BenchSettings)
 def bench(
-    teacher: str = typer.Option("builtin:teacher", help="Teacher model spec: builtin:NAME, "
-                                "hf:DIR, hf:ORG/NAME[@REVISION] (the local Hugging Face "
-                                "cache), onnx:FILE or ckpt:DIR."),
-    students: str = typer.Option("auto", help="Comma-separated student specs, or 'auto' for "
-                                 "builtin:student-5x,-10x,-20x,-50x."),
+    teacher=setting(model=RunConfig),
+    students=setting(model=RunConfig, comma=True),
     backends: str = typer.Option(",".join(BACKENDS), autocompletion=complete.backends,
                                  help="Comma-separated: "
                                  "torch-eager, torch-eager-bf16, ort-fp32, ort-int8, "

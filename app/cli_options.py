@@ -145,7 +145,9 @@ def _cli_value(value: Any, comma: bool) -> Any:
 
 def _cli_type(annotation: Any, comma: bool) -> Any:
     """A type typer takes: constraints (PositiveInt) dropped, Optional unwrapped, a list of
-    values a list (repeatable) or, with `comma`, one string."""
+    values a list (repeatable); with `comma`, one string (the command splits it)."""
+    if comma:
+        return str
     args = [a for a in typing.get_args(annotation) if a is not type(None)]
     origin = typing.get_origin(annotation)
     if origin is typing.Annotated:
@@ -153,5 +155,5 @@ def _cli_type(annotation: Any, comma: bool) -> Any:
     if origin is Union and len(args) == 1:
         return _cli_type(args[0], comma)
     if origin in (list, tuple):
-        return str if comma else list[_cli_type(args[0], False)]
+        return list[_cli_type(args[0], False)]
     return annotation

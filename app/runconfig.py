@@ -102,9 +102,11 @@ class Economics(_Strict):
 class RunConfig(_Strict):
     """The question `roi run` answers: this teacher, these students, these scenarios."""
 
-    teacher: str = Field("builtin:teacher", description="Teacher model spec.")
+    teacher: str = Field("builtin:teacher", description="Teacher model spec: builtin:NAME, "
+                         "hf:DIR, hf:ORG/NAME[@REVISION] (the local Hugging Face cache), "
+                         "onnx:FILE or ckpt:DIR.")
     students: Union[Literal["auto"], list[str]] = Field(
-        "auto", description="Student specs, or auto (builtin:student-5x ... -50x).")
+        "auto", description="Student specs, or auto for builtin:student-5x,-10x,-20x,-50x.")
     scenarios: list[str] = Field(list(SCENARIO_PRESETS), min_length=1, description="Scenario "
                                  "presets or scenario YAML files.")
     hardware: list[str] = Field([], description="Hardware YAML files added to the catalog.")

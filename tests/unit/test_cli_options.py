@@ -43,8 +43,8 @@ def _shown(value) -> str:
 CONVERTED = {
     "distill": {"data", "text_field"},
     "pilot": {"points", "modes", "data", "text_field"},
-    "bench": {"batch_sizes", "threads", "device", "memory_budget_mb", "timeout_s", "isolate",
-              "rounds"},
+    "bench": {"teacher", "students", "batch_sizes", "threads", "device", "memory_budget_mb",
+              "timeout_s", "isolate", "rounds"},
     "check llm-timing": {"model", "out", "device", "dtype", "batch_sizes", "prompt_tokens",
                          "output_tokens", "modes", "ttft_reps", "hardware", "predict_dtype",
                          "smoke", "threads"},
