@@ -132,3 +132,13 @@ def test_unset_options_default_to_none_and_say_the_models_default():
     assert params["names"].help == "Names. (comma-separated) [default: a,b]"
     assert params["how_many"].help == "Count. (here) [default: 3]"
     assert params["sizes"].help == "Sizes."
+
+
+def test_options_picks_fields_and_gives_each_its_one_flag():
+    from app.cli_options import options
+
+    picked = options(Toy, exclude=("names", "sizes"))
+    assert [p.name for p in picked] == ["path", "mode", "count"]
+    assert [p.name for p in options(Toy, include=("count", "mode"))] == ["count", "mode"]
+    assert picked[0].default.default is ... and picked[2].default.default == 3
+    assert [p.default.param_decls for p in picked] == [("--path",), ("--mode",), ("--count",)]
