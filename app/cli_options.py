@@ -16,6 +16,7 @@ is said in the help instead, so a settings file read by the command can still se
 from __future__ import annotations
 
 import inspect
+import types
 import typing
 from dataclasses import dataclass, field as dataclass_field, replace
 from typing import Any, Callable, Iterable, Optional, Union
@@ -152,7 +153,7 @@ def _cli_type(annotation: Any, comma: bool) -> Any:
     origin = typing.get_origin(annotation)
     if origin is typing.Annotated:
         return _cli_type(args[0], comma)
-    if origin is Union and len(args) == 1:
+    if origin in (Union, types.UnionType) and len(args) == 1:  # Optional[X], X | None
         return _cli_type(args[0], comma)
     if origin in (list, tuple):
         return list[_cli_type(args[0], False)]

@@ -85,6 +85,7 @@ class Toy(BaseModel):
     sizes: Optional[list[PositiveInt]] = Field(None, description="Sizes.")
     mode: Literal["x", "y"] = Field("x", description="Mode.")
     count: int = Field(3, gt=0, description="Count.")
+    limit: list[PositiveInt] | None = Field(None, description="Limits.")
 
 
 def _toy(unset: bool) -> typer.Typer:
@@ -137,8 +138,9 @@ def test_unset_options_default_to_none_and_say_the_models_default():
 def test_options_picks_fields_and_gives_each_its_one_flag():
     from app.cli_options import options
 
-    picked = options(Toy, exclude=("names", "sizes"))
+    picked = options(Toy, exclude=("names", "sizes", "limit"))
     assert [p.name for p in picked] == ["path", "mode", "count"]
     assert [p.name for p in options(Toy, include=("count", "mode"))] == ["count", "mode"]
+    assert options(Toy, include=("limit",))[0].annotation == Optional[list[int]]
     assert picked[0].default.default is ... and picked[2].default.default == 3
     assert [p.default.param_decls for p in picked] == [("--path",), ("--mode",), ("--count",)]
