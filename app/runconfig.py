@@ -47,8 +47,8 @@ class BenchSettings(_Strict):
     seq_lens: Optional[list[PositiveInt]] = Field(None, description="Sequence lengths (tokens).")
     threads: Optional[list[PositiveInt]] = Field(None, description="Intra-op thread counts "
                                                  "to sweep [default: physical cores].")
-    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="cuda when a GPU is "
-                                                   "visible (auto), or forced.")
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="cpu, cuda or auto "
+                                                   "(cuda when a GPU is visible).")
     rounds: Optional[PositiveInt] = Field(None, description="Repeat the sweep and pool each "
                                           "row's samples across rounds, so machine drift "
                                           "averages out.")
