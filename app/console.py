@@ -395,25 +395,17 @@ def _pct(x) -> str:
 
 
 def _best_table(plan: dict) -> Table:
+    """The plan's cheapest configuration per scenario and model (roi.choices), as stored."""
     t = Table(title="cheapest configuration per scenario and model ($/month at P50, P10–P90 band)")
     for col in ("scenario", "model", "hardware", "config", "source", "service ms", "replicas",
                 "$/month", "band", "verdict"):
         t.add_column(col, justify="right" if col in ("service ms", "replicas",
                                                      "$/month") else "left")
-    sizing = {(s["scenario"], s["hardware"], s["model"]): s for s in plan["sizing"]}
-    best: dict = {}
-    for c in plan["cost"]:
-        key = (c["scenario"], c["model"])
-        rank = (not c["feasible"], c["usd_per_month"] if c["usd_per_month"] is not None
-                else math.inf)
-        if key not in best or rank < best[key][0]:
-            best[key] = (rank, c)
-    for (_, _), (_, c) in sorted(best.items()):
-        s = sizing[(c["scenario"], c["hardware"], c["model"])]
+    for c in sorted(plan["cheapest"], key=lambda c: (c["scenario"], c["model"])):
         lo, hi = c.get("usd_per_month_p10"), c.get("usd_per_month_p90")
         t.add_row(c["scenario"], c["model"], c["hardware"],
                   f"{c['backend']}/{c['dtype']} b{c['batch_size']}", c["source"],
-                  _fmt(s.get("service_ms_p50"), 1), _fmt(c.get("replicas_p50"), 0),
+                  _fmt(c.get("service_ms_p50"), 1), _fmt(c.get("replicas_p50"), 0),
                   _fmt(c.get("usd_per_month"), 0),
                   "-" if lo is None or hi is None else f"{lo:,.0f}–{hi:,.0f}",
                   "ok" if c["feasible"] else c["reason"][:60])

@@ -17,21 +17,22 @@ from pydantic import BaseModel, Discriminator, Tag, ValidationError
 from typing_extensions import Annotated
 
 from .errors import InputError
-from .plan_sections import (BestFit, Budget, Candidate, Config, CostRow, Criterion, Decision,
-                            Forecast, ForecastCurve, HardwareSource, Horizon, LeaveOneOut,
-                            LocalPeak, MonteCarlo, Num, OneTime, Percentiles, Projection,
-                            Recommended, RoiSection, Row, ScenarioCost, ScenarioDetail,
-                            ScenarioRoi, Section, SizingRow, Sources, Student, Teacher, TornadoRow,
-                            Unconfirmed)
+from .plan_sections import (Band, BestFit, Budget, Candidate, Cheapest, Config, CostRow,
+                            Criterion, Decision, Forecast, ForecastCurve, HardwareSource, Horizon,
+                            LeaveOneOut, LocalPeak, MonteCarlo, Num, OneTime, Percentiles,
+                            Projection, Recommended, RoiSection, Row, ScenarioCost,
+                            ScenarioDetail, ScenarioRoi, Section, SeedFigure, SizingRow, Sources,
+                            Student, Teacher, TornadoRow, Unconfirmed)
 
 PLAN_VERSION = 1
-__all__ = ["BestFit", "Budget", "Candidate", "Config", "CostRow", "Criterion", "Decision",
-           "Forecast", "ForecastCurve", "HardwareSource", "Horizon", "LeaveOneOut", "LocalPeak",
-           "MonteCarlo", "Num", "OneTime", "Percentiles", "Projection", "Recommended",
-           "RoiSection", "Row", "ScenarioCost", "ScenarioDetail", "ScenarioRoi", "Section",
-           "SizingRow", "Sources", "Student", "Teacher", "TornadoRow", "Unconfirmed",
-           "LLMModelRow", "LLMPlan", "LLMRecommended", "LLMScenario", "EfficiencyBand",
-           "MeasuredPlan", "PLAN_VERSION", "parse_plan", "plan_schema"]
+__all__ = ["Band", "BestFit", "Budget", "Candidate", "Cheapest", "Config", "CostRow",
+           "Criterion", "Decision", "Forecast", "ForecastCurve", "HardwareSource", "Horizon",
+           "LeaveOneOut", "LocalPeak", "MonteCarlo", "Num", "OneTime", "Percentiles",
+           "Projection", "Recommended", "RoiSection", "Row", "ScenarioCost", "ScenarioDetail",
+           "ScenarioRoi", "Section", "SeedFigure", "SizingRow", "Sources", "Student", "Teacher",
+           "TornadoRow", "Unconfirmed", "LLMModelRow", "LLMPlan", "LLMRecommended",
+           "LLMScenario", "EfficiencyBand", "MeasuredPlan", "PLAN_VERSION", "parse_plan",
+           "plan_schema"]
 
 
 class MeasuredPlan(Section):
@@ -58,6 +59,8 @@ class MeasuredPlan(Section):
     trainer_note: Optional[str] = None
     edge: Optional[dict[str, Any]] = None
     warnings: Optional[list[str]] = None
+    cheapest: Optional[list[Cheapest]] = None  # absent from plans written before it
+    seed_figures: Optional[list[SeedFigure]] = None  # likewise
 
     @property
     def kind(self) -> str:

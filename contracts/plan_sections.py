@@ -178,6 +178,36 @@ class CostRow(Config):
     spread_note: Optional[str] = None
 
 
+class Cheapest(CostRow):
+    """Per (scenario, model): the configuration the planner costs the model at, the cheapest
+    meeting the scenario, or (feasible false) the closest miss, with each hardware's reason
+    for missing (`misses`)."""
+
+    service_ms_p50: Optional[Num] = None
+    misses: list[str] = []
+
+
+class Band(Section):
+    """A range as numbers (fractions: 0.2 is 20%)."""
+
+    low: Num
+    high: Num
+
+
+class SeedFigure(Section):
+    """One of the seed's expected ranges in a scenario beside our figure for the planned student:
+    where ours lies (`verdict`), and how ours was obtained (`basis`)."""
+
+    scenario: str
+    figure: Literal["inference_cost_reduction", "latency_improvement", "data_transfer"]
+    student: str
+    expected: str
+    band: Optional[Band] = None
+    value: Optional[Num] = None
+    verdict: Optional[Literal["inside", "below", "above"]] = None
+    basis: str
+
+
 class SizingRow(Config):
     """One configuration's sizing: service time, QPS per replica, replicas, memory."""
 

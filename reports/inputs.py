@@ -10,7 +10,10 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from contracts.plan import Candidate, MeasuredPlan, Recommended, RoiSection
+from contracts.plan import (Candidate, Cheapest, MeasuredPlan, Recommended, RoiSection,
+                            SeedFigure)
+from roi.choices import cheapest, seed_figures
+from roi.scenarios import SeedRanges
 
 from . import figures as fig
 from . import fmt
@@ -64,6 +67,30 @@ class Inputs:
     def student(self, model: str) -> Recommended | Candidate | None:
         """The candidate named `model`, if the plan has one."""
         return next((c for c in self.candidates if c.model == model), None)
+
+    @functools.cached_property
+    def cheapest(self) -> list[Cheapest]:
+        """The configuration each model is costed at per scenario: the plan's (a plan written
+        before it was stored: derived from its cost rows as the planner does, roi.choices)."""
+        if self.plan.cheapest is not None:
+            return self.plan.cheapest
+        d = self.doc
+        return [Cheapest.model_validate(r) for r in
+                cheapest(d.get("cost") or [], d.get("sizing") or [], d["scenarios"])]
+
+    def seed_figures(self, student: str) -> list[SeedFigure]:
+        """The seed's ranges beside our figures for `student`: the plan's for the student it
+        planned; for another student (trained instead) or a plan written before they were
+        stored, computed as the planner does (roi.choices) from the plan and this results
+        table."""
+        if self.plan.seed_figures is not None and student == self.planned:
+            return [f for f in self.plan.seed_figures if f.student == student]
+        seeds = [(d.name, SeedRanges(**d.seed) if d.seed else None)
+                 for d in self.plan.scenario_details or []]
+        rec = self.student(student)
+        rows = seed_figures(seeds, [c.document() for c in self.cheapest], self.results,
+                            self.teacher, student, rec.document() if rec else {})
+        return [SeedFigure.model_validate(r) for r in rows]
 
     @property
     def models(self) -> list[str]:
