@@ -4,6 +4,7 @@ import json
 import re
 
 from app.cli import main
+from contracts.plan import PLAN_VERSION
 from reports import figures
 
 
@@ -13,6 +14,7 @@ def test_config_teacher_plans_from_projections(tmp_path, capsys):
                  "--out", str(out)]) == 0
     doc = json.loads((out / "plan.json").read_text())
     assert {"decision", "recommended", "scenarios", "trainer"} <= doc.keys()
+    assert list(doc)[:2] == ["kind", "version"] and doc["version"] == PLAN_VERSION  # as measured
     (sc,) = doc["scenarios"]
     rows = {m["model"]: m for m in sc["models"]}
     chosen = rows[doc["recommended"]["model"]]
