@@ -15,7 +15,7 @@ from contracts.plan import (Candidate, Cheapest, MeasuredPlan, Recommended, RoiS
 from roi.choices import cheapest, seed_figures
 from roi.scenarios import SeedRanges
 
-from . import figures as fig
+from . import figure_kit as kit
 from . import fmt
 from .document import Figure, Table, Text
 
@@ -101,7 +101,7 @@ class Inputs:
     @property
     def colors(self) -> dict[str, str]:
         rec = self.recommended.model if self.recommended else self.trained
-        return fig.model_colors(self.models, self.teacher, rec)
+        return kit.model_colors(self.models, self.teacher, rec)
 
 
 def table(rows: list[dict], caption: str = "") -> Table:
@@ -114,7 +114,7 @@ def figure(figures: Figures, name: str, png: bytes | None, caption: str, method:
             missing: str) -> Figure | Text:
     """The Figure block when there is a PNG, else a note saying why there is none."""
     if png is None:
-        why = fig.missing() or missing
+        why = kit.missing() or missing
         return Text(f"No {caption[0].lower() + caption[1:]} figure: {why}", "note")
     figures[name] = png
     return Figure(name, caption, method)

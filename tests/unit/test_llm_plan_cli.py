@@ -5,7 +5,7 @@ import re
 
 from app.cli import main
 from contracts.plan import PLAN_VERSION
-from reports import figures
+from reports import figure_kit
 
 
 def test_config_teacher_plans_from_projections(tmp_path, capsys):
@@ -36,7 +36,7 @@ def test_config_teacher_report_for_real_time_and_cloud_batch(tmp_path, capsys):
     assert [sc["scenario"] for sc in doc["scenarios"]] == ["real-time-api", "cloud-batch"]
     page = (out / "report" / "report.html").read_text()
     md = (out / "report" / "report.md").read_text()
-    if figures.missing():  # the planner-only install (CI's clean venv): no matplotlib
+    if figure_kit.missing():  # the planner-only install (CI's clean venv): no matplotlib
         assert md.count("matplotlib is not installed: pip install 'distill-roi[figures]'") == 3
         assert not (out / "report" / "figures").exists()
     else:
