@@ -343,7 +343,7 @@ def _students_table(plan: dict) -> Table:
     rows = ([dict(rec, qualifies=True, reasons=["recommended"])] if rec else [])
     for i, r in enumerate(rows + plan["alternatives"]):
         lo, hi = r["retention_band"]
-        cost = _candidate_cost(r, plan.get("roi") or {})
+        cost = r.get("headline_usd_per_month")  # where the headline answers (roi.choices)
         at = f" at {r['retention_steps']:,} steps" if r.get("retention_steps") else ""
         t.add_row(r["model"], f"{r['params']:,}", f"{r['compression_ratio']:.1f}×",
                   f"{lo:.1%}–{hi:.1%} ({r.get('retention_source', 'prior')}{at})",
@@ -359,15 +359,6 @@ def _cost_scope(roi: dict) -> str:
     if roi.get("scope") == "portfolio":
         return "portfolio total"
     return str(roi.get("scenario") or "")
-
-
-def _candidate_cost(c: dict, roi: dict):
-    """A candidate's monthly cost in the headline scenario (the portfolio: its total)."""
-    name = roi.get("scenario") if roi.get("scope") == "scenario" else None
-    if not name:
-        return c.get("usd_per_month")
-    entry = next((p for p in c.get("per_scenario") or [] if p.get("scenario") == name), {})
-    return entry.get("usd_per_month") if entry.get("feasible") else None
 
 
 def _forecast_table(f: dict) -> Table:

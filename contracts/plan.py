@@ -19,7 +19,7 @@ from typing_extensions import Annotated
 from .errors import InputError
 from .plan_sections import (Band, BestFit, Budget, Candidate, Cheapest, Config, CostRow,
                             Criterion, Decision, Forecast, ForecastCurve, HardwareSource, Horizon,
-                            LeaveOneOut, LocalPeak, MonteCarlo, Num, OneTime, Percentiles,
+                            KdGain, LeaveOneOut, LocalPeak, MonteCarlo, Num, OneTime, Percentiles,
                             Projection, Recommended, RoiSection, Row, ScenarioCost,
                             ScenarioDetail, ScenarioRoi, Section, SeedFigure, SizingRow, Sources,
                             Student, Teacher, TornadoRow, Unconfirmed)
@@ -27,7 +27,7 @@ from .plan_sections import (Band, BestFit, Budget, Candidate, Cheapest, Config, 
 PLAN_VERSION = 1
 __all__ = ["Band", "BestFit", "Budget", "Candidate", "Cheapest", "Config", "CostRow",
            "Criterion", "Decision", "Forecast", "ForecastCurve", "HardwareSource", "Horizon",
-           "LeaveOneOut", "LocalPeak", "MonteCarlo", "Num", "OneTime", "Percentiles",
+           "KdGain", "LeaveOneOut", "LocalPeak", "MonteCarlo", "Num", "OneTime", "Percentiles",
            "Projection", "Recommended", "RoiSection", "Row", "ScenarioCost", "ScenarioDetail",
            "ScenarioRoi", "Section", "SeedFigure", "SizingRow", "Sources", "Student", "Teacher",
            "TornadoRow", "Unconfirmed", "LLMModelRow", "LLMPlan", "LLMRecommended",

@@ -85,6 +85,14 @@ class ScenarioCost(Row):
     reason: Optional[str] = None
 
 
+class KdGain(Section):
+    """KD's P50 retention over the no-KD baseline's, in points, at the forecast grid's step
+    nearest the chosen budget."""
+
+    points: Num
+    steps: int
+
+
 class Budget(Row):
     """The training budget chosen for a student (roi.forecast): steps, tokens, one-time cost."""
 
@@ -97,6 +105,7 @@ class Budget(Row):
     one_time_usd: Optional[Num] = None
     grid: list[dict[str, Any]] = []
     baseline_grid: list[dict[str, Any]] = []
+    kd_gain: Optional[KdGain] = None  # none without both grids (and in older plans)
 
 
 class Student(Row):
@@ -123,6 +132,7 @@ class Candidate(Student):
     usd_per_month: Optional[Num] = None
     per_scenario: list[ScenarioCost] = []
     budget: Optional[Budget] = None
+    headline_usd_per_month: Optional[Num] = None  # where the plan's headline answers
 
 
 class Recommended(Student):
@@ -140,6 +150,7 @@ class Recommended(Student):
     per_scenario: list[ScenarioCost] = []
     budget: Optional[Budget] = None
     deploy_note: Optional[str] = None
+    headline_usd_per_month: Optional[Num] = None  # where the plan's headline answers
 
 
 class Teacher(Section):

@@ -10,9 +10,9 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from contracts.plan import (Candidate, Cheapest, MeasuredPlan, Recommended, RoiSection,
-                            SeedFigure)
-from roi.choices import cheapest, seed_figures
+from contracts.plan import (Budget, Candidate, Cheapest, KdGain, MeasuredPlan, Recommended,
+                            RoiSection, SeedFigure)
+from roi.choices import cheapest, kd_gain, scenario_cost, seed_figures
 from roi.scenarios import SeedRanges
 
 from . import figure_kit as kit
@@ -91,6 +91,22 @@ class Inputs:
         rows = seed_figures(seeds, [c.document() for c in self.cheapest], self.results,
                             self.teacher, student, rec.document() if rec else {})
         return [SeedFigure.model_validate(r) for r in rows]
+
+    def headline_cost(self, c: Recommended | Candidate) -> float | None:
+        """The candidate's monthly cost where the plan's headline answers: stored (an older
+        plan: computed as the planner does, roi.choices)."""
+        if "headline_usd_per_month" in c.model_fields_set:
+            return c.headline_usd_per_month
+        return scenario_cost(c.document(), self.plan.roi.document())
+
+    @staticmethod
+    def kd_gain(budget: Budget | None) -> KdGain | None:
+        """KD's gain over the baseline at the chosen budget: stored (an older plan: computed as
+        the planner does); None without both forecast grids."""
+        if budget is None or "kd_gain" in budget.model_fields_set:
+            return budget.kd_gain if budget else None
+        gain = kd_gain(budget.document())
+        return None if gain is None else KdGain(points=gain[0], steps=gain[1])
 
     @property
     def models(self) -> list[str]:

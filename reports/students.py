@@ -10,7 +10,6 @@ import pandas as pd
 
 from contracts.defaults import RETENTION_THRESHOLD
 from contracts.plan import Candidate, Recommended, RoiSection
-from roi.readout import kd_gain, scenario_cost
 
 from . import figures as fig
 from . import fmt
@@ -22,11 +21,6 @@ def _candidate_verdict(c: Recommended | Candidate) -> str:
     if isinstance(c, Recommended):
         return "recommended"
     return "qualifies" if c.qualifies else "; ".join(c.reasons or []) or "does not qualify"
-
-
-def _cost(c: Recommended | Candidate, roi: RoiSection) -> float | None:
-    """The candidate's monthly cost where the headline answers (roi.readout, on plain data)."""
-    return scenario_cost(c.document(), roi.document())
 
 
 def _money_column(roi: RoiSection) -> str:
@@ -46,7 +40,7 @@ def _pareto_points(inp: Inputs) -> pd.DataFrame:
             continue
         kind = "recommended" if isinstance(c, Recommended) else \
             ("qualifies" if c.qualifies else "fails")
-        rows.append({"model": c.model, "usd_per_month": _cost(c, roi),
+        rows.append({"model": c.model, "usd_per_month": inp.headline_cost(c),
                      "retention_lo": float(band[0]), "retention_hi": float(band[1]),
                      "kind": kind})
     df = pd.DataFrame(rows, columns=["model", "usd_per_month", "retention_lo", "retention_hi",
@@ -62,7 +56,7 @@ def students_section(inp: Inputs, figures: Figures) -> Section:
              "retention band": fmt.pct_band(c.retention_band),
              "retention source": c.retention_source or fmt.DASH,
              "deploy": f"{c.deploy_backend}/{c.deploy_dtype}",
-             _money_column(roi): fmt.usd(_cost(c, roi), "not costed"),
+             _money_column(roi): fmt.usd(inp.headline_cost(c), "not costed"),
              "verdict": _candidate_verdict(c)} for c in inp.candidates]
     achieved = fmt.number((inp.metrics or {}).get("retention_accuracy"))
     png = fig.pareto(_pareto_points(inp), threshold, achieved, inp.trained)
@@ -112,10 +106,10 @@ def _forecast_rows(inp: Inputs) -> list[dict]:
         kd, ce = (forecast_curve(inp.plan, c.model, m) for m in ("kd", "ce"))
         if not kd:
             continue
-        b = c.budget.document() if c.budget else {}  # roi.readout.kd_gain reads plain data
+        b = c.budget.document() if c.budget else {}
         band = b.get("retention_band")
-        gain = kd_gain(b)
-        gain = fmt.DASH if gain is None else f"{gain[0]:+.1f} points (at {gain[1]:,} steps)"
+        gain = inp.kd_gain(c.budget)
+        gain = fmt.DASH if gain is None else f"{gain.points:+.1f} points (at {gain.steps:,} steps)"
         rows.append({"student": c.model,
                      "KD: steps to threshold (P10 / P50)":
                          f"{_steps_text(kd.get('steps_to_threshold_p10'))} / "

@@ -2,8 +2,10 @@
 contract): the configuration each model is costed at per scenario (`cheapest`), and the seed's
 expected ranges, as numbers, beside our figures for the planned student (`seed_figures`).
 
-The planner calls both when it writes a plan; a plan written before these fields existed is
-completed by the same functions when it is rendered (reports.inputs), so there is one copy.
+Each candidate also gets its monthly cost where the headline answers (`scenario_cost`) and its
+budget's KD gain (`kd_gain`). The planner records them all (`record_choices`); a plan written
+before these fields existed is completed by the same functions when it is rendered
+(reports.inputs), so there is one copy.
 """
 
 from __future__ import annotations
@@ -128,14 +130,48 @@ def seed_figures(seeds: Iterable[tuple[str, Optional[SeedRanges]]], best: list[d
     return rows
 
 
-def plan_choices(doc: dict, scenarios: Iterable[Any], results: pd.DataFrame | None) -> dict:
-    """The plan document's `cheapest` and `seed_figures` (for the student the trainer section
-    names), from its cost and sizing rows, its scenarios (roi.scenarios.Scenario) and the
-    results table it was planned from."""
+def scenario_cost(c: dict, roi: dict) -> float | None:
+    """A candidate's monthly cost where the plan's headline answers: the headline scenario's
+    alone, or (portfolio, or an old plan) summed over the scenarios."""
+    name = roi.get("scenario") if roi.get("scope") == "scenario" else None
+    if not name:
+        return number(c.get("usd_per_month"))
+    entry = next((p for p in c.get("per_scenario") or [] if p.get("scenario") == name), {})
+    return number(entry.get("usd_per_month")) if entry.get("feasible") else None
+
+
+def kd_gain(budget: dict) -> tuple[float, int] | None:
+    """KD's P50 retention over the baseline's, in points, at the grid step nearest the chosen
+    budget (from the plan's grids), and that step; None where the grids do not say."""
+    kd, ce, steps = budget.get("grid") or [], budget.get("baseline_grid") or [], budget.get("steps")
+    if not kd or not ce or steps is None:
+        return None
+    at = {r["steps"]: r for r in ce}
+    kd_at = {r["steps"]: r for r in kd}
+    near = min(kd_at, key=lambda s: abs(s - steps))
+    if near not in at:
+        return None
+    return 100 * (kd_at[near]["retention_p50"] - at[near]["retention_p50"]), near
+
+
+def _candidates(doc: dict) -> list[dict]:
+    return ([doc["recommended"]] if doc.get("recommended") else []) + doc["alternatives"]
+
+
+def record_choices(doc: dict, scenarios: Iterable[Any], results: pd.DataFrame | None) -> None:
+    """Store in the plan document what reports and the console render: `cheapest` and
+    `seed_figures` (for the student the trainer section names), from its cost and sizing rows,
+    its scenarios (roi.scenarios.Scenario) and the results table it was planned from; and on
+    each candidate its headline cost and its budget's KD gain."""
     best = cheapest(doc["cost"], doc["sizing"], doc["scenarios"])
     student = doc["trainer"]["student"]
-    entries = ([doc["recommended"]] if doc.get("recommended") else []) + doc["alternatives"]
-    rec = next((c for c in entries if c["model"] == student), {})
-    figures = seed_figures([(s.name, s.seed) for s in scenarios], best, results,
-                           doc["teacher"]["model"], student, rec)
-    return {"cheapest": best, "seed_figures": figures}
+    rec = next((c for c in _candidates(doc) if c["model"] == student), {})
+    doc["cheapest"] = best
+    doc["seed_figures"] = seed_figures([(s.name, s.seed) for s in scenarios], best, results,
+                                       doc["teacher"]["model"], student, rec)
+    for c in _candidates(doc):
+        c["headline_usd_per_month"] = scenario_cost(c, doc["roi"])
+        if c.get("budget"):
+            gain = kd_gain(c["budget"])
+            c["budget"]["kd_gain"] = None if gain is None else {"points": gain[0],
+                                                                "steps": gain[1]}

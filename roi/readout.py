@@ -1,8 +1,8 @@
-"""The figures a report shows that are computed, not read, from the plan document and the
-results tables: each candidate's cost where the headline answers, KD's gain at the chosen
-budget, where an achieved figure lies against its predicted band, the measured rows of a results
-table. (The cheapest configuration per scenario and model and the seed's ranges beside our
-figures are the planner's choices, stored in the plan: roi/choices.py.)
+"""The figures a report shows that are computed, not read, from the results tables and a
+distillation's metrics: where an achieved figure lies against its predicted band, predicted
+latency beside achieved, the measured rows of a results table. (What the planner chooses, the
+cheapest configuration per scenario and model, the seed's ranges beside our figures, each
+candidate's headline cost and KD's gain, is stored in the plan: roi/choices.py.)
 
 Pure pandas (no torch): reports/ renders what these return and computes nothing itself.
 """
@@ -38,30 +38,6 @@ def ok_results(df: pd.DataFrame | None) -> pd.DataFrame:
     if "params" not in ok:
         ok["params"] = 0
     return ok[np.isfinite(ok["latency"].astype(float))]
-
-
-def scenario_cost(c: dict, roi: dict) -> float | None:
-    """A candidate's monthly cost where the plan's headline answers: the headline scenario's
-    alone, or (portfolio, or an old plan) summed over the scenarios."""
-    name = roi.get("scenario") if roi.get("scope") == "scenario" else None
-    if not name:
-        return number(c.get("usd_per_month"))
-    entry = next((p for p in c.get("per_scenario") or [] if p.get("scenario") == name), {})
-    return number(entry.get("usd_per_month")) if entry.get("feasible") else None
-
-
-def kd_gain(budget: dict) -> tuple[float, int] | None:
-    """KD's P50 retention over the baseline's, in points, at the grid step nearest the chosen
-    budget (from the plan's grids), and that step; None where the grids do not say."""
-    kd, ce, steps = budget.get("grid") or [], budget.get("baseline_grid") or [], budget.get("steps")
-    if not kd or not ce or steps is None:
-        return None
-    at = {r["steps"]: r for r in ce}
-    kd_at = {r["steps"]: r for r in kd}
-    near = min(kd_at, key=lambda s: abs(s - steps))
-    if near not in at:
-        return None
-    return 100 * (kd_at[near]["retention_p50"] - at[near]["retention_p50"]), near
 
 
 def band_verdict(value: float | None, band: Any) -> str | None:

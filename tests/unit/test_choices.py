@@ -9,7 +9,7 @@ import pytest
 from rich.console import Console
 
 import reports
-from app.console import _best_table
+from app.console import _best_table, _students_table
 from contracts.plan import parse_plan
 from contracts.results import read_table
 from reports.markdown import render
@@ -18,6 +18,8 @@ from roi.planner import plan
 from roi.scenarios import SeedRanges
 
 from .plan_helpers import FIXTURE
+
+PILOT = FIXTURE.parent / "forecast" / "long-curves.csv"
 
 
 def _cost(scenario, hardware, usd, feasible=True, reason=""):
@@ -66,7 +68,7 @@ def test_seed_figures_store_the_seed_ranges_as_numbers_and_where_ours_lies():
 
 @pytest.fixture(scope="module")
 def planned():
-    return plan(FIXTURE, ["real-time-api", "cloud-batch"])
+    return plan(FIXTURE, ["real-time-api", "cloud-batch"], pilot=PILOT)
 
 
 def test_the_plan_stores_the_cheapest_configuration_and_the_seed_figures(planned):
@@ -82,6 +84,13 @@ def test_the_plan_stores_the_cheapest_configuration_and_the_seed_figures(planned
                                        "data_transfer"]
     assert (rta[0].band.low, rta[0].band.high) == (0.7, 0.8)  # the seed's "70-80%"
     assert all(f.student == student for f in typed.seed_figures)
+    headline = next(e for e in typed.recommended.per_scenario if e.scenario == typed.roi.scenario)
+    assert typed.recommended.headline_usd_per_month == headline.usd_per_month
+    budget = typed.recommended.budget  # KD's gain at the chosen budget, from the pilot grids
+    kd = {r["steps"]: r["retention_p50"] for r in budget.grid}
+    ce = {r["steps"]: r["retention_p50"] for r in budget.baseline_grid}
+    at = budget.kd_gain.steps
+    assert budget.kd_gain.points == pytest.approx(100 * (kd[at] - ce[at]))
 
 
 def _markdown(doc: dict) -> str:
@@ -96,15 +105,23 @@ def test_reports_and_console_render_the_stored_choices(planned):
     row["usd_per_month"], row["hardware"] = 123456.0, "stored-hw"
     figure = next(f for f in doc["seed_figures"] if f["figure"] == "latency_improvement")
     figure["basis"] = "as stored by the planner"
+    doc["recommended"]["headline_usd_per_month"] = 98765.0
+    doc["recommended"]["budget"]["kd_gain"] = {"points": 12.5, "steps": 4321}
     text = _markdown(doc)
     assert "stored-hw" in text and "123,456" in text and "as stored by the planner" in text
+    assert "98,765" in text and "+12.5 points (at 4,321 steps)" in text
     out = Console(width=250, record=True, file=io.StringIO())
     out.print(_best_table(doc))
+    out.print(_students_table(doc))
     shown = out.export_text()
-    assert "stored-hw" in shown and "123,456" in shown
+    assert "stored-hw" in shown and "123,456" in shown and "98,765" in shown
 
 
 def test_a_plan_without_the_stored_choices_renders_the_same(planned):
     doc = planned.to_dict()
-    old = {k: v for k, v in doc.items() if k not in ("cheapest", "seed_figures")}
+    old = copy.deepcopy({k: v for k, v in doc.items() if k not in ("cheapest", "seed_figures")})
+    for c in [old["recommended"], *old["alternatives"]]:
+        del c["headline_usd_per_month"]
+        c["budget"].pop("kd_gain")
+    assert "headline_usd_per_month" not in str(old) and "kd_gain" not in str(old)
     assert _markdown(old) == _markdown(doc)

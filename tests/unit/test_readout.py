@@ -1,6 +1,7 @@
-"""roi.readout: what a report shows that is computed from the plan, not read from it."""
+"""roi.readout: what a report computes from results and metrics (and roi.choices.kd_gain)."""
 
-from roi.readout import band_verdict, kd_gain, reduction
+from roi.choices import kd_gain
+from roi.readout import band_verdict, reduction
 
 
 def test_reduction_needs_a_positive_teacher_figure():
