@@ -18,7 +18,8 @@ from typing_extensions import Annotated
 
 from .errors import InputError
 from .plan_sections import (Band, BestFit, Budget, Candidate, Cheapest, Config, CostRow,
-                            Criterion, Decision, Forecast, ForecastCurve, HardwareSource, Horizon,
+                            Criterion, Decision, Edge, EdgeAnswer, EdgeRow,
+                            EdgeScenario, Forecast, ForecastCurve, HardwareSource, Horizon,
                             KdGain, LeaveOneOut, LocalPeak, MonteCarlo, Num, OneTime, Percentiles,
                             Projection, Recommended, RoiSection, Row, ScenarioCost,
                             ScenarioDetail, ScenarioRoi, Section, SeedFigure, SizingRow, Sources,
@@ -26,7 +27,8 @@ from .plan_sections import (Band, BestFit, Budget, Candidate, Cheapest, Config, 
 
 PLAN_VERSION = 1
 __all__ = ["Band", "BestFit", "Budget", "Candidate", "Cheapest", "Config", "CostRow",
-           "Criterion", "Decision", "Forecast", "ForecastCurve", "HardwareSource", "Horizon",
+           "Criterion", "Decision", "Edge", "EdgeAnswer", "EdgeRow",
+           "EdgeScenario", "Forecast", "ForecastCurve", "HardwareSource", "Horizon",
            "KdGain", "LeaveOneOut", "LocalPeak", "MonteCarlo", "Num", "OneTime", "Percentiles",
            "Projection", "Recommended", "RoiSection", "Row", "ScenarioCost", "ScenarioDetail",
            "ScenarioRoi", "Section", "SeedFigure", "SizingRow", "Sources", "Student", "Teacher",
@@ -57,7 +59,7 @@ class MeasuredPlan(Section):
     datagen_note: Optional[str] = None
     no_recommendation_reason: Optional[str] = None
     trainer_note: Optional[str] = None
-    edge: Optional[dict[str, Any]] = None
+    edge: Optional[Edge] = None
     warnings: Optional[list[str]] = None
     cheapest: Optional[list[Cheapest]] = None  # absent from plans written before it
     seed_figures: Optional[list[SeedFigure]] = None  # likewise

@@ -406,6 +406,57 @@ class Forecast(Row):
         return next((c for c in self.curves if c.model == model and c.mode == mode), None)
 
 
+class EdgeRow(Row):
+    """One model on one device (roi.edge.device_row): memory, latency, energy, battery, price."""
+
+    device: str
+    model: str
+    config: Optional[str] = None
+    memory_mib: Optional[Num] = None
+    usable_memory_mib: Optional[Num] = None
+    fits: Optional[bool] = None
+    service_ms_p10: Optional[Num] = None
+    service_ms_p50: Optional[Num] = None
+    service_ms_p90: Optional[Num] = None
+    runs: bool = False
+    why_not: Optional[str] = None
+    energy_wh_per_1k_p50: Optional[Num] = None
+    battery_share_per_1k: Optional[Num] = None
+    battery_share_per_day: Optional[Num] = None
+    artifact_bytes: Optional[Num] = None
+    unit_usd: Optional[Num] = None
+    fleet_usd: Optional[Num] = None
+    user_owned: Optional[bool] = None
+    notes: list[str] = []
+
+
+class EdgeAnswer(Row):
+    """A device scenario's answer (roi.edge.edge_answer): its kind, in words, and what else."""
+
+    kind: str
+    text: str
+    also: Optional[str] = None
+
+
+class EdgeScenario(Row):
+    """One device scenario's table and answer (roi.edge.scenario_edge)."""
+
+    scenario: str
+    devices: Optional[int] = None
+    teacher: str
+    student: Optional[str] = None
+    ownership: str
+    rows: list[EdgeRow] = []
+    answer: EdgeAnswer
+
+
+class Edge(Row):
+    """The edge economics of the device scenarios (roi.edge.edge_section) and their method."""
+
+    method: dict[str, str] = {}
+    scenarios: dict[str, EdgeScenario] = {}
+
+
 class ScenarioDetail(Row):
     """The scenario as planned (roi.scenarios.Scenario); `seed` holds the seed's ranges."""
 

@@ -8,7 +8,8 @@ from typing import Any
 
 import pandas as pd
 
-from contracts.plan import Cheapest, Config, CostRow, MeasuredPlan, ScenarioDetail, SizingRow
+from contracts.plan import (Cheapest, Config, CostRow, EdgeScenario, MeasuredPlan, ScenarioDetail,
+                            SizingRow)
 from roi.readout import ok_results
 
 from . import figures as fig
@@ -204,51 +205,47 @@ def sizing_section(inp: Inputs, figures: Figures) -> Section:
     return Section("sizing", "Hardware sizing", tuple(blocks))
 
 
-def _edge_rows(e: dict) -> list[dict]:
+def _edge_rows(e: EdgeScenario) -> list[dict]:
     rows = []
-    for r in e.get("rows") or []:
-        if r.get("model") not in (e.get("teacher"), e.get("student")):
+    for r in e.rows:
+        if r.model not in (e.teacher, e.student):
             continue
-        size = fmt.number(r.get("artifact_bytes"))
         rows.append({
-            "device": r.get("device"), "model": r.get("model"), "config": r.get("config"),
-            "memory": f"{fmt.sig(r.get('memory_mib'))} of {fmt.sig(r.get('usable_memory_mib'))}"
-                      f" MiB" + ("" if r.get("fits") else ", does not fit"),
-            "service ms P50 (P10–P90)": f"{fmt.sig(r.get('service_ms_p50'))} "
-            f"({fmt.sig(r.get('service_ms_p10'))}–{fmt.sig(r.get('service_ms_p90'))})",
-            "runs": "yes" if r.get("runs") else f"no: {r.get('why_not')}",
-            "Wh / 1k inferences": fmt.sig(r.get("energy_wh_per_1k_p50"), missing="no power"),
-            "battery / 1k (/ day)": fmt.pct(r.get("battery_share_per_1k"), 2) + (
-                f" ({fmt.pct(r.get('battery_share_per_day'), 3)})"
-                if fmt.number(r.get("battery_share_per_day")) is not None else ""),
-            "download MB": fmt.sig(None if size is None else size / 1e6),
-            "unit price": fmt.usd(r.get("unit_usd"), "no price"),
-            "fleet": fmt.usd(r.get("fleet_usd"), "not costed") + (
-                ("" if not r.get("fleet_usd") else " users'" if r.get("user_owned")
-                 else " capex")),
-            "notes": "; ".join(r.get("notes") or []) or fmt.DASH})
+            "device": r.device, "model": r.model, "config": r.config,
+            "memory": f"{fmt.sig(r.memory_mib)} of {fmt.sig(r.usable_memory_mib)}"
+                      f" MiB" + ("" if r.fits else ", does not fit"),
+            "service ms P50 (P10–P90)": f"{fmt.sig(r.service_ms_p50)} "
+            f"({fmt.sig(r.service_ms_p10)}–{fmt.sig(r.service_ms_p90)})",
+            "runs": "yes" if r.runs else f"no: {r.why_not}",
+            "Wh / 1k inferences": fmt.sig(r.energy_wh_per_1k_p50, missing="no power"),
+            "battery / 1k (/ day)": fmt.pct(r.battery_share_per_1k, 2) + (
+                f" ({fmt.pct(r.battery_share_per_day, 3)})"
+                if fmt.number(r.battery_share_per_day) is not None else ""),
+            "download MB": fmt.sig(None if r.artifact_bytes is None else r.artifact_bytes / 1e6),
+            "unit price": fmt.usd(r.unit_usd, "no price"),
+            "fleet": fmt.usd(r.fleet_usd, "not costed") + (
+                ("" if not r.fleet_usd else " users'" if r.user_owned else " capex")),
+            "notes": "; ".join(r.notes) or fmt.DASH})
     return rows
 
 
 def edge_economics_section(inp: Inputs, figures: Figures) -> Section:
     title = "Edge economics"
-    edge = inp.plan.edge  # roi.edge's record, untyped yet
+    edge = inp.plan.edge
     if not edge:
         return Section("edge", title, (Text("No scenario deploys to devices (deployment: "
                                             "device), so there are no edge economics.",
                                             "note"),))
     blocks: list = []
-    for name, e in (edge.get("scenarios") or {}).items():
-        a = e.get("answer") or {}
-        devices = fmt.number(e.get("devices"))
-        blocks += [Heading(f"{name}: {a.get('kind') or fmt.DASH}"),
-                   Text(str(a.get("text") or fmt.DASH)
-                        + (f". {a['also']}." if a.get("also") else ".")),
-                   table(_edge_rows(e), f"{inp.teacher} and {e.get('student') or 'student'} "
-                          f"per device ({e.get('ownership')}; "
-                          + (f"{devices:,.0f} devices" if devices else "no unit count") + ")")]
-    method = edge.get("method") or {}
-    blocks.append(Facts(tuple((k, str(v)) for k, v in method.items())))
+    for name, e in edge.scenarios.items():
+        a = e.answer
+        blocks += [Heading(f"{name}: {a.kind or fmt.DASH}"),
+                   Text(str(a.text or fmt.DASH) + (f". {a.also}." if a.also else ".")),
+                   table(_edge_rows(e), f"{inp.teacher} and {e.student or 'student'} "
+                          f"per device ({e.ownership}; "
+                          + (f"{e.devices:,.0f} devices" if e.devices else "no unit count")
+                          + ")")]
+    blocks.append(Facts(tuple((k, str(v)) for k, v in edge.method.items())))
     return Section("edge", title, tuple(blocks))
 
 
