@@ -22,7 +22,7 @@ from .plan_sections import (Band, BestFit, Budget, Candidate, Cheapest, Config, 
                             EdgeScenario, Forecast, ForecastCurve, HardwareSource, Horizon,
                             KdGain, LeaveOneOut, LocalPeak, MonteCarlo, Num, OneTime, Percentiles,
                             Projection, Recommended, RoiSection, Row, ScenarioCost,
-                            ScenarioDetail, ScenarioRoi, Section, SeedFigure, SizingRow, Sources,
+                            ScenarioDetail, ScenarioRoi, Section, Seed, SeedFigure, SizingRow, Sources,
                             Student, Teacher, TornadoRow, Unconfirmed)
 
 PLAN_VERSION = 1
@@ -31,7 +31,7 @@ __all__ = ["Band", "BestFit", "Budget", "Candidate", "Cheapest", "Config", "Cost
            "EdgeScenario", "Forecast", "ForecastCurve", "HardwareSource", "Horizon",
            "KdGain", "LeaveOneOut", "LocalPeak", "MonteCarlo", "Num", "OneTime", "Percentiles",
            "Projection", "Recommended", "RoiSection", "Row", "ScenarioCost", "ScenarioDetail",
-           "ScenarioRoi", "Section", "SeedFigure", "SizingRow", "Sources", "Student", "Teacher",
+           "ScenarioRoi", "Section", "Seed", "SeedFigure", "SizingRow", "Sources", "Student", "Teacher",
            "TornadoRow", "Unconfirmed", "LLMModelRow", "LLMPlan", "LLMRecommended",
            "LLMScenario", "EfficiencyBand", "MeasuredPlan", "PLAN_VERSION", "parse_plan",
            "plan_schema"]

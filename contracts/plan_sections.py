@@ -457,6 +457,17 @@ class Edge(Row):
     scenarios: dict[str, EdgeScenario] = {}
 
 
+class Seed(Section):
+    """The seed's ROI-matrix row for a scenario, verbatim (roi.scenarios.SeedRanges; its
+    ranges as numbers are in the plan's `seed_figures`)."""
+
+    scenario: str
+    inference_cost_reduction: str
+    latency_improvement: str
+    data_transfer: str
+    best_fit_model_size: str
+
+
 class ScenarioDetail(Row):
     """The scenario as planned (roi.scenarios.Scenario); `seed` holds the seed's ranges."""
 
@@ -468,4 +479,4 @@ class ScenarioDetail(Row):
     workload: dict[str, Any] = {}
     sla: dict[str, Any] = {}
     constraints: dict[str, Any] = {}
-    seed: Optional[dict[str, str]] = None
+    seed: Optional[Seed] = None

@@ -41,7 +41,6 @@ FIGURES = {"inference_cost_reduction": "inference cost reduction",
 
 
 def _seed_rows(inp: Inputs, detail: ScenarioDetail, student: str) -> list[dict]:
-    seed = detail.seed or {}
     rows = []
     for f in inp.seed_figures(student):
         if f.scenario != detail.name:
@@ -55,7 +54,7 @@ def _seed_rows(inp: Inputs, detail: ScenarioDetail, student: str) -> list[dict]:
     rec_params = rec.params if rec else None
     return rows + [
         {"figure": "best-fit model size", "seed expects":
-         seed.get("best_fit_model_size") or fmt.DASH,
+         detail.seed.best_fit_model_size if detail.seed else fmt.DASH,
          "ours": fmt.params(rec_params) + " params" if rec_params else fmt.DASH,
          "where ours is": fmt.DASH,
          "how ours was obtained": f"our student of a {fmt.params(_teacher_params(inp))} teacher;"

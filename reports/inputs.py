@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from contracts.distill_result import DistillMetrics
 from contracts.plan import (Budget, Candidate, Cheapest, KdGain, MeasuredPlan, Recommended,
                             RoiSection, SeedFigure)
 from roi.choices import cheapest, kd_gain, scenario_cost, seed_figures
@@ -38,6 +39,11 @@ class Inputs:
         """The plan as plain data, for the sections that still read it as a mapping."""
         return self.plan.document()
 
+    @functools.cached_property
+    def distilled(self) -> DistillMetrics | None:
+        """metrics.json typed (contracts.distill_result); None before a distillation ran."""
+        return DistillMetrics.model_validate(self.metrics) if self.metrics else None
+
     @property
     def teacher(self) -> str:
         return self.plan.teacher.model
@@ -55,7 +61,7 @@ class Inputs:
     def trained(self) -> str:
         """The student actually distilled (metrics.json's settings) when it is one of the
         plan's candidates, else the planned one."""
-        done = ((self.metrics or {}).get("settings") or {}).get("student")
+        done = self.distilled.trained if self.distilled else None
         known = {c.model for c in self.candidates}
         return str(done) if done in known else self.planned
 
@@ -85,7 +91,7 @@ class Inputs:
         table."""
         if self.plan.seed_figures is not None and student == self.planned:
             return [f for f in self.plan.seed_figures if f.student == student]
-        seeds = [(d.name, SeedRanges(**d.seed) if d.seed else None)
+        seeds = [(d.name, SeedRanges(**d.seed.document()) if d.seed else None)
                  for d in self.plan.scenario_details or []]
         rec = self.student(student)
         rows = seed_figures(seeds, [c.document() for c in self.cheapest], self.results,

@@ -58,7 +58,7 @@ def students_section(inp: Inputs, figures: Figures) -> Section:
              "deploy": f"{c.deploy_backend}/{c.deploy_dtype}",
              _money_column(roi): fmt.usd(inp.headline_cost(c), "not costed"),
              "verdict": _candidate_verdict(c)} for c in inp.candidates]
-    achieved = fmt.number((inp.metrics or {}).get("retention_accuracy"))
+    achieved = fmt.number(inp.distilled.retention_accuracy if inp.distilled else None)
     png = fig.pareto(_pareto_points(inp), threshold, achieved, inp.trained)
     blocks: list = [
         Text(f"Retention comes from the seed's priors (50× keeps 92–98%, 20× 95–99%, 5× "
@@ -139,8 +139,8 @@ def forecast_section(inp: Inputs, figures: Figures) -> Section:
     cal = f.calibration.get("kd") or {}
     threshold = fmt.number(f.threshold) or RETENTION_THRESHOLD
     trained = inp.trained
-    ran = fmt.number(((inp.metrics or {}).get("settings") or {}).get("steps"))
-    got = fmt.number((inp.metrics or {}).get("retention_accuracy"))
+    ran = fmt.number(inp.distilled.steps if inp.distilled else None)
+    got = fmt.number(inp.distilled.retention_accuracy if inp.distilled else None)
     achieved = (ran, got) if ran is not None and got is not None else None
     png = fig.learning_curves([c.document() for c in f.curves], _grids(inp), threshold,
                               trained, fmt.number(inp.plan.trainer.get("steps")),
