@@ -382,10 +382,16 @@ class Sources(Row):
 
 
 class ForecastCurve(Row):
-    """One student's fitted retention curve in one mode (kd, or the ce baseline)."""
+    """One student's fitted retention curve in one mode (kd, or the ce baseline): the steps
+    where its P10 and P50 reach the threshold (None: not within the budgets considered), its P50
+    at the largest budget, and (P10, P50, P90) at the budgets the plan was asked about."""
 
     model: str
     mode: str
+    steps_to_threshold_p10: Optional[int] = None
+    steps_to_threshold_p50: Optional[int] = None
+    p50_at_max_steps: Optional[Num] = None
+    at_steps: dict[str, list[Optional[Num]]] = {}
 
 
 class Forecast(Row):

@@ -15,7 +15,7 @@ from roi.sanity import distill_warnings
 from . import figures as fig
 from . import fmt
 from .document import Bullets, Facts, Figure, Heading, Section, Text
-from .inputs import Figures, Inputs, figure, forecast_curve, table
+from .inputs import Figures, Inputs, figure, table
 
 
 def _metric_rows(m: DistillMetrics) -> list[dict]:
@@ -41,8 +41,8 @@ def _metric_rows(m: DistillMetrics) -> list[dict]:
 def _at_steps(inp: Inputs, mode: str) -> list | None:
     """The plan's forecast (P10, P90) for the budget the distillation ran, if it recorded one."""
     steps = inp.distilled.steps if inp.distilled else None
-    at = forecast_curve(inp.plan, inp.trained, mode).get("at_steps") or {}
-    band = at.get(str(steps))
+    curve = inp.plan.forecast.curve(inp.trained, mode)
+    band = curve.at_steps.get(str(steps)) if curve else None
     return [band[0], band[2]] if band else None
 
 

@@ -153,9 +153,3 @@ def answers_for(roi: RoiSection) -> str:
     return roi.scenario + (f" alone, where the student saves most; the other {others} scenario"
                            f"{'s' if others > 1 else ''} are separate answers (Decision "
                            f"framework)" if others > 0 else "")
-
-
-def forecast_curve(plan: MeasuredPlan, model: str, mode: str = "kd") -> dict:
-    """One student's forecast curve in one mode, as plain data ({} where there is none)."""
-    curve = plan.forecast.curve(model, mode)
-    return curve.document() if curve else {}

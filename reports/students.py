@@ -9,12 +9,12 @@ from typing import Any
 import pandas as pd
 
 from contracts.defaults import RETENTION_THRESHOLD
-from contracts.plan import Candidate, Recommended, RoiSection
+from contracts.plan import Budget, Candidate, ForecastCurve, Recommended, RoiSection
 
 from . import figures as fig
 from . import fmt
 from .document import Bullets, Section, Text
-from .inputs import Figures, Inputs, figure, forecast_curve, table
+from .inputs import Figures, Inputs, figure, table
 
 
 def _candidate_verdict(c: Recommended | Candidate) -> str:
@@ -100,28 +100,29 @@ def _steps_text(n: Any) -> str:
     return "not reached" if v is None else fmt.num(v, 0)
 
 
+def _steps_pair(curve: ForecastCurve) -> str:
+    """Steps to the threshold at P10 / P50."""
+    return (f"{_steps_text(curve.steps_to_threshold_p10)} / "
+            f"{_steps_text(curve.steps_to_threshold_p50)}")
+
+
 def _forecast_rows(inp: Inputs) -> list[dict]:
     rows = []
     for c in inp.candidates:
-        kd, ce = (forecast_curve(inp.plan, c.model, m) for m in ("kd", "ce"))
+        kd, ce = (inp.plan.forecast.curve(c.model, m) for m in ("kd", "ce"))
         if not kd:
             continue
-        b = c.budget.document() if c.budget else {}
-        band = b.get("retention_band")
+        b = c.budget or Budget()
         gain = inp.kd_gain(c.budget)
         gain = fmt.DASH if gain is None else f"{gain.points:+.1f} points (at {gain.steps:,} steps)"
         rows.append({"student": c.model,
-                     "KD: steps to threshold (P10 / P50)":
-                         f"{_steps_text(kd.get('steps_to_threshold_p10'))} / "
-                         f"{_steps_text(kd.get('steps_to_threshold_p50'))}",
-                     "baseline: steps (P10 / P50)":
-                         f"{_steps_text(ce.get('steps_to_threshold_p10'))} / "
-                         f"{_steps_text(ce.get('steps_to_threshold_p50'))}" if ce else fmt.DASH,
-                     "budget chosen": fmt.num(b.get("steps"), 0) + " steps",
-                     "retention there (P10–P90)": fmt.pct_band(band),
+                     "KD: steps to threshold (P10 / P50)": _steps_pair(kd),
+                     "baseline: steps (P10 / P50)": _steps_pair(ce) if ce else fmt.DASH,
+                     "budget chosen": fmt.num(b.steps, 0) + " steps",
+                     "retention there (P10–P90)": fmt.pct_band(b.retention_band),
                      "KD gain there (P50)": gain,
-                     "at the largest budget (P50)": fmt.pct(kd.get("p50_at_max_steps")),
-                     "one-time cost": fmt.usd(b.get("one_time_usd"))})
+                     "at the largest budget (P50)": fmt.pct(kd.p50_at_max_steps),
+                     "one-time cost": fmt.usd(b.one_time_usd)})
     return rows
 
 

@@ -147,3 +147,14 @@ def test_the_edge_record_is_typed_and_reads_back_whole():
     row = edge.rows[0]
     assert row.device and isinstance(row.runs, bool) and row.service_ms_p50 > 0
     assert plan.document() == doc  # typed, nothing lost
+
+
+def test_forecast_curves_are_typed():
+    doc = json.loads(gzip.decompress((OLD_PLANS / "expected.plan.json.gz").read_bytes()))
+    curve = parse_plan(doc).forecast.curve("builtin:student-10x")
+    assert curve.steps_to_threshold_p10 >= curve.steps_to_threshold_p50 > 0
+    assert all(len(band) == 3 for band in curve.at_steps.values())
+    doc["forecast"]["curves"][0]["steps_to_threshold_p10"] = "soon"
+    with pytest.raises(InputError, match=r"plan: damaged plan: forecast\.curves\.0\."
+                                         r"steps_to_threshold_p10"):
+        parse_plan(doc)
