@@ -18,23 +18,22 @@ from typing_extensions import Annotated
 
 from .errors import InputError
 from .plan_sections import (Band, BestFit, Budget, Candidate, Cheapest, Config, CostRow,
-                            Criterion, Decision, Edge, EdgeAnswer, EdgeRow,
-                            EdgeScenario, Forecast, ForecastCurve, HardwareSource, Horizon,
-                            KdGain, LeaveOneOut, LocalPeak, MonteCarlo, Num, OneTime, Percentiles,
-                            Projection, Recommended, RoiSection, Row, ScenarioCost,
-                            ScenarioDetail, ScenarioRoi, Section, Seed, SeedFigure, SizingRow, Sources,
-                            Student, Teacher, TornadoRow, Unconfirmed)
+                            Criterion, Decision, Edge, EdgeAnswer, EdgeRow, EdgeScenario,
+                            Forecast, ForecastCurve, HardwareSource, Horizon, KdGain, LeaveOneOut,
+                            LocalPeak, MonteCarlo, Num, OneTime, Percentiles, Projection,
+                            Recommended, RoiSection, Row, ScenarioCost, ScenarioDetail,
+                            ScenarioRoi, Section, Seed, SeedFigure, SizingRow, Sources, Student,
+                            Teacher, TornadoRow, Unconfirmed)
 
 PLAN_VERSION = 1
 __all__ = ["Band", "BestFit", "Budget", "Candidate", "Cheapest", "Config", "CostRow",
-           "Criterion", "Decision", "Edge", "EdgeAnswer", "EdgeRow",
-           "EdgeScenario", "Forecast", "ForecastCurve", "HardwareSource", "Horizon",
-           "KdGain", "LeaveOneOut", "LocalPeak", "MonteCarlo", "Num", "OneTime", "Percentiles",
-           "Projection", "Recommended", "RoiSection", "Row", "ScenarioCost", "ScenarioDetail",
-           "ScenarioRoi", "Section", "Seed", "SeedFigure", "SizingRow", "Sources", "Student", "Teacher",
-           "TornadoRow", "Unconfirmed", "LLMModelRow", "LLMPlan", "LLMRecommended",
-           "LLMScenario", "EfficiencyBand", "MeasuredPlan", "PLAN_VERSION", "parse_plan",
-           "plan_schema"]
+           "Criterion", "Decision", "Edge", "EdgeAnswer", "EdgeRow", "EdgeScenario", "Forecast",
+           "ForecastCurve", "HardwareSource", "Horizon", "KdGain", "LeaveOneOut", "LocalPeak",
+           "MonteCarlo", "Num", "OneTime", "Percentiles", "Projection", "Recommended",
+           "RoiSection", "Row", "ScenarioCost", "ScenarioDetail", "ScenarioRoi", "Section", "Seed",
+           "SeedFigure", "SizingRow", "Sources", "Student", "Teacher", "TornadoRow",
+           "Unconfirmed", "LLMModelRow", "LLMPlan", "LLMRecommended", "LLMScenario",
+           "EfficiencyBand", "MeasuredPlan", "PLAN_VERSION", "parse_plan", "plan_schema"]
 
 
 class MeasuredPlan(Section):
