@@ -10,13 +10,14 @@ before these fields existed is completed by the same functions when it is render
 
 from __future__ import annotations
 
-import math
 from typing import Any, Iterable, Optional
 
 import pandas as pd
 
 from contracts.numbers import number
 
+from .fleet import best_per_model
+from .plan_document import plain
 from .readout import ok_results, reduction
 from .scenarios import SeedRanges
 
@@ -28,34 +29,23 @@ TRANSFER_BASIS = ("weight bytes to ship (teacher vs student, smallest dtype meas
                   "traffic is not modelled")
 
 
-def _inf(x: Any) -> float:
-    v = number(x)
-    return math.inf if v is None else v
-
-
 def cheapest(cost: list[dict], sizing: list[dict], scenarios: list[str]) -> list[dict]:
-    """Per (scenario, model), in the plan's scenario order then by model: the cheapest feasible
-    cost row (ties: the faster at P90), else the closest miss with every hardware's reason in
-    `misses`; `service_ms_p50` from its sizing row. cost and sizing: the plan's rows."""
-    at = {(s["scenario"], s["hardware"], s["model"]): s for s in sizing}
-    groups: dict[tuple[str, str], list[dict]] = {}
-    for c in cost:
-        groups.setdefault((c["scenario"], c["model"]), []).append(c)
+    """Per (scenario, model), in the plan's scenario order then by model: the configuration the
+    planner costs the model at (roi.fleet.best_per_model: the cheapest feasible, ties to the
+    faster at P90, else the closest miss, with every hardware's reason in `misses`), with its
+    sizing row's `service_ms_p50`. cost and sizing: the plan's rows."""
+    if not cost:
+        return []
+    key = ["scenario", "hardware", "model"]
+    times = pd.DataFrame(sizing, columns=[*key, "service_ms_p50", "service_ms_p90"])
+    df = pd.DataFrame(cost).merge(times, on=key, how="left")
+    misses = {k: list(dict.fromkeys(g["reason"].fillna("").astype(str)))
+              for k, g in df.groupby(["scenario", "model"], sort=False)}
     order = {s: i for i, s in enumerate(scenarios)}
-
-    def size(c: dict) -> dict:
-        return at.get((c["scenario"], c["hardware"], c["model"]), {})
-
-    rows = []
-    for key in sorted(groups, key=lambda k: (order.get(k[0], len(order)), k[1])):
-        g = groups[key]
-        pick = min(g, key=lambda c: (not c.get("feasible"), _inf(c.get("usd_per_month")),
-                                     _inf(size(c).get("service_ms_p90"))))
-        misses = [] if pick.get("feasible") else list(dict.fromkeys(
-            str(c.get("reason") or "") for c in g))
-        rows.append({**pick, "service_ms_p50": size(pick).get("service_ms_p50"),
-                     "misses": misses})
-    return rows
+    best = best_per_model(df).drop(columns="service_ms_p90").to_dict("records")
+    best.sort(key=lambda r: (order.get(r["scenario"], len(order)), r["model"]))
+    return [plain({**r, "misses": [] if r["feasible"] else misses[r["scenario"], r["model"]]})
+            for r in best]
 
 
 def local_latency_ratio(results: pd.DataFrame | None, teacher: str, student: str,
