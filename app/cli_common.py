@@ -33,7 +33,7 @@ def write_figures(figures: dict, out) -> str:
     """OUT/figures/NAME.png of the figures drawn (None: nothing to draw), and the console's
     line naming them, or saying why there are none."""
     from reports import write_figures as write
-    from reports.figures import missing
+    from reports.figure_kit import missing
 
     written = write({k: v for k, v in figures.items() if v is not None}, out)
     if written:

@@ -120,15 +120,15 @@ def plan(
                        local_peak_gflops=local_peak_gflops, roi_inputs=inputs,
                        require_benefit=require_benefit, pilot=pilot or None,
                        max_steps=max_steps, portfolio=portfolio)
-    write_plan(result, out_dir)
+    typed = result.typed()  # checked against the contract once: written and drawn from
+    write_plan(typed, out_dir, result.grid)
     from reports import plan_figures
 
     from .console import print_plan_summary
 
-    doc = result.to_dict()
-    print_plan_summary(doc, out_dir)
+    print_plan_summary(result.to_dict(), out_dir)
     if figures:
-        print(write_figures(plan_figures(doc), out_dir))
+        print(write_figures(plan_figures(typed), out_dir))
 
 
 def run_command(

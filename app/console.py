@@ -343,7 +343,7 @@ def _students_table(plan: dict) -> Table:
     rows = ([dict(rec, qualifies=True, reasons=["recommended"])] if rec else [])
     for i, r in enumerate(rows + plan["alternatives"]):
         lo, hi = r["retention_band"]
-        cost = _candidate_cost(r, plan.get("roi") or {})
+        cost = r.get("headline_usd_per_month")  # where the headline answers (roi.choices)
         at = f" at {r['retention_steps']:,} steps" if r.get("retention_steps") else ""
         t.add_row(r["model"], f"{r['params']:,}", f"{r['compression_ratio']:.1f}×",
                   f"{lo:.1%}–{hi:.1%} ({r.get('retention_source', 'prior')}{at})",
@@ -359,15 +359,6 @@ def _cost_scope(roi: dict) -> str:
     if roi.get("scope") == "portfolio":
         return "portfolio total"
     return str(roi.get("scenario") or "")
-
-
-def _candidate_cost(c: dict, roi: dict):
-    """A candidate's monthly cost in the headline scenario (the portfolio: its total)."""
-    name = roi.get("scenario") if roi.get("scope") == "scenario" else None
-    if not name:
-        return c.get("usd_per_month")
-    entry = next((p for p in c.get("per_scenario") or [] if p.get("scenario") == name), {})
-    return entry.get("usd_per_month") if entry.get("feasible") else None
 
 
 def _forecast_table(f: dict) -> Table:
@@ -395,25 +386,17 @@ def _pct(x) -> str:
 
 
 def _best_table(plan: dict) -> Table:
+    """The plan's cheapest configuration per scenario and model (roi.choices), as stored."""
     t = Table(title="cheapest configuration per scenario and model ($/month at P50, P10–P90 band)")
     for col in ("scenario", "model", "hardware", "config", "source", "service ms", "replicas",
                 "$/month", "band", "verdict"):
         t.add_column(col, justify="right" if col in ("service ms", "replicas",
                                                      "$/month") else "left")
-    sizing = {(s["scenario"], s["hardware"], s["model"]): s for s in plan["sizing"]}
-    best: dict = {}
-    for c in plan["cost"]:
-        key = (c["scenario"], c["model"])
-        rank = (not c["feasible"], c["usd_per_month"] if c["usd_per_month"] is not None
-                else math.inf)
-        if key not in best or rank < best[key][0]:
-            best[key] = (rank, c)
-    for (_, _), (_, c) in sorted(best.items()):
-        s = sizing[(c["scenario"], c["hardware"], c["model"])]
+    for c in sorted(plan["cheapest"], key=lambda c: (c["scenario"], c["model"])):
         lo, hi = c.get("usd_per_month_p10"), c.get("usd_per_month_p90")
         t.add_row(c["scenario"], c["model"], c["hardware"],
                   f"{c['backend']}/{c['dtype']} b{c['batch_size']}", c["source"],
-                  _fmt(s.get("service_ms_p50"), 1), _fmt(c.get("replicas_p50"), 0),
+                  _fmt(c.get("service_ms_p50"), 1), _fmt(c.get("replicas_p50"), 0),
                   _fmt(c.get("usd_per_month"), 0),
                   "-" if lo is None or hi is None else f"{lo:,.0f}–{hi:,.0f}",
                   "ok" if c["feasible"] else c["reason"][:60])

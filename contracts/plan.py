@@ -17,21 +17,23 @@ from pydantic import BaseModel, Discriminator, Tag, ValidationError
 from typing_extensions import Annotated
 
 from .errors import InputError
-from .plan_sections import (BestFit, Budget, Candidate, Config, CostRow, Criterion, Decision,
-                            Forecast, ForecastCurve, HardwareSource, Horizon, LeaveOneOut,
+from .plan_sections import (Band, BestFit, Budget, Candidate, Cheapest, Config, CostRow,
+                            Criterion, Decision, Edge, EdgeAnswer, EdgeRow, EdgeScenario,
+                            Forecast, ForecastCurve, HardwareSource, Horizon, KdGain, LeaveOneOut,
                             LocalPeak, MonteCarlo, Num, OneTime, Percentiles, Projection,
                             Recommended, RoiSection, Row, ScenarioCost, ScenarioDetail,
-                            ScenarioRoi, Section, SizingRow, Sources, Student, Teacher, TornadoRow,
-                            Unconfirmed)
+                            ScenarioRoi, Section, Seed, SeedFigure, SizingRow, Sources, Student,
+                            Teacher, TornadoRow, Unconfirmed)
 
 PLAN_VERSION = 1
-__all__ = ["BestFit", "Budget", "Candidate", "Config", "CostRow", "Criterion", "Decision",
-           "Forecast", "ForecastCurve", "HardwareSource", "Horizon", "LeaveOneOut", "LocalPeak",
+__all__ = ["Band", "BestFit", "Budget", "Candidate", "Cheapest", "Config", "CostRow",
+           "Criterion", "Decision", "Edge", "EdgeAnswer", "EdgeRow", "EdgeScenario", "Forecast",
+           "ForecastCurve", "HardwareSource", "Horizon", "KdGain", "LeaveOneOut", "LocalPeak",
            "MonteCarlo", "Num", "OneTime", "Percentiles", "Projection", "Recommended",
-           "RoiSection", "Row", "ScenarioCost", "ScenarioDetail", "ScenarioRoi", "Section",
-           "SizingRow", "Sources", "Student", "Teacher", "TornadoRow", "Unconfirmed",
-           "LLMModelRow", "LLMPlan", "LLMRecommended", "LLMScenario", "EfficiencyBand",
-           "MeasuredPlan", "PLAN_VERSION", "parse_plan", "plan_schema"]
+           "RoiSection", "Row", "ScenarioCost", "ScenarioDetail", "ScenarioRoi", "Section", "Seed",
+           "SeedFigure", "SizingRow", "Sources", "Student", "Teacher", "TornadoRow",
+           "Unconfirmed", "LLMModelRow", "LLMPlan", "LLMRecommended", "LLMScenario",
+           "EfficiencyBand", "MeasuredPlan", "PLAN_VERSION", "parse_plan", "plan_schema"]
 
 
 class MeasuredPlan(Section):
@@ -56,8 +58,10 @@ class MeasuredPlan(Section):
     datagen_note: Optional[str] = None
     no_recommendation_reason: Optional[str] = None
     trainer_note: Optional[str] = None
-    edge: Optional[dict[str, Any]] = None
+    edge: Optional[Edge] = None
     warnings: Optional[list[str]] = None
+    cheapest: Optional[list[Cheapest]] = None  # absent from plans written before it
+    seed_figures: Optional[list[SeedFigure]] = None  # likewise
 
     @property
     def kind(self) -> str:

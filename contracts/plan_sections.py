@@ -85,6 +85,14 @@ class ScenarioCost(Row):
     reason: Optional[str] = None
 
 
+class KdGain(Section):
+    """KD's P50 retention over the no-KD baseline's, in points, at the forecast grid's step
+    nearest the chosen budget."""
+
+    points: Num
+    steps: int
+
+
 class Budget(Row):
     """The training budget chosen for a student (roi.forecast): steps, tokens, one-time cost."""
 
@@ -97,6 +105,7 @@ class Budget(Row):
     one_time_usd: Optional[Num] = None
     grid: list[dict[str, Any]] = []
     baseline_grid: list[dict[str, Any]] = []
+    kd_gain: Optional[KdGain] = None  # none without both grids (and in older plans)
 
 
 class Student(Row):
@@ -123,6 +132,7 @@ class Candidate(Student):
     usd_per_month: Optional[Num] = None
     per_scenario: list[ScenarioCost] = []
     budget: Optional[Budget] = None
+    headline_usd_per_month: Optional[Num] = None  # where the plan's headline answers
 
 
 class Recommended(Student):
@@ -140,6 +150,7 @@ class Recommended(Student):
     per_scenario: list[ScenarioCost] = []
     budget: Optional[Budget] = None
     deploy_note: Optional[str] = None
+    headline_usd_per_month: Optional[Num] = None  # where the plan's headline answers
 
 
 class Teacher(Section):
@@ -176,6 +187,36 @@ class CostRow(Config):
     reason: Optional[str] = None
     fleet_spread: Optional[Num] = None
     spread_note: Optional[str] = None
+
+
+class Cheapest(CostRow):
+    """Per (scenario, model): the configuration the planner costs the model at, the cheapest
+    meeting the scenario, or (feasible false) the closest miss, with each hardware's reason
+    for missing (`misses`)."""
+
+    service_ms_p50: Optional[Num] = None
+    misses: list[str] = []
+
+
+class Band(Section):
+    """A range as numbers (fractions: 0.2 is 20%)."""
+
+    low: Num
+    high: Num
+
+
+class SeedFigure(Section):
+    """One of the seed's expected ranges in a scenario beside our figure for the planned student:
+    where ours lies (`verdict`), and how ours was obtained (`basis`)."""
+
+    scenario: str
+    figure: Literal["inference_cost_reduction", "latency_improvement", "data_transfer"]
+    student: str
+    expected: str
+    band: Optional[Band] = None
+    value: Optional[Num] = None
+    verdict: Optional[Literal["inside", "below", "above"]] = None
+    basis: str
 
 
 class SizingRow(Config):
@@ -341,10 +382,16 @@ class Sources(Row):
 
 
 class ForecastCurve(Row):
-    """One student's fitted retention curve in one mode (kd, or the ce baseline)."""
+    """One student's fitted retention curve in one mode (kd, or the ce baseline): the steps
+    where its P10 and P50 reach the threshold (None: not within the budgets considered), its P50
+    at the largest budget, and (P10, P50, P90) at the budgets the plan was asked about."""
 
     model: str
     mode: str
+    steps_to_threshold_p10: Optional[int] = None
+    steps_to_threshold_p50: Optional[int] = None
+    p50_at_max_steps: Optional[Num] = None
+    at_steps: dict[str, list[Optional[Num]]] = {}
 
 
 class Forecast(Row):
@@ -365,6 +412,68 @@ class Forecast(Row):
         return next((c for c in self.curves if c.model == model and c.mode == mode), None)
 
 
+class EdgeRow(Row):
+    """One model on one device (roi.edge.device_row): memory, latency, energy, battery, price."""
+
+    device: str
+    model: str
+    config: Optional[str] = None
+    memory_mib: Optional[Num] = None
+    usable_memory_mib: Optional[Num] = None
+    fits: Optional[bool] = None
+    service_ms_p10: Optional[Num] = None
+    service_ms_p50: Optional[Num] = None
+    service_ms_p90: Optional[Num] = None
+    runs: bool = False
+    why_not: Optional[str] = None
+    energy_wh_per_1k_p50: Optional[Num] = None
+    battery_share_per_1k: Optional[Num] = None
+    battery_share_per_day: Optional[Num] = None
+    artifact_bytes: Optional[Num] = None
+    unit_usd: Optional[Num] = None
+    fleet_usd: Optional[Num] = None
+    user_owned: Optional[bool] = None
+    notes: list[str] = []
+
+
+class EdgeAnswer(Row):
+    """A device scenario's answer (roi.edge.edge_answer): its kind, in words, and what else."""
+
+    kind: str
+    text: str
+    also: Optional[str] = None
+
+
+class EdgeScenario(Row):
+    """One device scenario's table and answer (roi.edge.scenario_edge)."""
+
+    scenario: str
+    devices: Optional[int] = None
+    teacher: str
+    student: Optional[str] = None
+    ownership: str
+    rows: list[EdgeRow] = []
+    answer: EdgeAnswer
+
+
+class Edge(Row):
+    """The edge economics of the device scenarios (roi.edge.edge_section) and their method."""
+
+    method: dict[str, str] = {}
+    scenarios: dict[str, EdgeScenario] = {}
+
+
+class Seed(Section):
+    """The seed's ROI-matrix row for a scenario, verbatim (roi.scenarios.SeedRanges; its
+    ranges as numbers are in the plan's `seed_figures`)."""
+
+    scenario: str
+    inference_cost_reduction: str
+    latency_improvement: str
+    data_transfer: str
+    best_fit_model_size: str
+
+
 class ScenarioDetail(Row):
     """The scenario as planned (roi.scenarios.Scenario); `seed` holds the seed's ranges."""
 
@@ -376,4 +485,4 @@ class ScenarioDetail(Row):
     workload: dict[str, Any] = {}
     sla: dict[str, Any] = {}
     constraints: dict[str, Any] = {}
-    seed: Optional[dict[str, str]] = None
+    seed: Optional[Seed] = None

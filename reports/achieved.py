@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from contracts.distill_result import DistillMetrics
 from contracts.plan import Student
 from roi.readout import band_verdict, latency_pairs
 from roi.sanity import distill_warnings
@@ -14,41 +15,41 @@ from roi.sanity import distill_warnings
 from . import figures as fig
 from . import fmt
 from .document import Bullets, Facts, Figure, Heading, Section, Text
-from .inputs import Figures, Inputs, figure, forecast_curve, table
+from .inputs import Figures, Inputs, figure, table
 
 
-def _metric_rows(metrics: dict) -> list[dict]:
+def _metric_rows(m: DistillMetrics) -> list[dict]:
     names = {"teacher": "teacher", "student": "student (KD, torch)", "student_onnx":
              "student (ONNX fp32)", "student_int8": "student (ONNX int8)",
              "baseline": "baseline (no KD)"}
-    teacher_acc = fmt.number((metrics.get("teacher") or {}).get("accuracy"))
+    teacher_acc = fmt.number(m.teacher.accuracy if m.teacher else None)
     rows = []
     for key, label in names.items():
-        m = metrics.get(key)
-        if not isinstance(m, dict):
+        e = getattr(m, key)
+        if e is None:
             continue
-        acc = fmt.number(m.get("accuracy"))
+        acc = fmt.number(e.accuracy)
         rows.append({"model": label, "next-byte accuracy": fmt.pct(acc),
                      "retention": fmt.pct(acc / teacher_acc if acc is not None and teacher_acc
                                           else None),
-                     "bits / byte": fmt.num(m.get("bits_per_byte"), 3),
-                     "perplexity": fmt.num(m.get("perplexity"), 2),
-                     "test tokens": fmt.num(m.get("tokens"), 0)})
+                     "bits / byte": fmt.num(e.bits_per_byte, 3),
+                     "perplexity": fmt.num(e.perplexity, 2),
+                     "test tokens": fmt.num(e.tokens, 0)})
     return rows
 
 
 def _at_steps(inp: Inputs, mode: str) -> list | None:
     """The plan's forecast (P10, P90) for the budget the distillation ran, if it recorded one."""
-    steps = ((inp.metrics or {}).get("settings") or {}).get("steps")
-    at = forecast_curve(inp.plan, inp.trained, mode).get("at_steps") or {}
-    band = at.get(str(steps))
+    steps = inp.distilled.steps if inp.distilled else None
+    curve = inp.plan.forecast.curve(inp.trained, mode)
+    band = curve.at_steps.get(str(steps)) if curve else None
     return [band[0], band[2]] if band else None
 
 
 def _predicted_band(inp: Inputs, student: Student | None) -> tuple[list | None, str]:
     """The band to hold the run against: the forecast for the steps it ran where the plan has
     one, else the student's band (and at which budget it was made)."""
-    steps = ((inp.metrics or {}).get("settings") or {}).get("steps")
+    steps = inp.distilled.steps if inp.distilled else None
     band = _at_steps(inp, "kd")
     if band is not None:
         return band, f"forecast for the {fmt.num(steps, 0)} steps that ran"
@@ -63,7 +64,7 @@ def _predicted_band(inp: Inputs, student: Student | None) -> tuple[list | None, 
 
 def achieved_section(inp: Inputs, figures: Figures) -> Section:
     title = "Predicted vs achieved"
-    m = inp.metrics
+    m = inp.distilled
     if not m:
         return Section("achieved", title, (Text(
             "Pending: no distillation has run yet (no distill/metrics.json). Run `roi distill "
@@ -73,10 +74,9 @@ def achieved_section(inp: Inputs, figures: Figures) -> Section:
     student = inp.student(inp.trained)
     band, basis = _predicted_band(inp, student)
     base_band = _at_steps(inp, "ce")
-    ret, ret8 = fmt.number(m.get("retention_accuracy")), fmt.number(
-        m.get("int8_retention_accuracy"))
-    ret_b = fmt.number(m.get("baseline_retention_accuracy"))
-    gain = fmt.number(m.get("kd_gain_accuracy"))
+    ret, ret8 = fmt.number(m.retention_accuracy), fmt.number(m.int8_retention_accuracy)
+    ret_b = fmt.number(m.baseline_retention_accuracy)
+    gain = fmt.number(m.kd_gain_accuracy)
     rows = [
         {"quantity": f"accuracy retention (torch; {basis})", "predicted": fmt.pct_band(band),
          "achieved": fmt.pct(ret), "verdict": band_verdict(ret, band) or fmt.DASH},
@@ -90,14 +90,14 @@ def achieved_section(inp: Inputs, figures: Figures) -> Section:
          else fmt.DASH, "verdict": fmt.DASH if gain is None else
          ("KD helped" if gain > 0 else "KD did not help")},
         {"quantity": "student parameters", "predicted": fmt.params(student.params if student else None),
-         "achieved": fmt.params(m.get("student_params")), "verdict": fmt.DASH}]
-    settings = m.get("settings") or {}
+         "achieved": fmt.params(m.student_params), "verdict": fmt.DASH}]
+    settings = m.settings
     blocks: list = [table(rows, f"The plan's predictions for {inp.trained or fmt.DASH} "
                                  f"beside the distilled student")]
-    warnings = distill_warnings(m)  # an untrained teacher: retention says little
+    warnings = distill_warnings(inp.metrics)  # an untrained teacher: retention says little
     if warnings:
         blocks += [Heading("Warnings"), Bullets(tuple(warnings))]
-    done = settings.get("student")
+    done = m.trained
     if done and done != inp.planned:
         blocks.append(Text(f"The plan's trainer section names {inp.planned or fmt.DASH}; the "
                            f"distillation trained {done}"
@@ -105,7 +105,7 @@ def achieved_section(inp: Inputs, figures: Figures) -> Section:
                               ", which the plan does not cover: compare with care."), "note"))
     latency = latency_pairs(inp.results, inp.student_results, inp.teacher, inp.trained)
     achieved = {k: v for k, v in (("KD torch", ret), ("KD int8", ret8), (
-        "baseline", fmt.number(m.get("baseline_retention_accuracy")))) if v is not None}
+        "baseline", ret_b)) if v is not None}
     blocks.append(figure(
         figures, "predicted_vs_achieved", fig.predicted_vs_achieved(band, achieved, latency),
         "Predicted vs achieved",
@@ -127,10 +127,10 @@ def achieved_section(inp: Inputs, figures: Figures) -> Section:
     blocks.append(Text(f"Training: {fmt.text(settings.get('steps'))} steps, {fmt.text(settings.get('kd_loss'))}"
                        f" KD at T={fmt.text(settings.get('temperature'))}, "
                        f"α={fmt.text(settings.get('alpha'))}; student init "
-                       f"{fmt.text(m.get('init'))}; wall time "
-                       f"{fmt.num((fmt.number(m.get('wall_s')) or 0) / 60, 1)} min; export "
-                       f"{fmt.text((m.get('export') or {}).get('method'))} (max relative error "
-                       f"{fmt.sig((m.get('export') or {}).get('rel_err'))})."))
+                       f"{fmt.text(m.init)}; wall time "
+                       f"{fmt.num((fmt.number(m.wall_s) or 0) / 60, 1)} min; export "
+                       f"{fmt.text(m.export.method if m.export else None)} (max relative error "
+                       f"{fmt.sig(m.export.rel_err if m.export else None)})."))
     return Section("achieved", title, tuple(blocks))
 
 

@@ -8,9 +8,9 @@ from typing import Any
 
 import pandas as pd
 
-from contracts.plan import Config, CostRow, MeasuredPlan, ScenarioDetail, SizingRow
-from roi.readout import (best_cost, local_latency_ratio, ok_results, range_verdict, reduction,
-                         weights_ratio)
+from contracts.plan import (Cheapest, Config, CostRow, EdgeScenario, MeasuredPlan, ScenarioDetail,
+                            SizingRow)
+from roi.readout import ok_results
 
 from . import figures as fig
 from . import measure_figures
@@ -36,42 +36,25 @@ def _cost_lookup(plan: MeasuredPlan) -> dict[tuple, CostRow]:
     return {_key(r): r for r in plan.cost}
 
 
-def _seed_rows(inp: Inputs, detail: ScenarioDetail, best: pd.DataFrame,
-               student: str) -> list[dict]:
-    seed = detail.seed or {}
-    name = detail.name
-    per = best[best["scenario"] == name].set_index("model") if len(best) else pd.DataFrame()
+FIGURES = {"inference_cost_reduction": "inference cost reduction",
+           "latency_improvement": "latency improvement", "data_transfer": "data transfer"}
 
-    def cost(model: str) -> Any:
-        return per["usd_per_month"].get(model) if len(per) else None
 
-    saved = reduction(cost(student), cost(inp.teacher))
+def _seed_rows(inp: Inputs, detail: ScenarioDetail, student: str) -> list[dict]:
+    rows = []
+    for f in inp.seed_figures(student):
+        if f.scenario != detail.name:
+            continue
+        ours = fmt.pct(f.value)
+        rows.append({"figure": FIGURES[f.figure], "seed expects": f.expected or fmt.DASH,
+                     "ours": ours + " less" if f.figure == "data_transfer" and f.value is not None
+                     else ours,
+                     "where ours is": f.verdict or fmt.DASH, "how ours was obtained": f.basis})
     rec = inp.student(student)
-    faster, how = local_latency_ratio(inp.results, inp.teacher, student,
-                                      rec.document() if rec else {})
-    lighter = weights_ratio(inp.results, inp.teacher, student)
     rec_params = rec.params if rec else None
-    return [
-        {"figure": "inference cost reduction", "seed expects":
-         seed.get("inference_cost_reduction") or fmt.DASH, "ours": fmt.pct(saved),
-         "where ours is": range_verdict(saved, seed.get("inference_cost_reduction", ""))
-         or fmt.DASH,
-         "how ours was obtained": "1 − student / teacher monthly cost, each on its cheapest "
-         "configuration meeting the scenario (projected or measured, P50)"
-         if saved is not None else "the teacher or the student could not be costed (or the "
-         "teacher costs nothing here)"},
-        {"figure": "latency improvement", "seed expects":
-         seed.get("latency_improvement") or fmt.DASH, "ours": fmt.pct(faster),
-         "where ours is": range_verdict(faster, seed.get("latency_improvement", ""))
-         or fmt.DASH,
-         "how ours was obtained": how},
-        {"figure": "data transfer", "seed expects": seed.get("data_transfer") or fmt.DASH,
-         "ours": fmt.pct(lighter) + " less" if lighter is not None else fmt.DASH,
-         "where ours is": range_verdict(lighter, seed.get("data_transfer", "")) or fmt.DASH,
-         "how ours was obtained": "weight bytes to ship (teacher vs student, smallest dtype "
-         "measured); request traffic is not modelled"},
+    return rows + [
         {"figure": "best-fit model size", "seed expects":
-         seed.get("best_fit_model_size") or fmt.DASH,
+         detail.seed.best_fit_model_size if detail.seed else fmt.DASH,
          "ours": fmt.params(rec_params) + " params" if rec_params else fmt.DASH,
          "where ours is": fmt.DASH,
          "how ours was obtained": f"our student of a {fmt.params(_teacher_params(inp))} teacher;"
@@ -83,32 +66,43 @@ def _teacher_params(inp: Inputs) -> Any:
     return inp.plan.teacher.params
 
 
-def _cost_rows(inp: Inputs, best: pd.DataFrame, scenario: str) -> list[dict]:
+def _cost_rows(inp: Inputs, scenario: str) -> list[dict]:
     rows = []
-    sizing = _sizing_lookup(inp.plan)
+    best = {r.model: r for r in inp.cheapest if r.scenario == scenario}
     for model in inp.models:
-        g = best[(best["scenario"] == scenario) & (best["model"] == model)]
-        if g.empty:
+        r = best.get(model)
+        if r is None:
             continue
-        r = g.iloc[0]
-        feasible = bool(r.get("feasible"))
-        s = sizing.get((scenario, r.get("hardware"), model)) if feasible else None
+        ok = bool(r.feasible)
         rows.append({
-            "model": model, "role": r.get("role") or fmt.DASH,
-            "hardware": r.get("hardware") if feasible else fmt.DASH,
-            "config": f"{r['backend']}/{r['dtype']} b{int(r['batch_size'])}" if feasible
-            else fmt.DASH,
-            "source": r.get("source") if feasible else fmt.DASH,
-            "service ms (P50)": fmt.sig(s.service_ms_p50 if s else None),
-            "replicas": fmt.num(r.get("replicas_p50"), 0),
-            "USD / month (P10–P90)": fmt.usd_band(r.get("usd_per_month"),
-                                                  r.get("usd_per_month_p10"),
-                                                  r.get("usd_per_month_p90")),
-            "USD / 1M requests": fmt.usd(r.get("usd_per_1m_requests")),
-            "verdict": ("meets the scenario" + (f"; {r['spread_note']}" if isinstance(
-                r.get("spread_note"), str) and r.get("spread_note") else "")) if feasible
-            else f"no configuration: {r['reason']}"})
+            "model": model, "role": r.role or fmt.DASH,
+            "hardware": r.hardware if ok else fmt.DASH,
+            "config": f"{r.backend}/{r.dtype} b{int(r.batch_size)}" if ok else fmt.DASH,
+            "source": r.source if ok else fmt.DASH,
+            "service ms (P50)": fmt.sig(r.service_ms_p50 if ok else None),
+            "replicas": fmt.num(r.replicas_p50 if ok else None, 0),
+            "USD / month (P10–P90)": fmt.usd_band(*_costs(r)),
+            "USD / 1M requests": fmt.usd(r.usd_per_1m_requests if ok else None),
+            "verdict": ("meets the scenario" + (f"; {r.spread_note}" if r.spread_note else ""))
+            if ok else f"no configuration: {'; '.join(r.misses)[:300]}"})
     return rows
+
+
+def _costs(r: Cheapest) -> tuple:
+    """P50, P10 and P90 monthly cost where the model meets the scenario (None where not)."""
+    if not r.feasible:
+        return None, None, None
+    return r.usd_per_month, r.usd_per_month_p10, r.usd_per_month_p90
+
+
+def _cost_frame(inp: Inputs) -> pd.DataFrame:
+    """scenario, model and the monthly cost band of each cheapest configuration (NaN where the
+    model misses the scenario), for the cost figure."""
+    rows = [dict(zip(("usd_per_month", "usd_per_month_p10", "usd_per_month_p90"), _costs(r)),
+                 scenario=r.scenario, model=r.model) for r in inp.cheapest]
+    cols = ["scenario", "model", "usd_per_month", "usd_per_month_p10", "usd_per_month_p90"]
+    return pd.DataFrame(rows, columns=cols).astype({c: float for c in cols[2:]}) if rows \
+        else pd.DataFrame()
 
 
 def _workload_text(detail: ScenarioDetail) -> str:
@@ -131,10 +125,8 @@ def _workload_text(detail: ScenarioDetail) -> str:
 
 
 def scenarios_section(inp: Inputs, figures: Figures) -> Section:
-    best = best_cost(inp.doc)
     student = inp.recommended.model if inp.recommended else inp.trained
-    cost_rows = best[["scenario", "model", "usd_per_month", "usd_per_month_p10",
-                      "usd_per_month_p90"]] if len(best) else pd.DataFrame()
+    cost_rows = _cost_frame(inp)
     blocks: list = [figure(
         figures, "cost_per_scenario", fig.cost_per_scenario(cost_rows, inp.colors),
         "Cost per scenario, teacher vs students",
@@ -149,10 +141,10 @@ def scenarios_section(inp: Inputs, figures: Figures) -> Section:
             blocks.append(Text(detail.description))
         blocks.append(Text(_workload_text(detail)))
         if student:
-            blocks.append(table(_seed_rows(inp, detail, best, student),
+            blocks.append(table(_seed_rows(inp, detail, student),
                                  f"The seed's expected ranges beside our figures ({student} vs "
                                  f"{inp.teacher})"))
-        rows = _cost_rows(inp, best, name) if len(best) else []
+        rows = _cost_rows(inp, name)
         blocks.append(table(rows, "Cheapest configuration per model") if rows else
                       Text("No cost rows for this scenario.", "note"))
         if detail.basis:
@@ -212,51 +204,47 @@ def sizing_section(inp: Inputs, figures: Figures) -> Section:
     return Section("sizing", "Hardware sizing", tuple(blocks))
 
 
-def _edge_rows(e: dict) -> list[dict]:
+def _edge_rows(e: EdgeScenario) -> list[dict]:
     rows = []
-    for r in e.get("rows") or []:
-        if r.get("model") not in (e.get("teacher"), e.get("student")):
+    for r in e.rows:
+        if r.model not in (e.teacher, e.student):
             continue
-        size = fmt.number(r.get("artifact_bytes"))
         rows.append({
-            "device": r.get("device"), "model": r.get("model"), "config": r.get("config"),
-            "memory": f"{fmt.sig(r.get('memory_mib'))} of {fmt.sig(r.get('usable_memory_mib'))}"
-                      f" MiB" + ("" if r.get("fits") else ", does not fit"),
-            "service ms P50 (P10–P90)": f"{fmt.sig(r.get('service_ms_p50'))} "
-            f"({fmt.sig(r.get('service_ms_p10'))}–{fmt.sig(r.get('service_ms_p90'))})",
-            "runs": "yes" if r.get("runs") else f"no: {r.get('why_not')}",
-            "Wh / 1k inferences": fmt.sig(r.get("energy_wh_per_1k_p50"), missing="no power"),
-            "battery / 1k (/ day)": fmt.pct(r.get("battery_share_per_1k"), 2) + (
-                f" ({fmt.pct(r.get('battery_share_per_day'), 3)})"
-                if fmt.number(r.get("battery_share_per_day")) is not None else ""),
-            "download MB": fmt.sig(None if size is None else size / 1e6),
-            "unit price": fmt.usd(r.get("unit_usd"), "no price"),
-            "fleet": fmt.usd(r.get("fleet_usd"), "not costed") + (
-                ("" if not r.get("fleet_usd") else " users'" if r.get("user_owned")
-                 else " capex")),
-            "notes": "; ".join(r.get("notes") or []) or fmt.DASH})
+            "device": r.device, "model": r.model, "config": r.config,
+            "memory": f"{fmt.sig(r.memory_mib)} of {fmt.sig(r.usable_memory_mib)}"
+                      f" MiB" + ("" if r.fits else ", does not fit"),
+            "service ms P50 (P10–P90)": f"{fmt.sig(r.service_ms_p50)} "
+            f"({fmt.sig(r.service_ms_p10)}–{fmt.sig(r.service_ms_p90)})",
+            "runs": "yes" if r.runs else f"no: {r.why_not}",
+            "Wh / 1k inferences": fmt.sig(r.energy_wh_per_1k_p50, missing="no power"),
+            "battery / 1k (/ day)": fmt.pct(r.battery_share_per_1k, 2) + (
+                f" ({fmt.pct(r.battery_share_per_day, 3)})"
+                if fmt.number(r.battery_share_per_day) is not None else ""),
+            "download MB": fmt.sig(None if r.artifact_bytes is None else r.artifact_bytes / 1e6),
+            "unit price": fmt.usd(r.unit_usd, "no price"),
+            "fleet": fmt.usd(r.fleet_usd, "not costed") + (
+                ("" if not r.fleet_usd else " users'" if r.user_owned else " capex")),
+            "notes": "; ".join(r.notes) or fmt.DASH})
     return rows
 
 
 def edge_economics_section(inp: Inputs, figures: Figures) -> Section:
     title = "Edge economics"
-    edge = inp.plan.edge  # roi.edge's record, untyped yet
+    edge = inp.plan.edge
     if not edge:
         return Section("edge", title, (Text("No scenario deploys to devices (deployment: "
                                             "device), so there are no edge economics.",
                                             "note"),))
     blocks: list = []
-    for name, e in (edge.get("scenarios") or {}).items():
-        a = e.get("answer") or {}
-        devices = fmt.number(e.get("devices"))
-        blocks += [Heading(f"{name}: {a.get('kind') or fmt.DASH}"),
-                   Text(str(a.get("text") or fmt.DASH)
-                        + (f". {a['also']}." if a.get("also") else ".")),
-                   table(_edge_rows(e), f"{inp.teacher} and {e.get('student') or 'student'} "
-                          f"per device ({e.get('ownership')}; "
-                          + (f"{devices:,.0f} devices" if devices else "no unit count") + ")")]
-    method = edge.get("method") or {}
-    blocks.append(Facts(tuple((k, str(v)) for k, v in method.items())))
+    for name, e in edge.scenarios.items():
+        a = e.answer
+        blocks += [Heading(f"{name}: {a.kind or fmt.DASH}"),
+                   Text(str(a.text or fmt.DASH) + (f". {a.also}." if a.also else ".")),
+                   table(_edge_rows(e), f"{inp.teacher} and {e.student or 'student'} "
+                          f"per device ({e.ownership}; "
+                          + (f"{e.devices:,.0f} devices" if e.devices else "no unit count")
+                          + ")")]
+    blocks.append(Facts(tuple((k, str(v)) for k, v in edge.method.items())))
     return Section("edge", title, tuple(blocks))
 
 

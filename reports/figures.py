@@ -4,12 +4,12 @@ Each function takes plain data (DataFrames, the plan's records) and returns the 
 None when there is nothing to draw: the report then says why, instead of showing an empty plot.
 Labels never go through mathtext, so a model named `$x$` or `<script>` is drawn as typed.
 matplotlib is imported on the first figure, not with this module: it is the `figures` extra,
-and without it every function returns None and `missing()` says how to install it.
+and without it every function returns None and `figure_kit.missing()` says how to install it.
+The style, colours and drawing helpers are reports/figure_kit.py's.
 """
 
 from __future__ import annotations
 
-import io
 import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
@@ -17,101 +17,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from .fmt import number, sig, usd
+from . import figure_kit as kit
+from .figure_kit import PALETTE, RECOMMENDED_COLOR, TEACHER_COLOR
+from .fmt import number, usd
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
-
-TEACHER_COLOR = "#555555"
-RECOMMENDED_COLOR = "#d62728"
-PALETTE = ["#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2",
-           "#bcbd22"]
-STYLE = {"text.parse_math": False, "font.size": 9, "axes.titlesize": 10,
-         "axes.spines.top": False, "axes.spines.right": False, "axes.grid": True,
-         "grid.alpha": 0.3, "legend.fontsize": 8, "legend.frameon": False}
-DPI = 100
-
-
-def missing() -> str | None:
-    """Why no figure can be drawn here (matplotlib absent, with the extra to install), or None."""
-    from importlib.util import find_spec
-
-    if find_spec("matplotlib") is not None:
-        return None
-    return "matplotlib is not installed: pip install 'distill-roi[figures]'"
-
-
-def _new(width: float, height: float) -> Figure:
-    from matplotlib.figure import Figure
-
-    return Figure(figsize=(width, height), dpi=DPI, layout="constrained")
-
-
-def _png(fig: Figure) -> bytes:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", metadata={"Software": None})
-    return buf.getvalue()
-
-
-def _render(draw, *args, **kwargs) -> bytes | None:
-    """Run a draw function under the report style; it returns a Figure or None (None too
-    without matplotlib)."""
-    if missing():
-        return None
-    import matplotlib
-
-    with matplotlib.rc_context(STYLE):
-        fig = draw(*args, **kwargs)
-        return None if fig is None else _png(fig)
-
-
-def _grid(n: int, per_row: int, width: float = 10.0, row_height: float = 3.2):
-    cols = min(n, per_row)
-    rows = math.ceil(n / cols)
-    fig = _new(width, row_height * rows + 0.3)
-    axes = fig.subplots(rows, cols, squeeze=False).ravel()
-    for ax in axes[n:]:
-        ax.set_visible(False)
-    return fig, axes[:n]
-
-
-def _plain_log(axis) -> None:
-    """Log-axis ticks as plain numbers (the default labels are mathtext, which is off here)."""
-    from matplotlib import ticker
-
-    axis.set_major_formatter(ticker.FuncFormatter(lambda v, _: sig(v, 2)))
-    axis.set_minor_formatter(ticker.NullFormatter())
-
-
-def _usd_axis(axis, minor: bool = True) -> None:
-    """Dollar tick labels (minor: keep the minor ticks' own labels)."""
-    from matplotlib import ticker
-
-    axis.set_major_formatter(ticker.FuncFormatter(lambda v, _: usd(v)))
-    if not minor:
-        axis.set_minor_formatter(ticker.NullFormatter())
-
-
-def _percent_axis(axis) -> None:
-    from matplotlib import ticker
-
-    axis.set_major_formatter(ticker.PercentFormatter(1.0))
-
-
-def model_colors(models: Sequence[str], teacher: str = "",
-                 recommended: str = "") -> dict[str, str]:
-    """Teacher grey, recommended red, other students from the palette, stable by order."""
-    colors, i = {}, 0
-    for m in models:
-        if m == teacher:
-            colors[m] = TEACHER_COLOR
-        elif m == recommended:
-            colors[m] = RECOMMENDED_COLOR
-        else:
-            colors[m] = PALETTE[i % len(PALETTE)]
-            i += 1
-    return colors
-
 
 # ------------------------------------------------------------------------------ cost and sizing
 
@@ -120,7 +31,7 @@ def throughput_per_dollar(rows: pd.DataFrame, colors: dict[str, str]) -> bytes |
     """Requests served per dollar per hardware (one replica at its P50 capacity), one panel per
     scenario; hatched bars miss the SLA. rows: scenario, hardware, model, requests_per_usd,
     meets_sla."""
-    return _render(_throughput_per_dollar, rows, colors)
+    return kit.render(_throughput_per_dollar, rows, colors)
 
 
 def _throughput_per_dollar(rows: pd.DataFrame, colors: dict[str, str]) -> Figure | None:
@@ -129,7 +40,7 @@ def _throughput_per_dollar(rows: pd.DataFrame, colors: dict[str, str]) -> Figure
     scenarios = list(dict.fromkeys(rows["scenario"]))
     models = [m for m in colors if m in set(rows["model"])]
     n_hw = rows.groupby("scenario")["hardware"].nunique().max()
-    fig, axes = _grid(len(scenarios), 2, row_height=max(2.8, 0.32 * n_hw * len(models) + 1))
+    fig, axes = kit.grid(len(scenarios), 2, row_height=max(2.8, 0.32 * n_hw * len(models) + 1))
     for ax, scenario in zip(axes, scenarios):
         sub = rows[rows["scenario"] == scenario]
         hardware = sorted(set(sub["hardware"]))
@@ -145,7 +56,7 @@ def _throughput_per_dollar(rows: pd.DataFrame, colors: dict[str, str]) -> Figure
                         edgecolor="white", label=model if i == 0 or hw == hardware[0] else None)
         ax.set_yticks(range(len(hardware)), hardware)
         ax.set_xscale("log")
-        _plain_log(ax.xaxis)
+        kit.plain_log(ax.xaxis)
         ax.set_xlabel("requests per dollar (one replica at P50 capacity)")
         ax.set_title(scenario)
     handles, labels = axes[0].get_legend_handles_labels()
@@ -158,14 +69,14 @@ def cost_per_scenario(rows: pd.DataFrame, colors: dict[str, str]) -> bytes | Non
     """Monthly cost at P50 with the P10-P90 band, teacher and students, one panel per scenario.
     rows: scenario, model, usd_per_month, usd_per_month_p10, usd_per_month_p90 (NaN: no
     configuration meets the scenario)."""
-    return _render(_cost_per_scenario, rows, colors)
+    return kit.render(_cost_per_scenario, rows, colors)
 
 
 def _cost_per_scenario(rows: pd.DataFrame, colors: dict[str, str]) -> Figure | None:
     if rows.empty:
         return None
     scenarios = list(dict.fromkeys(rows["scenario"]))
-    fig, axes = _grid(len(scenarios), 3, row_height=3.4)
+    fig, axes = kit.grid(len(scenarios), 3, row_height=3.4)
     for ax, scenario in zip(axes, scenarios):
         sub = rows[rows["scenario"] == scenario]
         models = [m for m in colors if m in set(sub["model"])]
@@ -189,15 +100,11 @@ def _cost_per_scenario(rows: pd.DataFrame, colors: dict[str, str]) -> Figure | N
             ax.text(0.5, 0.5, "no running cost: the hardware is\nbought per unit or already "
                     "owned", transform=ax.transAxes, ha="center", color="#555")
         ax.set_ylim(0, top * 1.2)
-        _usd_axis(ax.yaxis)
-        ax.set_xticks(x, [_short(m) for m in models], rotation=30, ha="right")
+        kit.usd_axis(ax.yaxis)
+        ax.set_xticks(x, [kit.short(m) for m in models], rotation=30, ha="right")
         ax.set_ylabel("USD per month (P50, P10–P90 bar)")
         ax.set_title(scenario)
     return fig
-
-
-def _short(name: str, width: int = 22) -> str:
-    return name if len(name) <= width else name[: width - 1] + "…"
 
 
 # ------------------------------------------------------------------------------ retention
@@ -208,7 +115,7 @@ def pareto(points: pd.DataFrame, threshold: float | None,
     """Retention band against monthly cost; the front of points no other beats on both; the
     recommended student starred. points: model, usd_per_month, retention_lo, retention_hi,
     kind (teacher / recommended / qualifies / fails)."""
-    return _render(_pareto, points, threshold, achieved, achieved_model)
+    return kit.render(_pareto, points, threshold, achieved, achieved_model)
 
 
 def pareto_front(points: pd.DataFrame) -> pd.DataFrame:
@@ -230,7 +137,7 @@ def _pareto(points: pd.DataFrame, threshold: float | None, achieved: float | Non
     pts = points[np.isfinite(points["usd_per_month"].astype(float))]
     if pts.empty:
         return None
-    fig = _new(7.5, 4.2)
+    fig = kit.new(7.5, 4.2)
     ax = fig.subplots()
     style = {"teacher": (TEACHER_COLOR, "s", 60), "recommended": (RECOMMENDED_COLOR, "*", 220),
              "qualifies": (PALETTE[0], "o", 50), "fails": ("#999999", "o", 40)}
@@ -244,7 +151,7 @@ def _pareto(points: pd.DataFrame, threshold: float | None, achieved: float | Non
         ax.scatter(g["usd_per_month"], mid, color=color, marker=marker, s=size, zorder=3,
                    label=kind)
         for _, r in g.iterrows():
-            ax.annotate(_short(r["model"], 28), (r["usd_per_month"], (r["retention_lo"]
+            ax.annotate(kit.short(r["model"], 28), (r["usd_per_month"], (r["retention_lo"]
                         + r["retention_hi"]) / 2), xytext=(6, 4), textcoords="offset points",
                         fontsize=7)
     front = pareto_front(pts)
@@ -256,8 +163,8 @@ def _pareto(points: pd.DataFrame, threshold: float | None, achieved: float | Non
         x = float(pts.loc[pts["model"] == achieved_model, "usd_per_month"].iloc[0])
         ax.scatter([x], [achieved], marker="D", color="black", s=50, zorder=4,
                    label="achieved (distilled)")
-    _percent_axis(ax.yaxis)
-    _usd_axis(ax.xaxis)
+    kit.percent_axis(ax.yaxis)
+    kit.usd_axis(ax.xaxis)
     ax.set_xlabel("USD per month (cheapest configuration meeting every scenario, P50)")
     ax.set_ylabel("accuracy retention (band)")
     ax.legend(loc="lower right")
@@ -271,7 +178,7 @@ def payback_curve(one_time_usd: float, savings: tuple[float | None, float, float
                   horizon_months: int, payback_months: float | None) -> bytes | None:
     """Cumulative net against months: -one-time + savings x month, at the Monte Carlo P10/P90
     savings (band) and P50 (line)."""
-    return _render(_payback_curve, one_time_usd, savings, horizon_months, payback_months)
+    return kit.render(_payback_curve, one_time_usd, savings, horizon_months, payback_months)
 
 
 def _payback_curve(one_time: float, savings, horizon: int,
@@ -280,7 +187,7 @@ def _payback_curve(one_time: float, savings, horizon: int,
         return None
     end = max(horizon, min(60, math.ceil(1.3 * payback))) if payback else horizon
     m = np.linspace(0, end, 200)
-    fig = _new(7.5, 3.6)
+    fig = kit.new(7.5, 3.6)
     ax = fig.subplots()
     lo, mid, hi = (number(s) if number(s) is not None else savings[1] for s in savings)
     ax.fill_between(m, -one_time + lo * m, -one_time + hi * m, color=PALETTE[0], alpha=0.2,
@@ -294,7 +201,7 @@ def _payback_curve(one_time: float, savings, horizon: int,
     else:
         ax.text(0.02, 0.92, "never pays back at these savings", transform=ax.transAxes,
                 color="#a00")
-    _usd_axis(ax.yaxis)
+    kit.usd_axis(ax.yaxis)
     ax.set_xlabel("months after the one-time cost")
     ax.set_ylabel("cumulative net, USD")
     ax.legend(loc="lower right")
@@ -304,7 +211,7 @@ def _payback_curve(one_time: float, savings, horizon: int,
 def tornado(rows: list[dict], base_net_usd: float, horizon_months: int) -> bytes | None:
     """Net over the horizon as each input moves to its low and high value, others at base;
     widest swing on top."""
-    return _render(_tornado, rows, base_net_usd, horizon_months)
+    return kit.render(_tornado, rows, base_net_usd, horizon_months)
 
 
 def _tornado(rows: list[dict], base: float, horizon: int) -> Figure | None:
@@ -313,7 +220,7 @@ def _tornado(rows: list[dict], base: float, horizon: int) -> Figure | None:
     if not rows or number(base) is None:
         return None
     rows = sorted(rows, key=lambda r: abs(r["net_at_high_usd"] - r["net_at_low_usd"]))
-    fig = _new(7.5, 0.5 * len(rows) + 1.4)
+    fig = kit.new(7.5, 0.5 * len(rows) + 1.4)
     ax = fig.subplots()
     for i, r in enumerate(rows):
         for value, color, label in ((r["net_at_low_usd"], PALETTE[0], "input at low"),
@@ -322,7 +229,7 @@ def _tornado(rows: list[dict], base: float, horizon: int) -> Figure | None:
                     label=label if i == 0 else None)
     ax.axvline(base, color="black", lw=1)
     ax.set_yticks(range(len(rows)), [r["input"] for r in rows])
-    _usd_axis(ax.xaxis)
+    kit.usd_axis(ax.xaxis)
     ax.set_xlabel(f"net over {horizon} months, USD (base {base:,.0f})")
     ax.legend(loc="lower right")
     return fig
@@ -337,7 +244,7 @@ def predicted_vs_achieved(band: Sequence[float] | None, achieved: dict[str, floa
     (per runtime, and the no-KD baseline). Right, when the student was benchmarked again:
     latency predicted (the same architecture, measured before training) against achieved.
     latency: config, predicted_ms, achieved_ms."""
-    return _render(_predicted_vs_achieved, band, achieved, latency)
+    return kit.render(_predicted_vs_achieved, band, achieved, latency)
 
 
 def _predicted_vs_achieved(band, achieved: dict[str, float],
@@ -345,7 +252,7 @@ def _predicted_vs_achieved(band, achieved: dict[str, float],
     if not achieved and latency.empty:
         return None
     panels = int(bool(achieved)) + int(not latency.empty)
-    fig = _new(10 if panels == 2 else 6, 3.6)
+    fig = kit.new(10 if panels == 2 else 6, 3.6)
     axes = list(fig.subplots(1, panels, squeeze=False).ravel())
     if achieved:
         ax = axes.pop(0)
@@ -357,7 +264,7 @@ def _predicted_vs_achieved(band, achieved: dict[str, float],
                        label="predicted band")
             ax.legend(loc="lower right")
         ax.set_xticks(range(len(names)), names, rotation=15)
-        _percent_axis(ax.yaxis)
+        kit.percent_axis(ax.yaxis)
         ax.set_ylim(0, 1.05)
         ax.set_ylabel("accuracy retention vs teacher")
         ax.set_title("retention: predicted band vs achieved")
@@ -384,14 +291,14 @@ def learning_curves(curves: Sequence[dict], grids: dict[str, dict[str, list]], t
     the highlighted student's P10-P90 band (KD, and its no-KD baseline dashed), the threshold,
     the planned budget and the achieved point. curves: the plan's forecast curves (model, mode,
     points); grids: model -> {"kd": rows, "ce": rows} with steps and retention P10/P50/P90."""
-    return _render(_learning_curves, curves, grids, threshold, highlight, planned_steps,
+    return kit.render(_learning_curves, curves, grids, threshold, highlight, planned_steps,
                    achieved, colors)
 
 
 def _learning_curves(curves, grids, threshold, highlight, planned_steps, achieved, colors):
     if not grids:
         return None
-    fig = _new(7.5, 4.2)
+    fig = kit.new(7.5, 4.2)
     ax = fig.subplots()
     for model, modes in grids.items():
         color = colors.get(model, PALETTE[0])
@@ -421,8 +328,8 @@ def _learning_curves(curves, grids, threshold, highlight, planned_steps, achieve
     if achieved is not None:
         ax.plot([achieved[0]], [achieved[1]], "*", color="black", ms=12, label="achieved")
     ax.set_xscale("log")
-    _plain_log(ax.xaxis)
-    _percent_axis(ax.yaxis)
+    kit.plain_log(ax.xaxis)
+    kit.percent_axis(ax.yaxis)
     ax.set_xlabel("training steps (log)")
     ax.set_ylabel("accuracy retention vs teacher")
     ax.set_title("retention forecast: pilot points, fitted curves, P10-P90 band")

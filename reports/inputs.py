@@ -10,9 +10,13 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from contracts.plan import Candidate, MeasuredPlan, Recommended, RoiSection
+from contracts.distill_result import DistillMetrics
+from contracts.plan import (Budget, Candidate, Cheapest, KdGain, MeasuredPlan, Recommended,
+                            RoiSection, SeedFigure)
+from roi.choices import cheapest, kd_gain, scenario_cost, seed_figures
+from roi.scenarios import SeedRanges
 
-from . import figures as fig
+from . import figure_kit as kit
 from . import fmt
 from .document import Figure, Table, Text
 
@@ -35,6 +39,11 @@ class Inputs:
         """The plan as plain data, for the sections that still read it as a mapping."""
         return self.plan.document()
 
+    @functools.cached_property
+    def distilled(self) -> DistillMetrics | None:
+        """metrics.json typed (contracts.distill_result); None before a distillation ran."""
+        return DistillMetrics.model_validate(self.metrics) if self.metrics else None
+
     @property
     def teacher(self) -> str:
         return self.plan.teacher.model
@@ -52,7 +61,7 @@ class Inputs:
     def trained(self) -> str:
         """The student actually distilled (metrics.json's settings) when it is one of the
         plan's candidates, else the planned one."""
-        done = ((self.metrics or {}).get("settings") or {}).get("student")
+        done = self.distilled.trained if self.distilled else None
         known = {c.model for c in self.candidates}
         return str(done) if done in known else self.planned
 
@@ -65,6 +74,46 @@ class Inputs:
         """The candidate named `model`, if the plan has one."""
         return next((c for c in self.candidates if c.model == model), None)
 
+    @functools.cached_property
+    def cheapest(self) -> list[Cheapest]:
+        """The configuration each model is costed at per scenario: the plan's (a plan written
+        before it was stored: derived from its cost rows as the planner does, roi.choices)."""
+        if self.plan.cheapest is not None:
+            return self.plan.cheapest
+        d = self.doc
+        return [Cheapest.model_validate(r) for r in
+                cheapest(d.get("cost") or [], d.get("sizing") or [], d["scenarios"])]
+
+    def seed_figures(self, student: str) -> list[SeedFigure]:
+        """The seed's ranges beside our figures for `student`: the plan's for the student it
+        planned; for another student (trained instead) or a plan written before they were
+        stored, computed as the planner does (roi.choices) from the plan and this results
+        table."""
+        if self.plan.seed_figures is not None and student == self.planned:
+            return [f for f in self.plan.seed_figures if f.student == student]
+        seeds = [(d.name, SeedRanges(**d.seed.document()) if d.seed else None)
+                 for d in self.plan.scenario_details or []]
+        rec = self.student(student)
+        rows = seed_figures(seeds, [c.document() for c in self.cheapest], self.results,
+                            self.teacher, student, rec.document() if rec else {})
+        return [SeedFigure.model_validate(r) for r in rows]
+
+    def headline_cost(self, c: Recommended | Candidate) -> float | None:
+        """The candidate's monthly cost where the plan's headline answers: stored (an older
+        plan: computed as the planner does, roi.choices)."""
+        if "headline_usd_per_month" in c.model_fields_set:
+            return c.headline_usd_per_month
+        return scenario_cost(c.document(), self.plan.roi.document())
+
+    @staticmethod
+    def kd_gain(budget: Budget | None) -> KdGain | None:
+        """KD's gain over the baseline at the chosen budget: stored (an older plan: computed as
+        the planner does); None without both forecast grids."""
+        if budget is None or "kd_gain" in budget.model_fields_set:
+            return budget.kd_gain if budget else None
+        gain = kd_gain(budget.document())
+        return None if gain is None else KdGain(points=gain[0], steps=gain[1])
+
     @property
     def models(self) -> list[str]:
         """Teacher first, then students from the largest down."""
@@ -74,7 +123,7 @@ class Inputs:
     @property
     def colors(self) -> dict[str, str]:
         rec = self.recommended.model if self.recommended else self.trained
-        return fig.model_colors(self.models, self.teacher, rec)
+        return kit.model_colors(self.models, self.teacher, rec)
 
 
 def table(rows: list[dict], caption: str = "") -> Table:
@@ -87,7 +136,7 @@ def figure(figures: Figures, name: str, png: bytes | None, caption: str, method:
             missing: str) -> Figure | Text:
     """The Figure block when there is a PNG, else a note saying why there is none."""
     if png is None:
-        why = fig.missing() or missing
+        why = kit.missing() or missing
         return Text(f"No {caption[0].lower() + caption[1:]} figure: {why}", "note")
     figures[name] = png
     return Figure(name, caption, method)
@@ -104,9 +153,3 @@ def answers_for(roi: RoiSection) -> str:
     return roi.scenario + (f" alone, where the student saves most; the other {others} scenario"
                            f"{'s' if others > 1 else ''} are separate answers (Decision "
                            f"framework)" if others > 0 else "")
-
-
-def forecast_curve(plan: MeasuredPlan, model: str, mode: str = "kd") -> dict:
-    """One student's forecast curve in one mode, as plain data ({} where there is none)."""
-    curve = plan.forecast.curve(model, mode)
-    return curve.document() if curve else {}

@@ -12,7 +12,7 @@ import pandas as pd
 
 from contracts.plan import LLMModelRow, LLMPlan, LLMScenario
 
-from . import figures as fig
+from . import figure_kit as kit
 from . import fmt
 from .document import Bullets, Facts, Figure, Report, Section, Table, Text
 from .markdown import escape, table
@@ -124,7 +124,7 @@ def _scenarios(plan: LLMPlan, figures: dict[str, bytes]) -> Section:
              "Retention: the seed's prior band for the compression ratio; cost reduction "
              "against the teacher in the same scenario.")):
         if png is None:
-            why = fig.missing() or "no model meets any scenario."
+            why = kit.missing() or "no model meets any scenario."
             blocks.append(Text(f"No {caption.lower()} figure: {why}", "note"))
         else:
             figures[name] = png
@@ -179,7 +179,7 @@ def _bound_ms(sc: LLMScenario) -> float | None:
 
 
 def cost_figure(plan: LLMPlan) -> bytes | None:
-    return fig._render(_panels, _frame(plan), plan.teacher, plan.recommended.model,
+    return kit.render(_panels, _frame(plan), plan.teacher, plan.recommended.model,
                        _cost_panel, "USD per month")
 
 
@@ -187,7 +187,7 @@ def latency_figure(plan: LLMPlan) -> bytes | None:
     frame = _frame(plan)
     if "e2e_ms" not in frame:
         return None
-    return fig._render(_panels, frame, plan.teacher, plan.recommended.model,
+    return kit.render(_panels, frame, plan.teacher, plan.recommended.model,
                        _latency_panel, "end-to-end ms per request")
 
 
@@ -196,13 +196,13 @@ def _panels(df: pd.DataFrame, teacher: str, recommended: str | None, draw, ylabe
     if df.empty:
         return None
     scenarios = list(dict.fromkeys(df["scenario"]))
-    colors = fig.model_colors(list(dict.fromkeys(df["model"])), teacher, recommended or "")
-    figure, axes = fig._grid(len(scenarios), 2)
+    colors = kit.model_colors(list(dict.fromkeys(df["model"])), teacher, recommended or "")
+    figure, axes = kit.grid(len(scenarios), 2)
     for ax, name in zip(axes, scenarios):
         d = df[df["scenario"] == name]
         x = np.arange(len(d))
         draw(ax, d, x, [colors[m] for m in d["model"]])
-        ax.set_xticks(x, [fig._short(str(m).removeprefix("config:"), 14) for m in d["model"]],
+        ax.set_xticks(x, [kit.short(str(m).removeprefix("config:"), 14) for m in d["model"]],
                       rotation=30, ha="right")
         ax.set_title(name)
         ax.set_ylabel(ylabel)
@@ -217,7 +217,7 @@ def _cost_panel(ax, d: pd.DataFrame, x: np.ndarray, colors: list[str]) -> None:
     ax.errorbar(x, mid, yerr=[mid - np.minimum(lo, mid), np.maximum(hi, mid) - mid],
                 fmt="none", ecolor="black", capsize=3, lw=1)
     ax.set_yscale("log")
-    fig._usd_axis(ax.yaxis, minor=False)
+    kit.usd_axis(ax.yaxis, minor=False)
 
 
 def _latency_panel(ax, d: pd.DataFrame, x: np.ndarray, colors: list[str]) -> None:
@@ -234,7 +234,7 @@ def _latency_panel(ax, d: pd.DataFrame, x: np.ndarray, colors: list[str]) -> Non
 
 
 def retention_figure(plan: LLMPlan) -> bytes | None:
-    return fig._render(_retention, _frame(plan), plan.retention_threshold)
+    return kit.render(_retention, _frame(plan), plan.retention_threshold)
 
 
 def _retention(df: pd.DataFrame, threshold: float):
@@ -243,10 +243,10 @@ def _retention(df: pd.DataFrame, threshold: float):
     d = df[df["role"] != "teacher"]
     if d.empty:
         return None
-    figure = fig._new(6.5, 3.6)
+    figure = kit.new(6.5, 3.6)
     ax = figure.subplots()
     models = list(dict.fromkeys(d["model"]))
-    colors = dict(zip(models, fig.PALETTE * 4))
+    colors = dict(zip(models, kit.PALETTE * 4))
     markers = dict(zip(dict.fromkeys(d["scenario"]), "osD^v"))
     for _, r in d.iterrows():
         x = 100 * float(r["cost_reduction"])

@@ -1,4 +1,4 @@
-"""PNG figures of measurements (reports.figures' conventions: bytes or None, labels never
+"""PNG figures of measurements (reports.figure_kit's conventions: bytes or None, labels never
 through mathtext, matplotlib imported on the first figure): latency against batch size for the
 report, bench's own latency and speedup figures, and loadtest's peak search."""
 
@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from .figures import (PALETTE, RECOMMENDED_COLOR, _grid, _new, _plain_log, _render, _short,
-                      model_colors)
+from . import figure_kit as kit
+from .figure_kit import PALETTE, RECOMMENDED_COLOR, model_colors
 from .fmt import number, sig
 
 if TYPE_CHECKING:
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 def latency_vs_batch(results: pd.DataFrame, teacher: str = "",
                      recommended: str = "") -> bytes | None:
     """Measured median latency (whiskers to p90) against batch size, one panel per runtime."""
-    return _render(_latency_vs_batch, results, teacher, recommended)
+    return kit.render(_latency_vs_batch, results, teacher, recommended)
 
 
 def _latency_vs_batch(df: pd.DataFrame, teacher: str, recommended: str) -> Figure | None:
@@ -30,7 +30,7 @@ def _latency_vs_batch(df: pd.DataFrame, teacher: str, recommended: str) -> Figur
     runtimes = sorted(df.groupby(["backend", "dtype"]).groups)
     models = list(dict.fromkeys(df.sort_values("params", ascending=False)["model"]))
     colors = model_colors(models, teacher, recommended)
-    fig, axes = _grid(len(runtimes), 3)
+    fig, axes = kit.grid(len(runtimes), 3)
     for ax, (backend, dtype) in zip(axes, runtimes):
         sub = df[(df["backend"] == backend) & (df["dtype"] == dtype)]
         for model in models:
@@ -44,8 +44,8 @@ def _latency_vs_batch(df: pd.DataFrame, teacher: str, recommended: str) -> Figur
                         lw=2.2 if model == recommended else 1.3)
         ax.set_xscale("log", base=2)
         ax.set_yscale("log")
-        _plain_log(ax.xaxis)
-        _plain_log(ax.yaxis)
+        kit.plain_log(ax.xaxis)
+        kit.plain_log(ax.yaxis)
         ax.set_title(f"{backend} / {dtype}")
         ax.set_xlabel("batch size")
         ax.set_ylabel("latency per call, ms")
@@ -58,7 +58,7 @@ def peak_search(probes: Sequence[dict], bound_ms: float, percentile: float,
     """`roi loadtest --find-peak`: each probe's measured latency at the claimed percentile
     (p99 for Server by default) against its target QPS (filled VALID, crossed INVALID), the
     latency bound and the peak found."""
-    return _render(_peak_search, probes, bound_ms, percentile, peak_qps)
+    return kit.render(_peak_search, probes, bound_ms, percentile, peak_qps)
 
 
 def _peak_search(probes, bound_ms: float, percentile: float, peak: float | None):
@@ -69,7 +69,7 @@ def _peak_search(probes, bound_ms: float, percentile: float, peak: float | None)
     if not points:
         return None
     qps, p99, valid = (np.array(v) for v in zip(*points))
-    fig = _new(6.5, 3.6)
+    fig = kit.new(6.5, 3.6)
     ax = fig.subplots()
     ax.plot(qps, p99, color=PALETTE[0], lw=1, alpha=0.6)
     for keep, style in ((valid, dict(color=PALETTE[1], label="VALID")),
@@ -96,7 +96,7 @@ def bench_latency(results: pd.DataFrame) -> bytes | None:
     ok = results[results["status"].fillna("ok") == "ok"] if "status" in results else results
     ok = ok[pd.to_numeric(ok["latency_ms_p50"], errors="coerce").notna()]
     teacher = ok.loc[ok["role"] == "teacher", "model"] if "role" in ok else ok["model"][:0]
-    return _render(_bars_per_setting, ok, set(teacher), "latency_ms_p50", "latency_ms_p50",
+    return kit.render(_bars_per_setting, ok, set(teacher), "latency_ms_p50", "latency_ms_p50",
                    "latency_ms_p99", "latency per call, ms (p50, whisker to p99)", None)
 
 
@@ -106,7 +106,7 @@ def bench_speedup(speedups: pd.DataFrame) -> bytes | None:
     and threads. speedups: bench's speedups.csv (student, backend, dtype, batch_size, seq_len,
     threads, speedup_p50, speedup_ci95_low, speedup_ci95_high)."""
     df = speedups.rename(columns={"student": "model"})
-    return _render(_bars_per_setting, df, set(), "speedup_p50", "speedup_ci95_low",
+    return kit.render(_bars_per_setting, df, set(), "speedup_p50", "speedup_ci95_low",
                    "speedup_ci95_high", "speedup vs teacher, × (95% CI)", 1.0)
 
 
@@ -118,7 +118,7 @@ def _bars_per_setting(df: pd.DataFrame, teachers: set, col: str, lo: str, hi: st
     settings = sorted(df.groupby(keys).groups)
     runtimes = sorted(df.groupby(["backend", "dtype"]).groups)
     colors = dict(zip(runtimes, PALETTE * 4))
-    fig, axes = _grid(len(settings), 2)
+    fig, axes = kit.grid(len(settings), 2)
     for ax, setting in zip(axes, settings):
         sub = df[(df[keys] == pd.Series(setting, index=keys)).all(axis=1)]
         models = list(dict.fromkeys(sub.sort_values("params", ascending=False)["model"])
@@ -126,10 +126,10 @@ def _bars_per_setting(df: pd.DataFrame, teachers: set, col: str, lo: str, hi: st
         _grouped_bars(ax, sub, models, runtimes, colors, (col, lo, hi))
         if ref is None:  # latencies span decades
             ax.set_yscale("log")
-            _plain_log(ax.yaxis)
+            kit.plain_log(ax.yaxis)
         else:
             ax.axhline(ref, color="black", lw=0.8, ls=":")
-        ax.set_xticks(range(len(models)), [_short(m) + (" (teacher)" if m in teachers else "")
+        ax.set_xticks(range(len(models)), [kit.short(m) + (" (teacher)" if m in teachers else "")
                                            for m in models], rotation=20, ha="right")
         ax.set_title(", ".join(f"{label} {v}" for label, v in zip(
             ("batch", "tokens", "threads"), setting)))

@@ -36,13 +36,13 @@ def _roi_matrix(plan: MeasuredPlan) -> list[dict]:
     """One row per scenario: the seed's expected cost reduction and latency improvement beside
     this plan's (the recommended or closest student on its cheapest configuration against the
     teacher on its own), the scenario's best-fit student and its decision."""
-    seeds = {d.name: d.seed or {} for d in plan.scenario_details or []}
+    seeds = {d.name: d.seed for d in plan.scenario_details or [] if d.seed}
     return [{"scenario": name,
-             "cost reduction (seed)": fmt.text(seeds.get(name, {}).get(
-                 "inference_cost_reduction")),
+             "cost reduction (seed)": fmt.text(seeds[name].inference_cost_reduction
+                                               if name in seeds else None),
              "cost reduction (ours)": fmt.pct(r.cost_reduction),
-             "latency improvement (seed)": fmt.text(seeds.get(name, {}).get(
-                 "latency_improvement")),
+             "latency improvement (seed)": fmt.text(seeds[name].latency_improvement
+                                                    if name in seeds else None),
              "latency improvement (ours)": fmt.pct(r.latency_improvement),
              "best-fit student": _best_fit_text(r.best_fit),
              "decision": r.decision or fmt.DASH}

@@ -9,24 +9,18 @@ from typing import Any
 import pandas as pd
 
 from contracts.defaults import RETENTION_THRESHOLD
-from contracts.plan import Candidate, Recommended, RoiSection
-from roi.readout import kd_gain, scenario_cost
+from contracts.plan import Budget, Candidate, ForecastCurve, Recommended, RoiSection
 
 from . import figures as fig
 from . import fmt
 from .document import Bullets, Section, Text
-from .inputs import Figures, Inputs, figure, forecast_curve, table
+from .inputs import Figures, Inputs, figure, table
 
 
 def _candidate_verdict(c: Recommended | Candidate) -> str:
     if isinstance(c, Recommended):
         return "recommended"
     return "qualifies" if c.qualifies else "; ".join(c.reasons or []) or "does not qualify"
-
-
-def _cost(c: Recommended | Candidate, roi: RoiSection) -> float | None:
-    """The candidate's monthly cost where the headline answers (roi.readout, on plain data)."""
-    return scenario_cost(c.document(), roi.document())
 
 
 def _money_column(roi: RoiSection) -> str:
@@ -46,7 +40,7 @@ def _pareto_points(inp: Inputs) -> pd.DataFrame:
             continue
         kind = "recommended" if isinstance(c, Recommended) else \
             ("qualifies" if c.qualifies else "fails")
-        rows.append({"model": c.model, "usd_per_month": _cost(c, roi),
+        rows.append({"model": c.model, "usd_per_month": inp.headline_cost(c),
                      "retention_lo": float(band[0]), "retention_hi": float(band[1]),
                      "kind": kind})
     df = pd.DataFrame(rows, columns=["model", "usd_per_month", "retention_lo", "retention_hi",
@@ -62,9 +56,9 @@ def students_section(inp: Inputs, figures: Figures) -> Section:
              "retention band": fmt.pct_band(c.retention_band),
              "retention source": c.retention_source or fmt.DASH,
              "deploy": f"{c.deploy_backend}/{c.deploy_dtype}",
-             _money_column(roi): fmt.usd(_cost(c, roi), "not costed"),
+             _money_column(roi): fmt.usd(inp.headline_cost(c), "not costed"),
              "verdict": _candidate_verdict(c)} for c in inp.candidates]
-    achieved = fmt.number((inp.metrics or {}).get("retention_accuracy"))
+    achieved = fmt.number(inp.distilled.retention_accuracy if inp.distilled else None)
     png = fig.pareto(_pareto_points(inp), threshold, achieved, inp.trained)
     blocks: list = [
         Text(f"Retention comes from the seed's priors (50× keeps 92–98%, 20× 95–99%, 5× "
@@ -106,28 +100,29 @@ def _steps_text(n: Any) -> str:
     return "not reached" if v is None else fmt.num(v, 0)
 
 
+def _steps_pair(curve: ForecastCurve) -> str:
+    """Steps to the threshold at P10 / P50."""
+    return (f"{_steps_text(curve.steps_to_threshold_p10)} / "
+            f"{_steps_text(curve.steps_to_threshold_p50)}")
+
+
 def _forecast_rows(inp: Inputs) -> list[dict]:
     rows = []
     for c in inp.candidates:
-        kd, ce = (forecast_curve(inp.plan, c.model, m) for m in ("kd", "ce"))
+        kd, ce = (inp.plan.forecast.curve(c.model, m) for m in ("kd", "ce"))
         if not kd:
             continue
-        b = c.budget.document() if c.budget else {}  # roi.readout.kd_gain reads plain data
-        band = b.get("retention_band")
-        gain = kd_gain(b)
-        gain = fmt.DASH if gain is None else f"{gain[0]:+.1f} points (at {gain[1]:,} steps)"
+        b = c.budget or Budget()
+        gain = inp.kd_gain(c.budget)
+        gain = fmt.DASH if gain is None else f"{gain.points:+.1f} points (at {gain.steps:,} steps)"
         rows.append({"student": c.model,
-                     "KD: steps to threshold (P10 / P50)":
-                         f"{_steps_text(kd.get('steps_to_threshold_p10'))} / "
-                         f"{_steps_text(kd.get('steps_to_threshold_p50'))}",
-                     "baseline: steps (P10 / P50)":
-                         f"{_steps_text(ce.get('steps_to_threshold_p10'))} / "
-                         f"{_steps_text(ce.get('steps_to_threshold_p50'))}" if ce else fmt.DASH,
-                     "budget chosen": fmt.num(b.get("steps"), 0) + " steps",
-                     "retention there (P10–P90)": fmt.pct_band(band),
+                     "KD: steps to threshold (P10 / P50)": _steps_pair(kd),
+                     "baseline: steps (P10 / P50)": _steps_pair(ce) if ce else fmt.DASH,
+                     "budget chosen": fmt.num(b.steps, 0) + " steps",
+                     "retention there (P10–P90)": fmt.pct_band(b.retention_band),
                      "KD gain there (P50)": gain,
-                     "at the largest budget (P50)": fmt.pct(kd.get("p50_at_max_steps")),
-                     "one-time cost": fmt.usd(b.get("one_time_usd"))})
+                     "at the largest budget (P50)": fmt.pct(kd.p50_at_max_steps),
+                     "one-time cost": fmt.usd(b.one_time_usd)})
     return rows
 
 
@@ -145,8 +140,8 @@ def forecast_section(inp: Inputs, figures: Figures) -> Section:
     cal = f.calibration.get("kd") or {}
     threshold = fmt.number(f.threshold) or RETENTION_THRESHOLD
     trained = inp.trained
-    ran = fmt.number(((inp.metrics or {}).get("settings") or {}).get("steps"))
-    got = fmt.number((inp.metrics or {}).get("retention_accuracy"))
+    ran = fmt.number(inp.distilled.steps if inp.distilled else None)
+    got = fmt.number(inp.distilled.retention_accuracy if inp.distilled else None)
     achieved = (ran, got) if ran is not None and got is not None else None
     png = fig.learning_curves([c.document() for c in f.curves], _grids(inp), threshold,
                               trained, fmt.number(inp.plan.trainer.get("steps")),

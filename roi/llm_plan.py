@@ -22,6 +22,7 @@ import pandas as pd
 from contracts.defaults import RETENTION_THRESHOLD
 from contracts.errors import InputError
 from contracts.llm_arch import LLMSpec, load_config, shipped, shipped_names
+from contracts.plan import PLAN_VERSION
 
 from .hardware import Catalog, load_catalog
 from .llm_serving import (
@@ -231,6 +232,7 @@ def llm_plan(teacher: str, students: Sequence[str] | None, scenarios: Sequence[s
     decision = decide(all_criteria, chosen, why)
     return {
         "kind": "llm-config",
+        "version": PLAN_VERSION,
         "teacher": teacher,
         "decision": {"go": decision.go, "reasons": decision.reasons,
                      "criteria": [c.record() for c in decision.criteria]},

@@ -228,20 +228,22 @@ def plain(x: Any) -> Any:
     return x
 
 
-def write_plan(p: Plan | MeasuredPlan | LLMPlan, out_dir: str | Path) -> tuple[Path, Path]:
+def write_plan(p: Plan | MeasuredPlan | LLMPlan, out_dir: str | Path,
+               grid: pd.DataFrame | None = None) -> tuple[Path, Path]:
     """DIR/plan.yaml, DIR/plan.json and DIR/plan.schema.json (each atomically), plus
-    DIR/sizing.csv (the full grid) for a roi Plan. The plan is checked against the contract
-    before anything is written."""
+    DIR/sizing.csv (the full grid: a roi Plan's, or `grid` beside a typed plan). A roi Plan is
+    checked against the contract before anything is written; a typed plan already was."""
     out = Path(out_dir)
     typed = p.typed() if isinstance(p, Plan) else p
+    grid = p.grid if isinstance(p, Plan) else grid
     doc = typed.document()
     # an LLM-config plan's YAML keeps its own layout (PyYAML's defaults) as before
     style = {} if isinstance(typed, LLMPlan) else {"allow_unicode": True, "width": 100}
     yaml_path = write_text_atomic(out / "plan.yaml", yaml.safe_dump(doc, sort_keys=False, **style))
     json_path = write_json_atomic(out / "plan.json", doc)
     write_json_atomic(out / "plan.schema.json", plan_schema())
-    if isinstance(p, Plan):
-        write_text_atomic(out / "sizing.csv", p.grid.to_csv(index=False))
+    if grid is not None:
+        write_text_atomic(out / "sizing.csv", grid.to_csv(index=False))
     return yaml_path, json_path
 
 

@@ -26,6 +26,7 @@ from contracts.defaults import RETENTION_THRESHOLD
 from contracts.errors import InputError
 from contracts.results import read_table
 
+from .choices import record_choices
 from .decision import criteria, decide, weigh
 from .edge import edge_section
 from .fleet import Assumptions, best_per_hardware, best_per_model, scenario_grid
@@ -216,6 +217,7 @@ def plan(results: ResultsArg, scenario: ScenarioArg, *,
     warnings = measurement_warnings(df)
     if warnings:  # measurements from a busy machine (roi.sanity), each named once
         doc["warnings"] = warnings
+    record_choices(doc, scenarios, df)  # what reports and the console render
     doc = {**{k: doc[k] for k in PLAN_KEYS}, **doc}  # the contract's keys first, in order
     return Plan(plain(doc), grid)
 

@@ -1,14 +1,14 @@
-"""The figures a report shows that are computed, not read, from the plan document and the
-results tables: the cheapest configuration per scenario and model, the seed's ranges against our
-figures, measured latency and weight ratios, each candidate's cost where the headline answers,
-KD's gain at the chosen budget, where an achieved figure lies against its predicted band.
+"""The figures a report shows that are computed, not read, from the results tables and a
+distillation's metrics: where an achieved figure lies against its predicted band, predicted
+latency beside achieved, the measured rows of a results table. (What the planner chooses, the
+cheapest configuration per scenario and model, the seed's ranges beside our figures, each
+candidate's headline cost and KD's gain, is stored in the plan: roi/choices.py.)
 
 Pure pandas (no torch): reports/ renders what these return and computes nothing itself.
 """
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import numpy as np
@@ -17,42 +17,10 @@ import pandas as pd
 from contracts.numbers import number
 
 
-def best_cost(plan: dict) -> pd.DataFrame:
-    """Per (scenario, model): the cheapest configuration meeting the scenario (NaN cost where
-    none does, with the first configuration's reason)."""
-    cost = pd.DataFrame(plan.get("cost") or [])
-    if cost.empty:
-        return cost
-    rows = []
-    for (scenario, model), g in cost.groupby(["scenario", "model"], sort=False):
-        ok = g[g["feasible"].astype(bool)]
-        if len(ok):
-            rows.append(ok.sort_values("usd_per_month").iloc[0].to_dict())
-        else:
-            rows.append({"scenario": scenario, "model": model, "role": g["role"].iloc[0],
-                         "usd_per_month": np.nan, "usd_per_month_p10": np.nan,
-                         "usd_per_month_p90": np.nan, "feasible": False,
-                         "reason": "; ".join(dict.fromkeys(g["reason"].astype(str)))[:300]})
-    order = {s: i for i, s in enumerate(plan.get("scenarios") or [])}
-    out = pd.DataFrame(rows)
-    return out.sort_values("scenario", key=lambda c: c.map(order).fillna(len(order)),
-                           kind="stable").reset_index(drop=True)
-
-
 def reduction(student: Any, teacher: Any) -> float | None:
     """1 - student / teacher; None where either is missing or the teacher's is not positive."""
     s, t = number(student), number(teacher)
     return None if s is None or t is None or t <= 0 else 1 - s / t
-
-
-def range_verdict(value: float | None, text: str) -> str | None:
-    """Where a figure lies against a seed range written "20-40%": inside, below or above; None
-    where either is missing."""
-    m = re.match(r"\s*(\d+(?:\.\d+)?)\s*-\s*(\d+(?:\.\d+)?)\s*%", text or "")
-    if value is None or not m:
-        return None
-    lo, hi = float(m.group(1)) / 100, float(m.group(2)) / 100
-    return "inside" if lo <= value <= hi else ("below" if value < lo else "above")
 
 
 def ok_results(df: pd.DataFrame | None) -> pd.DataFrame:
@@ -70,58 +38,6 @@ def ok_results(df: pd.DataFrame | None) -> pd.DataFrame:
     if "params" not in ok:
         ok["params"] = 0
     return ok[np.isfinite(ok["latency"].astype(float))]
-
-
-def local_latency_ratio(results: pd.DataFrame | None, teacher: str, student: str,
-                         rec: dict) -> tuple[float | None, str]:
-    """1 - student/teacher median latency measured here, at the student's deploy runtime (rec:
-    the student's plan entry), smallest batch: a like-for-like measured figure."""
-    df = ok_results(results)
-    if df.empty:
-        return None, "no results table"
-    for backend, dtype in ((rec.get("deploy_backend"), rec.get("deploy_dtype")), (None, None)):
-        sub = df if backend is None else df[(df["backend"] == backend) & (df["dtype"] == dtype)]
-        t, s = sub[sub["model"] == teacher], sub[sub["model"] == student]
-        both = t.merge(s, on=["backend", "dtype", "batch_size", "seq_len"], suffixes=("_t", "_s"))
-        if len(both):
-            row = both.sort_values(["batch_size", "seq_len"]).iloc[0]
-            return (reduction(row["latency_s"], row["latency_t"]),
-                    (f"measured here: {row['backend']}/{row['dtype']}, batch "
-                    f"{int(row['batch_size'])}, {int(row['seq_len'])} tokens, p50"))
-    return None, "teacher and student share no measured configuration"
-
-
-def weights_ratio(results: pd.DataFrame | None, teacher: str, student: str) -> float | None:
-    """1 - student/teacher weight bytes (the smallest dtype measured of each)."""
-    df = ok_results(results)
-    if df.empty or "weight_bytes" not in df:
-        return None
-    w = df.groupby("model")["weight_bytes"].min()
-    return reduction(w.get(student), w.get(teacher))
-
-
-def scenario_cost(c: dict, roi: dict) -> float | None:
-    """A candidate's monthly cost where the plan's headline answers: the headline scenario's
-    alone, or (portfolio, or an old plan) summed over the scenarios."""
-    name = roi.get("scenario") if roi.get("scope") == "scenario" else None
-    if not name:
-        return number(c.get("usd_per_month"))
-    entry = next((p for p in c.get("per_scenario") or [] if p.get("scenario") == name), {})
-    return number(entry.get("usd_per_month")) if entry.get("feasible") else None
-
-
-def kd_gain(budget: dict) -> tuple[float, int] | None:
-    """KD's P50 retention over the baseline's, in points, at the grid step nearest the chosen
-    budget (from the plan's grids), and that step; None where the grids do not say."""
-    kd, ce, steps = budget.get("grid") or [], budget.get("baseline_grid") or [], budget.get("steps")
-    if not kd or not ce or steps is None:
-        return None
-    at = {r["steps"]: r for r in ce}
-    kd_at = {r["steps"]: r for r in kd}
-    near = min(kd_at, key=lambda s: abs(s - steps))
-    if near not in at:
-        return None
-    return 100 * (kd_at[near]["retention_p50"] - at[near]["retention_p50"]), near
 
 
 def band_verdict(value: float | None, band: Any) -> str | None:

@@ -26,6 +26,26 @@ def _run(capsys, *args):
     return code, out, err
 
 
+def test_the_plan_is_checked_against_the_contract_once(tmp_path, capsys, monkeypatch):
+    import contracts.plan as contract
+
+    checks = []
+
+    class Counted(contract._Holder):  # what parse_plan validates a document with
+        def __init__(self, **data):
+            checks.append(data["plan"]["version"])
+            super().__init__(**data)
+
+    monkeypatch.setattr(contract, "_Holder", Counted)
+    out = tmp_path / "plan"
+    code, stdout, err = _run(capsys, "--results", FIXTURE, "--scenario", "real-time-api",
+                             "--out", out)
+    assert code == 0, err
+    assert checks == [1]  # written, printed and drawn from the one typed plan
+    assert {"plan.json", "plan.yaml", "plan.schema.json", "sizing.csv"} <= \
+        {p.name for p in out.iterdir()}
+
+
 def test_plan_writes_both_files_and_prints_a_summary(tmp_path, capsys):
     out = tmp_path / "plan"
     code, stdout, err = _run(capsys, "--results", FIXTURE, "--scenario", "real-time-api",

@@ -4,7 +4,8 @@ import json
 import re
 
 from app.cli import main
-from reports import figures
+from contracts.plan import PLAN_VERSION
+from reports import figure_kit
 
 
 def test_config_teacher_plans_from_projections(tmp_path, capsys):
@@ -13,6 +14,7 @@ def test_config_teacher_plans_from_projections(tmp_path, capsys):
                  "--out", str(out)]) == 0
     doc = json.loads((out / "plan.json").read_text())
     assert {"decision", "recommended", "scenarios", "trainer"} <= doc.keys()
+    assert list(doc)[:2] == ["kind", "version"] and doc["version"] == PLAN_VERSION  # as measured
     (sc,) = doc["scenarios"]
     rows = {m["model"]: m for m in sc["models"]}
     chosen = rows[doc["recommended"]["model"]]
@@ -34,7 +36,7 @@ def test_config_teacher_report_for_real_time_and_cloud_batch(tmp_path, capsys):
     assert [sc["scenario"] for sc in doc["scenarios"]] == ["real-time-api", "cloud-batch"]
     page = (out / "report" / "report.html").read_text()
     md = (out / "report" / "report.md").read_text()
-    if figures.missing():  # the planner-only install (CI's clean venv): no matplotlib
+    if figure_kit.missing():  # the planner-only install (CI's clean venv): no matplotlib
         assert md.count("matplotlib is not installed: pip install 'distill-roi[figures]'") == 3
         assert not (out / "report" / "figures").exists()
     else:

@@ -2,6 +2,7 @@
 byte for byte, plans of the previous version stay readable, a wrong version or a damaged file is
 one line naming the file and the field, and the shipped JSON Schema is the generated one."""
 
+import gzip
 import json
 from pathlib import Path
 
@@ -12,7 +13,7 @@ from contracts.errors import InputError
 from contracts.plan import LLMPlan, MeasuredPlan, parse_plan, plan_schema
 from roi.planner import plan, read_plan, write_plan
 
-from .plan_helpers import FIXTURE, old_plan_bytes
+from .plan_helpers import FIXTURE, OLD_PLANS, old_plan_bytes
 
 SCHEMA = Path(__file__).resolve().parents[2] / "contracts" / "data" / "plan.schema.json"
 
@@ -136,3 +137,24 @@ def test_keys_are_written_in_the_order_given():
     doc = {k: doc[k] for k in reversed(doc)}
     doc["decision"]["criteria"][0] = dict(reversed(doc["decision"]["criteria"][0].items()))
     assert json.dumps(parse_plan(doc).document()) == json.dumps(doc)
+
+
+def test_the_edge_record_is_typed_and_reads_back_whole():
+    doc = json.loads(gzip.decompress((OLD_PLANS / "expected.plan.json.gz").read_bytes()))
+    plan = parse_plan(doc)
+    edge = plan.edge.scenarios["mobile-on-device"]
+    assert edge.answer.kind and edge.answer.text and edge.ownership
+    row = edge.rows[0]
+    assert row.device and isinstance(row.runs, bool) and row.service_ms_p50 > 0
+    assert plan.document() == doc  # typed, nothing lost
+
+
+def test_forecast_curves_are_typed():
+    doc = json.loads(gzip.decompress((OLD_PLANS / "expected.plan.json.gz").read_bytes()))
+    curve = parse_plan(doc).forecast.curve("builtin:student-10x")
+    assert curve.steps_to_threshold_p10 >= curve.steps_to_threshold_p50 > 0
+    assert all(len(band) == 3 for band in curve.at_steps.values())
+    doc["forecast"]["curves"][0]["steps_to_threshold_p10"] = "soon"
+    with pytest.raises(InputError, match=r"plan: damaged plan: forecast\.curves\.0\."
+                                         r"steps_to_threshold_p10"):
+        parse_plan(doc)

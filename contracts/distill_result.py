@@ -1,0 +1,56 @@
+"""The Distill result contract (DESIGN.md "Contracts"): metrics.json as `roi distill` writes it
+(distill/pipeline.py `combine`), typed for its readers (the report). Every field is optional and
+other keys are kept as they came: older runs, and other trainers, write fewer or more."""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+from .plan_sections import Num, Row
+
+
+class EvalMetrics(Row):
+    """One model's held-out test figures."""
+
+    accuracy: Optional[Num] = None
+    bits_per_byte: Optional[Num] = None
+    perplexity: Optional[Num] = None
+    tokens: Optional[Num] = None
+    loss: Optional[Num] = None
+
+
+class ExportCheck(Row):
+    """How the student was exported to ONNX and how far its outputs drift from torch's."""
+
+    method: Optional[str] = None
+    rel_err: Optional[Num] = None
+
+
+class DistillMetrics(Row):
+    """metrics.json: each model's test figures, retention relative to the teacher, the KD gain
+    over the no-KD baseline, and the settings the run trained with."""
+
+    teacher: Optional[EvalMetrics] = None
+    student: Optional[EvalMetrics] = None
+    student_onnx: Optional[EvalMetrics] = None
+    student_int8: Optional[EvalMetrics] = None
+    baseline: Optional[EvalMetrics] = None
+    retention_accuracy: Optional[Num] = None
+    int8_retention_accuracy: Optional[Num] = None
+    baseline_retention_accuracy: Optional[Num] = None
+    kd_gain_accuracy: Optional[Num] = None
+    student_params: Optional[int] = None
+    init: Optional[str] = None
+    export: Optional[ExportCheck] = None
+    settings: dict[str, Any] = {}
+    wall_s: Optional[Num] = None
+
+    @property
+    def steps(self) -> Any:
+        """The training steps the run was set to (settings.steps), as written."""
+        return self.settings.get("steps")
+
+    @property
+    def trained(self) -> Any:
+        """The student the run distilled (settings.student), as written."""
+        return self.settings.get("student")

@@ -1,0 +1,36 @@
+"""The Distill result contract (contracts/distill_result.py): metrics.json typed for the report;
+other keys kept; a metrics.json of the wrong types is one line naming it."""
+
+import json
+import re
+
+import pytest
+
+from contracts.distill_result import DistillMetrics
+from contracts.errors import InputError
+from reports.report import build_files
+
+from .plan_helpers import FIXTURE, old_plan_bytes
+
+METRICS = FIXTURE.parent / "distill_metrics.json"
+
+
+def test_metrics_json_reads_typed_and_keeps_the_rest():
+    m = DistillMetrics.model_validate(json.loads(METRICS.read_text()))
+    assert m.trained == "builtin:student-10x" and m.steps == 600
+    assert 0 < m.student.accuracy < m.teacher.accuracy
+    assert m.retention_accuracy == pytest.approx(m.student.accuracy / m.teacher.accuracy)
+    assert m.export.method and m.student_params > 0
+    assert "history" in m.model_extra  # not typed, kept
+
+
+def test_a_metrics_file_of_the_wrong_types_is_named(tmp_path):
+    plan = tmp_path / "plan.json"
+    plan.write_bytes(old_plan_bytes("v1-measured"))
+    bad = tmp_path / "metrics.json"
+    bad.write_text(json.dumps({**json.loads(METRICS.read_text()), "retention_accuracy": "high"}))
+    with pytest.raises(InputError, match=rf"{re.escape(str(plan))}: its files .*"
+                                         rf"{re.escape(str(bad))}.* cannot be rendered") as e:
+        build_files(plan, metrics=bad)
+    assert "\n" not in str(e.value) and "retention_accuracy" in str(e.value)
+    assert DistillMetrics.model_validate({}).student is None  # an empty record is no error
