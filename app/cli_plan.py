@@ -10,7 +10,7 @@ from typing import Optional
 
 import typer
 
-from contracts.defaults import SCENARIO_PRESETS
+from contracts.defaults import DATAGEN_COMPLETION_TOKENS, DATAGEN_PROMPT_TOKENS, SCENARIO_PRESETS
 from contracts.errors import InputError
 
 from . import cli_complete as complete
@@ -68,8 +68,12 @@ def plan(
                                 "the one-time cost: none, local (the teacher on the training "
                                 "hardware) or api:MODEL (roi/data/api_prices.yaml)."),
     datagen_samples: int = typer.Option(0, help="Samples the teacher generates."),
-    datagen_prompt_tokens: float = typer.Option(64.0, help="Prompt tokens per sample."),
-    datagen_completion_tokens: float = typer.Option(128.0, help="Generated tokens per sample."),
+    # the --datagen-* options are roi.datagen_cost.DataGenInputs' fields (a dataclass of the
+    # planner, not a settings model: its defaults come from contracts.defaults)
+    datagen_prompt_tokens: float = typer.Option(DATAGEN_PROMPT_TOKENS,
+                                                help="Prompt tokens per sample."),
+    datagen_completion_tokens: float = typer.Option(DATAGEN_COMPLETION_TOKENS,
+                                                    help="Generated tokens per sample."),
     datagen_tokens_per_s: Optional[float] = typer.Option(None, help="local: the teacher's "
                                                          "decode rate [default: from the "
                                                          "results table]."),

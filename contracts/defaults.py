@@ -42,3 +42,8 @@ ENGINEERING_USD_PER_WEEK = 4_000.0  # assumption: ~$200K loaded cost a year / 50
 ENGINEERING_USD_PER_WEEK_HELP = "Loaded cost of an engineer-week, USD."
 TRAINING_HARDWARE = "a10g"  # where labeling and training run (catalog name)
 TRAINING_HARDWARE_HELP = "Catalog hardware that labels and trains (its hourly price is charged)."
+
+# Teacher-generated data priced into the one-time cost (roi.datagen_cost.DataGenInputs, `roi plan
+# --datagen-*`): tokens per sample when the user names none.
+DATAGEN_PROMPT_TOKENS = 64.0
+DATAGEN_COMPLETION_TOKENS = 128.0

@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from contracts.config import read_yaml, safe_load
+from contracts.defaults import DATAGEN_COMPLETION_TOKENS, DATAGEN_PROMPT_TOKENS
 from contracts.errors import InputError
 
 DEFAULT_PRICES = "api_prices.yaml"
@@ -37,8 +38,8 @@ class DataGenInputs:
 
     teacher: str = "none"  # none, local (the measured teacher) or api:MODEL
     samples: int = 0  # prompts the teacher answers
-    prompt_tokens: float = 64.0  # tokens sent per sample
-    completion_tokens: float = 128.0  # tokens the teacher writes per sample
+    prompt_tokens: float = DATAGEN_PROMPT_TOKENS  # tokens sent per sample
+    completion_tokens: float = DATAGEN_COMPLETION_TOKENS  # tokens the teacher writes per sample
     tokens_per_s: Optional[float] = None  # local: the teacher's decode rate, given
     usd_per_1m_input_tokens: Optional[float] = None  # api: override the catalog's price
     usd_per_1m_output_tokens: Optional[float] = None
