@@ -318,3 +318,32 @@ def test_a_cross_encoder_needs_its_pair_column(ranker_dir, tmp_path, capsys):
     assert code == 2 and "--pair-field: a cross-encoder scores (text, pair) rows" in \
         capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+# ------------------------------------------------------------------------------ built teachers
+
+
+def test_a_head_teacher_is_built_deterministically_and_cached_once(tiny, tmp_path,
+                                                                    monkeypatch):
+    from itertools import islice
+
+    import models.encoder as me
+    from distill import build_encoder as b
+    from models.corpus import stdlib_documents
+
+    docs = me.docstrings(islice(stdlib_documents(), 60))  # 60 files' docstrings: seconds
+    monkeypatch.setattr(me, "stdlib_docstring_splits", lambda: {"train": docs, "test": docs})
+    base = save_encoder(tiny, tmp_path / "base")
+    recipe = {**b.HEAD_RECIPES["classification"], "steps": 2, "batch_size": 4}
+    for name in ("one", "two"):
+        b._build_head_into(tmp_path / name, "classification", recipe, base, 1, None)
+    built = [json.loads((tmp_path / n / b.BUILD_FILE).read_text()) for n in ("one", "two")]
+    assert built[0]["weights_sha256"] == built[1]["weights_sha256"]
+    task, labels = read_head(tmp_path / "one")
+    assert task == "classification" and labels == built[0]["labels"] and len(labels) == 16
+    calls = []
+    entry = tmp_path / "cache" / "entry"
+    for _ in range(2):  # the second finds build.json and builds nothing
+        b._cached(entry, lambda tmp: (calls.append(tmp), tmp.mkdir(parents=True),
+                                      (tmp / b.BUILD_FILE).write_text("{}")))
+    assert len(calls) == 1 and (entry / b.BUILD_FILE).is_file()
