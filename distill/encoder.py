@@ -8,7 +8,9 @@ the teacher's outputs on unlabeled text, and retention measured in the task's ow
     cross-encoder   one score per (text, pair): MSE to the teacher's score
 
 and, for mode labels (no teacher: the baselines, or how a teacher is built), cross-entropy on
-class ids (embedding: through a linear head on the embedding) or MSE on a pair's relevance.
+class ids (embedding: through a linear head on the embedding) or binary cross-entropy of a
+pair's score (its sigmoid) against its relevance in [0, 1] (sentence-transformers' CrossEncoder
+default).
 
     out/  config.json, model.safetensors, tokenizer files, 1_Pooling/   the student (hf:DIR)
           metrics.json                                                    settings, history, time
@@ -140,8 +142,10 @@ def _step_loss(cfg: EncoderConfig, enc: Encoder, net: _Trainable, texts: list,
                target) -> torch.Tensor:
     """The loss of one batch for the encoder's task and the run's mode (see the module doc)."""
     out = enc.forward(enc.batch(texts))  # (B, C) embeddings or (B, L) logits
-    if enc.task == "cross-encoder":
-        return F.mse_loss(out[:, 0], target.to(out.dtype))
+    if enc.task == "cross-encoder":  # labels: relevances in [0, 1], the score's sigmoid
+        target = target.to(out.dtype)
+        return (F.mse_loss(out[:, 0], target) if cfg.mode == "kd" else
+                F.binary_cross_entropy_with_logits(out[:, 0], target))
     if cfg.mode == "labels":
         return F.cross_entropy(net.head(out) if net.head is not None else out, target)
     if enc.task == "classification":
@@ -193,7 +197,7 @@ def train_encoder(cfg: EncoderConfig, enc: Encoder, texts: list, targets, out: s
     `targets` and save it into `out`; returns what metrics.json records. Targets, one row per
     text: kd: the teacher's (N, C) embeddings, (N,) scores (cross-encoder), or for a
     classifier {"teacher": (N, L) logits, "labels": (N,) ids, losses.IGNORE_INDEX where none};
-    labels: (N,) class ids, or (N,) relevances for a cross-encoder."""
+    labels: (N,) class ids, or (N,) relevances in [0, 1] for a cross-encoder."""
     out = Path(out)
     if (out / STATE_FILE).exists() and not resume:
         raise InputError(f"{out} holds a training run: pass --resume or choose another --out")

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import csv
 import json
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
@@ -209,8 +208,9 @@ def _score(value, where: str) -> float:
         raise InputError(f"{where}: label {value!r} is not a number; a cross-encoder's head "
                          "gives one score (num_labels 1), so its labels are numeric "
                          "relevances") from None
-    if not math.isfinite(score):
-        raise InputError(f"{where}: label {value!r}: a relevance must be a finite number")
+    if not 0 <= score <= 1:  # NaN too
+        raise InputError(f"{where}: label {value!r}: a cross-encoder's relevance must be in "
+                         "[0, 1] (the sigmoid of its score)")
     return score
 
 

@@ -214,6 +214,9 @@ def test_labels_are_checked_against_the_head():
         label_of(3, "classification", CLASSES, "r")
     with pytest.raises(InputError, match="label 'high' is not a number"):
         label_of("high", "cross-encoder", [], "r")
+    with pytest.raises(InputError, match=r"label 4: a cross-encoder's relevance must be in "
+                       r"\[0, 1\]"):
+        label_of(4, "cross-encoder", [], "r")
 
 
 def _csv(path, header, rows):
