@@ -178,13 +178,15 @@ def _build_into(tmp: Path, recipe: dict, splits, keep, texts, ys, data_fp, threa
 # ------------------------------------------------------------------ classifier, cross-encoder
 
 # the built encoder fine-tuned with a head: which of the `labels` most common top-level modules
-# a docstring documents (classification), or how well a docstring answers a function's or
-# class's name (cross-encoder: its own docstring 1, `negatives` random others 0)
+# a docstring documents (classification), or how well a docstring's body answers its first
+# line (cross-encoder: its own body 1, `negatives` random others 0; models.encoder.
+# summary_queries)
 HEAD_RECIPES = {"classification": dict(labels=16, steps=300, batch_size=32, lr=5e-4, seed=0,
                                        version=1),
                 "cross-encoder": dict(negatives=1, steps=300, batch_size=32, lr=5e-4, seed=0,
-                                      version=2)}  # 2: binary cross-entropy (1: MSE, learnt
-# nothing in 300 steps: loss 0.25, a constant 0.5)
+                                      version=3)}
+# (versions 1 and 2 asked for a function's own docstring from its name: neither MSE nor binary
+# cross-entropy learnt it in 300 steps, losses stayed at a constant guess's 0.25 and 0.69)
 
 
 def build_head(task: str, recipe: dict | None = None, root: str | Path | None = None,
@@ -200,15 +202,15 @@ def build_head(task: str, recipe: dict | None = None, root: str | Path | None = 
 
 
 def head_data(task: str, recipe: dict, split: str = "train") -> tuple[list, list, list[str]]:
-    """The head's training items (texts, or (name, docstring) pairs), targets (class ids or
+    """The head's training items (texts, or (first line, rest of docstring) pairs), targets (class ids or
     relevances) and class names (none for a cross-encoder), from the stdlib docstrings."""
-    from models.encoder import labeled, name_queries, stdlib_docstring_splits, top_labels
+    from models.encoder import labeled, summary_queries, stdlib_docstring_splits, top_labels
 
     docs = stdlib_docstring_splits()
     if task == "classification":
         keep = top_labels(docs["train"], recipe["labels"])
         return (*labeled(docs[split], keep), keep)
-    queries, candidates, relevance = name_queries(docs[split], recipe["negatives"],
+    queries, candidates, relevance = summary_queries(docs[split], recipe["negatives"],
                                                   recipe["seed"])
     return list(zip(queries, candidates)), relevance, []
 

@@ -59,16 +59,17 @@ class Fields:
 
 def stdlib_data(task: str = "embedding", classes: list[str] | None = None) -> TextData:
     """The standard library's docstrings for `task`: labeled by top-level module (`classes`,
-    else the N_LABELS most common; others unlabeled), or, for a cross-encoder, function and
-    class names each with its own docstring and random others (models.encoder.name_queries)."""
-    from models.encoder import name_queries, stdlib_docstring_splits, top_labels
+    else the N_LABELS most common; others unlabeled), or, for a cross-encoder, each
+    docstring's first line with the rest of it and of random others
+    (models.encoder.summary_queries)."""
+    from models.encoder import summary_queries, stdlib_docstring_splits, top_labels
 
     splits = stdlib_docstring_splits()
     if task == "cross-encoder":
         data = TextData({}, {}, source="stdlib", pairs={})
         for s, docs in splits.items():
             k = TRAIN_NEGATIVES if s == "train" else EVAL_CANDIDATES - 1
-            data.texts[s], data.pairs[s], data.labels[s] = name_queries(docs, k)
+            data.texts[s], data.pairs[s], data.labels[s] = summary_queries(docs, k)
         return data
     classes = classes or top_labels(splits["train"], N_LABELS)
     index = {c: i for i, c in enumerate(classes)}

@@ -285,24 +285,24 @@ def labeled(docs: list[tuple[str, str, str]], keep: list[str]) -> tuple[list[str
     return [t for t, _ in pairs], [y for _, y in pairs]
 
 
-def name_queries(docs: list[tuple[str, str, str]], negatives: int, seed: int = 0
-                 ) -> tuple[list[str], list[str], list[float]]:
-    """A real ranking task from (name, label, text) docs: each public function or class name
-    is a query whose candidates are its own docstring (relevance 1.0) and `negatives` other
-    docstrings of `docs` drawn at random (relevance 0.0). Returns queries, candidates and
-    relevances, one row per (query, candidate) pair."""
+def summary_queries(docs: list[tuple[str, str, str]], negatives: int, seed: int = 0
+                    ) -> tuple[list[str], list[str], list[float]]:
+    """A real ranking task from (name, label, text) docs: the first line of each docstring
+    that has more (its summary) is a query whose candidates are the rest of its own docstring
+    (relevance 1.0) and the rest of `negatives` other such docstrings drawn at random
+    (relevance 0.0). Returns queries, candidates and relevances, one row per pair."""
     import numpy as np
 
+    split = [text.split("\n", 1) for _, _, text in docs]
+    found = [(head.strip(), rest.strip()) for head, *more in split for rest in more
+             if len(rest.strip()) >= 20 and head.strip()]
     rng = np.random.default_rng(seed)
     queries, candidates, relevance = [], [], []
-    for i, (name, _, text) in enumerate(docs):
-        query = name.split(":")[-2]
-        if not query or query.startswith("_") or len(docs) <= negatives:
-            continue
-        others = rng.choice(len(docs) - 1, size=negatives, replace=False)
+    for i, (query, _) in enumerate(found if len(found) > negatives else []):
+        others = rng.choice(len(found) - 1, size=negatives, replace=False)
         for j, rel in [(i, 1.0)] + [(int(k) + (k >= i), 0.0) for k in others]:
             queries.append(query)
-            candidates.append(docs[j][2])
+            candidates.append(found[j][1])
             relevance.append(rel)
     return queries, candidates, relevance
 

@@ -350,3 +350,16 @@ def test_a_head_teacher_is_built_deterministically_and_cached_once(tiny, tmp_pat
         b._cached(entry, lambda tmp: (calls.append(tmp), tmp.mkdir(parents=True),
                                       (tmp / b.BUILD_FILE).write_text("{}")))
     assert len(calls) == 1 and (entry / b.BUILD_FILE).is_file()
+
+
+def test_summary_queries_pair_each_first_line_with_its_own_rest():
+    from models.encoder import summary_queries
+
+    docs = [(f"m.py:f{i}:1", "m", f"Summary {i}.\nThe body of docstring number {i}.")
+            for i in range(5)] + [("m.py:g:9", "m", "A single line docstring, no body.")]
+    queries, candidates, relevance = summary_queries(docs, 2, seed=0)
+    assert len(queries) == 15 and relevance.count(1.0) == 5  # the one-liner asks nothing
+    for q, c, r in zip(queries, candidates, relevance):
+        own = c == f"The body of docstring number {q.split()[1][:-1]}."
+        assert own == (r == 1.0)
+    assert summary_queries(docs, 2, seed=0) == (queries, candidates, relevance)
