@@ -18,9 +18,8 @@ default).
 
 A separate loop from distill.trainer, kept small: that one trains causal LMs on token windows
 (next-token targets, logit cache); this one trains on whole texts (or pairs) against one
-output each. The
-parts that fit are the trainer's own: its lr schedule and optimizer (lr_at, make_optimizer),
-device choice, resumable state (save_state, read_state) and atomic writes.
+output each. The parts that fit are the trainer's own: its lr schedule and optimizer (lr_at,
+make_optimizer), device choice, resumable state (save_state, read_state) and atomic writes.
 """
 
 from __future__ import annotations

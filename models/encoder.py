@@ -143,6 +143,11 @@ def read_head(directory: Path) -> tuple[str, list[str]]:
         from transformers import AutoConfig
 
         config = AutoConfig.from_pretrained(directory, local_files_only=True)
+        if config.problem_type == "multi_label_classification" or (
+                config.problem_type == "regression" and config.num_labels > 1):
+            raise InputError(f"{directory}: a {arch} with problem_type {config.problem_type} "
+                             f"and {config.num_labels} labels is not supported; supported: "
+                             f"{SUPPORTED_HEADS} (single-label)")
         labels = [str(config.id2label[i]) for i in range(config.num_labels)]
         return ("cross-encoder" if config.num_labels == 1 else "classification"), labels
     if arch.endswith(BODY_HEADS):

@@ -74,6 +74,18 @@ def test_an_unsupported_head_names_what_was_found_and_what_is_supported(classifi
         load_encoder(tmp_path / "tok")
 
 
+def test_a_multi_label_head_is_refused(classifier_dir, tmp_path):
+    import shutil
+
+    shutil.copytree(classifier_dir, tmp_path / "multi")
+    conf = json.loads((tmp_path / "multi" / "config.json").read_text())
+    conf["problem_type"] = "multi_label_classification"
+    (tmp_path / "multi" / "config.json").write_text(json.dumps(conf))
+    with pytest.raises(InputError, match="problem_type multi_label_classification and 3 labels "
+                       "is not supported"):
+        load_encoder(tmp_path / "multi")
+
+
 def test_a_bare_body_has_no_head_to_distill(tiny, tmp_path):
     with pytest.raises(InputError, match="has no classification head .*says: embedding"):
         load_encoder(save_encoder(tiny, tmp_path / "body"), task="classification")
