@@ -188,7 +188,8 @@ HEAD_RECIPES = {"classification": dict(labels=16, steps=300, batch_size=32, lr=5
 # Not yet a usable teacher (BENCHMARKS.md, issue 19 second slice): versions 1 and 2 asked for a
 # function's own docstring from its name, version 3 for a docstring's rest from its first line;
 # none learnt in the steps measured (losses stayed at a constant guess's: 0.25 with MSE, 0.69
-# with binary cross-entropy, version 3 still 0.69 at step 225 of 300).
+# with binary cross-entropy, version 3 still 0.69 at step 225 of 300, and at
+# step 200 with lr 2e-3).
 
 
 def build_head(task: str, recipe: dict | None = None, root: str | Path | None = None,
