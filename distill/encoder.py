@@ -161,7 +161,8 @@ def _each(targets, fn):
 def _resume(out: Path, net: _Trainable, opt, cfg: EncoderConfig, data_fp: str):
     state = read_state(out / STATE_FILE, next(net.parameters()).device)
     run_only = ("device", "threads")
-    same = {k: v for k, v in state["config"].items() if k not in run_only} == {
+    saved = {**EncoderConfig().model_dump(), **state["config"]}  # a setting added since: its
+    same = {k: v for k, v in saved.items() if k not in run_only} == {  # default then
         k: v for k, v in cfg.model_dump().items() if k not in run_only}
     if not same or state["data_fingerprint"] != data_fp:
         raise InputError(f"{out}: the saved run used other settings or data; --resume needs the "
