@@ -65,26 +65,38 @@ def distill(
 
 
 def distill_encoder(
-    teacher: str = typer.Option(..., help="A sentence-embedding encoder: hf:DIR or "
-                                "hf:ORG/NAME[@REVISION] (BERT family; pooled as its "
-                                "1_Pooling/config.json says, else by mean). python -m "
-                                "distill.build_encoder builds one offline."),
+    teacher: str = typer.Option(..., help="An encoder: hf:DIR or hf:ORG/NAME[@REVISION] (BERT "
+                                "family): sentence embeddings (pooled as its 1_Pooling/"
+                                "config.json says, else by mean), a *ForSequenceClassification "
+                                "classifier, or a cross-encoder (num_labels 1). python -m "
+                                "distill.build_encoder [--task ...] builds one offline."),
     out: str = typer.Option(..., help="Output directory: the student (hf:DIR), metrics.json, "
                             "and baseline/ (the no-KD baseline, labeled data only)."),
     data: str = typer.Option("stdlib", metavar="FILE", help="stdlib (the standard library's "
-                             "docstrings, labeled by module) or a .jsonl file (unlabeled)."),
-    text_field: str = typer.Option("text", metavar="NAME", help="The field of each .jsonl "
-                                   "line that holds its text."),
+                             "docstrings, labeled for the task) or a .jsonl or .csv file."),
+    text_field: str = typer.Option("text", metavar="NAME", help="The column holding each "
+                                   "row's text (a cross-encoder's query)."),
+    pair_field: Optional[str] = typer.Option(None, metavar="NAME", help="Cross-encoder: the "
+                                             "column holding the text scored with it."),
+    label_field: Optional[str] = typer.Option(None, metavar="NAME", help="The column holding "
+                                              "labels (optional; rows without one are "
+                                              "distilled on the teacher's outputs alone)."),
+    task: str = typer.Option("auto", help="auto (the checkpoint's head), embedding, "
+                             "classification or cross-encoder."),
+    student: Optional[str] = typer.Option(None, help="A student hf:DIR with the teacher's "
+                                          "tokenizer [default: the teacher shrunk to --set "
+                                          "layers]."),
     baseline: bool = typer.Option(True, help="Also train the student from scratch on the "
                                   "labels, without the teacher (labeled data only)."),
     resume: bool = typer.Option(False, help="Continue an interrupted run in --out."),
-    export: bool = typer.Option(True, help="Export the student to ONNX (student.onnx, "
+    export: bool = typer.Option(True, help="Export an embedding student to ONNX (student.onnx, "
                                 "student.int8.onnx) and measure both against the teacher."),
     set_: list[str] = typer.Option([], "--set", help="Override one setting, key=value "
                                    "(distill.encoder.EncoderConfig), e.g. --set layers=2."),
 ) -> None:
-    """Distill a sentence encoder into fewer of its layers (embedding MSE + cosine on unlabeled
-    text); retention as Spearman of pairwise similarities, top-10 neighbours and proxy accuracy.
+    """Distill an encoder into fewer of its layers on your text (embeddings: MSE + cosine;
+    classifier: logit KD + CE on labels; cross-encoder: score MSE); retention in the task's
+    metric (Spearman and top-10 neighbours; accuracy, F1, top-1 agreement; NDCG@10).
 
     Example: roi distill-encoder --teacher hf:DIR --out runs/encoder --set steps=600
     """
@@ -95,7 +107,8 @@ def distill_encoder(
 
     with training_progress() as progress:
         metrics = run(teacher, out, data, text_field, parse_overrides(set_), baseline, resume,
-                      progress, export)
+                      progress, export, task=task, student=student, pair_field=pair_field,
+                      label_field=label_field)
     print("\n".join(summary_lines(metrics)))
 
 

@@ -1,15 +1,25 @@
-"""Embedding distillation of a sentence encoder (issue 19): the teacher's layers shrunk into a
-student that learns the teacher's pooled embeddings on unlabeled text (MSE and/or cosine), and
-retention measured in the task's own metric (distill.encoder_eval).
+"""Distillation of an encoder (issue 19): the teacher's layers shrunk into a student that learns
+the teacher's outputs on unlabeled text, and retention measured in the task's own metric
+(distill.encoder_eval). One loop for every task (the encoder's `task`), each with its loss:
+
+    embedding       pooled embeddings: MSE and/or 1 - cosine (`loss`)
+    classification  logits: T^2-scaled KL at `temperature` (distill.losses.kd_loss), weighted
+                    `alpha`, plus (1 - alpha) cross-entropy on the texts that carry a label
+    cross-encoder   one score per (text, pair): MSE to the teacher's score
+
+and, for mode labels (no teacher: the baselines, or how a teacher is built), cross-entropy on
+class ids (embedding: through a linear head on the embedding) or binary cross-entropy of a
+pair's score (its sigmoid) against its relevance in [0, 1] (sentence-transformers' CrossEncoder
+default).
 
     out/  config.json, model.safetensors, tokenizer files, 1_Pooling/   the student (hf:DIR)
           metrics.json                                                    settings, history, time
           train_state.pt                                                  resumable (--resume)
 
 A separate loop from distill.trainer, kept small: that one trains causal LMs on token windows
-(next-token targets, logit cache); this one trains on whole texts against one vector each. The
-parts that fit are the trainer's own: its lr schedule and optimizer (lr_at, make_optimizer),
-device choice, resumable state (save_state, read_state) and atomic writes.
+(next-token targets, logit cache); this one trains on whole texts (or pairs) against one
+output each. The parts that fit are the trainer's own: its lr schedule and optimizer (lr_at,
+make_optimizer), device choice, resumable state (save_state, read_state) and atomic writes.
 """
 
 from __future__ import annotations
@@ -50,6 +60,10 @@ class EncoderConfig(BaseModel):
         "or how a teacher is built).")
     loss: Literal["mse", "cosine", "mse+cosine"] = Field(
         "mse+cosine", description="kd: the distance between student and teacher embeddings.")
+    temperature: float = Field(2.0, gt=0, description="classification kd: softmax "
+                               "temperature of the logit KD (its KL is scaled by T^2).")
+    alpha: float = Field(0.5, ge=0, le=1, description="classification kd: weight of the logit "
+                         "KD; 1 - alpha weighs cross-entropy on the labels where present.")
     steps: int = Field(600, gt=0, description="Optimizer steps.")
     batch_size: int = Field(32, gt=0, description="Texts per step.")
     lr: float = Field(5e-4, gt=0, description="Peak learning rate (AdamW).")
@@ -111,18 +125,44 @@ def batch_indices(n: int, batch_size: int, step: int, seed: int) -> np.ndarray:
     return order[k * batch_size:(k + 1) * batch_size]
 
 
-def _step_loss(cfg: EncoderConfig, enc: Encoder, net: _Trainable, texts: list[str],
-               target: torch.Tensor) -> torch.Tensor:
-    emb = enc.forward(enc.batch(texts))  # (B, C)
-    if cfg.mode == "kd":
-        return embedding_loss(emb, target, cfg.loss)
-    return F.cross_entropy(net.head(emb), target)
+def classification_kd_loss(student: torch.Tensor, teacher: torch.Tensor, labels: torch.Tensor,
+                           temperature: float, alpha: float) -> torch.Tensor:
+    """alpha x the batch mean of T^2 KL(teacher || student) at temperature T, plus (1 - alpha)
+    x cross-entropy averaged over the rows whose label is not losses.IGNORE_INDEX."""
+    from .losses import cross_entropy, kd_loss
+
+    every_row = torch.zeros(len(student), dtype=torch.long, device=student.device)
+    kd = kd_loss(student, teacher, every_row, temperature=temperature)
+    ce = cross_entropy(student, labels)
+    return alpha * kd.mean() + (1 - alpha) * ce.mean()
+
+
+def _step_loss(cfg: EncoderConfig, enc: Encoder, net: _Trainable, texts: list,
+               target) -> torch.Tensor:
+    """The loss of one batch for the encoder's task and the run's mode (see the module doc)."""
+    out = enc.forward(enc.batch(texts))  # (B, C) embeddings or (B, L) logits
+    if enc.task == "cross-encoder":  # labels: relevances in [0, 1], the score's sigmoid
+        target = target.to(out.dtype)
+        return (F.mse_loss(out[:, 0], target) if cfg.mode == "kd" else
+                F.binary_cross_entropy_with_logits(out[:, 0], target))
+    if cfg.mode == "labels":
+        return F.cross_entropy(net.head(out) if net.head is not None else out, target)
+    if enc.task == "classification":
+        return classification_kd_loss(out, target["teacher"], target["labels"],
+                                      cfg.temperature, cfg.alpha)
+    return embedding_loss(out, target, cfg.loss)
+
+
+def _each(targets, fn):
+    """`fn` applied to a tensor of targets, or to each tensor of a dict of them."""
+    return {k: fn(v) for k, v in targets.items()} if isinstance(targets, dict) else fn(targets)
 
 
 def _resume(out: Path, net: _Trainable, opt, cfg: EncoderConfig, data_fp: str):
     state = read_state(out / STATE_FILE, next(net.parameters()).device)
     run_only = ("device", "threads")
-    same = {k: v for k, v in state["config"].items() if k not in run_only} == {
+    saved = {**EncoderConfig().model_dump(), **state["config"]}  # a setting added since: its
+    same = {k: v for k, v in saved.items() if k not in run_only} == {  # default then
         k: v for k, v in cfg.model_dump().items() if k not in run_only}
     if not same or state["data_fingerprint"] != data_fp:
         raise InputError(f"{out}: the saved run used other settings or data; --resume needs the "
@@ -133,13 +173,14 @@ def _resume(out: Path, net: _Trainable, opt, cfg: EncoderConfig, data_fp: str):
     return int(state["step"]), list(state.get("history", []))
 
 
-def _train_step(cfg: EncoderConfig, enc: Encoder, net: _Trainable, opt, texts: list[str],
-                targets: torch.Tensor, step: int) -> float:
+def _train_step(cfg: EncoderConfig, enc: Encoder, net: _Trainable, opt, texts: list,
+                targets, step: int) -> float:
     """One optimizer step on the batch of `step`; its loss."""
     idx = batch_indices(len(texts), cfg.batch_size, step, cfg.seed)
     for group in opt.param_groups:
         group["lr"] = lr_at(cfg.schedule(), step)
-    loss = _step_loss(cfg, enc, net, [texts[i] for i in idx], targets[idx])
+    batch = _each(targets, lambda t: t[idx])
+    loss = _step_loss(cfg, enc, net, [texts[i] for i in idx], batch)
     if not torch.isfinite(loss):
         raise TrainingDiverged(f"loss became {loss.item()} at step {step}: stopped; the last "
                                "good checkpoint is kept (try a lower lr)")
@@ -150,11 +191,13 @@ def _train_step(cfg: EncoderConfig, enc: Encoder, net: _Trainable, opt, texts: l
     return loss.item()
 
 
-def train_encoder(cfg: EncoderConfig, enc: Encoder, texts: list[str], targets: torch.Tensor,
-                  out: str | Path, data_fp: str, resume: bool = False,
-                  progress: Progress | None = None) -> dict:
-    """Train `enc` in place on `texts` toward `targets` (kd: the teacher's (N, C) embeddings;
-    labels: (N,) label ids) and save it into `out`; returns what metrics.json records."""
+def train_encoder(cfg: EncoderConfig, enc: Encoder, texts: list, targets, out: str | Path,
+                  data_fp: str, resume: bool = False, progress: Progress | None = None) -> dict:
+    """Train `enc` in place on `texts` ((text, pair) tuples for a cross-encoder) toward
+    `targets` and save it into `out`; returns what metrics.json records. Targets, one row per
+    text: kd: the teacher's (N, C) embeddings, (N,) scores (cross-encoder), or for a
+    classifier {"teacher": (N, L) logits, "labels": (N,) ids, losses.IGNORE_INDEX where none};
+    labels: (N,) class ids, or (N,) relevances in [0, 1] for a cross-encoder."""
     out = Path(out)
     if (out / STATE_FILE).exists() and not resume:
         raise InputError(f"{out} holds a training run: pass --resume or choose another --out")
@@ -162,13 +205,14 @@ def train_encoder(cfg: EncoderConfig, enc: Encoder, texts: list[str], targets: t
         torch.set_num_threads(cfg.threads)
     device = resolve_device(cfg.device)
     torch.manual_seed(cfg.seed)
-    n_labels = int(targets.max()) + 1 if cfg.mode == "labels" else 0
+    n_labels = (int(targets.max()) + 1 if cfg.mode == "labels" and enc.task == "embedding"
+                else 0)
     net = _Trainable(enc.module, n_labels).to(device)
     opt = make_optimizer(cfg.schedule(), net)
     step, history = 0, []
     if resume and (out / STATE_FILE).exists():
         step, history = _resume(out, net, opt, cfg, data_fp)
-    t0, targets = time.perf_counter(), targets.to(device)
+    t0, targets = time.perf_counter(), _each(targets, lambda t: t.to(device))
     net.train()
     with StopFlag() as flag:  # Ctrl-C: a checkpoint at the end of the step, then stop
         while step < cfg.steps:

@@ -1,186 +1,258 @@
-"""`roi distill-encoder`: distill a sentence-embedding teacher (hf:DIR) into fewer of its own
-layers on unlabeled text, train the same student from scratch without the teacher (the
-baseline, on the labels where the data has them), and measure both against the teacher on
-held-out text.
+"""`roi distill-encoder`: distill an encoder teacher (hf:DIR: sentence embeddings, a sequence
+classifier or a cross-encoder, from its config.json) into fewer of its own layers (or a given
+student with the same tokenizer) on the user's text, labels optional, train the same student
+without the teacher (the baseline, on the labels where the data has them), and measure both
+against the teacher on held-out text in the task's own metric (distill.encoder_eval).
 
     out/            the distilled student (hf:DIR) and metrics.json
     out/baseline/   the no-KD baseline (when the data is labeled)
 
-Data: the standard library's docstrings (labeled by module: `stdlib`, the default) or a JSONL
-file's text field (unlabeled: no baseline, no proxy task). Splits by a hash of each text's name.
+Data: distill.encoder_data (the standard library's docstrings, or a JSONL/CSV file).
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from contracts.errors import InputError
-from models.encoder import Encoder, layer_picks, load_encoder, shrink, text_fingerprint
+from models.encoder import (TASKS, Encoder, layer_picks, load_encoder, reinit, shrink,
+                            text_fingerprint, vocab_fingerprint)
 
+from . import encoder_eval as ev
 from .encoder import EncoderConfig, Progress, train_encoder, write_metrics
-from .encoder_eval import nearest_centroid_accuracy, retention
+from .encoder_data import Fields, TextData, file_data, stdlib_data
 
 log = logging.getLogger(__name__)
-N_LABELS = 32  # the proxy task's classes: the most common labels of the training split
 MAX_EVAL = 1000  # held-out texts compared pair by pair (Spearman over ~500k pairs)
+MAX_EVAL_PAIRS = 5000  # held-out (text, pair) rows a cross-encoder scores
 MAX_PROBE = 2000  # labeled training texts whose embeddings make the proxy task's centroids
 
 
-@dataclass
-class TextData:
-    """Texts of each split and, where the data has them, their labels (ids into `classes`)."""
-
-    texts: dict[str, list[str]]
-    labels: dict[str, list[int]] = field(default_factory=dict)  # split -> label ids
-    classes: list[str] = field(default_factory=list)
-    source: str = "stdlib"
-
-    def labeled(self, split: str) -> tuple[list[str], list[int]]:
-        """The texts of `split` that carry one of the classes, and their label ids."""
-        pairs = [(t, y) for t, y in zip(self.texts[split], self.labels.get(split, []))
-                 if y >= 0]
-        return [t for t, _ in pairs], [y for _, y in pairs]
-
-
-def stdlib_data() -> TextData:
-    """The standard library's docstrings, labeled by module (the N_LABELS most common)."""
-    from models.encoder import stdlib_docstring_splits, top_labels
-
-    splits = stdlib_docstring_splits()
-    classes = top_labels(splits["train"], N_LABELS)
-    index = {c: i for i, c in enumerate(classes)}
-    return TextData({s: [t for _, _, t in d] for s, d in splits.items()},
-                    {s: [index.get(lb, -1) for _, lb, _ in d] for s, d in splits.items()},
-                    classes)
-
-
-def jsonl_data(path: str, text_field: str) -> TextData:
-    """The `text_field` of each line of a JSONL file, split by line (no labels)."""
-    from models.corpus import DataConfig, jsonl_documents, split_of
-
-    if not Path(path).is_file():
-        raise InputError(f"--data {path}: no such file; expected a .jsonl file or stdlib")
-    cfg, texts = DataConfig(), {"train": [], "val": [], "test": []}
-    for name, text in jsonl_documents(Path(path), text_field):
-        texts[split_of(name, cfg)].append(text)
-    for split in ("train", "test"):
-        if len(texts[split]) < 3:  # Spearman over pairs of test texts needs 2 pairs at least
-            raise InputError(f"--data {path}: {len(texts[split])} texts in the {split} split "
-                             f"(5% of the lines are held out for the test); at least 3 each "
-                             "are needed (give more lines)")
-    return TextData(texts, source=path)
-
-
-def embed_all(enc: Encoder, texts: list[str]) -> np.ndarray:
+def embed_all(enc: Encoder, texts: list) -> np.ndarray:
     return enc.embed(texts).numpy()
 
 
 def evaluate(models: dict[str, Encoder], data: TextData) -> dict:
+    """Per model, on held-out text, in the task's own metric: see evaluate_embeddings,
+    evaluate_classifier, evaluate_ranker."""
+    task = models["teacher"].task
+    if task == "classification":
+        return evaluate_classifier(models, data)
+    if task == "cross-encoder":
+        return evaluate_ranker(models, data)
+    return evaluate_embeddings(models, data)
+
+
+def evaluate_embeddings(models: dict[str, Encoder], data: TextData) -> dict:
     """Per model: agreement with the teacher on held-out texts and, with labels, the proxy
     task's nearest-centroid accuracy (centroids from labeled training texts)."""
     test = data.texts["test"][:MAX_EVAL]
     emb = {name: embed_all(enc, test) for name, enc in models.items()}
-    out = {name: ({} if name == "teacher" else retention(e, emb["teacher"]))
+    out = {name: ({} if name == "teacher" else ev.retention(e, emb["teacher"]))
            for name, e in emb.items()}
     probe, probe_y = data.labeled("train")
     test_l, test_y = data.labeled("test")
     if probe and test_l:
         for name, enc in models.items():
-            out[name]["proxy_accuracy"] = nearest_centroid_accuracy(
+            out[name]["proxy_accuracy"] = ev.nearest_centroid_accuracy(
                 embed_all(enc, probe[:MAX_PROBE]), probe_y[:MAX_PROBE], embed_all(enc, test_l),
                 test_y)
     return out
 
 
-def _student(teacher: Encoder, cfg: EncoderConfig, init: str) -> tuple[Encoder, str]:
+def evaluate_classifier(models: dict[str, Encoder], data: TextData) -> dict:
+    """Per model: top-1 agreement with the teacher on the held-out texts, and accuracy and
+    macro-F1 on those that carry a label."""
+    test = data.items("test")[:MAX_EVAL]
+    logits = {name: embed_all(enc, test) for name, enc in models.items()}
+    labeled, ys = data.labeled("test")
+    out = {}
+    for name, enc in models.items():
+        out[name] = {} if name == "teacher" else {
+            "top1_agreement": ev.top1_agreement(logits[name], logits["teacher"])}
+        if labeled:
+            predicted = embed_all(enc, labeled).argmax(1)
+            out[name].update(accuracy=ev.accuracy(predicted, ys),
+                             macro_f1=ev.macro_f1(predicted, ys))
+    return out
+
+
+def evaluate_ranker(models: dict[str, Encoder], data: TextData) -> dict:
+    """Per model: NDCG@10 and Spearman against the teacher's scores of each held-out query's
+    candidates and, where every row is labeled, NDCG@10 against the labels."""
+    test, keys = data.items("test")[:MAX_EVAL_PAIRS], data.texts["test"][:MAX_EVAL_PAIRS]
+    scores = {name: embed_all(enc, test)[:, 0] for name, enc in models.items()}
+    labels = data.labels.get("test", [])[:len(test)]
+    out = {}
+    for name in models:
+        out[name] = ({} if name == "teacher" else
+                     ev.ranking_retention(scores[name], scores["teacher"], keys))
+        if labels and None not in labels:
+            out[name]["label_ndcg@10"] = ev.label_ndcg(scores[name], np.array(labels), keys)
+    return out
+
+
+def kd_targets(teacher: Encoder, data: TextData):
+    """What the student learns, per training item (see distill.encoder.train_encoder): the
+    teacher's embeddings, its scores, or its logits with the labels where present."""
+    from .losses import IGNORE_INDEX
+
+    out = torch.from_numpy(embed_all(teacher, data.items("train")))
+    if teacher.task == "cross-encoder":
+        return out[:, 0]
+    if teacher.task == "classification":
+        ys = data.labels.get("train") or [None] * len(out)
+        return {"teacher": out, "labels": torch.tensor([IGNORE_INDEX if y is None else y
+                                                        for y in ys])}
+    return out
+
+
+def check_student(student: Encoder, teacher: Encoder, spec: str) -> None:
+    """A given student must share the teacher's tokenizer and head."""
+    mine, theirs = vocab_fingerprint(student.tokenizer), vocab_fingerprint(teacher.tokenizer)
+    if mine != theirs:
+        raise InputError(f"--student {spec}: its tokenizer differs from the teacher's "
+                         f"(vocabulary of {len(student.tokenizer)} tokens, fingerprint {mine}; "
+                         f"the teacher's: {len(teacher.tokenizer)} tokens, {theirs}); expected "
+                         "a student with the teacher's tokenizer")
+    if (student.task, len(student.labels)) != (teacher.task, len(teacher.labels)):
+        raise InputError(f"--student {spec}: a {student.task} model with "
+                         f"{len(student.labels)} labels; expected the teacher's head: "
+                         f"{teacher.task} with {len(teacher.labels)} labels")
+
+
+def _student(teacher: Encoder, cfg: EncoderConfig, init: str,
+             given: Encoder | None = None) -> tuple[Encoder, str]:
+    """The teacher shrunk to cfg.layers (teacher-layer init, head copied) or, where a student
+    is given, that one (as it is, or freshly initialised for init random)."""
+    if given is not None:
+        return ((replace(given, module=reinit(given.module)), "random") if init == "random"
+                else (given, "given student"))
     module, note = shrink(teacher.module, cfg.layers, init)
-    return Encoder(module, teacher.tokenizer, teacher.pooling, teacher.max_len), note
+    return replace(teacher, module=module), note
+
+
+def _fingerprint(items: list) -> str:
+    return text_fingerprint([x if isinstance(x, str) else "\0".join(x) for x in items])
 
 
 def _baseline(teacher: Encoder, cfg: EncoderConfig, data: TextData, out: Path, resume: bool,
-              progress: Progress | None) -> tuple[Encoder, dict] | None:
+              progress: Progress | None, given: Encoder | None = None
+              ) -> tuple[Encoder, dict] | None:
     """The no-KD baseline: the same student from a random init, trained on the labels alone
     for the same steps (None without labeled training texts)."""
-    texts, ys = data.labeled("train")
-    if not texts:
+    items, ys = data.labeled("train")
+    if not items:
         return None
     base_cfg = cfg.model_copy(update={"mode": "labels", "init": "random"})
-    enc, _ = _student(teacher, base_cfg, "random")
-    run = train_encoder(base_cfg, enc, texts, torch.tensor(ys), out / "baseline",
-                        text_fingerprint(texts), resume, progress)
+    enc, _ = _student(teacher, base_cfg, "random", given)
+    run = train_encoder(base_cfg, enc, items, torch.tensor(ys), out / "baseline",
+                        _fingerprint(items), resume, progress)
     return enc, run
 
 
 def distill_encoder(teacher_dir: str, out: str | Path, cfg: EncoderConfig, data: TextData,
                     baseline: bool = True, resume: bool = False,
-                    progress: Progress | None = None, export: bool = True) -> dict:
-    """Distill, train the baseline (labeled data only), evaluate, export the student to ONNX
-    (fp32, int8) and measure those files too; metrics.json into `out`."""
+                    progress: Progress | None = None, export: bool = True, task: str = "auto",
+                    student_dir: str | None = None) -> dict:
+    """Distill, train the baseline (labeled data only), evaluate, export an embedding student
+    to ONNX (fp32, int8) and measure those files too; metrics.json into `out`."""
     out = Path(out)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    teacher, train = load_encoder(teacher_dir), data.texts["train"]
+    teacher, train = load_encoder(teacher_dir, task=task), data.items("train")
+    given = load_encoder(student_dir) if student_dir else None
     t0 = time.perf_counter()
-    targets = torch.from_numpy(embed_all(teacher, train))  # (N, C): the KD targets, once
+    targets = kd_targets(teacher, data)  # the teacher's outputs, once
     teacher_s = time.perf_counter() - t0
-    student, init = _student(teacher, cfg, cfg.init)
-    data_fp = f"{text_fingerprint(train)}-{teacher_dir}"  # resume only against this teacher
+    student, init = _student(teacher, cfg, cfg.init, given)
+    data_fp = f"{_fingerprint(train)}-{teacher_dir}"  # resume only against this teacher
     runs = {"student": train_encoder(cfg, student, train, targets, out, data_fp, resume,
                                      progress)}
     models = {"teacher": teacher, "student": student}
-    base = _baseline(teacher, cfg, data, out, resume, progress) if baseline else None
+    base = _baseline(teacher, cfg, data, out, resume, progress, given) if baseline else None
     if base is not None:
         models["baseline"], runs["baseline"] = base
-    test = data.texts["test"][:MAX_EVAL]
-    metrics = {"task": "embedding", "teacher": teacher_dir, "init": init, "data": data.source,
-               "train_texts": len(train), "train_mb": sum(len(t.encode()) for t in train) / 1e6,
+    metrics = {"task": teacher.task, "teacher": teacher_dir, "init": init, "data": data.source,
+               "train_texts": len(train), "train_mb": _megabytes(train),
                "teacher_embed_s": teacher_s, "runs": runs, "eval": evaluate(models, data),
-               "eval_texts": len(test), "proxy_texts": {
-                   "centroids": min(MAX_PROBE, len(data.labeled("train")[0])),
-                   "test": len(data.labeled("test")[0])},
+               **_eval_sizes(teacher.task, data),
                "teacher_params": sum(p.numel() for p in teacher.module.parameters())}
-    if export:
+    if export and teacher.task == "embedding":  # heads: not exported yet
         from .encoder_export import export_and_check
 
+        test = data.texts["test"][:MAX_EVAL]
         metrics["onnx"] = export_and_check(out, student, teacher, test)
     write_metrics(out, metrics)
     return metrics
 
 
+def _megabytes(items: list) -> float:
+    return sum(len((x if isinstance(x, str) else "".join(x)).encode()) for x in items) / 1e6
+
+
+def _eval_sizes(task: str, data: TextData) -> dict:
+    """How many held-out items each metric was measured on."""
+    labeled = len(data.labeled("test")[0])
+    if task == "cross-encoder":
+        return {"eval_texts": min(MAX_EVAL_PAIRS, len(data.texts["test"])),
+                "eval_queries": len(set(data.texts["test"][:MAX_EVAL_PAIRS]))}
+    if task == "classification":
+        return {"eval_texts": min(MAX_EVAL, len(data.texts["test"])), "labeled_test": labeled}
+    return {"eval_texts": min(MAX_EVAL, len(data.texts["test"])), "proxy_texts": {
+        "centroids": min(MAX_PROBE, len(data.labeled("train")[0])), "test": labeled}}
+
+
+def _hf_dir(spec: str, flag: str) -> str:
+    from models.zoo import parse_spec
+
+    if not spec.startswith("hf:"):
+        raise InputError(f"{flag} {spec}: expected hf:DIR or hf:ORG/NAME[@REVISION], a "
+                         "Hugging Face encoder")
+    return str(parse_spec(spec).path)
+
+
 def run(teacher: str, out: str, data: str = "stdlib", text_field: str = "text",
         overrides: dict | None = None, baseline: bool = True, resume: bool = False,
-        progress: Progress | None = None, export: bool = True) -> dict:
+        progress: Progress | None = None, export: bool = True, *, task: str = "auto",
+        student: str | None = None, pair_field: str | None = None,
+        label_field: str | None = None) -> dict:
     """`roi distill-encoder`: every input checked (one InputError each) before training."""
     from contracts.io import check_out_dir, dir_lock
-    from models.zoo import parse_spec
 
     from .encoder import make_encoder_config
 
-    if not teacher.startswith("hf:"):
-        raise InputError(f"--teacher {teacher}: expected hf:DIR or hf:ORG/NAME[@REVISION], a "
-                         "Hugging Face sentence-embedding encoder")
-    teacher_dir = str(parse_spec(teacher).path)
+    if task not in ("auto", *TASKS):
+        raise InputError(f"--task {task}: expected one of auto, {', '.join(TASKS)}")
+    teacher_dir = _hf_dir(teacher, "--teacher")
     cfg = make_encoder_config(overrides or {}, "--set")
-    teacher_enc = load_encoder(teacher_dir)  # refused before anything is written: no encoder,
-    layer_picks(int(teacher_enc.module.config.num_hidden_layers), cfg.layers)  # too many layers
-    texts = stdlib_data() if data == "stdlib" else jsonl_data(data, text_field)
+    teacher_enc = load_encoder(teacher_dir, task=task)  # refused before anything is written
+    student_dir = _hf_dir(student, "--student") if student else None
+    if student_dir:
+        check_student(load_encoder(student_dir), teacher_enc, student)
+    else:
+        layer_picks(int(teacher_enc.module.config.num_hidden_layers), cfg.layers)
+    texts = (stdlib_data(teacher_enc.task, teacher_enc.labels) if data == "stdlib" else
+             file_data(data, Fields(text_field, pair_field, label_field), teacher_enc.task,
+                       teacher_enc.labels))
     with dir_lock(check_out_dir(out)):
-        return distill_encoder(teacher_dir, out, cfg, texts, baseline, resume, progress, export)
+        return distill_encoder(teacher_dir, out, cfg, texts, baseline, resume, progress, export,
+                               task, student_dir)
 
 
 def summary_lines(metrics: dict) -> list[str]:
-    """What `roi distill-encoder` prints: each model's agreement with the teacher and proxy
-    accuracy, and the training budget."""
-    ev, runs = metrics["eval"], metrics["runs"]
-    lines = [f"data: {metrics['data']}, {metrics['train_texts']} training texts "
-             f"({metrics['train_mb']:.2f} MB); student init: {metrics['init']}"]
-    for name, m in ev.items():
+    """What `roi distill-encoder` prints: each model's agreement with the teacher and its
+    task metrics, and the training budget."""
+    evals, runs = metrics["eval"], metrics["runs"]
+    lines = [f"task: {metrics['task']}; data: {metrics['data']}, {metrics['train_texts']} "
+             f"training texts ({metrics['train_mb']:.2f} MB); student init: {metrics['init']}"]
+    for name, m in evals.items():
         parts = [f"{k} {v:.3f}" for k, v in m.items()]
         run = runs.get(name)
         if run:

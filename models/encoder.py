@@ -1,9 +1,11 @@
-"""Sentence-embedding encoders (BERT family) as distill and bench share them: a Hugging Face
-checkpoint directory read offline with its own pooling, embeddings of texts, the teacher shrunk
-to fewer of its layers, and the docstrings of the standard library as labeled real text.
+"""Encoders (BERT family) as distill and bench share them: a Hugging Face checkpoint directory
+read offline with its own head (sentence embeddings, a sequence classifier, or a cross-encoder
+scoring text pairs), its outputs on texts, the teacher shrunk to fewer of its layers, and the
+docstrings of the standard library as labeled real text.
 
 Pooling is the checkpoint's own: sentence-transformers' `1_Pooling/config.json` (mean or CLS);
 a directory without it is pooled by mean, as sentence-transformers does for a plain model.
+The head is read from config.json (architectures, num_labels, id2label): see read_head.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import ast
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -21,6 +23,7 @@ from contracts.io import usual_permissions, write_json_atomic
 
 POOLING_DIR = "1_Pooling"
 POOLINGS = ("mean", "cls")
+TASKS = ("embedding", "classification", "cross-encoder")
 _LAYER_KEY = re.compile(r"^(.*\blayers?\.)(\d+)(\..*)$")  # encoder.layer.N. (BERT, DistilBERT)
 
 
@@ -68,28 +71,38 @@ def pool(hidden: torch.Tensor, mask: torch.Tensor, pooling: str) -> torch.Tensor
 
 @dataclass
 class Encoder:
-    """A transformer body, its tokenizer and its pooling: texts -> embeddings."""
+    """A transformer, its tokenizer, pooling and task: texts -> embeddings (task embedding:
+    the body pooled) or a head's logits (classification: (B, num_labels); cross-encoder: one
+    score (B, 1) per (text, pair) tuple, tokenized as [CLS] text [SEP] pair [SEP])."""
 
     module: torch.nn.Module
     tokenizer: object
     pooling: str
     max_len: int = 128
+    task: str = "embedding"
+    labels: list[str] = field(default_factory=list)  # the head's id2label, in id order
 
-    def batch(self, texts: list[str]) -> dict[str, torch.Tensor]:
-        """Token ids and attention mask of `texts` (padded, truncated to max_len)."""
+    def batch(self, texts: list) -> dict[str, torch.Tensor]:
+        """Token ids and attention mask of `texts` (str, or (text, pair) tuples, which get
+        token type ids too), padded, truncated to max_len."""
+        pairs = bool(texts) and isinstance(texts[0], tuple)
         enc = self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_len,
-                             return_tensors="pt", return_token_type_ids=False)
+                             return_tensors="pt", return_token_type_ids=pairs)
         device = next(self.module.parameters()).device
         return {k: v.to(device) for k, v in enc.items()}
 
     def forward(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Pooled embeddings (B, C) of a tokenized batch, with gradients where enabled."""
-        hidden = self.module(**inputs).last_hidden_state  # (B, T, C)
-        return pool(hidden, inputs["attention_mask"], self.pooling)
+        """Pooled embeddings (B, C) or the head's logits (B, L) of a tokenized batch, with
+        gradients where enabled."""
+        out = self.module(**inputs)
+        if self.task != "embedding":
+            return out.logits
+        return pool(out.last_hidden_state, inputs["attention_mask"], self.pooling)
 
     @torch.no_grad()
-    def embed(self, texts: list[str], batch_size: int = 64) -> torch.Tensor:
-        """(N, C) float32 embeddings of `texts`, in eval mode, on the CPU."""
+    def embed(self, texts: list, batch_size: int = 64) -> torch.Tensor:
+        """(N, C) float32 outputs of `texts` (see forward: embeddings, or logits for a head),
+        in eval mode, on the CPU."""
         self.module.eval()
         out = [self.forward(self.batch(texts[i:i + batch_size])).float().cpu()
                for i in range(0, len(texts), batch_size)]
@@ -106,52 +119,94 @@ def quiet_transformers() -> None:
 
 
 GENERATIVE_HEADS = ("ForCausalLM", "LMHeadModel", "ForConditionalGeneration")
+BODY_HEADS = ("Model", "ForMaskedLM", "ForPreTraining")  # their body's hidden states: embedding
+SUPPORTED_HEADS = ("a bare encoder or sentence-transformers directory (embedding), "
+                   "*ForMaskedLM (its body: embedding), *ForSequenceClassification "
+                   "(classification with num_labels >= 2, cross-encoder with num_labels 1)")
 
 
-def check_encoder_head(directory: Path) -> None:
-    """Refuse a checkpoint saved from a generative head (a causal or seq2seq LM): its hidden
-    states are no sentence embeddings; roi distill distills causal LMs."""
+def read_head(directory: Path) -> tuple[str, list[str]]:
+    """The checkpoint's task and its head's labels (id2label in id order; none for embedding),
+    from config.json's architectures and num_labels. A head the trainer does not distill (a
+    generative LM, token classification, QA...) is one InputError naming it."""
     path = directory / "config.json"
     try:
-        arch = json.loads(path.read_text(encoding="utf-8")).get("architectures") or []
-    except (OSError, ValueError, AttributeError):
-        return  # no readable config: the loader below says so in its own line
-    generative = [a for a in arch if str(a).endswith(GENERATIVE_HEADS)]
-    if generative:
-        raise InputError(f"{directory}: a {generative[0]} is a generative language model, not "
-                         "a sentence encoder; expected a BERT-family encoder (a bare model, a "
-                         "sentence-transformers directory or a classification head); "
-                         "roi distill distills causal LMs")
+        conf = json.loads(path.read_text(encoding="utf-8"))
+        arch = str((conf.get("architectures") or ["Model"])[0])
+    except (OSError, ValueError, AttributeError, IndexError):
+        return "embedding", []  # no readable config: the loader says so in its own line
+    if arch.endswith(GENERATIVE_HEADS):
+        raise InputError(f"{directory}: a {arch} is a generative language model, not an "
+                         f"encoder; supported: {SUPPORTED_HEADS}; roi distill distills causal "
+                         "LMs")
+    if arch.endswith("ForSequenceClassification"):
+        from transformers import AutoConfig
+
+        config = AutoConfig.from_pretrained(directory, local_files_only=True)
+        if config.problem_type == "multi_label_classification" or (
+                config.problem_type == "regression" and config.num_labels > 1):
+            raise InputError(f"{directory}: a {arch} with problem_type {config.problem_type} "
+                             f"and {config.num_labels} labels is not supported; supported: "
+                             f"{SUPPORTED_HEADS} (single-label)")
+        labels = [str(config.id2label[i]) for i in range(config.num_labels)]
+        return ("cross-encoder" if config.num_labels == 1 else "classification"), labels
+    if arch.endswith(BODY_HEADS):
+        return "embedding", []
+    raise InputError(f"{directory}: a {arch} head is not supported; supported: "
+                     f"{SUPPORTED_HEADS}")
 
 
-def load_encoder(directory: str | Path, max_len: int = 128) -> Encoder:
-    """The encoder saved in `directory` (config, safetensors, tokenizer, pooling), offline."""
-    from transformers import AutoModel, AutoTokenizer
+def _check_task(directory: Path, task: str, found: str) -> None:
+    """A head's checkpoint can be distilled as its head or as embeddings of its body; a bare
+    body has no head to distill."""
+    if task not in ("auto", "embedding", found):
+        raise InputError(f"--task {task}: {directory} has no {task} head (its config.json "
+                         f"says: {found}); use --task auto, embedding or {found}")
+
+
+def load_encoder(directory: str | Path, max_len: int = 128, task: str = "auto") -> Encoder:
+    """The encoder saved in `directory` (config, safetensors, tokenizer, pooling), offline, as
+    `task` (auto: the checkpoint's own head, see read_head)."""
+    from transformers import AutoModel, AutoModelForSequenceClassification, AutoTokenizer
 
     quiet_transformers()
     directory = Path(directory)
-    check_encoder_head(directory)
+    found, labels = read_head(directory)
+    _check_task(directory, task, found)
+    task = found if task == "auto" else task
     pooling = read_pooling(directory)
+    auto = AutoModel if task == "embedding" else AutoModelForSequenceClassification
     try:
         tokenizer = AutoTokenizer.from_pretrained(directory, local_files_only=True)
-        module = AutoModel.from_pretrained(directory, local_files_only=True)
+        module = auto.from_pretrained(directory, local_files_only=True)
     except (OSError, ValueError) as e:
         why = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
         raise InputError(f"{directory}: not a Hugging Face encoder with its tokenizer ({why}); "
                          "expected config.json, model.safetensors and tokenizer files") from None
     limit = getattr(module.config, "max_position_embeddings", None) or max_len
-    return Encoder(module.eval(), tokenizer, pooling, min(max_len, int(limit)))
+    return Encoder(module.eval(), tokenizer, pooling, min(max_len, int(limit)), task,
+                   labels if task != "embedding" else [])
 
 
 def save_encoder(encoder: Encoder, directory: str | Path) -> Path:
-    """Weights (safetensors), config, tokenizer and pooling note into `directory`."""
+    """Weights (safetensors), config, tokenizer and (embedding only) pooling note into
+    `directory`."""
     directory = Path(directory)
     quiet_transformers()
     encoder.module.save_pretrained(directory)
     encoder.tokenizer.save_pretrained(directory)
-    write_pooling(directory, encoder.pooling, int(encoder.module.config.hidden_size))
+    if encoder.task == "embedding":
+        write_pooling(directory, encoder.pooling, int(encoder.module.config.hidden_size))
     usual_permissions(directory)
     return directory
+
+
+def vocab_fingerprint(tokenizer) -> str:
+    """A short hash of a tokenizer's vocabulary (token -> id): students share their teacher's."""
+    import hashlib
+
+    items = sorted(tokenizer.get_vocab().items())
+    return hashlib.sha256(json.dumps(items).encode()).hexdigest()[:12]
 
 
 def layer_picks(n_teacher: int, n_student: int) -> list[int]:
@@ -186,11 +241,14 @@ def shrink(teacher: torch.nn.Module, n_layers: int, init: str = "teacher-layers"
     stack.extend(kept)
     student.config.num_hidden_layers = n_layers
     if init == "random":
-        from transformers import AutoModel
-
-        torch.manual_seed(0)
-        return AutoModel.from_config(student.config), "random"
+        return reinit(student), "random"
     return student, f"teacher layers {picks}"
+
+
+def reinit(module: torch.nn.Module) -> torch.nn.Module:
+    """A fresh, seeded initialisation of `module`'s architecture (its class and config)."""
+    torch.manual_seed(0)
+    return type(module)(module.config)
 
 
 # ----------------------------------------------------------------------------------- real text
@@ -230,6 +288,28 @@ def labeled(docs: list[tuple[str, str, str]], keep: list[str]) -> tuple[list[str
     index = {label: i for i, label in enumerate(keep)}
     pairs = [(text, index[label]) for _, label, text in docs if label in index]
     return [t for t, _ in pairs], [y for _, y in pairs]
+
+
+def summary_queries(docs: list[tuple[str, str, str]], negatives: int, seed: int = 0
+                    ) -> tuple[list[str], list[str], list[float]]:
+    """A real ranking task from (name, label, text) docs: the first line of each docstring
+    that has more (its summary) is a query whose candidates are the rest of its own docstring
+    (relevance 1.0) and the rest of `negatives` other such docstrings drawn at random
+    (relevance 0.0). Returns queries, candidates and relevances, one row per pair."""
+    import numpy as np
+
+    split = [text.split("\n", 1) for _, _, text in docs]
+    found = [(head.strip(), rest.strip()) for head, *more in split for rest in more
+             if len(rest.strip()) >= 20 and head.strip()]
+    rng = np.random.default_rng(seed)
+    queries, candidates, relevance = [], [], []
+    for i, (query, _) in enumerate(found if len(found) > negatives else []):
+        others = rng.choice(len(found) - 1, size=negatives, replace=False)
+        for j, rel in [(i, 1.0)] + [(int(k) + (k >= i), 0.0) for k in others]:
+            queries.append(query)
+            candidates.append(found[j][1])
+            relevance.append(rel)
+    return queries, candidates, relevance
 
 
 def stdlib_docstring_splits(split_seed: int = 0) -> dict[str, list[tuple[str, str, str]]]:

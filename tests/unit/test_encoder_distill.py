@@ -92,6 +92,21 @@ def test_resume_ends_where_an_uninterrupted_run_ends(tiny_encoder, tmp_path):
                       resume=True)
 
 
+def test_a_run_saved_before_a_setting_existed_resumes_with_its_default(tiny_encoder, tmp_path):
+    texts, targets = TEXTS * 2, tiny_encoder.embed(TEXTS * 2)
+    cfg = EncoderConfig(**{**FAST, "steps": 4})
+    train_encoder(cfg, _student(tiny_encoder), texts, targets, tmp_path / "r", "fp")
+    state = torch.load(tmp_path / "r" / "train_state.pt", weights_only=True)
+    for added in ("temperature", "alpha"):  # settings added with the classification head
+        del state["config"][added]
+    torch.save(state, tmp_path / "r" / "train_state.pt")
+    assert len(train_encoder(cfg, _student(tiny_encoder), texts, targets, tmp_path / "r",
+                             "fp", resume=True)["history"]) == 4
+    with pytest.raises(InputError, match="other settings or data"):
+        train_encoder(EncoderConfig(**{**FAST, "steps": 4, "alpha": 0.9}),
+                      _student(tiny_encoder), texts, targets, tmp_path / "r", "fp", resume=True)
+
+
 def test_labels_mode_trains_a_head(tiny_encoder, tmp_path):
     student = _student(tiny_encoder, "random")
     run = train_encoder(EncoderConfig(**{**FAST, "mode": "labels"}), student, TEXTS,
