@@ -1,6 +1,6 @@
 """The text an encoder is distilled on (`roi distill-encoder --data`): the standard library's
-docstrings (`stdlib`, labeled for the teacher's task) or the user's own JSONL or CSV file, a text
-column, a pair column for a cross-encoder and an optional label column, each row's label checked
+docstrings (`stdlib`, labeled for the teacher's task) or the user's own data file (JSONL, CSV,
+parquet or a datasets directory: models.records), a text column, a pair column for a cross-encoder and an optional label column, each row's label checked
 against the teacher's head (one InputError naming the row). Rows go to train/val/test by a
 stable hash (models.corpus.split_of: 5% validation, 5% test); a cross-encoder's rows by their
 text (the query), so that each query's candidates stay together.
@@ -8,13 +8,11 @@ text (the query), so that each query's candidates stay together.
 
 from __future__ import annotations
 
-import csv
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 from contracts.errors import InputError
+from models.records import FORMATS, is_record_file, rows
 
 N_LABELS = 32  # embedding proxy task's classes: the most common labels of the training split
 TRAIN_NEGATIVES, EVAL_CANDIDATES = 1, 20  # stdlib ranking task: candidates per query
@@ -81,68 +79,39 @@ def stdlib_data(task: str = "embedding", classes: list[str] | None = None) -> Te
 # ----------------------------------------------------------------------------------- files
 
 
-def read_rows(path: Path) -> Iterator[tuple[str, dict]]:
-    """(where, row) of each row of a .jsonl or .csv file: the one place a data file is read."""
-    try:
-        with open(path, encoding="utf-8", newline="") as f:
-            if path.suffix.lower() == ".csv":
-                for i, row in enumerate(csv.DictReader(f), 2):
-                    yield f"{path}:{i}", row
-                return
-            for i, line in enumerate(f, 1):
-                if line.strip():
-                    yield f"{path}:{i}", _json_object(line, f"{path}:{i}")
-    except UnicodeDecodeError:
-        raise InputError(f"data file {str(path)!r} is not UTF-8 text") from None
-
-
-def _json_object(line: str, where: str) -> dict:
-    try:
-        obj = json.loads(line)
-    except json.JSONDecodeError as e:
-        raise InputError(f"{where}: not JSON ({e.msg}, column {e.colno}); each line of a JSONL "
-                         "file must be an object") from None
-    if not isinstance(obj, dict):
-        raise InputError(f"{where}: a JSON {type(obj).__name__}; each line must be an object")
-    return obj
-
-
-def _column(row: dict, name: str, flag: str, where: str, text: bool = True):
-    if name not in row:
-        keys = ", ".join(sorted(map(str, row))[:8]) or "none"
-        raise InputError(f'{where}: no "{name}" field (its fields: {keys}); name the column '
-                         f"with {flag}")
-    value = row[name]
-    if text and not isinstance(value, str):
+def _text(row: dict, role: str, name: str, where: str) -> str:
+    value = row[role]
+    if not isinstance(value, str):
         raise InputError(f'{where}: "{name}" must be a string, got {type(value).__name__}')
     return value
 
 
 def file_data(path: str, fields: Fields, task: str, classes: list[str]) -> TextData:
-    """The rows of a .jsonl or .csv file as TextData for a teacher of `task` whose head has
+    """The rows of a data file (models.records: JSONL, CSV, parquet, a datasets directory) as
+    TextData for a teacher of `task` whose head has
     `classes` (id2label): labels checked against it (see label_of)."""
     from models.corpus import DataConfig, split_of
 
     source = Path(path)
-    if not source.is_file():
-        raise InputError(f"--data {path}: no such file; expected a .jsonl or .csv file, or "
-                         "stdlib")
-    if source.suffix.lower() not in (".jsonl", ".csv"):
-        raise InputError(f"--data {path}: a {source.suffix or 'suffixless'} file; expected a "
-                         ".jsonl or .csv file, or stdlib")
+    if not (source.is_file() or source.is_dir()):
+        raise InputError(f"--data {path}: no such file; expected {FORMATS}, or stdlib")
+    if not is_record_file(source):
+        raise InputError(f"--data {path}: a {source.suffix or 'suffixless'} file; expected "
+                         f"{FORMATS}, or stdlib")
     _check_fields(fields, task)
     cfg, data = DataConfig(), TextData({s: [] for s in SPLITS}, {s: [] for s in SPLITS},
                                        source=path)
     if fields.pair:
         data.pairs = {s: [] for s in SPLITS}
-    for where, row in read_rows(source):
-        text = _column(row, fields.text, "--text-field", where)
+    columns = {role: name for role, name in (("text", fields.text), ("pair", fields.pair),
+                                             ("label", fields.label)) if name}
+    for where, row in rows(source, columns):
+        text = _text(row, "text", fields.text, where)
         split = split_of(f"query:{text}" if fields.pair else where, cfg)
         data.texts[split].append(text)
         if fields.pair:
-            data.pairs[split].append(_column(row, fields.pair, "--pair-field", where))
-        raw = _column(row, fields.label, "--label-field", where, False) if fields.label else None
-        data.labels[split].append(label_of(raw, task, classes, where))
+            data.pairs[split].append(_text(row, "pair", fields.pair, where))
+        data.labels[split].append(label_of(row.get("label"), task, classes, where))
     _check_sizes(data, path)
     return _class_ids(data) if task == "embedding" else _named(data, classes)
 

@@ -80,11 +80,6 @@ def file_documents(paths: list[Path], text_field: str = "text") -> Iterator[tupl
                 raise InputError(f"data file {str(path)!r} is not UTF-8 text") from None
 
 
-def jsonl_documents(path: Path, field: str = "text") -> Iterator[tuple[str, str]]:
-    """(name, text) of each row of a data file (models.records: JSONL, CSV, parquet, datasets)."""
-    return texts(path, field)
-
-
 def documents(cfg: DataConfig) -> Iterator[tuple[str, bytes]]:
     if cfg.source == "stdlib":
         return stdlib_documents()

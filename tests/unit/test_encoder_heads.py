@@ -294,8 +294,8 @@ def other_tokenizer_dir(tmp_path):
 
 @pytest.mark.parametrize("args, label, message", [
     (["--teacher", "hf:{tok}"], "os", "a BertForTokenClassification head is not supported"),
-    (["--label-field", "lbl"], "os", 'no "lbl" field (its fields: text, y); name the column '
-     "with --label-field"),
+    (["--label-field", "lbl"], "os", 'no "lbl" field (its fields: text, y); name the label '
+     "field with --label-field"),
     (["--label-field", "y"], "xml", "label 'xml' is not a class"),
     (["--label-field", "y"], 7, "label 7 is out of range: the teacher's head has num_labels 3"),
     (["--label-field", "y"], 1.5, "label 1.5 is a float"),

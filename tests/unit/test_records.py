@@ -164,3 +164,16 @@ def test_roi_pilot_names_a_missing_column_of_a_datasets_directory(tmp_path, monk
         "text field with --text-field"]
     assert not (tmp_path / "p").exists() or not any((tmp_path / "p").iterdir())
     assert not list((tmp_path / "cache").rglob("*.bin"))  # nothing half-written in the cache
+
+
+def test_the_encoder_reads_its_labeled_data_from_parquet(tmp_path):
+    from distill.encoder_data import Fields, file_data
+
+    data = file_data(str(_parquet(tmp_path / "d.parquet")), Fields("text", None, "label"),
+                     "embedding", [])
+    assert sum(len(t) for t in data.texts.values()) == len(ROWS)
+    assert sorted(data.classes) == ["0", "1", "2"]  # the label column's values: proxy classes
+    assert all(y in (0, 1, 2) for ys in data.labels.values() for y in ys)
+    with pytest.raises(InputError, match="a .txt file; expected .jsonl, .csv, .parquet"):
+        file_data(str(tmp_path / "x.txt") if (tmp_path / "x.txt").write_text("x") else "",
+                  Fields(), "embedding", [])
