@@ -1,7 +1,7 @@
 """Build the reference sentence-embedding teacher offline (issue 19): no BERT checkpoint can be
 downloaded here, so one is made from real text that ships with Python.
 
-    python -m distill.build_encoder [--steps 600] [--threads N] [--root DIR]
+    python -m distill.build_encoder [--steps 600] [--max-len 64] [--threads N] [--root DIR]
 
 1. a WordPiece tokenizer (`tokenizers`, lower-cased, 8k tokens) trained on the training split of
    the standard library's docstrings (models.encoder.stdlib_docstring_splits);
@@ -152,6 +152,8 @@ def _build_into(entry: Path, recipe: dict, splits, keep, texts, ys, data_fp, thr
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--steps", type=int, default=RECIPE["steps"])
+    ap.add_argument("--max-len", type=int, default=RECIPE["max_len"], help="context (tokens) "
+                    "[default: %(default)s; 128 for the batch-1, sequence-128 speed goal]")
     ap.add_argument("--threads", type=int, default=1, help="torch threads [default: 1: on a "
                     "shared 2-core machine one thread ran a step ~3x faster than two]")
     ap.add_argument("--root", default=None, help="cache root [default: contracts.caches]")
@@ -161,7 +163,8 @@ def main(argv: list[str] | None = None) -> None:
         if step % 50 == 0 or step == total:
             print(f"step {step}/{total} loss {loss:.4f}", flush=True)
 
-    entry = build({"steps": args.steps}, args.root, args.threads, progress)
+    entry = build({"steps": args.steps, "max_len": args.max_len}, args.root, args.threads,
+                  progress)
     print(json.dumps(json.loads((entry / BUILD_FILE).read_text()), indent=2))
     print(f"teacher: hf:{entry}")
 

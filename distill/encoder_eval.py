@@ -8,7 +8,12 @@ import numpy as np
 
 from models.similarity import cosine_matrix, similarity_spearman, spearman, unit as _unit
 
-__all__ = ["cosine_matrix", "nearest_centroid_accuracy", "retention", "similarity_spearman",
+# What an embedding model's retention is (metrics.json's retention_metric, the plan's and the
+# report's name for it): similarity_spearman of the student against the teacher.
+RETENTION_METRIC = ("Spearman correlation of pairwise cosine similarities, student vs teacher, "
+                    "on held-out text")
+
+__all__ = ["RETENTION_METRIC", "cosine_matrix", "nearest_centroid_accuracy", "retention", "similarity_spearman",
            "spearman", "topk_overlap"]
 
 

@@ -77,6 +77,11 @@ def jsonl_data(path: str, text_field: str) -> TextData:
     return TextData(texts, source=path)
 
 
+def text_data(data: str, text_field: str = "text") -> TextData:
+    """`data` as the encoder pipeline reads it: stdlib (docstrings, labeled) or a JSONL file."""
+    return stdlib_data() if data == "stdlib" else jsonl_data(data, text_field)
+
+
 def embed_all(enc: Encoder, texts: list[str]) -> np.ndarray:
     return enc.embed(texts).numpy()
 
@@ -144,13 +149,27 @@ def distill_encoder(teacher_dir: str, out: str | Path, cfg: EncoderConfig, data:
                "eval_texts": len(test), "proxy_texts": {
                    "centroids": min(MAX_PROBE, len(data.labeled("train")[0])),
                    "test": len(data.labeled("test")[0])},
-               "teacher_params": sum(p.numel() for p in teacher.module.parameters())}
+               "teacher_params": sum(p.numel() for p in teacher.module.parameters()),
+               "student_params": sum(p.numel() for p in student.module.parameters())}
     if export:
         from .encoder_export import export_and_check
 
         metrics["onnx"] = export_and_check(out, student, teacher, test)
+    metrics.update(retention_figures(metrics))
     write_metrics(out, metrics)
     return metrics
+
+
+def retention_figures(metrics: dict) -> dict:
+    """The distill result's retention, in the task's own metric and named (metrics.json, as
+    reports and `roi run` read it): the student's, its int8 file's and the no-KD baseline's
+    similarity Spearman against the teacher (None where not measured)."""
+    from .encoder_eval import RETENTION_METRIC
+
+    ev, onnx = metrics["eval"], metrics.get("onnx") or {}
+    return {"retention_metric": RETENTION_METRIC, "retention": ev["student"]["spearman"],
+            "int8_retention": (onnx.get("int8") or {}).get("spearman"),
+            "baseline_retention": (ev.get("baseline") or {}).get("spearman")}
 
 
 def run(teacher: str, out: str, data: str = "stdlib", text_field: str = "text",
@@ -169,7 +188,7 @@ def run(teacher: str, out: str, data: str = "stdlib", text_field: str = "text",
     cfg = make_encoder_config(overrides or {}, "--set")
     teacher_enc = load_encoder(teacher_dir)  # refused before anything is written: no encoder,
     layer_picks(int(teacher_enc.module.config.num_hidden_layers), cfg.layers)  # too many layers
-    texts = stdlib_data() if data == "stdlib" else jsonl_data(data, text_field)
+    texts = text_data(data, text_field)
     with dir_lock(check_out_dir(out)):
         return distill_encoder(teacher_dir, out, cfg, texts, baseline, resume, progress, export)
 
