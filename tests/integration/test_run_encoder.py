@@ -29,7 +29,7 @@ def encoder_run(tmp_path_factory):
     (root / "run.yaml").write_text(yaml.safe_dump({
         "task": "embedding", "teacher": "hf:teacher", "data": "texts.jsonl",
         "text_field": "body", "scenarios": ["real-time-api"], "force": True,
-        "bench": {"backends": ["torch-eager", "ort-int8"], "batch_sizes": [1],
+        "bench": {"backends": ["torch-eager", "ort-fp32", "ort-int8"], "batch_sizes": [1],
                   "seq_lens": [16], "threads": [1], "isolate": False}}))
     return run(root / "run.yaml", root / "out", quick=True)
 
