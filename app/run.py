@@ -42,6 +42,7 @@ from contracts.errors import InputError
 from contracts.io import dir_lock, has_content, write_json_atomic, write_text_atomic
 from contracts.run_layout import RunLayout
 
+from . import run_encoder
 from .runconfig import RunConfig, check, load_run_config, resolved
 from .summary import summarize, summary_line
 
@@ -137,7 +138,10 @@ def _sweep(run: Run, out: Path, teacher: str, students: Any) -> None:
 
 def step_bench(run: Run) -> None:
     s = run.settings
-    _sweep(run, run.path("bench"), s["teacher"], s["students"])
+    students = s["students"]
+    if run_encoder.is_embedding(s):  # the teacher shrunk, saved where bench can load it
+        students = run_encoder.candidate_students(s["teacher"], run.path("bench"))
+    _sweep(run, run.path("bench"), s["teacher"], students)
 
 
 # trainer settings of a run that are about its length or bookkeeping, not its recipe: the
@@ -161,6 +165,8 @@ def pilot_skip_reason(settings: dict) -> Optional[str]:
 
     if not settings["pilot"]["enabled"]:
         return "pilot: enabled: false in the config"
+    if run_encoder.is_embedding(settings):
+        return run_encoder.pilot_skip_reason()
     if not settings["distill"]:
         return "distill: false in the config (nothing will be trained)"
     if parse_spec(settings["teacher"]).kind not in ("builtin", "ckpt", "hf"):
@@ -205,12 +211,25 @@ def step_plan(run: Run) -> None:
                   require_benefit=s["require_benefit"], pilot=_pilot_curves(run),
                   report_steps=[int(s["trainer"]["steps"])], portfolio=s["portfolio"])
     doc = dict(result.to_dict())
-    planned = doc["trainer"].get("steps")
-    note = (f"roi run distills with a smaller budget ({_budget_text(s['trainer'])}, profile "
+    note = _trainer_note(s, doc["trainer"].get("steps"))
+    doc["trainer_note"] = " ".join(filter(None, [doc.get("trainer_note"), note]))
+    if run_encoder.is_embedding(s):
+        from distill.encoder_eval import RETENTION_METRIC
+
+        doc["retention_metric"] = RETENTION_METRIC
+    write_plan(Plan(doc, result.grid), run.path("plan"))
+
+
+def _trainer_note(s: dict, planned) -> str:
+    """How the run's own distillation relates to the plan's trainer section."""
+    if run_encoder.is_embedding(s):
+        return (f"task embedding: roi run distills with the encoder trainer "
+                f"(distill/encoder_pipeline.py, as `roi distill-encoder`; "
+                f"{_budget_text(s['trainer'])}); this section's {planned} steps and their cost "
+                "are the planner's causal-LM recipe, not that run's.")
+    return (f"roi run distills with a smaller budget ({_budget_text(s['trainer'])}, profile "
             f"{s['profile']}; run.yaml) than this section's {planned} steps, which size the full "
             "distillation: `roi distill --plan plan/plan.yaml --out DIR` runs that one.")
-    doc["trainer_note"] = " ".join(filter(None, [doc.get("trainer_note"), note]))
-    write_plan(Plan(doc, result.grid), run.path("plan"))
 
 
 def _pilot_curves(run: Run) -> Optional[Path]:
@@ -230,6 +249,10 @@ def step_distill(run: Run) -> None:
     from distill.pipeline import distill_from_plan
 
     plan = _plan(run.out)
+    if run_encoder.is_embedding(run.settings):
+        with run.hooks.train_progress() as progress:
+            run_encoder.distill(run.settings, plan, run.path("distill"), progress)
+        return
     refine = bool(plan["decision"].get("retention_unconfirmed"))  # the run's own gate let it in
     with run.hooks.train_progress() as progress:
         distill_from_plan(run.layout.plan_yaml, run.path("distill"), resume=True,
@@ -244,8 +267,8 @@ def step_replan(run: Run) -> None:
     from roi.planner import plan, write_plan
 
     s = run.settings
-    curves = [p for p in (_pilot_curves(run), run.layout.metrics)
-              if p is not None]
+    own = None if run_encoder.is_embedding(s) else run.layout.metrics  # no curve of its own
+    curves = [p for p in (_pilot_curves(run), own) if p is not None] or None
     result = plan(run.path(RESULTS_CSV), s["scenarios"], hardware=s["hardware"],
                   retention_threshold=s["retention_threshold"],
                   local_peak_gflops=s["local_peak_gflops"], roi_inputs=RoiInputs(**s["economics"]),
@@ -256,6 +279,8 @@ def step_replan(run: Run) -> None:
 
 def step_bench_student(run: Run) -> None:
     student = f"ckpt:{run.path('distill').resolve()}"
+    if run_encoder.is_embedding(run.settings):
+        student = run_encoder.distilled_spec(run.path("distill"))
     _sweep(run, run.path("bench-student"), run.settings["teacher"], [student])
 
 

@@ -9,6 +9,16 @@
     bench: {backends: [torch-eager, ort-int8], batch_sizes: [1, 8], rounds: 1}
     trainer: {steps: 300}                                   # distill.config.TrainConfig fields
 
+An encoder (task: embedding, issue 19): the teacher is an hf: sentence-embedding encoder, the
+students the teacher shrunk to fewer of its layers (auto: half and a third of them), the data
+the user's own text, and retention the Spearman correlation of pairwise similarities:
+
+    task: embedding
+    teacher: hf:my-encoder
+    data: texts.jsonl                                       # or stdlib (docstrings, labeled)
+    text_field: text
+    trainer: {steps: 300}                                   # distill.encoder.EncoderConfig
+
 Every field is optional; what is left out takes the profile's value (`roi run`'s default
 budget, or `--quick`'s smaller one). Relative paths in the file (scenario and hardware files,
 hf:/ckpt:/onnx: model directories) are read relative to the file. An unknown key or a bad value
@@ -20,7 +30,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, field_validator
+from pydantic import (BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, ValidationInfo,
+                      field_validator)
 
 from contracts.config import read_yaml, validate
 from contracts.defaults import (BACKENDS, ENGINEERING_USD_PER_WEEK, ENGINEERING_USD_PER_WEEK_HELP,
@@ -102,6 +113,14 @@ class Economics(_Strict):
 class RunConfig(_Strict):
     """The question `roi run` answers: this teacher, these students, these scenarios."""
 
+    task: Literal["lm", "embedding"] = Field("lm", description="lm: a causal language model "
+                                             "(next-token accuracy); embedding: an hf: "
+                                             "sentence encoder (Spearman of pairwise "
+                                             "similarities).")
+    data: str = Field("stdlib", description="task embedding: the texts to distill on, a data "
+                      "file (.jsonl, .csv, .parquet, a datasets directory) or stdlib (the "
+                      "standard library's docstrings).")
+    text_field: str = Field("text", description="task embedding: the data file's text column.")
     teacher: str = Field("builtin:teacher", description="Teacher model spec: builtin:NAME, "
                          "hf:DIR, hf:ORG/NAME[@REVISION] (the local Hugging Face cache), "
                          "onnx:FILE or ckpt:DIR.")
@@ -137,11 +156,13 @@ class RunConfig(_Strict):
 
     @field_validator("trainer")
     @classmethod
-    def _trainer_fields(cls, v: dict[str, Any]) -> dict[str, Any]:
+    def _trainer_fields(cls, v: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
         from pydantic import ValidationError
 
         from distill.config import TrainConfig  # pydantic only, no torch
 
+        if info.data.get("task") == "embedding":
+            return v  # the encoder trainer's settings: check() reads them (it imports torch)
         unknown = [k for k in v if k not in TrainConfig.model_fields]
         if unknown:
             raise ValueError(f"{unknown[0]}: unknown field; allowed fields: "
@@ -177,6 +198,14 @@ TRAINER_PROFILES = {
               "eval_windows": 8},
 }
 
+# The encoder trainer's run budget (task: embedding): 6 -> 3 layers kept 0.98 Spearman after
+# 150 steps on the stdlib docstrings (BENCHMARKS.md, issue 19); one torch thread trained ~3x
+# faster than two on the shared 2-core machine.
+ENCODER_TRAINER_PROFILES = {
+    "default": {"steps": 150, "warmup_steps": 15, "ckpt_every": 50, "threads": 1},
+    "quick": {"steps": 8, "warmup_steps": 2, "ckpt_every": 4, "batch_size": 8, "threads": 1},
+}
+
 
 def load_run_config(path: str | Path | None) -> RunConfig:
     """The config in a YAML file (None: every default), validated; paths resolved against the
@@ -210,7 +239,8 @@ def relative_to(cfg: RunConfig, base: Path) -> RunConfig:
     students = cfg.students if cfg.students == "auto" else [spec(s) for s in cfg.students]
     return cfg.model_copy(update={"teacher": spec(cfg.teacher), "students": students,
                                   "scenarios": scenarios,
-                                  "hardware": [path(h) for h in cfg.hardware]})
+                                  "hardware": [path(h) for h in cfg.hardware],
+                                  "data": cfg.data if cfg.data == "stdlib" else path(cfg.data)})
 
 
 def resolved(cfg: RunConfig, profile: str) -> dict:
@@ -221,7 +251,8 @@ def resolved(cfg: RunConfig, profile: str) -> dict:
     doc = cfg.model_dump(mode="json")
     bench = {k: v for k, v in doc["bench"].items() if v is not None}
     doc["bench"] = {**BENCH_PROFILES[profile], **bench}
-    doc["trainer"] = {**TRAINER_PROFILES[profile], **cfg.trainer}
+    trainer = ENCODER_TRAINER_PROFILES if cfg.task == "embedding" else TRAINER_PROFILES
+    doc["trainer"] = {**trainer[profile], **cfg.trainer}
     pilot = {k: v for k, v in doc["pilot"].items() if v is not None}
     doc["pilot"] = {**PILOT_PROFILES[profile], **pilot}
     return {"profile": profile, **doc}
@@ -242,6 +273,8 @@ def check(doc: dict) -> None:
     catalog.get(doc["economics"]["training_hardware"])
     teacher = parse_spec(doc["teacher"])
     students = parse_students(doc["students"])
+    if doc["task"] == "embedding":
+        return check_embedding(doc, teacher)
     if not [s for s in students if s.spec != teacher.spec]:
         raise InputError("students: name at least one student other than the teacher")
     if not doc["distill"]:
@@ -257,3 +290,23 @@ def check(doc: dict) -> None:
     if other:
         raise InputError(f"students {', '.join(other)}: the trainer trains builtin "
                          "architectures only; set `distill: false` to bench, plan and report")
+
+
+def check_embedding(doc: dict, teacher) -> None:
+    """task embedding: students auto, the encoder trainer's settings, the data, and an hf:
+    encoder teacher with layers to spare, all before anything is written."""
+    from distill.encoder import make_encoder_config
+    from distill.encoder_pipeline import text_data
+    from models.encoder import layer_picks, load_encoder
+
+    if doc["students"] != "auto":
+        raise InputError("students: task embedding takes auto (the teacher shrunk to half and "
+                         f"a third of its layers); got {doc['students']!r}")
+    make_encoder_config(doc["trainer"], "run config: trainer")
+    if doc["data"] != "stdlib":
+        text_data(doc["data"], doc["text_field"])
+    if teacher.kind != "hf":
+        raise InputError(f"teacher {teacher.spec}: task embedding needs an hf: sentence "
+                         "encoder (hf:DIR)")
+    layers = int(load_encoder(teacher.path).module.config.num_hidden_layers)
+    layer_picks(layers, max(1, layers // 2))

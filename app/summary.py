@@ -36,7 +36,7 @@ def summarize(plan: dict, metrics: Optional[dict], state: dict, out: Path,
     steps = state.get("steps", {})
     settings = (metrics or {}).get("settings") or {}
     at_run = forecast_at(plan, settings.get("student"), settings.get("steps"))
-    achieved = (metrics or {}).get("retention_accuracy")
+    achieved = achieved_retention(metrics)
     return {
         "go": bool(d["go"]),
         "retention_unconfirmed": d.get("retention_unconfirmed"),
@@ -52,7 +52,8 @@ def summarize(plan: dict, metrics: Optional[dict], state: dict, out: Path,
         "monthly_savings_usd": roi.get("monthly_savings_usd"),
         "payback_months": roi.get("payback_months"),
         "per_scenario": _per_scenario_summary(roi),
-        "achieved_retention": (metrics or {}).get("retention_accuracy"),
+        "achieved_retention": achieved,
+        "retention_metric": plan.get("retention_metric"),  # None: next-token accuracy
         "distilled_student": ((metrics or {}).get("settings") or {}).get("student"),
         "trainer_steps": ((metrics or {}).get("settings") or {}).get("steps"),
         "forecast_at_run_steps": at_run,
@@ -62,6 +63,13 @@ def summarize(plan: dict, metrics: Optional[dict], state: dict, out: Path,
         "report": str(out / "report" / "report.html"),
         "steps_wall_s": {k: v.get("wall_s") for k, v in steps.items()},
     }
+
+
+def achieved_retention(metrics: Optional[dict]) -> Optional[float]:
+    """The distilled student's retention: next-token accuracy's, or the task's own (an
+    encoder's metrics.json names it in retention_metric)."""
+    m = metrics or {}
+    return m.get("retention") if m.get("retention_metric") else m.get("retention_accuracy")
 
 
 def answered_for(roi: dict) -> Optional[str]:
@@ -129,17 +137,19 @@ def _replan_text(full: dict) -> str:
 
 def _achieved_text(s: dict) -> str:
     got, steps = s["achieved_retention"], s.get("trainer_steps")
+    what = "achieved retention" + (f" ({s['retention_metric']})" if s.get("retention_metric")
+                                   else "")
     warn = (" - above 100%: the student beats its teacher, so the teacher is likely "
             "undertrained and retention says little" if got > 1.0 else "")
     at = s.get("forecast_at_run_steps")
     if at is not None:
         verdict = "inside" if s.get("achieved_inside_forecast") else "outside"
-        return (f"achieved retention {got:.1%} after {steps} steps (forecast {at[0]:.1%}-"
+        return (f"{what} {got:.1%} after {steps} steps (forecast {at[0]:.1%}-"
                 f"{at[2]:.1%} for {steps} steps: {verdict}){warn}")
     band = s.get("retention_band") or [None, None]
     pred = (f" ({s.get('retention_source') or 'prior'} {band[0]:.0%}-{band[1]:.0%} for "
             f"{s.get('planned_steps')} steps)" if None not in band else "")
-    return f"achieved retention {got:.1%}{pred} after {steps} steps{warn}"
+    return f"{what} {got:.1%}{pred} after {steps} steps{warn}"
 
 
 def _millions(n: Any) -> str:

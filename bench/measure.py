@@ -419,6 +419,8 @@ def _ort_gate(cfg: BenchConfig, info: dict, sess, test: np.ndarray | None, label
 
     if cfg.variant == "ort-fp32":
         return gate.reference_row(cfg.variant)
+    if test is None and gate.is_embedding_model(cfg.model, info, sess):
+        return _embedding_gate(cfg, info, sess)
     if test is None:
         return {"gate": "none", "gate_reason": "no held-out windows for this model's inputs"}
     ref_sess = ort_session(info["fp32_path"], cfg.threads, cfg.device)
@@ -427,6 +429,28 @@ def _ort_gate(cfg: BenchConfig, info: dict, sess, test: np.ndarray | None, label
     ref = gate.logits_of(lambda ids: ref_sess.run(None, {name: ids})[0], x)
     got = gate.logits_of(lambda ids: sess.run(None, {name: ids})[0], x)
     return gate.judge(cfg.variant, ref, got, gate.targets_of(cfg.model, test, label), label)
+
+
+def _embedding_gate(cfg: BenchConfig, info: dict, sess) -> dict:
+    """An embedding model's variant against ort-fp32 on the pooled embeddings of held-out
+    text (bench.gate.judge_embeddings)."""
+    from pathlib import Path
+
+    from models.encoder import read_pooling
+    from models.zoo import parse_spec
+
+    from . import gate
+
+    inputs = gate.embedding_inputs(cfg.model, Path(info["fp32_path"]).parent, cfg.seq_len)
+    if inputs is None:
+        return {"gate": "none", "gate_reason": "no tokenizer in the model's directory: the "
+                "embedding gate reads real text"}
+    feeds, label = inputs
+    pooling = read_pooling(parse_spec(cfg.model).path)
+    ref_sess = ort_session(info["fp32_path"], cfg.threads, cfg.device)
+    ref = gate.embeddings_of(ref_sess, feeds, pooling)
+    got = gate.embeddings_of(sess, feeds, pooling)
+    return gate.judge_embeddings(cfg.variant, ref, got, label)
 
 
 def _timing_columns(cfg: BenchConfig, samples: np.ndarray) -> dict:

@@ -39,6 +39,11 @@ class DistillMetrics(Row):
     int8_retention_accuracy: Optional[Num] = None
     baseline_retention_accuracy: Optional[Num] = None
     kd_gain_accuracy: Optional[Num] = None
+    # an encoder's run (distill/encoder_pipeline.py): retention in the task's own metric, named
+    retention_metric: Optional[str] = None
+    retention: Optional[Num] = None
+    int8_retention: Optional[Num] = None
+    baseline_retention: Optional[Num] = None
     student_params: Optional[int] = None
     init: Optional[str] = None
     export: Optional[ExportCheck] = None

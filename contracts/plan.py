@@ -53,6 +53,7 @@ class MeasuredPlan(Section):
     sources: Sources
     forecast: Forecast
     retention_threshold: Optional[Num] = None
+    retention_metric: Optional[str] = None  # what retention measures, where not next-token
     assumptions: Optional[dict[str, Any]] = None
     scenario_details: Optional[list[ScenarioDetail]] = None
     datagen_note: Optional[str] = None

@@ -2,7 +2,7 @@
 downloaded here, so one is made from real text that ships with Python.
 
     python -m distill.build_encoder [--task embedding|classification|cross-encoder]
-                                    [--steps 600] [--threads N] [--root DIR]
+                                    [--steps 600] [--max-len 64] [--threads N] [--root DIR]
 
 1. a WordPiece tokenizer (`tokenizers`, lower-cased, 8k tokens) trained on the training split of
    the standard library's docstrings (models.encoder.stdlib_docstring_splits);
@@ -261,6 +261,8 @@ def _build_head_into(tmp: Path, task: str, recipe: dict, base: Path, threads, pr
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--steps", type=int, default=RECIPE["steps"])
+    ap.add_argument("--max-len", type=int, default=RECIPE["max_len"], help="context (tokens) "
+                    "[default: %(default)s; 128 for the batch-1, sequence-128 speed goal]")
     ap.add_argument("--threads", type=int, default=1, help="torch threads [default: 1: on a "
                     "shared 2-core machine one thread ran a step ~3x faster than two]")
     ap.add_argument("--root", default=None, help="cache root [default: contracts.caches]")
@@ -274,7 +276,8 @@ def main(argv: list[str] | None = None) -> None:
             print(f"step {step}/{total} loss {loss:.4f}", flush=True)
 
     if args.task == "embedding":
-        entry = build({"steps": args.steps}, args.root, args.threads, progress)
+        entry = build({"steps": args.steps, "max_len": args.max_len}, args.root, args.threads,
+                      progress)
     else:
         steps = {"steps": args.steps} if args.steps != RECIPE["steps"] else {}
         entry = build_head(args.task, steps, args.root, args.threads, progress)

@@ -9,41 +9,15 @@ from __future__ import annotations
 
 import numpy as np
 
+from models.similarity import cosine_matrix, similarity_spearman, spearman, unit as _unit
 
-def _unit(x: np.ndarray) -> np.ndarray:
-    x = np.asarray(x, dtype=np.float64)
-    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+# What an embedding model's retention is (metrics.json's retention_metric, the plan's and the
+# report's name for it): similarity_spearman of the student against the teacher.
+RETENTION_METRIC = ("Spearman correlation of pairwise cosine similarities, student vs teacher, "
+                    "on held-out text")
 
-
-def cosine_matrix(emb: np.ndarray) -> np.ndarray:
-    """(N, N) cosine similarities of N embeddings."""
-    u = _unit(emb)
-    return u @ u.T
-
-
-def _ranks(x: np.ndarray) -> np.ndarray:
-    """Ranks 0..n-1 of x, ties given their average rank (as Spearman's rho needs)."""
-    order = np.argsort(x, kind="stable")
-    ranks = np.empty(len(x), dtype=np.float64)
-    ranks[order] = np.arange(len(x), dtype=np.float64)
-    values, inverse, counts = np.unique(x, return_inverse=True, return_counts=True)
-    if len(values) < len(x):  # average the ranks of tied values
-        ranks = (np.bincount(inverse, ranks) / counts)[inverse]
-    return ranks
-
-
-def spearman(a: np.ndarray, b: np.ndarray) -> float:
-    """Spearman's rank correlation of two equally long vectors."""
-    ra, rb = _ranks(np.ravel(a)), _ranks(np.ravel(b))
-    ra, rb = ra - ra.mean(), rb - rb.mean()
-    return float(ra @ rb / np.sqrt((ra @ ra) * (rb @ rb)))
-
-
-def similarity_spearman(student: np.ndarray, teacher: np.ndarray) -> float:
-    """Spearman correlation between the student's and the teacher's cosine similarities over
-    every pair of distinct texts (the upper triangle of both matrices)."""
-    iu = np.triu_indices(len(student), k=1)
-    return spearman(cosine_matrix(student)[iu], cosine_matrix(teacher)[iu])
+__all__ = ["RETENTION_METRIC", "cosine_matrix", "nearest_centroid_accuracy", "retention", "similarity_spearman",
+           "spearman", "topk_overlap"]
 
 
 def _neighbours(emb: np.ndarray, k: int) -> np.ndarray:

@@ -7,9 +7,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from models.encoder import Encoder, pool
+from models.encoder import Encoder, session_embed
 
 ONNX_FILE, INT8_FILE = "student.onnx", "student.int8.onnx"
 
@@ -36,16 +35,11 @@ def onnx_embed(path: str | Path, enc: Encoder, texts: list[str], threads: int = 
     from models.runtime import ort_session
 
     sess = ort_session(str(path), threads, "cpu")
-    names = [i.name for i in sess.get_inputs()]
     out = []
     for i in range(0, len(texts), batch_size):
         batch = enc.batch(texts[i:i + batch_size])
-        ids = batch["input_ids"].cpu().numpy()
-        feed = {"input_ids": ids, "attention_mask": batch["attention_mask"].cpu().numpy(),
-                "token_type_ids": np.zeros_like(ids)}
-        hidden = sess.run(None, {n: feed[n] for n in names})[0]  # (B, T, C)
-        out.append(pool(torch.from_numpy(hidden), batch["attention_mask"].cpu(),
-                        enc.pooling).numpy())
+        out.append(session_embed(sess, {k: v.cpu().numpy() for k, v in batch.items()},
+                                 enc.pooling))
     return np.concatenate(out)
 
 

@@ -34,6 +34,13 @@ MAX_EVAL_PAIRS = 5000  # held-out (text, pair) rows a cross-encoder scores
 MAX_PROBE = 2000  # labeled training texts whose embeddings make the proxy task's centroids
 
 
+def text_data(data: str, text_field: str = "text") -> TextData:
+    """`data` as `roi run`'s encoder path reads it for an embedding teacher: stdlib (the
+    docstrings, labeled) or a data file's text column (models.records)."""
+    return (stdlib_data() if data == "stdlib" else
+            file_data(data, Fields(text_field), "embedding", []))
+
+
 def embed_all(enc: Encoder, texts: list) -> np.ndarray:
     return enc.embed(texts).numpy()
 
@@ -183,12 +190,15 @@ def distill_encoder(teacher_dir: str, out: str | Path, cfg: EncoderConfig, data:
                "train_texts": len(train), "train_mb": _megabytes(train),
                "teacher_embed_s": teacher_s, "runs": runs, "eval": evaluate(models, data),
                **_eval_sizes(teacher.task, data),
-               "teacher_params": sum(p.numel() for p in teacher.module.parameters())}
+               "teacher_params": sum(p.numel() for p in teacher.module.parameters()),
+               "student_params": sum(p.numel() for p in student.module.parameters())}
     if export and teacher.task == "embedding":  # heads: not exported yet
         from .encoder_export import export_and_check
 
         test = data.texts["test"][:MAX_EVAL]
         metrics["onnx"] = export_and_check(out, student, teacher, test)
+    if teacher.task == "embedding":
+        metrics.update(retention_figures(metrics))
     write_metrics(out, metrics)
     return metrics
 
@@ -216,6 +226,18 @@ def _hf_dir(spec: str, flag: str) -> str:
         raise InputError(f"{flag} {spec}: expected hf:DIR or hf:ORG/NAME[@REVISION], a "
                          "Hugging Face encoder")
     return str(parse_spec(spec).path)
+
+
+def retention_figures(metrics: dict) -> dict:
+    """The distill result's retention, in the task's own metric and named (metrics.json, as
+    reports and `roi run` read it): the student's, its int8 file's and the no-KD baseline's
+    similarity Spearman against the teacher (None where not measured)."""
+    from .encoder_eval import RETENTION_METRIC
+
+    ev, onnx = metrics["eval"], metrics.get("onnx") or {}
+    return {"retention_metric": RETENTION_METRIC, "retention": ev["student"]["spearman"],
+            "int8_retention": (onnx.get("int8") or {}).get("spearman"),
+            "baseline_retention": (ev.get("baseline") or {}).get("spearman")}
 
 
 def run(teacher: str, out: str, data: str = "stdlib", text_field: str = "text",

@@ -16,6 +16,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from contracts.errors import InputError
@@ -64,6 +65,16 @@ def pool(hidden: torch.Tensor, mask: torch.Tensor, pooling: str) -> torch.Tensor
         return hidden[:, 0]
     m = mask.unsqueeze(-1).to(hidden.dtype)  # (B, T, 1)
     return (hidden * m).sum(1) / m.sum(1).clamp(min=1.0)
+
+
+def session_embed(sess, feeds: dict[str, np.ndarray], pooling: str) -> np.ndarray:
+    """(N, C) float32 embeddings from an ONNX Runtime session of an encoder body (first output
+    (N, T, C) hidden states): `feeds` holds input_ids and attention_mask (N, T); the session
+    gets those of its inputs it declares (token_type_ids zeros)."""
+    feeds = {**feeds, "token_type_ids": np.zeros_like(feeds["input_ids"])}
+    hidden = sess.run(None, {i.name: feeds[i.name] for i in sess.get_inputs()})[0]
+    mask = torch.from_numpy(np.asarray(feeds["attention_mask"]))
+    return pool(torch.from_numpy(hidden), mask, pooling).float().numpy()
 
 
 # ----------------------------------------------------------------------------------- encoders

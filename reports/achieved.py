@@ -38,6 +38,29 @@ def _metric_rows(m: DistillMetrics) -> list[dict]:
     return rows
 
 
+def _encoder_metric_rows(metrics: dict) -> list[dict]:
+    """An embedding model's held-out figures (metrics.json's eval, ONNX files' agreement)."""
+    rows = [{"model": name, **{k: fmt.num(v, 3) for k, v in m.items()}}
+            for name, m in (metrics.get("eval") or {}).items() if m]
+    for kind in ("fp32", "int8"):
+        m = (metrics.get("onnx") or {}).get(kind)
+        if isinstance(m, dict):
+            rows.append({"model": f"student (ONNX {kind})",
+                         **{k: fmt.num(v, 3) for k, v in m.items()}})
+    return rows
+
+
+def _retention(m: DistillMetrics) -> tuple[str, float | None, float | None, float | None]:
+    """(what retention measures, the student's, its int8 file's, the no-KD baseline's):
+    next-byte accuracy over the teacher's, or the task's own metric where metrics.json names
+    one (an embedding model: similarity Spearman against the teacher)."""
+    if m.retention_metric:
+        return (m.retention_metric, fmt.number(m.retention), fmt.number(m.int8_retention),
+                fmt.number(m.baseline_retention))
+    return ("accuracy retention", fmt.number(m.retention_accuracy),
+            fmt.number(m.int8_retention_accuracy), fmt.number(m.baseline_retention_accuracy))
+
+
 def _at_steps(inp: Inputs, mode: str) -> list | None:
     """The plan's forecast (P10, P90) for the budget the distillation ran, if it recorded one."""
     steps = inp.distilled.steps if inp.distilled else None
@@ -74,13 +97,12 @@ def achieved_section(inp: Inputs, figures: Figures) -> Section:
     student = inp.student(inp.trained)
     band, basis = _predicted_band(inp, student)
     base_band = _at_steps(inp, "ce")
-    ret, ret8 = fmt.number(m.retention_accuracy), fmt.number(m.int8_retention_accuracy)
-    ret_b = fmt.number(m.baseline_retention_accuracy)
+    what, ret, ret8, ret_b = _retention(m)
     gain = fmt.number(m.kd_gain_accuracy)
     rows = [
-        {"quantity": f"accuracy retention (torch; {basis})", "predicted": fmt.pct_band(band),
+        {"quantity": f"{what} (torch; {basis})", "predicted": fmt.pct_band(band),
          "achieved": fmt.pct(ret), "verdict": band_verdict(ret, band) or fmt.DASH},
-        {"quantity": "accuracy retention (ONNX int8)", "predicted": fmt.pct_band(band),
+        {"quantity": f"{what} (ONNX int8)", "predicted": fmt.pct_band(band),
          "achieved": fmt.pct(ret8), "verdict": band_verdict(ret8, band) or fmt.DASH},
         {"quantity": "no-KD baseline retention", "predicted": fmt.pct_band(base_band),
          "achieved": fmt.pct(ret_b), "verdict": band_verdict(ret_b, base_band) or fmt.DASH
@@ -104,13 +126,14 @@ def achieved_section(inp: Inputs, figures: Figures) -> Section:
                            + (", so its own predictions are shown." if done == inp.trained else
                               ", which the plan does not cover: compare with care."), "note"))
     latency = latency_pairs(inp.results, inp.student_results, inp.teacher, inp.trained)
-    achieved = {k: v for k, v in (("KD torch", ret), ("KD int8", ret8), (
-        "baseline", ret_b)) if v is not None}
+    achieved = {k: v for k, v in (("KD torch", ret), ("KD int8", ret8), ("baseline", ret_b))
+                if v is not None}
     blocks.append(figure(
         figures, "predicted_vs_achieved", fig.predicted_vs_achieved(band, achieved, latency),
         "Predicted vs achieved",
-        "Retention: next-byte accuracy of the distilled student over the teacher's on the "
-        "held-out test split (metrics.json) against the plan's band. Latency: the same "
+        "Retention: " + (what if m.retention_metric else "next-byte accuracy of the "
+                         "distilled student over the teacher's on the held-out test split")
+        + " (metrics.json) against the plan's band. Latency: the same "
         "architecture measured before training against the distilled student benchmarked "
         "again.", "metrics.json holds no retention figure."))
     if latency.empty:
@@ -123,7 +146,8 @@ def achieved_section(inp: Inputs, figures: Figures) -> Section:
                                "achieved / predicted": fmt.num(r.achieved_ms / r.predicted_ms,
                                                                2) + "×"}
                               for r in latency.itertuples()], "Latency per call (p50)"))
-    blocks.append(table(_metric_rows(m), "Held-out test metrics (metrics.json)"))
+    blocks.append(table(_encoder_metric_rows(inp.metrics or {}) if m.retention_metric else
+                        _metric_rows(m), "Held-out test metrics (metrics.json)"))
     blocks.append(Text(f"Training: {fmt.text(settings.get('steps'))} steps, {fmt.text(settings.get('kd_loss'))}"
                        f" KD at T={fmt.text(settings.get('temperature'))}, "
                        f"α={fmt.text(settings.get('alpha'))}; student init "

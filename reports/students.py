@@ -59,12 +59,16 @@ def students_section(inp: Inputs, figures: Figures) -> Section:
              _money_column(roi): fmt.usd(inp.headline_cost(c), "not costed"),
              "verdict": _candidate_verdict(c)} for c in inp.candidates]
     achieved = fmt.number(inp.distilled.retention_accuracy if inp.distilled else None)
+    metric = inp.plan.retention_metric
     png = fig.pareto(_pareto_points(inp), threshold, achieved, inp.trained)
     blocks: list = [
         Text(f"Retention comes from the seed's priors (50× keeps 92–98%, 20× 95–99%, 5× "
              f"98–99.5%), interpolated in log compression ratio, unless a measured metrics.json "
              f"replaces it. The recommended student is the cheapest whose band's low end reaches "
-             f"the {fmt.pct(threshold, 0)} threshold and that meets every scenario."),
+             f"the {fmt.pct(threshold, 0)} threshold and that meets every scenario."
+             + (f" Retention here is the task's own metric, the {metric}; the priors (published"
+                " pairs, measured on their tasks' accuracy) stand in for it until a "
+                "distillation measures it." if metric else "")),
         figure(figures, "retention_pareto", png, "Retention vs cost Pareto front",
                 "Retention band (prior or measured) against the monthly cost "
                 + _cost_scope(roi)

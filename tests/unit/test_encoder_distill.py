@@ -174,7 +174,8 @@ def test_cli_bad_input_is_one_line_and_writes_nothing(teacher_dir, tmp_path, cap
 
 
 def test_labeled_data_gets_a_baseline_and_the_proxy_task(teacher_dir, tmp_path):
-    from distill.encoder_pipeline import TextData, distill_encoder
+    from distill.encoder_data import TextData
+    from distill.encoder_pipeline import distill_encoder
 
     texts = [f"{t} Case {i}." for i in range(4) for t in TEXTS]
     labels = [i % 3 for i in range(len(texts))]

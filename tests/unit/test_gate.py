@@ -6,7 +6,8 @@ import pandas as pd
 import pytest
 
 from bench.deploy import deploy_as_table, to_markdown
-from bench.gate import INT4, INT8, TOLERANCES, judge
+from bench.gate import (EMBEDDING_TOLERANCES, INT4, INT8, TOLERANCES, embedding_texts,
+                        is_embedding_model, judge, judge_embeddings)
 from bench.measure import DEPLOY_VARIANTS, VARIANTS
 from contracts.errors import InputError
 from roi.hardware import load_catalog
@@ -69,6 +70,63 @@ def test_retention_is_judged_on_targets():
     assert row["gate_top1_agreement"] == pytest.approx(1 - 8 / 1024)
     assert row["gate_retention_delta_pp"] == pytest.approx(-100 * 8 / 512)
     assert row["gate"] == "fail" and "retention change -1.56 pp" in row["gate_reason"]
+
+
+def _embeddings(seed=0, shape=(64, 32)):
+    return np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
+
+
+def test_every_tolerance_has_an_embedding_tolerance():
+    for variant, tol in TOLERANCES.items():
+        assert tol in EMBEDDING_TOLERANCES, variant
+    assert EMBEDDING_TOLERANCES[TOLERANCES["ort-fused-fp32"]].min_cosine >= 0.9999
+
+
+def test_embeddings_close_to_the_reference_pass_with_their_figures():
+    ref = _embeddings()
+    row = judge_embeddings("ort-fused-fp32", ref, ref.copy(), "texts")
+    assert row["gate"] == "pass" and row["gate_similarity_spearman"] == pytest.approx(1.0)
+    assert row["gate_embedding_cosine_min"] == pytest.approx(1.0) and row["gate_texts"] == 64
+    noisy = ref + np.random.default_rng(1).normal(0, 0.02, ref.shape).astype(np.float32)
+    row = judge_embeddings("ort-int8", ref, 3.0 * noisy, "texts")  # scale is no error
+    assert row["gate"] == "pass", row["gate_reason"]
+    assert 0.99 < row["gate_similarity_spearman"] < 1.0
+    assert "embedding tolerance" in row["gate_reason"]
+
+
+def test_embeddings_of_another_model_fail_with_each_reason():
+    ref = _embeddings()
+    row = judge_embeddings("ort-int8", ref, _embeddings(seed=7), "texts")
+    assert row["gate"] == "fail"
+    assert "min cosine" in row["gate_reason"] and "similarity Spearman" in row["gate_reason"]
+    assert row["gate_similarity_spearman"] < 0.2
+    # noise an int8 file passes is too much for an fp32 rewrite
+    noisy = ref + np.random.default_rng(1).normal(0, 0.02, ref.shape).astype(np.float32)
+    assert judge_embeddings("ort-fused-fp32", ref, noisy, "texts")["gate"] == "fail"
+    nan = ref.copy()
+    nan[3, 0] = np.nan
+    assert judge_embeddings("ort-int8", ref, nan, "texts")["gate"] == "fail"
+
+
+class _Session:
+    def __init__(self, shape):
+        self.shape = shape
+
+    def get_outputs(self):
+        return [type("Out", (), {"shape": self.shape})()]
+
+
+def test_only_hf_encoders_with_hidden_states_are_judged_on_embeddings(tmp_path):
+    info = {"is_causal_lm": False, "input_names": ["input_ids", "attention_mask"]}
+    (tmp_path / "config.json").write_text('{"model_type": "bert"}')
+    (tmp_path / "model.safetensors").write_text("")
+    hidden, logits = _Session(["batch", "seq", 32]), _Session(["batch", 3])
+    assert is_embedding_model(f"hf:{tmp_path}", info, hidden)
+    assert not is_embedding_model(f"hf:{tmp_path}", info, logits)  # a classification head
+    assert not is_embedding_model(f"hf:{tmp_path}", {**info, "is_causal_lm": True}, hidden)
+    assert not is_embedding_model("builtin:teacher", {"input_names": ["idx"]}, hidden)
+    # no tokenizer files: no real text to judge on (transformers would make an empty tokenizer)
+    assert embedding_texts(f"hf:{tmp_path}", 16) is None
 
 
 def _rows(fast_gate="fail"):

@@ -176,6 +176,11 @@ def test_profiles_and_config_merge(tmp_path):
     ("scenarios: [no-such-preset]\n", "unknown scenario 'no-such-preset'"),
     ("teacher: !!python/object/apply:os.system [echo pwned]\n", "not valid YAML"),
     ("teacher: hf:/nonexistent\n", "hf:/nonexistent"),
+    ("task: tokens\n", "task: "),
+    ("task: embedding\nstudents: [builtin:student-5x]\n", "students: task embedding takes auto"),
+    ("task: embedding\ntrainer: {kd_loss: forward_kl}\n", "trainer: kd_loss"),
+    ("task: embedding\ndata: no-such.jsonl\n", "no-such.jsonl: no such file"),
+    ("task: embedding\n", "teacher builtin:teacher: task embedding needs an hf: sentence"),
 ])
 def test_bad_config_is_one_line_exit_2_and_nothing_written(tmp_path, text, message):
     cfg = tmp_path / "run.yaml"
