@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
+from pydantic import model_validator
+
 from .plan_sections import Num, Row
 
 
@@ -49,6 +51,15 @@ class DistillMetrics(Row):
     export: Optional[ExportCheck] = None
     settings: dict[str, Any] = {}
     wall_s: Optional[Num] = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _encoder_teacher(cls, data: Any) -> Any:
+        """An encoder run's metrics.json (distill/encoder_pipeline.py) names its teacher's
+        directory under `teacher` (its figures are under `eval`): kept as teacher_dir."""
+        if isinstance(data, dict) and isinstance(data.get("teacher"), str):
+            data = {**data, "teacher_dir": data["teacher"], "teacher": None}
+        return data
 
     @property
     def steps(self) -> Any:

@@ -34,3 +34,13 @@ def test_a_metrics_file_of_the_wrong_types_is_named(tmp_path):
         build_files(plan, metrics=bad)
     assert "\n" not in str(e.value) and "retention_accuracy" in str(e.value)
     assert DistillMetrics.model_validate({}).student is None  # an empty record is no error
+
+
+def test_an_encoder_runs_metrics_name_their_teacher_directory():
+    """distill/encoder_pipeline.py writes the teacher's directory under `teacher` (its figures
+    under `eval`): read, not refused as damaged."""
+    from contracts.distill_result import DistillMetrics
+
+    m = DistillMetrics.model_validate({"teacher": "/x/teacher", "retention_metric": "spearman",
+                                       "retention": 0.97, "eval": {"student": {"spearman": 0.97}}})
+    assert m.teacher is None and m.teacher_dir == "/x/teacher" and m.retention == 0.97
