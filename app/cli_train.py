@@ -73,7 +73,8 @@ def distill_encoder(
     out: str = typer.Option(..., help="Output directory: the student (hf:DIR), metrics.json, "
                             "and baseline/ (the no-KD baseline, labeled data only)."),
     data: str = typer.Option("stdlib", metavar="FILE", help="stdlib (the standard library's "
-                             "docstrings, labeled for the task) or a .jsonl or .csv file."),
+                             "docstrings, labeled for the task) or a .jsonl, .csv or "
+                             ".parquet file or a datasets directory."),
     text_field: str = typer.Option("text", metavar="NAME", help="The column holding each "
                                    "row's text (a cross-encoder's query)."),
     pair_field: Optional[str] = typer.Option(None, metavar="NAME", help="Cross-encoder: the "
