@@ -52,6 +52,13 @@ def safe_load(text: str) -> Any:
     return yaml.load(text, Loader=UniqueKeyLoader)  # noqa: S506 (a SafeLoader subclass)
 
 
+def jsonl_lines(text: str) -> list[str]:
+    """The lines of a JSONL text: split at "\\n" only. str.splitlines() also splits at U+2028,
+    U+0085, form feeds and the like, which json.dumps(ensure_ascii=False) leaves raw inside
+    strings, so a record holding one would be torn in two."""
+    return text.split("\n")
+
+
 def read_text(path: str | Path, what: str) -> str:
     """The UTF-8 text of a file; InputError if it is missing, not a file, unreadable or binary."""
     path = Path(path)

@@ -76,10 +76,10 @@ def _clean(value):
 def read_rows(path: Path) -> list[dict]:
     """The rows of a results.jsonl; a damaged file (binary, a torn or foreign line) is one
     InputError naming it and the line, never a traceback and never silently half-read."""
-    from .config import read_text
+    from .config import jsonl_lines, read_text
 
     rows = []
-    for i, line in enumerate(read_text(path, "results").splitlines(), 1):
+    for i, line in enumerate(jsonl_lines(read_text(path, "results")), 1):
         if not line.strip():
             continue
         try:
@@ -169,6 +169,8 @@ def load_samples(out_dir: str | Path, rid: str) -> dict[str, np.ndarray]:
 
 def read_table(path: str | Path) -> pd.DataFrame:
     """A results table from a run directory, results.jsonl or results.csv (any .csv/.jsonl)."""
+    from .config import jsonl_lines
+
     path = Path(path)
     if path.is_dir():
         found = [path / n for n in (JSONL, CSV) if (path / n).is_file()]
@@ -182,7 +184,7 @@ def read_table(path: str | Path) -> pd.DataFrame:
         if path.suffix == ".csv":
             _check_complete(path)
         if path.suffix == ".jsonl":
-            lines = path.read_text(encoding="utf-8").splitlines()
+            lines = jsonl_lines(path.read_text(encoding="utf-8"))
             df = pd.DataFrame([json.loads(x) for x in lines if x.strip()])
         elif path.suffix == ".csv":
             df = pd.read_csv(path)

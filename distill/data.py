@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from contracts.config import read_text
+from contracts.config import jsonl_lines, read_text
 from contracts.errors import InputError
 from models.corpus import DOC_SEPARATOR, hf_tokens
 
@@ -74,7 +74,7 @@ def load_generated(path: str | Path, tokenizer: str | None = None) -> GeneratedT
     ids: list[int] = []
     mask: list[bool] = []
     n = 0
-    for i, line in enumerate(read_text(path, "generated samples").splitlines(), 1):
+    for i, line in enumerate(jsonl_lines(read_text(path, "generated samples")), 1):
         if not line.strip():
             continue
         try:

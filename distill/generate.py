@@ -35,7 +35,7 @@ from typing import Callable, Iterable
 import numpy as np
 from pydantic import ValidationError
 
-from contracts.config import read_text
+from contracts.config import jsonl_lines, read_text
 from contracts.errors import InputError
 from contracts.io import check_out_dir, dir_lock, has_content, write_json_atomic
 
@@ -134,7 +134,7 @@ def file_prompts(path: str, limit: int | None) -> list[Prompt]:
     """{"prompt": str, "id": str (optional, unique)} per line ("text" is read as the prompt)."""
     out: list[Prompt] = []
     seen: set[str] = set()
-    for i, line in enumerate(read_text(path, "prompts").splitlines(), 1):
+    for i, line in enumerate(jsonl_lines(read_text(path, "prompts")), 1):
         if not line.strip():
             continue
         try:

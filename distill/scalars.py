@@ -22,6 +22,7 @@ import os
 from pathlib import Path
 from typing import Protocol
 
+from contracts.config import jsonl_lines
 from contracts.errors import InputError
 from contracts.io import write_text_atomic
 
@@ -57,7 +58,7 @@ def keep_until(path: Path, step: int) -> None:
     if not path.is_file():
         return
     kept = []
-    for line in path.read_text().splitlines():
+    for line in jsonl_lines(path.read_text(encoding="utf-8")):
         try:
             record = json.loads(line)
         except json.JSONDecodeError:

@@ -16,6 +16,7 @@ from distill.generate import (
     generate,
     make_generate_config,
 )
+from contracts.config import jsonl_lines
 from contracts.errors import InputError
 from distill.trainer import train
 from app.cli import main
@@ -35,7 +36,7 @@ def _gen_cfg(corpus_path: str, **kw):
 
 
 def _samples(out: Path) -> list[dict]:
-    return [json.loads(line) for line in (out / SAMPLES_FILE).read_text().splitlines()]
+    return [json.loads(line) for line in jsonl_lines((out / SAMPLES_FILE).read_text()) if line]
 
 
 def _by_id(out: Path) -> dict:

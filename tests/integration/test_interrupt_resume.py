@@ -289,7 +289,7 @@ def same_samples(a: Path, b: Path) -> None:
     def lines(out: Path) -> list[str]:
         data = (out / "samples.jsonl").read_text()
         assert data.endswith("\n"), f"{out}: samples.jsonl ends in a torn line"
-        return [json.dumps(stable(json.loads(x)), sort_keys=True) for x in data.splitlines()]
+        return [json.dumps(stable(json.loads(x)), sort_keys=True) for x in data.split("\n") if x]
 
     x, y = lines(a), lines(b)
     ids = [json.loads(line)["id"] for line in y]

@@ -81,3 +81,26 @@ def test_prompt_files_and_settings_are_checked(tmp_path):
                           ({"api_base_url": "ftp://x"}, "api_base_url")):
         with pytest.raises(InputError, match=field):
             make_generate_config(values)
+
+
+# Characters that str.splitlines() splits at but JSON (with ensure_ascii=False, as the sample
+# log writes) keeps raw inside a string: a line reader that used splitlines() tore such a record
+# in two (found by the CI's interrupt-resume test, whose random teacher wrote one).
+LINE_BREAKERS = "\u2028\u2029\x85\x0b\x0c\x1c\x1d\x1e"
+
+
+def test_samples_holding_unicode_line_separators_read_back_whole(tmp_path):
+    from distill.data import load_generated
+
+    completions = [f"a{c}b" for c in LINE_BREAKERS]
+    log = SampleLog(tmp_path / "samples.jsonl")
+    log.append([{"id": f"s{i}", "prompt": "p", "completion": c}
+                for i, c in enumerate(completions)])
+    assert "\u2028" in (tmp_path / "samples.jsonl").read_text()  # written raw, not escaped
+    assert [r["completion"] for r in SampleLog(tmp_path / "samples.jsonl").records] == completions
+    got = load_generated(tmp_path / "samples.jsonl")
+    assert got.samples == len(completions)
+    prompts = tmp_path / "p.jsonl"
+    prompts.write_text("".join(json.dumps({"prompt": f"q{c}r"}, ensure_ascii=False) + "\n"
+                               for c in LINE_BREAKERS), encoding="utf-8")
+    assert [p.text for p in file_prompts(str(prompts), None)] == [f"q{c}r" for c in LINE_BREAKERS]

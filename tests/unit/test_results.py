@@ -55,3 +55,14 @@ def test_loadgen_rows_keep_their_own_identity(tmp_path):
                    if r.get("source") == "loadgen")
     assert loads == [(50.0, 8.0), (80.0, 12.0)]
     assert len({r["row_id"] for r in reopened.rows}) == 3
+
+
+def test_a_jsonl_table_with_unicode_line_separators_in_a_value_reads_whole(tmp_path):
+    from contracts.results import read_rows
+
+    rows = [{**_row(f"m{c}x"), "row_id": str(i)} for i, c in enumerate("\u2028\x85\x0c")]
+    path = tmp_path / JSONL
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows),
+                    encoding="utf-8")
+    assert [r["model"] for r in read_rows(path)] == [r["model"] for r in rows]
+    assert read_table(path)["model"].tolist() == [r["model"] for r in rows]
