@@ -28,6 +28,26 @@ class ExportCheck(Row):
     rel_err: Optional[Num] = None
 
 
+class DistillSettings(Row):
+    """The settings the run trained with (distill.config.TrainConfig): those the readers
+    use typed, the others kept as given."""
+
+    student: Optional[str] = None
+    steps: Optional[Num] = None
+    kd_loss: Optional[str] = None
+    temperature: Optional[Num] = None
+    alpha: Optional[Num] = None
+
+
+class EncoderExport(ExportCheck):
+    """An encoder run's ONNX export (distill/encoder_export.py): the files written and each
+    file's agreement with the teacher, by metric name (fp32 and int8)."""
+
+    files: list[str] = []
+    fp32: Optional[dict[str, Optional[Num]]] = None
+    int8: Optional[dict[str, Optional[Num]]] = None
+
+
 class DistillMetrics(Row):
     """metrics.json: each model's test figures, retention relative to the teacher, the KD gain
     over the no-KD baseline, and the settings the run trained with."""
@@ -49,8 +69,11 @@ class DistillMetrics(Row):
     student_params: Optional[int] = None
     init: Optional[str] = None
     export: Optional[ExportCheck] = None
-    settings: dict[str, Any] = {}
+    settings: DistillSettings = DistillSettings()
     wall_s: Optional[Num] = None
+    # an encoder's run: each model's held-out figures by metric name (the teacher's: none)
+    eval: dict[str, dict[str, Optional[Num]]] = {}
+    onnx: Optional[EncoderExport] = None
 
     @model_validator(mode="before")
     @classmethod
@@ -64,9 +87,9 @@ class DistillMetrics(Row):
     @property
     def steps(self) -> Any:
         """The training steps the run was set to (settings.steps), as written."""
-        return self.settings.get("steps")
+        return self.settings.steps
 
     @property
     def trained(self) -> Any:
         """The student the run distilled (settings.student), as written."""
-        return self.settings.get("student")
+        return self.settings.student

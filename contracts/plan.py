@@ -17,16 +17,21 @@ from pydantic import BaseModel, Discriminator, Tag, ValidationError
 from typing_extensions import Annotated
 
 from .errors import InputError
-from .plan_sections import (Band, BestFit, Budget, Candidate, Cheapest, Config, CostRow,
-                            Criterion, Decision, Edge, EdgeAnswer, EdgeRow, EdgeScenario,
-                            Forecast, ForecastCurve, HardwareSource, Horizon, KdGain, LeaveOneOut,
-                            LocalPeak, MonteCarlo, Num, OneTime, Percentiles, Projection,
-                            Recommended, RoiSection, Row, ScenarioCost, ScenarioDetail,
-                            ScenarioRoi, Section, Seed, SeedFigure, SizingRow, Sources, Student,
+from .plan_records import (Assumptions, Calibration, FailedFit, Forecast, ForecastCurve,
+                           PilotCompute, ScenarioDetail, Seed, Trainer)
+from .plan_sections import (AssumedValue, Band, BestFit, Budget, Candidate, Cheapest, Config,
+                            CostInput, CostRow, Criterion, Decision, Edge, EdgeAnswer, EdgeRow,
+                            EdgeScenario, GridRow, HardwareSource, Horizon, KdGain, LeaveOneOut,
+                            LocalPeak, Machine, MonteCarlo, Num, OneTime, Percentiles,
+                            Projection, QpsSources, Recommended, RoiSection, Row, ScenarioCost,
+                            ScenarioRoi, Section, SeedFigure, SizingRow, Sources, Student,
                             Teacher, TornadoRow, Unconfirmed)
+from .scenario import SLA, Constraints, Workload
 
 PLAN_VERSION = 1
-__all__ = ["Band", "BestFit", "Budget", "Candidate", "Cheapest", "Config", "CostRow",
+__all__ = ["AssumedValue", "Assumptions", "Calibration", "CostInput", "FailedFit", "GridRow",
+           "Machine", "PilotCompute", "QpsSources", "Trainer", "SLA", "Constraints", "Workload",
+           "Band", "BestFit", "Budget", "Candidate", "Cheapest", "Config", "CostRow",
            "Criterion", "Decision", "Edge", "EdgeAnswer", "EdgeRow", "EdgeScenario", "Forecast",
            "ForecastCurve", "HardwareSource", "Horizon", "KdGain", "LeaveOneOut", "LocalPeak",
            "MonteCarlo", "Num", "OneTime", "Percentiles", "Projection", "Recommended",
@@ -45,7 +50,7 @@ class MeasuredPlan(Section):
     recommended: Optional[Recommended]
     alternatives: list[Candidate]
     teacher: Teacher
-    trainer: dict[str, Any]
+    trainer: Trainer
     cost: list[CostRow]
     sizing: list[SizingRow]
     roi: RoiSection
@@ -54,7 +59,7 @@ class MeasuredPlan(Section):
     forecast: Forecast
     retention_threshold: Optional[Num] = None
     retention_metric: Optional[str] = None  # what retention measures, where not next-token
-    assumptions: Optional[dict[str, Any]] = None
+    assumptions: Optional[Assumptions] = None
     scenario_details: Optional[list[ScenarioDetail]] = None
     datagen_note: Optional[str] = None
     no_recommendation_reason: Optional[str] = None
@@ -132,7 +137,7 @@ class LLMPlan(Section):
     recommended: LLMRecommended
     retention_threshold: Num
     scenarios: list[LLMScenario]
-    trainer: dict[str, Any]
+    trainer: Trainer
 
     @property
     def go(self) -> bool:

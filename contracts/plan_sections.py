@@ -93,6 +93,15 @@ class KdGain(Section):
     steps: int
 
 
+class GridRow(Row):
+    """A forecast retention band at one training budget (roi.budget.grid_rows)."""
+
+    steps: int
+    retention_p10: Optional[Num] = None
+    retention_p50: Optional[Num] = None
+    retention_p90: Optional[Num] = None
+
+
 class Budget(Row):
     """The training budget chosen for a student (roi.forecast): steps, tokens, one-time cost."""
 
@@ -103,8 +112,8 @@ class Budget(Row):
     retention_band: Optional[list[Optional[Num]]] = None
     retention_p50: Optional[Num] = None
     one_time_usd: Optional[Num] = None
-    grid: list[dict[str, Any]] = []
-    baseline_grid: list[dict[str, Any]] = []
+    grid: list[GridRow] = []
+    baseline_grid: list[GridRow] = []
     kd_gain: Optional[KdGain] = None  # none without both grids (and in older plans)
 
 
@@ -259,6 +268,14 @@ class TornadoRow(Row):
     swing_usd: Optional[Num] = None
 
 
+class CostInput(Row):
+    """One input of the one-time cost with where it comes from (a catalog price: its rate)."""
+
+    value: Any = None
+    source: Optional[str] = None
+    usd_per_hour: Optional[Num] = None
+
+
 class OneTime(Row):
     """The one-time cost of distilling: labeling, training, engineering, data generation."""
 
@@ -266,7 +283,7 @@ class OneTime(Row):
     training_usd: Optional[Num] = None
     engineering_usd: Optional[Num] = None
     total_usd: Optional[Num] = None
-    inputs: dict[str, Any] = {}
+    inputs: dict[str, Union[CostInput, Any]] = {}  # by input name
 
 
 class BestFit(Row):
@@ -353,12 +370,19 @@ class LeaveOneOut(Row):
     meets_goal: Optional[bool] = None
 
 
+class AssumedValue(Row):
+    """A figure the planner assumes, with why."""
+
+    value: Optional[Num] = None
+    source: Optional[str] = None
+
+
 class Projection(Row):
     """The roofline projection: its method, calibration and leave-one-model-out check."""
 
     method: str
     local_peak: LocalPeak
-    memory_efficiency: dict[str, Any]
+    memory_efficiency: AssumedValue
     calibration: list[dict[str, Any]]
     leave_one_out: list[LeaveOneOut]
 
@@ -373,43 +397,33 @@ class HardwareSource(Row):
     measured_on: Optional[list[str]] = None
 
 
+class Machine(Row):
+    """A machine the results were measured on: its rows, hardware, backends, results dirs."""
+
+    machine: str
+    rows: Optional[int] = None
+    hardware: Optional[str] = None
+    backends: list[str] = []
+    results: list[str] = []
+
+
+class QpsSources(Row):
+    """Which QPS-per-replica figure the chosen configurations used: measured under load (rows),
+    predicted (a count), and the rule."""
+
+    measured: list[dict[str, Any]] = []
+    predicted: Optional[int] = None
+    predicted_two_state: list[dict[str, Any]] = []
+    not_used: list[dict[str, Any]] = []
+    rule: Optional[str] = None
+
+
 class Sources(Row):
-    machines: list[dict[str, Any]]
+    machines: list[Machine]
     hardware: list[HardwareSource]
-    qps_per_replica: dict[str, Any]
+    qps_per_replica: QpsSources
     retention: dict[str, str]
     catalog: str
-
-
-class ForecastCurve(Row):
-    """One student's fitted retention curve in one mode (kd, or the ce baseline): the steps
-    where its P10 and P50 reach the threshold (None: not within the budgets considered), its P50
-    at the largest budget, and (P10, P50, P90) at the budgets the plan was asked about."""
-
-    model: str
-    mode: str
-    steps_to_threshold_p10: Optional[int] = None
-    steps_to_threshold_p50: Optional[int] = None
-    p50_at_max_steps: Optional[Num] = None
-    at_steps: dict[str, list[Optional[Num]]] = {}
-
-
-class Forecast(Row):
-    """The retention forecast by training budget (none without pilot curves: `source` says)."""
-
-    source: str
-    max_steps: Optional[int] = None
-    curves: list[ForecastCurve] = []
-    failed: list[dict[str, Any]] = []
-    threshold: Optional[Num] = None
-    method: Optional[str] = None
-    longest_pilot_steps: Optional[Num] = None
-    batch_tokens: Optional[Num] = None
-    calibration: dict[str, Any] = {}
-    pilot_compute: dict[str, Any] = {}
-
-    def curve(self, model: str, mode: str = "kd") -> Optional[ForecastCurve]:
-        return next((c for c in self.curves if c.model == model and c.mode == mode), None)
 
 
 class EdgeRow(Row):
@@ -461,28 +475,3 @@ class Edge(Row):
 
     method: dict[str, str] = {}
     scenarios: dict[str, EdgeScenario] = {}
-
-
-class Seed(Section):
-    """The seed's ROI-matrix row for a scenario, verbatim (roi.scenarios.SeedRanges; its
-    ranges as numbers are in the plan's `seed_figures`)."""
-
-    scenario: str
-    inference_cost_reduction: str
-    latency_improvement: str
-    data_transfer: str
-    best_fit_model_size: str
-
-
-class ScenarioDetail(Row):
-    """The scenario as planned (roi.scenarios.Scenario); `seed` holds the seed's ranges."""
-
-    name: str
-    title: Optional[str] = None
-    description: Optional[str] = None
-    basis: Optional[str] = None
-    deployment: Optional[str] = None
-    workload: dict[str, Any] = {}
-    sla: dict[str, Any] = {}
-    constraints: dict[str, Any] = {}
-    seed: Optional[Seed] = None

@@ -38,13 +38,13 @@ def _metric_rows(m: DistillMetrics) -> list[dict]:
     return rows
 
 
-def _encoder_metric_rows(metrics: dict) -> list[dict]:
+def _encoder_metric_rows(metrics: DistillMetrics) -> list[dict]:
     """An embedding model's held-out figures (metrics.json's eval, ONNX files' agreement)."""
     rows = [{"model": name, **{k: fmt.num(v, 3) for k, v in m.items()}}
-            for name, m in (metrics.get("eval") or {}).items() if m]
-    for kind in ("fp32", "int8"):
-        m = (metrics.get("onnx") or {}).get(kind)
-        if isinstance(m, dict):
+            for name, m in metrics.eval.items() if m]
+    onnx = metrics.onnx
+    for kind, m in (("fp32", onnx and onnx.fp32), ("int8", onnx and onnx.int8)):
+        if m is not None:
             rows.append({"model": f"student (ONNX {kind})",
                          **{k: fmt.num(v, 3) for k, v in m.items()}})
     return rows
@@ -146,11 +146,11 @@ def achieved_section(inp: Inputs, figures: Figures) -> Section:
                                "achieved / predicted": fmt.num(r.achieved_ms / r.predicted_ms,
                                                                2) + "×"}
                               for r in latency.itertuples()], "Latency per call (p50)"))
-    blocks.append(table(_encoder_metric_rows(inp.metrics or {}) if m.retention_metric else
+    blocks.append(table(_encoder_metric_rows(m) if m.retention_metric else
                         _metric_rows(m), "Held-out test metrics (metrics.json)"))
-    blocks.append(Text(f"Training: {fmt.text(settings.get('steps'))} steps, {fmt.text(settings.get('kd_loss'))}"
-                       f" KD at T={fmt.text(settings.get('temperature'))}, "
-                       f"α={fmt.text(settings.get('alpha'))}; student init "
+    blocks.append(Text(f"Training: {fmt.text(settings.steps)} steps, {fmt.text(settings.kd_loss)}"
+                       f" KD at T={fmt.text(settings.temperature)}, "
+                       f"α={fmt.text(settings.alpha)}; student init "
                        f"{fmt.text(m.init)}; wall time "
                        f"{fmt.num((fmt.number(m.wall_s) or 0) / 60, 1)} min; export "
                        f"{fmt.text(m.export.method if m.export else None)} (max relative error "
@@ -210,7 +210,7 @@ def method_section(inp: Inputs, figures: Figures, shown: list[Figure]) -> Sectio
           for r in inp.plan.sources.hardware]
     if hw:
         blocks.append(table(hw, "Where each hardware's service times come from"))
-    assumptions = inp.plan.assumptions or {}
+    assumptions = inp.plan.assumptions.document() if inp.plan.assumptions else {}
     if assumptions:
         blocks += [Heading("Assumptions"),
                    Facts(tuple((k.replace("_", " "), fmt.text(v)) for k, v in

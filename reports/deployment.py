@@ -8,8 +8,8 @@ from typing import Any
 
 import pandas as pd
 
-from contracts.plan import (Cheapest, Config, CostRow, EdgeScenario, MeasuredPlan, ScenarioDetail,
-                            SizingRow)
+from contracts.plan import (Cheapest, Config, Constraints, CostRow, EdgeScenario, MeasuredPlan,
+                            ScenarioDetail, SizingRow)
 from roi.readout import ok_results
 
 from . import figures as fig
@@ -106,20 +106,23 @@ def _cost_frame(inp: Inputs) -> pd.DataFrame:
 
 
 def _workload_text(detail: ScenarioDetail) -> str:
-    w, sla, c = detail.workload, detail.sla, detail.constraints
-    rate = (f"{fmt.sig(w.get('qps'), 4)} QPS at peak" if fmt.number(w.get("qps")) is not None
-            else f"{fmt.sig(w.get('requests_per_day'), 4)} requests / day")
-    parts = [rate, f"{fmt.text(w.get('arrival'))} arrivals",
-             (f"{fmt.text(w.get('tokens_in_per_request'))} tokens in / "
-             f"{fmt.text(w.get('tokens_out_per_request'))} out per request"),
-             f"SLA p{fmt.text(sla.get('percentile'))} ≤ {fmt.text(sla.get('latency_ms'))} ms"]
+    w, sla, c = detail.workload, detail.sla, detail.constraints or Constraints()
+    qps, per_day, arrival, tokens_in, tokens_out = (
+        (w.qps, w.requests_per_day, w.arrival, w.tokens_in_per_request, w.tokens_out_per_request)
+        if w else (None,) * 5)
+    percentile, latency_ms = (sla.percentile, sla.latency_ms) if sla else (None, None)
+    rate = (f"{fmt.sig(qps, 4)} QPS at peak" if qps is not None
+            else f"{fmt.sig(per_day, 4)} requests / day")
+    parts = [rate, f"{fmt.text(arrival)} arrivals",
+             f"{fmt.text(tokens_in)} tokens in / {fmt.text(tokens_out)} out per request",
+             f"SLA p{fmt.text(percentile)} ≤ {fmt.text(latency_ms)} ms"]
     if detail.deployment:
         parts.insert(0, f"deployment: {detail.deployment}")
-    if fmt.number(c.get("memory_limit_gib")) is not None:
-        parts.append(f"memory limit {fmt.text(c['memory_limit_gib'])} GiB")
-    if c.get("offline"):
+    if c.memory_limit_gib is not None:
+        parts.append(f"memory limit {fmt.text(c.memory_limit_gib)} GiB")
+    if c.offline:
         parts.append("offline")
-    if c.get("data_locality"):
+    if c.data_locality:
         parts.append("data must stay local")
     return "Workload: " + "; ".join(parts) + "."
 

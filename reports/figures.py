@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from contracts.plan import ForecastCurve, TornadoRow
+
 from . import figure_kit as kit
 from .figure_kit import PALETTE, RECOMMENDED_COLOR, TEACHER_COLOR
 from .fmt import number, usd
@@ -208,27 +210,28 @@ def _payback_curve(one_time: float, savings, horizon: int,
     return fig
 
 
-def tornado(rows: list[dict], base_net_usd: float, horizon_months: int) -> bytes | None:
+def tornado(rows: Sequence[TornadoRow], base_net_usd: float,
+            horizon_months: int) -> bytes | None:
     """Net over the horizon as each input moves to its low and high value, others at base;
     widest swing on top."""
     return kit.render(_tornado, rows, base_net_usd, horizon_months)
 
 
-def _tornado(rows: list[dict], base: float, horizon: int) -> Figure | None:
-    rows = [r for r in rows if number(r.get("net_at_low_usd")) is not None
-            and number(r.get("net_at_high_usd")) is not None]
+def _tornado(rows: Sequence[TornadoRow], base: float, horizon: int) -> Figure | None:
+    rows = [r for r in rows if number(r.net_at_low_usd) is not None
+            and number(r.net_at_high_usd) is not None]
     if not rows or number(base) is None:
         return None
-    rows = sorted(rows, key=lambda r: abs(r["net_at_high_usd"] - r["net_at_low_usd"]))
+    rows = sorted(rows, key=lambda r: abs(r.net_at_high_usd - r.net_at_low_usd))
     fig = kit.new(7.5, 0.5 * len(rows) + 1.4)
     ax = fig.subplots()
     for i, r in enumerate(rows):
-        for value, color, label in ((r["net_at_low_usd"], PALETTE[0], "input at low"),
-                                    (r["net_at_high_usd"], PALETTE[3], "input at high")):
+        for value, color, label in ((r.net_at_low_usd, PALETTE[0], "input at low"),
+                                    (r.net_at_high_usd, PALETTE[3], "input at high")):
             ax.barh(i, value - base, left=base, color=color, height=0.6,
                     label=label if i == 0 else None)
     ax.axvline(base, color="black", lw=1)
-    ax.set_yticks(range(len(rows)), [r["input"] for r in rows])
+    ax.set_yticks(range(len(rows)), [r.input for r in rows])
     kit.usd_axis(ax.xaxis)
     ax.set_xlabel(f"net over {horizon} months, USD (base {base:,.0f})")
     ax.legend(loc="lower right")
@@ -283,7 +286,7 @@ def _predicted_vs_achieved(band, achieved: dict[str, float],
 # ------------------------------------------------------------------------------ forecast
 
 
-def learning_curves(curves: Sequence[dict], grids: dict[str, dict[str, list]], threshold: float,
+def learning_curves(curves: Sequence[ForecastCurve], grids: dict[str, dict[str, list]], threshold: float,
                     highlight: str, planned_steps: float | None,
                     achieved: tuple[float, float] | None,
                     colors: dict[str, str]) -> bytes | None:
@@ -315,12 +318,12 @@ def _learning_curves(curves, grids, threshold, highlight, planned_steps, achieve
                 ax.fill_between(g["steps"], g["retention_p10"], g["retention_p90"], color=color,
                                 alpha=0.15 if mode == "kd" else 0.07, lw=0)
     for c in curves:
-        pts = pd.DataFrame(c.get("points") or [])
+        pts = pd.DataFrame(c.points)
         if pts.empty:
             continue
-        ax.plot(pts["steps"], pts["retention"], "o" if c["mode"] == "kd" else "s",
-                color=colors.get(c["model"], PALETTE[0]), ms=4,
-                mfc="none" if c["mode"] == "ce" else None)
+        ax.plot(pts["steps"], pts["retention"], "o" if c.mode == "kd" else "s",
+                color=colors.get(c.model, PALETTE[0]), ms=4,
+                mfc="none" if c.mode == "ce" else None)
     ax.axhline(threshold, color="black", lw=0.8, ls=":", label=f"threshold {threshold:.0%}")
     if planned_steps:
         ax.axvline(planned_steps, color=RECOMMENDED_COLOR, lw=0.8, ls="-.",

@@ -35,11 +35,6 @@ class Inputs:
     replan: MeasuredPlan | None = None  # the plan again with the run's own result (roi run)
 
     @functools.cached_property
-    def doc(self) -> dict:
-        """The plan as plain data, for the sections that still read it as a mapping."""
-        return self.plan.document()
-
-    @functools.cached_property
     def distilled(self) -> DistillMetrics | None:
         """metrics.json typed (contracts.distill_result); None before a distillation ran."""
         return DistillMetrics.model_validate(self.metrics) if self.metrics else None
@@ -55,7 +50,7 @@ class Inputs:
     @property
     def planned(self) -> str:
         """The student the trainer section names (recommended, or the closest candidate)."""
-        return str(self.plan.trainer.get("student") or "")
+        return str(self.plan.trainer.student or "")
 
     @property
     def trained(self) -> str:
@@ -80,9 +75,10 @@ class Inputs:
         before it was stored: derived from its cost rows as the planner does, roi.choices)."""
         if self.plan.cheapest is not None:
             return self.plan.cheapest
-        d = self.doc
+        plan = self.plan
         return [Cheapest.model_validate(r) for r in
-                cheapest(d.get("cost") or [], d.get("sizing") or [], d["scenarios"])]
+                cheapest([r.document() for r in plan.cost], [r.document() for r in plan.sizing],
+                         plan.scenarios)]
 
     def seed_figures(self, student: str) -> list[SeedFigure]:
         """The seed's ranges beside our figures for `student`: the plan's for the student it

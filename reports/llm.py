@@ -152,7 +152,7 @@ def _method(plan: LLMPlan) -> Section:
                          "are bands, each with its source:")]
     if rows:
         blocks.append(Table(pd.DataFrame(list(rows.values()))))
-    note = plan.trainer.get("note")
+    note = plan.trainer.note
     if note:
         blocks.append(Text(note, "note"))
     return Section("method", "Method and assumptions", tuple(blocks))

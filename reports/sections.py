@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from contracts.plan import BestFit, Criterion, MeasuredPlan, RoiSection
+from contracts.plan import BestFit, CostInput, Criterion, MeasuredPlan, RoiSection
 
 from . import figures as fig
 from . import fmt
@@ -195,10 +195,10 @@ def roi_section(inp: Inputs, figures: Figures) -> Section:
         ("Break-even volume", fmt.sig(roi.break_even_requests_per_month, 3,
                                       "never (no savings)") + " requests / month"),
     ))]
-    inputs = [{"input": k.replace("_", " "), "value": fmt.text(v.get("value")),
-               "source": v.get("source") or (f"catalog price {fmt.usd(v.get('usd_per_hour'))}"
-                                             f" / hour" if "usd_per_hour" in v else fmt.DASH)}
-              for k, v in one.inputs.items() if isinstance(v, dict)]
+    inputs = [{"input": k.replace("_", " "), "value": fmt.text(v.value),
+               "source": v.source or (f"catalog price {fmt.usd(v.usd_per_hour)} / hour"
+                                      if "usd_per_hour" in v.model_fields_set else fmt.DASH)}
+              for k, v in one.inputs.items() if isinstance(v, CostInput)]
     if inputs:
         blocks.append(table(inputs, "One-time cost inputs and where each comes from"))
     if roi.note:
@@ -223,7 +223,7 @@ def roi_section(inp: Inputs, figures: Figures) -> Section:
     tor = roi.tornado
     base = fmt.number(roi.net_usd)
     blocks.append(figure(
-        figures, "tornado", fig.tornado([r.document() for r in tor], base, horizon),
+        figures, "tornado", fig.tornado(tor, base, horizon),
         "Tornado chart",
         f"Net over {horizon} months with one input at its low or high value and the others at "
         f"base (one-at-a-time sensitivity).", "the plan holds no sensitivity rows."))

@@ -9,7 +9,8 @@ from typing import Any
 import pandas as pd
 
 from contracts.defaults import RETENTION_THRESHOLD
-from contracts.plan import Budget, Candidate, ForecastCurve, Recommended, RoiSection
+from contracts.plan import (Budget, Calibration, Candidate, ForecastCurve, PilotCompute, Recommended,
+                            RoiSection)
 
 from . import figures as fig
 from . import fmt
@@ -95,7 +96,8 @@ def _retention_notes(inp: Inputs) -> list[str]:
 
 def _grids(inp: Inputs) -> dict[str, dict[str, list]]:
     """model -> {"kd": rows, "ce": rows}: the plan's forecast grids (roi.budget)."""
-    return {c.model: {"kd": c.budget.grid, "ce": c.budget.baseline_grid}
+    return {c.model: {"kd": [g.document() for g in c.budget.grid],
+                      "ce": [g.document() for g in c.budget.baseline_grid]}
             for c in inp.candidates if c.budget and c.budget.grid}
 
 
@@ -141,14 +143,14 @@ def forecast_section(inp: Inputs, figures: Figures) -> Section:
             "same at any training budget; the project's own runs show it depends on the budget "
             "(`roi pilot`, then `roi plan --pilot`, forecasts it).", "note"),
             *([Bullets(tuple(notes))] if notes else [])))
-    cal = f.calibration.get("kd") or {}
+    cal = f.calibration.get("kd") or Calibration()
     threshold = fmt.number(f.threshold) or RETENTION_THRESHOLD
     trained = inp.trained
     ran = fmt.number(inp.distilled.steps if inp.distilled else None)
     got = fmt.number(inp.distilled.retention_accuracy if inp.distilled else None)
     achieved = (ran, got) if ran is not None and got is not None else None
-    png = fig.learning_curves([c.document() for c in f.curves], _grids(inp), threshold,
-                              trained, fmt.number(inp.plan.trainer.get("steps")),
+    png = fig.learning_curves(f.curves, _grids(inp), threshold,
+                              trained, fmt.number(inp.plan.trainer.steps),
                               achieved, inp.colors)
     blocks: list = [
         Text(f"From pilot distillations of up to {fmt.num(f.longest_pilot_steps, 0)} "
@@ -156,16 +158,16 @@ def forecast_section(inp: Inputs, figures: Figures) -> Section:
              f"student's retention is forecast for budgets up to "
              f"{fmt.num(f.max_steps, 0)} steps; each student's budget is the fewest steps "
              f"whose P10 reaches the {fmt.pct(threshold, 0)} threshold. Method: {f.method}."
-             f" Band calibration: {fmt.text(cal.get('source'))} (kappa "
-             f"{fmt.num(cal.get('kappa'), 3)}, noise {fmt.num(cal.get('noise'), 4)} in "
-             f"{fmt.text(cal.get('units') or 'log loss')}).{_pilot_cost_text(f.pilot_compute)}"),
+             f" Band calibration: {fmt.text(cal.source)} (kappa "
+             f"{fmt.num(cal.kappa, 3)}, noise {fmt.num(cal.noise, 4)} in "
+             f"{fmt.text(cal.units or 'log loss')}).{_pilot_cost_text(f.pilot_compute)}"),
         figure(figures, "learning_curves", png, "Retention forecast by training budget",
                 "Pilot points (filled: KD, open: no-KD baseline), the fitted P50 per student and "
                 "mode, the P10–P90 band of the student trained (or planned), the threshold, the "
                 "planned budget and, after a run, the retention it achieved.",
                 "no student has a forecast grid."),
         table(_forecast_rows(inp), "Steps to the threshold and the budget chosen, per student")]
-    failed = [f"{c['model']} ({c['mode']}): {c['reason']}" for c in f.failed]
+    failed = [f"{c.model} ({c.mode}): {c.reason}" for c in f.failed]
     if failed:
         blocks.append(Bullets(tuple(f"not forecast: {x}" for x in failed)))
     if inp.replan:
@@ -173,15 +175,15 @@ def forecast_section(inp: Inputs, figures: Figures) -> Section:
     return Section("forecast", title, tuple(blocks))
 
 
-def _pilot_cost_text(pc: dict) -> str:
+def _pilot_cost_text(pc: PilotCompute) -> str:
     """What the pilots cost beside the distillation they plan, where both are known."""
-    flops, share = fmt.number(pc.get("pilot_flops")), fmt.number(pc.get("share"))
+    flops, share = fmt.number(pc.pilot_flops), fmt.number(pc.share)
     if flops is None:
         return ""
     out = f" The pilots cost {flops:.2g} FLOPs"
     if share is not None:
         out += f", {fmt.pct(share, 1)} of the distillation they plan (KD and baseline)"
-    return out + f" ({fmt.text(pc.get('basis'))})."
+    return out + f" ({fmt.text(pc.basis)})."
 
 
 def _replan_text(inp: Inputs) -> Text:
@@ -192,7 +194,7 @@ def _replan_text(inp: Inputs) -> Text:
         return Text(f"Re-planned with the distillation's own result: no student qualifies "
                     f"({fmt.text(rp.no_recommendation_reason if rp else None)}).", "note")
     return Text(f"Re-planned with the distillation's own result beside the pilots: "
-                f"{rec.model} at {fmt.num(rp.trainer.get('steps'), 0)} steps, forecast "
+                f"{rec.model} at {fmt.num(rp.trainer.steps, 0)} steps, forecast "
                 f"retention {fmt.pct_band(rec.retention_band)} (P10–P90; P50 "
                 f"{fmt.pct(rec.retention_p50)}), one-time cost "
                 f"{fmt.usd(rec.budget.one_time_usd if rec.budget else None)}. `roi distill "
@@ -201,7 +203,7 @@ def _replan_text(inp: Inputs) -> Text:
 
 def distill_plan_section(inp: Inputs, figures: Figures) -> Section:
     trainer, go = inp.plan.trainer, inp.plan.decision.go
-    rows = [{"setting": k, "value": fmt.text(v)} for k, v in trainer.items()]
+    rows = [{"setting": k, "value": fmt.text(v)} for k, v in trainer.document().items()]
     student = inp.student(inp.planned)
     blocks: list = [Text(
         f"Train {inp.planned or fmt.DASH} ({fmt.params(student and student.params)} "

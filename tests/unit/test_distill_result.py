@@ -44,3 +44,20 @@ def test_an_encoder_runs_metrics_name_their_teacher_directory():
     m = DistillMetrics.model_validate({"teacher": "/x/teacher", "retention_metric": "spearman",
                                        "retention": 0.97, "eval": {"student": {"spearman": 0.97}}})
     assert m.teacher is None and m.teacher_dir == "/x/teacher" and m.retention == 0.97
+
+
+def test_settings_eval_and_the_encoders_export_are_typed():
+    """Issue 17: the report reads settings, eval and onnx as attributes, other keys kept."""
+    from contracts.distill_result import DistillSettings, EncoderExport
+
+    m = DistillMetrics.model_validate(json.loads(METRICS.read_text()))
+    assert isinstance(m.settings, DistillSettings) and m.settings.kd_loss
+    assert m.settings.temperature > 0 and "lr" in m.settings.model_extra
+    enc = DistillMetrics.model_validate({
+        "teacher": "/x/t", "eval": {"teacher": {}, "student": {"spearman": 0.97}},
+        "onnx": {"method": "torchscript", "rel_err": 1e-6, "files": ["student.onnx"],
+                 "fp32": {"spearman": 0.96}, "int8": {"spearman": 0.95}}})
+    assert isinstance(enc.onnx, EncoderExport) and enc.onnx.int8 == {"spearman": 0.95}
+    assert enc.eval["student"]["spearman"] == 0.97 and enc.settings.steps is None
+    with pytest.raises(ValueError, match="onnx.fp32"):
+        DistillMetrics.model_validate({"onnx": {"fp32": "good"}})

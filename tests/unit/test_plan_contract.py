@@ -38,7 +38,7 @@ def test_previous_version_reads_typed_and_writes_the_same_bytes(name, kind, tmp_
 
 def test_sections_are_typed(tmp_path):
     plan = read_plan(_old("v1-measured", tmp_path))
-    assert plan.recommended.model == plan.trainer["student"] == "builtin:student-10x"
+    assert plan.recommended.model == plan.trainer.student == "builtin:student-10x"
     assert plan.recommended.per_scenario[0].feasible is True
     assert plan.cost[0].usd_per_month > 0 and plan.sizing[0].hardware
     assert plan.roi.scope == "scenario" and plan.alternatives[0].qualifies is True
@@ -158,3 +158,47 @@ def test_forecast_curves_are_typed():
     with pytest.raises(InputError, match=r"plan: damaged plan: forecast\.curves\.0\."
                                          r"steps_to_threshold_p10"):
         parse_plan(doc)
+
+
+def test_the_records_reports_read_are_typed_and_read_back_whole():
+    """Issue 17: the sections reports read (scenario details, trainer, the forecast's
+    calibration and pilot compute, assumptions, the one-time cost's inputs, sources, budget
+    grids) are models, not mappings; the scenario's parts are the planner's own classes."""
+    from contracts.plan import CostInput, Workload
+    from roi import scenarios
+
+    doc = json.loads(gzip.decompress((OLD_PLANS / "expected.plan.json.gz").read_bytes()))
+    plan = parse_plan(doc)
+    detail = plan.scenario_details[0]
+    assert scenarios.Workload is Workload and isinstance(detail.workload, Workload)
+    assert detail.workload.tokens_in_per_request == doc["scenario_details"][0]["workload"][
+        "tokens_in_per_request"] and detail.sla.percentile == 99 and not detail.constraints.offline
+    assert plan.trainer.steps == doc["trainer"]["steps"] and plan.trainer.student
+    assert plan.trainer.model_extra["kd_loss"] == doc["trainer"]["kd_loss"]  # kept as given
+    cal = plan.forecast.calibration["kd"]
+    assert 0 < cal.kappa < 1 and cal.units == doc["forecast"]["calibration"]["kd"]["units"]
+    assert 0 < plan.forecast.pilot_compute.share < 1 and plan.forecast.pilot_compute.basis
+    assert plan.assumptions.memory_efficiency == doc["assumptions"]["memory_efficiency"]
+    inputs = plan.roi.one_time.inputs
+    assert isinstance(inputs["training_hardware"], CostInput)
+    assert inputs["training_hardware"].usd_per_hour > 0 and inputs["training_tokens"].source
+    assert plan.sources.machines[0].rows > 0 and plan.projection.memory_efficiency.value
+    grid = plan.recommended.budget.grid
+    assert grid[0].steps < grid[-1].steps and grid[0].retention_p10 <= grid[0].retention_p90
+    assert plan.document() == doc and json.dumps(plan.document()) == json.dumps(doc)
+
+
+@pytest.mark.parametrize("section, path, value", [
+    ("scenario_details", (0, "workload", "arrival"), "burst"),
+    ("trainer", ("student",), 7),
+    ("forecast", ("failed",), [{"model": "m"}]),
+])
+def test_a_wrong_record_names_its_field(section, path, value):
+    doc = json.loads(gzip.decompress((OLD_PLANS / "expected.plan.json.gz").read_bytes()))
+    target = doc[section]
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = value
+    with pytest.raises(InputError, match=rf"plan: damaged plan: {section}\.") as e:
+        parse_plan(doc)
+    assert "\n" not in str(e.value)
