@@ -159,6 +159,13 @@ def to_frame(rows: list[dict]) -> pd.DataFrame:
     return df[first + rest]
 
 
+def with_columns(df: pd.DataFrame, names: tuple[str, ...]) -> pd.DataFrame:
+    """The table with each column in `names` (those it lacks: None in every row), so a reader
+    of columns a hand-written table may leave out reads attributes of its rows (itertuples)."""
+    missing = [c for c in names if c not in df.columns]
+    return df.assign(**{c: None for c in missing}) if missing else df
+
+
 def load_samples(out_dir: str | Path, rid: str) -> dict[str, np.ndarray]:
     path = Path(out_dir) / RAW_DIR / f"{rid}.npz"
     if not path.is_file():

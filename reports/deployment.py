@@ -10,6 +10,7 @@ import pandas as pd
 
 from contracts.plan import (Cheapest, Config, Constraints, CostRow, EdgeScenario, MeasuredPlan,
                             ScenarioDetail, SizingRow)
+from contracts.results import with_columns
 from roi.readout import ok_results
 
 from . import figures as fig
@@ -251,6 +252,11 @@ def edge_economics_section(inp: Inputs, figures: Figures) -> Section:
     return Section("edge", title, tuple(blocks))
 
 
+# the columns of the measurement table a hand-written results table may leave out
+SHOWN_COLUMNS = ("role", "seq_len", "latency_ms_p50", "latency_ms_p90", "latency_ms_p99",
+                 "throughput_samples_s", "peak_rss_mb", "source")
+
+
 def measurements_section(inp: Inputs, figures: Figures) -> Section:
     df = ok_results(inp.results)
     if inp.results is None:
@@ -263,22 +269,23 @@ def measurements_section(inp: Inputs, figures: Figures) -> Section:
         "Latency vs batch size per model and backend",
         "Measured on this machine: median latency per call (marker) with the p90 whisker, from "
         "the raw per-call samples of each configuration.", "the results table has no ok row.")]
-    rows = [{"model": r["model"], "role": r.get("role"), "backend": r["backend"],
-             "dtype": r["dtype"], "batch": fmt.num(r["batch_size"], 0),
-             "seq": fmt.num(r.get("seq_len"), 0), "p50 ms": fmt.sig(r.get("latency_ms_p50")),
-             "p90 ms": fmt.sig(r.get("latency_ms_p90")), "p99 ms": fmt.sig(r.get("latency_ms_p99")),
-             "samples / s": fmt.sig(r.get("throughput_samples_s")),
-             "peak RSS MB": fmt.num(r.get("peak_rss_mb"), 0),
-             "source": r.get("source") or "measured"}
-            for _, r in df.sort_values(["backend", "dtype", "batch_size", "params"],
-                                       ascending=[True, True, True, False]).iterrows()]
+    ok = with_columns(df.sort_values(["backend", "dtype", "batch_size", "params"],
+                                     ascending=[True, True, True, False]), SHOWN_COLUMNS)
+    rows = [{"model": r.model, "role": r.role, "backend": r.backend, "dtype": r.dtype,
+             "batch": fmt.num(r.batch_size, 0), "seq": fmt.num(r.seq_len, 0),
+             "p50 ms": fmt.sig(r.latency_ms_p50), "p90 ms": fmt.sig(r.latency_ms_p90),
+             "p99 ms": fmt.sig(r.latency_ms_p99), "samples / s": fmt.sig(r.throughput_samples_s),
+             "peak RSS MB": fmt.num(r.peak_rss_mb, 0), "source": r.source or "measured"}
+            for r in ok.itertuples(index=False)]
     if rows:
         blocks.append(table(rows, "Measured configurations (status ok)"))
     bad = inp.results[inp.results["status"].fillna("ok") != "ok"] if "status" in inp.results \
         else pd.DataFrame()
     if len(bad):
-        blocks.append(table([{"model": r["model"], "backend": r.get("backend"),
-                               "dtype": r.get("dtype"), "batch": fmt.num(r.get("batch_size"), 0),
-                               "status": r["status"], "error": r.get("error")}
-                              for _, r in bad.iterrows()], "Configurations that did not run"))
+        bad = with_columns(bad, ("backend", "dtype", "batch_size", "error"))
+        blocks.append(table([{"model": r.model, "backend": r.backend, "dtype": r.dtype,
+                               "batch": fmt.num(r.batch_size, 0), "status": r.status,
+                               "error": r.error}
+                              for r in bad.itertuples(index=False)],
+                            "Configurations that did not run"))
     return Section("measurements", "Measurements", tuple(blocks))

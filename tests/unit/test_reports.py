@@ -358,3 +358,19 @@ def test_summary_leads_with_the_seed_matrix_one_row_per_scenario(full_run):
         if r["latency_improvement"] is not None:  # by hand from the two costed configurations
             t, st = r["teacher_config"]["service_ms_p50"], r["student_config"]["service_ms_p50"]
             assert r["latency_improvement"] == pytest.approx(1 - st / t)
+
+
+def test_a_results_table_without_optional_columns_renders_its_measurements():
+    """A hand-written table may leave out source, p90, peak RSS and error: the rows read them
+    as absent (source measured), a failed row is listed with its status."""
+    plan = json.loads(old_plan_bytes("v1-measured"))
+    df = pd.read_csv(RESULTS).drop(columns=["source", "latency_ms_p90", "peak_rss_mb", "error"],
+                                   errors="ignore")
+    df.loc[df.index[0], "status"] = "oom"
+    md = markdown.render(reports.select(reports.build(df, plan), "measurements"))
+    measured = md.split("*Measured configurations (status ok)*")[1].split("*Configurations")[0]
+    rows = [r for r in measured.splitlines() if r.startswith("| ") and "p50 ms" not in r]
+    assert len(rows) == int((df["status"] == "ok").sum())
+    assert all(r.rstrip(" |").endswith("measured") for r in rows)
+    failed = md.split("*Configurations that did not run*")[1]
+    assert f"| {df['model'].iloc[0]} | {df['backend'].iloc[0]} |" in failed and "| oom |" in failed
