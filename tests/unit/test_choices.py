@@ -90,8 +90,8 @@ def test_the_plan_stores_the_cheapest_configuration_and_the_seed_figures(planned
     headline = next(e for e in typed.recommended.per_scenario if e.scenario == typed.roi.scenario)
     assert typed.recommended.headline_usd_per_month == headline.usd_per_month
     budget = typed.recommended.budget  # KD's gain at the chosen budget, from the pilot grids
-    kd = {r["steps"]: r["retention_p50"] for r in budget.grid}
-    ce = {r["steps"]: r["retention_p50"] for r in budget.baseline_grid}
+    kd = {r.steps: r.retention_p50 for r in budget.grid}
+    ce = {r.steps: r.retention_p50 for r in budget.baseline_grid}
     at = budget.kd_gain.steps
     assert budget.kd_gain.points == pytest.approx(100 * (kd[at] - ce[at]))
 
