@@ -31,6 +31,8 @@ from pathlib import Path
 from contracts.caches import cache_root, use, write_lock
 from contracts.io import write_json_atomic
 
+from .encoder_data import CROSS_ENCODER_QUERIES, TRAIN_NEGATIVES
+
 # small enough to train on 2 CPU cores in minutes (docstrings average 45 tokens; 64 keeps most)
 RECIPE = dict(vocab_size=8192, hidden=128, layers=6, heads=2, intermediate=512, max_len=64,
               labels=32, steps=600, batch_size=32, lr=1e-3, seed=0, version=2)
@@ -178,18 +180,18 @@ def _build_into(tmp: Path, recipe: dict, splits, keep, texts, ys, data_fp, threa
 # ------------------------------------------------------------------ classifier, cross-encoder
 
 # the built encoder fine-tuned with a head: which of the `labels` most common top-level modules
-# a docstring documents (classification), or how well a docstring's body answers its first
-# line (cross-encoder: its own body 1, `negatives` random others 0; models.encoder.
-# summary_queries)
+# a docstring documents (classification), or how relevant a docstring is to a module's name
+# (cross-encoder: the name of one of the `labels` most common modules as the query, a docstring
+# as the candidate, relevant where it documents that module, each training docstring under its
+# own module and `negatives` random others; models.encoder.module_queries)
 HEAD_RECIPES = {"classification": dict(labels=16, steps=300, batch_size=32, lr=5e-4, seed=0,
                                        version=1),
-                "cross-encoder": dict(negatives=1, steps=300, batch_size=32, lr=5e-4, seed=0,
-                                      version=3)}
-# Not yet a usable teacher (BENCHMARKS.md, issue 19 second slice): versions 1 and 2 asked for a
-# function's own docstring from its name, version 3 for a docstring's rest from its first line;
-# none learnt in the steps measured (losses stayed at a constant guess's: 0.25 with MSE, 0.69
-# with binary cross-entropy, version 3 still 0.69 at step 225 of 300, and at
-# step 200 with lr 2e-3).
+                "cross-encoder": dict(labels=CROSS_ENCODER_QUERIES, negatives=TRAIN_NEGATIVES,
+                                      steps=600, batch_size=32, lr=5e-4, seed=0, version=4)}
+# Cross-encoder versions 1-3 did not learn (BENCHMARKS.md, issue 19): a function's name -> its
+# docstring, and a docstring's first line -> the rest of it, stayed at chance (binary
+# cross-entropy 0.69) for up to 1,050 steps; the body (trained to tell modules apart) had no
+# way to match two free texts. Version 4 asks what the body knows: a docstring's module.
 
 
 def build_head(task: str, recipe: dict | None = None, root: str | Path | None = None,
@@ -205,16 +207,16 @@ def build_head(task: str, recipe: dict | None = None, root: str | Path | None = 
 
 
 def head_data(task: str, recipe: dict, split: str = "train") -> tuple[list, list, list[str]]:
-    """The head's training items (texts, or (first line, rest of docstring) pairs), targets (class ids or
+    """The head's training items (texts, or (module name, docstring) pairs), targets (class ids or
     relevances) and class names (none for a cross-encoder), from the stdlib docstrings."""
-    from models.encoder import labeled, summary_queries, stdlib_docstring_splits, top_labels
+    from models.encoder import labeled, module_queries, stdlib_docstring_splits, top_labels
 
     docs = stdlib_docstring_splits()
+    keep = top_labels(docs["train"], recipe["labels"])
     if task == "classification":
-        keep = top_labels(docs["train"], recipe["labels"])
         return (*labeled(docs[split], keep), keep)
-    queries, candidates, relevance = summary_queries(docs[split], recipe["negatives"],
-                                                  recipe["seed"])
+    queries, candidates, relevance = module_queries(docs[split], keep, recipe["negatives"],
+                                                    recipe["seed"])
     return list(zip(queries, candidates)), relevance, []
 
 
@@ -266,9 +268,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--threads", type=int, default=1, help="torch threads [default: 1: on a "
                     "shared 2-core machine one thread ran a step ~3x faster than two]")
     ap.add_argument("--root", default=None, help="cache root [default: contracts.caches]")
+    head_steps = ", ".join(f"{task} {r['steps']}" for task, r in HEAD_RECIPES.items())
     ap.add_argument("--task", default="embedding", choices=["embedding", *HEAD_RECIPES],
                     help="embedding: the sentence encoder; classification / cross-encoder: "
-                    "it fine-tuned with that head (its --steps: 300 by default)")
+                    f"it fine-tuned with that head (its --steps: {head_steps})")
     args = ap.parse_args(argv)
 
     def progress(step: int, total: int, loss: float) -> None:

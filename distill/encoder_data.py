@@ -15,7 +15,8 @@ from contracts.errors import InputError
 from models.records import FORMATS, is_record_file, rows
 
 N_LABELS = 32  # embedding proxy task's classes: the most common labels of the training split
-TRAIN_NEGATIVES, EVAL_CANDIDATES = 1, 20  # stdlib ranking task: candidates per query
+TRAIN_NEGATIVES = 1  # stdlib ranking task: other modules per training docstring
+CROSS_ENCODER_QUERIES = 16  # its queries: the most common top-level modules (the teacher's)
 SPLITS = ("train", "val", "test")
 
 
@@ -57,17 +58,19 @@ class Fields:
 
 def stdlib_data(task: str = "embedding", classes: list[str] | None = None) -> TextData:
     """The standard library's docstrings for `task`: labeled by top-level module (`classes`,
-    else the N_LABELS most common; others unlabeled), or, for a cross-encoder, each
-    docstring's first line with the rest of it and of random others
-    (models.encoder.summary_queries)."""
-    from models.encoder import summary_queries, stdlib_docstring_splits, top_labels
+    else the N_LABELS most common; others unlabeled), or, for a cross-encoder, a module's name
+    as the query and docstrings as candidates, relevant where they document it
+    (models.encoder.module_queries: TRAIN_NEGATIVES other modules per training docstring; on
+    held-out text every module ranks every docstring)."""
+    from models.encoder import module_queries, stdlib_docstring_splits, top_labels
 
     splits = stdlib_docstring_splits()
     if task == "cross-encoder":
+        keep = classes or top_labels(splits["train"], CROSS_ENCODER_QUERIES)
         data = TextData({}, {}, source="stdlib", pairs={})
         for s, docs in splits.items():
-            k = TRAIN_NEGATIVES if s == "train" else EVAL_CANDIDATES - 1
-            data.texts[s], data.pairs[s], data.labels[s] = summary_queries(docs, k)
+            negatives = TRAIN_NEGATIVES if s == "train" else None
+            data.texts[s], data.pairs[s], data.labels[s] = module_queries(docs, keep, negatives)
         return data
     classes = classes or top_labels(splits["train"], N_LABELS)
     index = {c: i for i, c in enumerate(classes)}

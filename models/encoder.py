@@ -301,25 +301,28 @@ def labeled(docs: list[tuple[str, str, str]], keep: list[str]) -> tuple[list[str
     return [t for t, _ in pairs], [y for _, y in pairs]
 
 
-def summary_queries(docs: list[tuple[str, str, str]], negatives: int, seed: int = 0
-                    ) -> tuple[list[str], list[str], list[float]]:
-    """A real ranking task from (name, label, text) docs: the first line of each docstring
-    that has more (its summary) is a query whose candidates are the rest of its own docstring
-    (relevance 1.0) and the rest of `negatives` other such docstrings drawn at random
-    (relevance 0.0). Returns queries, candidates and relevances, one row per pair."""
+def module_queries(docs: list[tuple[str, str, str]], keep: list[str],
+                   negatives: int | None, seed: int = 0) -> tuple[list[str], list[str], list[float]]:
+    """A real ranking task from (name, label, text) docs: the name of a top-level module in
+    `keep` is a query, and a docstring of one of them a candidate, relevant (1.0) where it
+    documents that module. Training (`negatives` k): each such docstring under its own module
+    and under k other modules drawn at random (0.0); evaluation (None): every query beside
+    every docstring, so each module ranks all of them. One row per (query, candidate) pair."""
     import numpy as np
 
-    split = [text.split("\n", 1) for _, _, text in docs]
-    found = [(head.strip(), rest.strip()) for head, *more in split for rest in more
-             if len(rest.strip()) >= 20 and head.strip()]
+    texts, ids = labeled(docs, keep)
     rng = np.random.default_rng(seed)
     queries, candidates, relevance = [], [], []
-    for i, (query, _) in enumerate(found if len(found) > negatives else []):
-        others = rng.choice(len(found) - 1, size=negatives, replace=False)
-        for j, rel in [(i, 1.0)] + [(int(k) + (k >= i), 0.0) for k in others]:
-            queries.append(query)
-            candidates.append(found[j][1])
-            relevance.append(rel)
+    for text, own in zip(texts, ids):
+        if negatives is None:
+            rows = range(len(keep))
+        else:
+            others = rng.choice(len(keep) - 1, size=min(negatives, len(keep) - 1), replace=False)
+            rows = [own] + [int(k) + (k >= own) for k in others]
+        for q in rows:
+            queries.append(keep[q])
+            candidates.append(text)
+            relevance.append(1.0 if q == own else 0.0)
     return queries, candidates, relevance
 
 

@@ -364,14 +364,17 @@ def test_a_head_teacher_is_built_deterministically_and_cached_once(tiny, tmp_pat
     assert len(calls) == 1 and (entry / b.BUILD_FILE).is_file()
 
 
-def test_summary_queries_pair_each_first_line_with_its_own_rest():
-    from models.encoder import summary_queries
+def test_module_queries_rank_docstrings_by_the_module_they_document():
+    from models.encoder import module_queries
 
-    docs = [(f"m.py:f{i}:1", "m", f"Summary {i}.\nThe body of docstring number {i}.")
-            for i in range(5)] + [("m.py:g:9", "m", "A single line docstring, no body.")]
-    queries, candidates, relevance = summary_queries(docs, 2, seed=0)
-    assert len(queries) == 15 and relevance.count(1.0) == 5  # the one-liner asks nothing
+    docs = [(f"{m}.py:f{i}:1", m, f"Docstring {i} of {m}.") for m in "abcd" for i in range(3)]
+    docs.append(("z.py:g:1", "z", "A module not asked about."))
+    keep = ["a", "b", "c"]
+    queries, candidates, relevance = module_queries(docs, keep, 1, seed=0)
+    assert len(queries) == 2 * 9 and relevance.count(1.0) == 9  # d and z are no candidates
     for q, c, r in zip(queries, candidates, relevance):
-        own = c == f"The body of docstring number {q.split()[1][:-1]}."
-        assert own == (r == 1.0)
-    assert summary_queries(docs, 2, seed=0) == (queries, candidates, relevance)
+        assert q in keep and (r == 1.0) == c.endswith(f" of {q}.")
+    assert module_queries(docs, keep, 1, seed=0) == (queries, candidates, relevance)
+    queries, candidates, relevance = module_queries(docs, keep, None)  # held out: every pair
+    assert len(queries) == 9 * 3 and sorted(set(queries)) == keep
+    assert relevance.count(1.0) == 9
