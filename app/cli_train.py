@@ -90,8 +90,9 @@ def distill_encoder(
     baseline: bool = typer.Option(True, help="Also train the student from scratch on the "
                                   "labels, without the teacher (labeled data only)."),
     resume: bool = typer.Option(False, help="Continue an interrupted run in --out."),
-    export: bool = typer.Option(True, help="Export an embedding student to ONNX (student.onnx, "
-                                "student.int8.onnx) and measure both against the teacher."),
+    export: bool = typer.Option(True, help="Export the student to ONNX (student.onnx, "
+                                "student.int8.onnx: embeddings, or the head's logits) and "
+                                "measure both (against the teacher; a head's against torch)."),
     set_: list[str] = typer.Option([], "--set", help="Override one setting, key=value "
                                    "(distill.encoder.EncoderConfig), e.g. --set layers=2."),
 ) -> None:

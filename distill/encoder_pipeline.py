@@ -168,8 +168,9 @@ def distill_encoder(teacher_dir: str, out: str | Path, cfg: EncoderConfig, data:
                     baseline: bool = True, resume: bool = False,
                     progress: Progress | None = None, export: bool = True, task: str = "auto",
                     student_dir: str | None = None) -> dict:
-    """Distill, train the baseline (labeled data only), evaluate, export an embedding student
-    to ONNX (fp32, int8) and measure those files too; metrics.json into `out`."""
+    """Distill, train the baseline (labeled data only), evaluate, export the student to ONNX
+    (fp32, int8: its embeddings or its head's logits) and measure those files too
+    (distill.encoder_export); metrics.json into `out`."""
     out = Path(out)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -192,11 +193,11 @@ def distill_encoder(teacher_dir: str, out: str | Path, cfg: EncoderConfig, data:
                **_eval_sizes(teacher.task, data),
                "teacher_params": sum(p.numel() for p in teacher.module.parameters()),
                "student_params": sum(p.numel() for p in student.module.parameters())}
-    if export and teacher.task == "embedding":  # heads: not exported yet
+    if export:
         from .encoder_export import export_and_check
 
-        test = data.texts["test"][:MAX_EVAL]
-        metrics["onnx"] = export_and_check(out, student, teacher, test)
+        held_out = data.items("test")[:MAX_EVAL]  # texts, or a cross-encoder's pairs
+        metrics["onnx"] = export_and_check(out, student, teacher, held_out)
     if teacher.task == "embedding":
         metrics.update(retention_figures(metrics))
     write_metrics(out, metrics)
