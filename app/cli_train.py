@@ -82,6 +82,10 @@ def distill_encoder(
     label_field: Optional[str] = typer.Option(None, metavar="NAME", help="The column holding "
                                               "labels (optional; rows without one are "
                                               "distilled on the teacher's outputs alone)."),
+    negative_field: Optional[str] = typer.Option(None, metavar="NAME", help="Cross-encoder "
+                                                 "with --set loss=margin-mse: the column "
+                                                 "holding each row's negative (the pair is "
+                                                 "its positive)."),
     task: str = typer.Option("auto", help="auto (the checkpoint's head), embedding, "
                              "classification or cross-encoder."),
     student: Optional[str] = typer.Option(None, help="A student hf:DIR with the teacher's "
@@ -90,13 +94,15 @@ def distill_encoder(
     baseline: bool = typer.Option(True, help="Also train the student from scratch on the "
                                   "labels, without the teacher (labeled data only)."),
     resume: bool = typer.Option(False, help="Continue an interrupted run in --out."),
-    export: bool = typer.Option(True, help="Export an embedding student to ONNX (student.onnx, "
-                                "student.int8.onnx) and measure both against the teacher."),
+    export: bool = typer.Option(True, help="Export the student to ONNX (student.onnx, "
+                                "student.int8.onnx: embeddings, or the head's logits) and "
+                                "measure both (against the teacher; a head's against torch)."),
     set_: list[str] = typer.Option([], "--set", help="Override one setting, key=value "
                                    "(distill.encoder.EncoderConfig), e.g. --set layers=2."),
 ) -> None:
     """Distill an encoder into fewer of its layers on your text (embeddings: MSE + cosine;
-    classifier: logit KD + CE on labels; cross-encoder: score MSE); retention in the task's
+    classifier: logit KD + CE on labels; cross-encoder: score MSE, or Margin-MSE on
+    (query, positive, negative) rows); retention in the task's
     metric (Spearman and top-10 neighbours; accuracy, F1, top-1 agreement; NDCG@10).
 
     Example: roi distill-encoder --teacher hf:DIR --out runs/encoder --set steps=600
@@ -109,7 +115,7 @@ def distill_encoder(
     with training_progress() as progress:
         metrics = run(teacher, out, data, text_field, parse_overrides(set_), baseline, resume,
                       progress, export, task=task, student=student, pair_field=pair_field,
-                      label_field=label_field)
+                      label_field=label_field, negative_field=negative_field)
     print("\n".join(summary_lines(metrics)))
 
 

@@ -69,7 +69,7 @@ REFERENCES = ("torch-eager", "ort-fp32")  # the fp32 references themselves: gate
 GATE_COLUMNS = ("gate", "gate_reason", "gate_top1_agreement", "gate_max_logit_err",
                 "gate_retention_delta_pp", "gate_accuracy", "gate_accuracy_ref", "gate_inputs",
                 "gate_positions", "gate_embedding_cosine_min", "gate_similarity_spearman",
-                "gate_texts")
+                "gate_texts", "gate_max_abs_logit_diff", "gate_score_spearman")
 
 
 REAL_TEXT = "(real text)"  # the end of a windows label that names corpus text
@@ -237,18 +237,23 @@ def embedding_inputs(model: str, entry: Path, seq_len: int
     """embedding_texts cached in the model's export entry (tokenizing means reading the
     standard library: seconds), and the label of where they come from; None without a
     tokenizer."""
+    feeds = cached_feeds(Path(entry) / f"gate-emb-s{seq_len}.npz",
+                         lambda: embedding_texts(model, seq_len))
+    return None if feeds is None else (feeds, f"stdlib test docstrings {REAL_TEXT}")
+
+
+def cached_feeds(path: Path, make) -> dict[str, np.ndarray] | None:
+    """The arrays saved at `path`, made by `make()` (None: nothing to save) the first time."""
     from contracts.io import atomic_path
 
-    path = Path(entry) / f"gate-emb-s{seq_len}.npz"
     if not path.is_file():
-        feeds = embedding_texts(model, seq_len)
+        feeds = make()
         if feeds is None:
             return None
         with atomic_path(path) as tmp, open(tmp, "wb") as f:
             np.savez(f, **feeds)
     with np.load(path, allow_pickle=False) as data:
-        feeds = {k: data[k] for k in data.files}
-    return feeds, f"stdlib test docstrings {REAL_TEXT}"
+        return {k: data[k] for k in data.files}
 
 
 def embeddings_of(sess, feeds: dict[str, np.ndarray], pooling: str,

@@ -421,8 +421,14 @@ def _ort_gate(cfg: BenchConfig, info: dict, sess, test: np.ndarray | None, label
         return gate.reference_row(cfg.variant)
     if test is None and gate.is_embedding_model(cfg.model, info, sess):
         return _embedding_gate(cfg, info, sess)
-    if test is None:
-        return {"gate": "none", "gate_reason": "no held-out windows for this model's inputs"}
+    if test is None:  # a classifier or cross-encoder: judged on its head (bench/head_gate.py)
+        from functools import partial
+
+        from .head_gate import head_gate
+
+        ref = partial(ort_session, info["fp32_path"], cfg.threads, cfg.device)
+        return head_gate(cfg.model, cfg.variant, info, sess, ref, cfg.seq_len) or {
+            "gate": "none", "gate_reason": "no held-out windows for this model's inputs"}
     ref_sess = ort_session(info["fp32_path"], cfg.threads, cfg.device)
     name = sess.get_inputs()[0].name
     x = test[:, :-1]

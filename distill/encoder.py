@@ -5,7 +5,10 @@ the teacher's outputs on unlabeled text, and retention measured in the task's ow
     embedding       pooled embeddings: MSE and/or 1 - cosine (`loss`)
     classification  logits: T^2-scaled KL at `temperature` (distill.losses.kd_loss), weighted
                     `alpha`, plus (1 - alpha) cross-entropy on the texts that carry a label
-    cross-encoder   one score per (text, pair): MSE to the teacher's score
+    cross-encoder   one score per (text, pair): MSE to the teacher's score, or with loss
+                    margin-mse, on (query, positive, negative) triples, MSE of the student's
+                    margin score(q, p) - score(q, n) to the teacher's (Margin-MSE,
+                    Hofstätter et al. 2020: the order of candidates, not their scale)
 
 and, for mode labels (no teacher: the baselines, or how a teacher is built), cross-entropy on
 class ids (embedding: through a linear head on the embedding) or binary cross-entropy of a
@@ -58,8 +61,10 @@ class EncoderConfig(BaseModel):
         "kd", description="kd: learn the teacher's embeddings (no labels needed); labels: "
         "cross-entropy on the texts' labels through a linear head (no teacher: the baseline, "
         "or how a teacher is built).")
-    loss: Literal["mse", "cosine", "mse+cosine"] = Field(
-        "mse+cosine", description="kd: the distance between student and teacher embeddings.")
+    loss: Literal["mse", "cosine", "mse+cosine", "margin-mse"] = Field(
+        "mse+cosine", description="kd: the distance between student and teacher embeddings; "
+        "a cross-encoder: margin-mse learns the teacher's margin between a query's positive "
+        "and negative (data with --negative-field), any other its scores (MSE).")
     temperature: float = Field(2.0, gt=0, description="classification kd: softmax "
                                "temperature of the logit KD (its KL is scaled by T^2).")
     alpha: float = Field(0.5, ge=0, le=1, description="classification kd: weight of the logit "
@@ -137,9 +142,20 @@ def classification_kd_loss(student: torch.Tensor, teacher: torch.Tensor, labels:
     return alpha * kd.mean() + (1 - alpha) * ce.mean()
 
 
+def margin_mse(positive: torch.Tensor, negative: torch.Tensor,
+               teacher_margin: torch.Tensor) -> torch.Tensor:
+    """Margin-MSE: the batch mean of (student's score(q, p) - score(q, n) - the teacher's)^2,
+    from (B,) scores of each triple's positive and negative pair and (B,) teacher margins."""
+    return F.mse_loss(positive - negative, teacher_margin.to(positive.dtype))
+
+
 def _step_loss(cfg: EncoderConfig, enc: Encoder, net: _Trainable, texts: list,
                target) -> torch.Tensor:
     """The loss of one batch for the encoder's task and the run's mode (see the module doc)."""
+    if cfg.loss == "margin-mse" and cfg.mode == "kd":  # (query, positive, negative) triples
+        pos = enc.forward(enc.batch([(q, p) for q, p, _ in texts]))[:, 0]
+        return margin_mse(pos, enc.forward(enc.batch([(q, n) for q, _, n in texts]))[:, 0],
+                          target)
     out = enc.forward(enc.batch(texts))  # (B, C) embeddings or (B, L) logits
     if enc.task == "cross-encoder":  # labels: relevances in [0, 1], the score's sigmoid
         target = target.to(out.dtype)
@@ -195,7 +211,9 @@ def train_encoder(cfg: EncoderConfig, enc: Encoder, texts: list, targets, out: s
                   data_fp: str, resume: bool = False, progress: Progress | None = None) -> dict:
     """Train `enc` in place on `texts` ((text, pair) tuples for a cross-encoder) toward
     `targets` and save it into `out`; returns what metrics.json records. Targets, one row per
-    text: kd: the teacher's (N, C) embeddings, (N,) scores (cross-encoder), or for a
+    text: kd: the teacher's (N, C) embeddings, (N,) scores (cross-encoder; with loss
+    margin-mse, texts are (query, positive, negative) triples and targets the teacher's (N,)
+    margins), or for a
     classifier {"teacher": (N, L) logits, "labels": (N,) ids, losses.IGNORE_INDEX where none};
     labels: (N,) class ids, or (N,) relevances in [0, 1] for a cross-encoder."""
     out = Path(out)

@@ -30,6 +30,10 @@ class TextData:
     classes: list[str] = field(default_factory=list)
     source: str = "stdlib"
     pairs: dict[str, list[str]] = field(default_factory=dict)  # split -> pair per text
+    # split -> (text, positive pair, negative) per row of a file with a negative column; each
+    # (text, negative) is also a pair of its own above (unlabeled), so a query is ranked
+    # against its negatives when measured
+    triples: dict[str, list[tuple[str, str, str]]] = field(default_factory=dict)
 
     def items(self, split: str) -> list:
         """The texts of `split`, or (text, pair) tuples where the data has pairs."""
@@ -46,11 +50,13 @@ class TextData:
 
 @dataclass(frozen=True)
 class Fields:
-    """The columns of a data file: text, pair (cross-encoder) and label (optional)."""
+    """The columns of a data file: text, pair (cross-encoder), label (optional) and a
+    cross-encoder's negative (Margin-MSE: the pair is the positive)."""
 
     text: str = "text"
     pair: str | None = None
     label: str | None = None
+    negative: str | None = None
 
 
 # ----------------------------------------------------------------------------------- stdlib
@@ -106,8 +112,11 @@ def file_data(path: str, fields: Fields, task: str, classes: list[str]) -> TextD
                                        source=path)
     if fields.pair:
         data.pairs = {s: [] for s in SPLITS}
+    if fields.negative:
+        data.triples = {s: [] for s in SPLITS}
     columns = {role: name for role, name in (("text", fields.text), ("pair", fields.pair),
-                                             ("label", fields.label)) if name}
+                                             ("label", fields.label),
+                                             ("negative", fields.negative)) if name}
     for where, row in rows(source, columns):
         text = _text(row, "text", fields.text, where)
         split = split_of(f"query:{text}" if fields.pair else where, cfg)
@@ -115,6 +124,12 @@ def file_data(path: str, fields: Fields, task: str, classes: list[str]) -> TextD
         if fields.pair:
             data.pairs[split].append(_text(row, "pair", fields.pair, where))
         data.labels[split].append(label_of(row.get("label"), task, classes, where))
+        if fields.negative:  # the negative: a pair of its query's too, unlabeled
+            negative = _text(row, "negative", fields.negative, where)
+            data.triples[split].append((text, data.pairs[split][-1], negative))
+            data.texts[split].append(text)
+            data.pairs[split].append(negative)
+            data.labels[split].append(None)
     _check_sizes(data, path)
     return _class_ids(data) if task == "embedding" else _named(data, classes)
 
@@ -127,6 +142,10 @@ def _check_fields(fields: Fields, task: str) -> None:
         raise InputError(f"--pair-field {fields.pair}: the teacher is a {task} model; pairs "
                          "are for a cross-encoder (a *ForSequenceClassification with "
                          "num_labels 1)")
+    if fields.negative and not fields.pair:
+        raise InputError(f"--negative-field {fields.negative}: negatives are a cross-encoder's "
+                         "(query, positive, negative) rows; name the positive's column with "
+                         "--pair-field")
 
 
 def _check_sizes(data: TextData, path: str) -> None:

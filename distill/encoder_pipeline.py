@@ -105,11 +105,22 @@ def evaluate_ranker(models: dict[str, Encoder], data: TextData) -> dict:
     return out
 
 
-def kd_targets(teacher: Encoder, data: TextData):
+def train_items(data: TextData, cfg: EncoderConfig) -> list:
+    """What the student trains on: the training texts or pairs, or (query, positive,
+    negative) triples for Margin-MSE."""
+    return data.triples["train"] if cfg.loss == "margin-mse" else data.items("train")
+
+
+def kd_targets(teacher: Encoder, data: TextData, loss: str = "mse"):
     """What the student learns, per training item (see distill.encoder.train_encoder): the
-    teacher's embeddings, its scores, or its logits with the labels where present."""
+    teacher's embeddings, its scores (with loss margin-mse: its margins score(q, p) -
+    score(q, n) of each triple), or its logits with the labels where present."""
     from .losses import IGNORE_INDEX
 
+    if loss == "margin-mse":
+        triples = data.triples["train"]
+        pos = embed_all(teacher, [(q, p) for q, p, _ in triples])[:, 0]
+        return torch.from_numpy(pos - embed_all(teacher, [(q, n) for q, _, n in triples])[:, 0])
     out = torch.from_numpy(embed_all(teacher, data.items("train")))
     if teacher.task == "cross-encoder":
         return out[:, 0]
@@ -118,6 +129,22 @@ def kd_targets(teacher: Encoder, data: TextData):
         return {"teacher": out, "labels": torch.tensor([IGNORE_INDEX if y is None else y
                                                         for y in ys])}
     return out
+
+
+def check_loss(cfg: EncoderConfig, task: str, data: TextData,
+               negative_field: str | None = None) -> None:
+    """Margin-MSE is a cross-encoder's, on (query, positive, negative) rows; negatives are
+    read for it alone."""
+    if cfg.loss == "margin-mse" and task != "cross-encoder":
+        raise InputError(f"--set loss=margin-mse: Margin-MSE ranks a cross-encoder's pairs; "
+                         f"the teacher is a {task} model (use mse, cosine or mse+cosine)")
+    if cfg.loss == "margin-mse" and not data.triples.get("train"):
+        raise InputError("--set loss=margin-mse: needs (query, positive, negative) rows: a "
+                         "data file with --pair-field (the positive) and --negative-field")
+    if data.triples and cfg.loss != "margin-mse":
+        raise InputError(f"--negative-field{' ' + negative_field if negative_field else ''}: "
+                         "negatives are read by --set loss=margin-mse alone; add it, or drop "
+                         "--negative-field")
 
 
 def check_student(student: Encoder, teacher: Encoder, spec: str) -> None:
@@ -168,15 +195,17 @@ def distill_encoder(teacher_dir: str, out: str | Path, cfg: EncoderConfig, data:
                     baseline: bool = True, resume: bool = False,
                     progress: Progress | None = None, export: bool = True, task: str = "auto",
                     student_dir: str | None = None) -> dict:
-    """Distill, train the baseline (labeled data only), evaluate, export an embedding student
-    to ONNX (fp32, int8) and measure those files too; metrics.json into `out`."""
+    """Distill, train the baseline (labeled data only), evaluate, export the student to ONNX
+    (fp32, int8: its embeddings or its head's logits) and measure those files too
+    (distill.encoder_export); metrics.json into `out`."""
     out = Path(out)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    teacher, train = load_encoder(teacher_dir, task=task), data.items("train")
+    teacher, train = load_encoder(teacher_dir, task=task), train_items(data, cfg)
+    check_loss(cfg, teacher.task, data)
     given = load_encoder(student_dir) if student_dir else None
     t0 = time.perf_counter()
-    targets = kd_targets(teacher, data)  # the teacher's outputs, once
+    targets = kd_targets(teacher, data, cfg.loss)  # the teacher's outputs, once
     teacher_s = time.perf_counter() - t0
     student, init = _student(teacher, cfg, cfg.init, given)
     data_fp = f"{_fingerprint(train)}-{teacher_dir}"  # resume only against this teacher
@@ -192,11 +221,11 @@ def distill_encoder(teacher_dir: str, out: str | Path, cfg: EncoderConfig, data:
                **_eval_sizes(teacher.task, data),
                "teacher_params": sum(p.numel() for p in teacher.module.parameters()),
                "student_params": sum(p.numel() for p in student.module.parameters())}
-    if export and teacher.task == "embedding":  # heads: not exported yet
+    if export:
         from .encoder_export import export_and_check
 
-        test = data.texts["test"][:MAX_EVAL]
-        metrics["onnx"] = export_and_check(out, student, teacher, test)
+        held_out = data.items("test")[:MAX_EVAL]  # texts, or a cross-encoder's pairs
+        metrics["onnx"] = export_and_check(out, student, teacher, held_out)
     if teacher.task == "embedding":
         metrics.update(retention_figures(metrics))
     write_metrics(out, metrics)
@@ -244,7 +273,7 @@ def run(teacher: str, out: str, data: str = "stdlib", text_field: str = "text",
         overrides: dict | None = None, baseline: bool = True, resume: bool = False,
         progress: Progress | None = None, export: bool = True, *, task: str = "auto",
         student: str | None = None, pair_field: str | None = None,
-        label_field: str | None = None) -> dict:
+        label_field: str | None = None, negative_field: str | None = None) -> dict:
     """`roi distill-encoder`: every input checked (one InputError each) before training."""
     from contracts.io import check_out_dir, dir_lock
 
@@ -261,8 +290,9 @@ def run(teacher: str, out: str, data: str = "stdlib", text_field: str = "text",
     else:
         layer_picks(int(teacher_enc.module.config.num_hidden_layers), cfg.layers)
     texts = (stdlib_data(teacher_enc.task, teacher_enc.labels) if data == "stdlib" else
-             file_data(data, Fields(text_field, pair_field, label_field), teacher_enc.task,
-                       teacher_enc.labels))
+             file_data(data, Fields(text_field, pair_field, label_field, negative_field),
+                       teacher_enc.task, teacher_enc.labels))
+    check_loss(cfg, teacher_enc.task, texts, negative_field)
     with dir_lock(check_out_dir(out)):
         return distill_encoder(teacher_dir, out, cfg, texts, baseline, resume, progress, export,
                                task, student_dir)

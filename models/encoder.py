@@ -22,6 +22,8 @@ import torch
 from contracts.errors import InputError
 from contracts.io import usual_permissions, write_json_atomic
 
+from .zoo import SUPPORTED_HEADS
+
 POOLING_DIR = "1_Pooling"
 POOLINGS = ("mean", "cls")
 TASKS = ("embedding", "classification", "cross-encoder")
@@ -67,12 +69,18 @@ def pool(hidden: torch.Tensor, mask: torch.Tensor, pooling: str) -> torch.Tensor
     return (hidden * m).sum(1) / m.sum(1).clamp(min=1.0)
 
 
+def session_output(sess, feeds: dict[str, np.ndarray]) -> np.ndarray:
+    """The first output of an ONNX Runtime session of an encoder: `feeds` holds input_ids and
+    attention_mask (N, T), token_type_ids where the tokenizer gave them (a text pair's); the
+    session gets those of its inputs it declares (token_type_ids zeros where not given)."""
+    feeds = {"token_type_ids": np.zeros_like(feeds["input_ids"]), **feeds}
+    return sess.run(None, {i.name: feeds[i.name] for i in sess.get_inputs()})[0]
+
+
 def session_embed(sess, feeds: dict[str, np.ndarray], pooling: str) -> np.ndarray:
     """(N, C) float32 embeddings from an ONNX Runtime session of an encoder body (first output
-    (N, T, C) hidden states): `feeds` holds input_ids and attention_mask (N, T); the session
-    gets those of its inputs it declares (token_type_ids zeros)."""
-    feeds = {**feeds, "token_type_ids": np.zeros_like(feeds["input_ids"])}
-    hidden = sess.run(None, {i.name: feeds[i.name] for i in sess.get_inputs()})[0]
+    (N, T, C) hidden states), fed as session_output feeds it."""
+    hidden = session_output(sess, feeds)
     mask = torch.from_numpy(np.asarray(feeds["attention_mask"]))
     return pool(torch.from_numpy(hidden), mask, pooling).float().numpy()
 
@@ -131,9 +139,6 @@ def quiet_transformers() -> None:
 
 GENERATIVE_HEADS = ("ForCausalLM", "LMHeadModel", "ForConditionalGeneration")
 BODY_HEADS = ("Model", "ForMaskedLM", "ForPreTraining")  # their body's hidden states: embedding
-SUPPORTED_HEADS = ("a bare encoder or sentence-transformers directory (embedding), "
-                   "*ForMaskedLM (its body: embedding), *ForSequenceClassification "
-                   "(classification with num_labels >= 2, cross-encoder with num_labels 1)")
 
 
 def read_head(directory: Path) -> tuple[str, list[str]]:

@@ -48,3 +48,16 @@ def similarity_spearman(student: np.ndarray, teacher: np.ndarray) -> float:
     every pair of distinct texts (the upper triangle of both matrices)."""
     iu = np.triu_indices(len(student), k=1)
     return spearman(cosine_matrix(student)[iu], cosine_matrix(teacher)[iu])
+
+
+def head_figures(task: str, ref: np.ndarray, got: np.ndarray) -> dict[str, float]:
+    """How alike two sets of a head's outputs of the same inputs are, in the task's own terms:
+    a classifier's (N, L) logits by the share of rows whose argmax agrees and the largest
+    absolute logit difference; a cross-encoder's (N,) or (N, 1) scores by their Spearman
+    correlation (the order a ranking serves) and the largest absolute score difference."""
+    ref, got = np.asarray(ref, dtype=np.float64), np.asarray(got, dtype=np.float64)
+    diff = float(np.abs(got - ref).max()) if ref.size else 0.0
+    if task == "cross-encoder":
+        return {"score_spearman": spearman(got, ref), "max_abs_score_diff": diff}
+    return {"top1_agreement": float(np.mean(ref.argmax(-1) == got.argmax(-1))),
+            "max_abs_logit_diff": diff}

@@ -170,6 +170,28 @@ def _validate_hf(spec: ModelSpec) -> None:
             f"{spec.spec}: no *.safetensors weights in {str(spec.path)!r} "
             "(pickled .bin weights are refused; convert them with save_pretrained)"
         )
+    _check_head(spec, cfg)
+
+
+# Heads whose first output is one tensor per text (or per pair) that ONNX export, the timing
+# and the quality gate read: a body's hidden states, a sequence classifier's logits (a
+# cross-encoder's score), a language model's logits. Others (token classification, QA's start
+# and end logits, multiple choice's (B, C, T) inputs) would be exported as a wrong graph.
+SUPPORTED_HEADS = ("a bare encoder or sentence-transformers directory (embedding), "
+                   "*ForMaskedLM (its body: embedding), *ForSequenceClassification "
+                   "(classification with num_labels >= 2, cross-encoder with num_labels 1)")
+_READ_HEADS = ("CausalLM", "ConditionalGeneration", "MaskedLM", "PreTraining",
+               "SequenceClassification")
+
+
+def _check_head(spec: ModelSpec, cfg: dict) -> None:
+    archs = cfg.get("architectures")
+    arch = str(archs[0]) if isinstance(archs, list) and archs else ""
+    head = re.search(r"For(\w+)$", arch)
+    if head and head.group(1) not in _READ_HEADS:
+        raise InputError(f"{spec.spec}: a {arch} head is not supported (ONNX export and the "
+                         f"quality gate read one output per text); supported: "
+                         f"{SUPPORTED_HEADS}, or a causal LM")
 
 
 def _validate_ckpt(spec: ModelSpec) -> None:

@@ -168,7 +168,10 @@ def test_a_classifier_distils_on_partly_labeled_text(classifier_dir, tmp_path):
         assert 0 <= m["eval"][name]["top1_agreement"] <= 1
         assert 0 <= m["eval"][name]["macro_f1"] <= m["eval"][name]["accuracy"] + 1
     assert read_head(tmp_path / "o") == ("classification", CLASSES)
-    assert not (tmp_path / "o" / "student.onnx").exists()  # heads are not exported yet
+    assert (tmp_path / "o" / "student.int8.onnx").is_file()  # the head's logits, exported
+    assert m["onnx"]["fp32"]["max_abs_logit_diff"] < 1e-3
+    assert m["onnx"]["fp32"]["top1_agreement"] == 1.0  # against the torch student
+    assert 0 <= m["onnx"]["int8"]["top1_agreement"] <= 1
 
 
 def test_kd_brings_a_classifier_student_toward_its_teacher(classifier_dir, tmp_path):

@@ -108,6 +108,48 @@ def test_embeddings_of_another_model_fail_with_each_reason():
     assert judge_embeddings("ort-int8", ref, nan, "texts")["gate"] == "fail"
 
 
+def test_every_tolerance_has_a_head_tolerance():
+    from bench.head_gate import HEAD_TOLERANCES
+
+    for variant, tol in TOLERANCES.items():
+        assert tol in HEAD_TOLERANCES, variant
+
+
+def _head_logits(seed=0, shape=(64, 3), scale=4.0):
+    return scale * np.random.default_rng(seed).standard_normal(shape)
+
+
+def test_a_classifier_is_judged_on_top1_and_the_largest_logit_difference():
+    from bench.head_gate import judge_head
+
+    ref = _head_logits()
+    noisy = ref + np.random.default_rng(1).normal(0, 0.01, ref.shape)
+    row = judge_head("ort-int8", "classification", ref, noisy, "texts")
+    assert row["gate"] == "pass", row["gate_reason"]
+    assert 0.95 <= row["gate_top1_agreement"] <= 1.0 and row["gate_texts"] == 64
+    assert row["gate_max_abs_logit_diff"] == pytest.approx(np.abs(noisy - ref).max())
+    # logits shifted by 1: the same classes, but no logit an int8 file should move that far
+    row = judge_head("ort-int8", "classification", ref, ref + 1.0, "texts")
+    assert row["gate"] == "fail" and "max abs logit difference 1 > 0.25" in row["gate_reason"]
+    row = judge_head("ort-int8", "classification", ref, _head_logits(seed=5), "texts")
+    assert row["gate"] == "fail" and "top-1 agreement" in row["gate_reason"]
+    assert judge_head("ort-fused-fp32", "classification", ref, noisy, "texts")["gate"] == "fail"
+
+
+def test_a_cross_encoder_is_judged_on_the_order_of_its_scores():
+    from bench.head_gate import judge_head
+
+    ref = _head_logits(shape=(64, 1))
+    row = judge_head("ort-int8", "cross-encoder", ref, ref + 0.01, "pairs")
+    assert row["gate"] == "pass" and row["gate_score_spearman"] == pytest.approx(1.0)
+    assert "gate_top1_agreement" not in row  # one score per pair: no classes to agree on
+    row = judge_head("ort-int8", "cross-encoder", ref, -ref, "pairs")
+    assert row["gate"] == "fail" and "score Spearman -1.0000 < 0.95" in row["gate_reason"]
+    nan = ref.copy()
+    nan[3] = np.nan
+    assert judge_head("ort-int8", "cross-encoder", ref, nan, "pairs")["gate"] == "fail"
+
+
 class _Session:
     def __init__(self, shape):
         self.shape = shape
