@@ -7,8 +7,8 @@ held-out text, in the task's own terms (models.similarity.head_figures):
                    largest absolute logit difference; inputs: the standard library's test
                    docstrings
   cross-encoder    Spearman of the variant's scores with the reference's (the order a ranking
-                   serves), and the largest absolute score difference; inputs: (summary,
-                   candidate) pairs of those docstrings (models.encoder.summary_queries), with
+                   serves), and the largest absolute score difference; inputs: (module
+                   name, docstring) pairs of those docstrings (models.encoder.module_queries), with
                    the tokenizer's token_type_ids
 
 The tolerances are per numeric format, as bench.gate's: an fp32 rewrite must match to rounding,
@@ -85,12 +85,13 @@ def head_gate(model: str, variant: str, info: dict, sess, ref_sess, seq_len: int
 
 def head_texts(model: str, task: str, seq_len: int, n: int = GATE_TEXTS
                ) -> dict[str, np.ndarray] | None:
-    """The first `n` test docstrings of the standard library (a cross-encoder: `n` (summary,
-    candidate) pairs of them) as the model's tokenizer reads them, padded to `seq_len`; None
+    """The first `n` test docstrings of the standard library (a cross-encoder: `n` (module name,
+    docstring) pairs of them) as the model's tokenizer reads them, padded to `seq_len`; None
     when the model's directory has no tokenizer."""
     from transformers import AutoTokenizer
 
-    from models.encoder import quiet_transformers, stdlib_docstring_splits, summary_queries
+    from models.encoder import (RANKING_QUERIES, module_queries, quiet_transformers,
+                                stdlib_docstring_splits, top_labels)
     from models.zoo import parse_spec
 
     quiet_transformers()
@@ -100,7 +101,8 @@ def head_texts(model: str, task: str, seq_len: int, n: int = GATE_TEXTS
     tok = AutoTokenizer.from_pretrained(path, local_files_only=True)
     docs = stdlib_docstring_splits()["test"]
     if task == "cross-encoder":
-        queries, candidates, _ = summary_queries(docs, NEGATIVES)
+        keep = top_labels(docs, RANKING_QUERIES)
+        queries, candidates, _ = module_queries(docs, keep, NEGATIVES)
         args = (queries[:n], candidates[:n])
     else:
         args = ([t for _, _, t in docs[:n]],)

@@ -31,7 +31,9 @@ from pathlib import Path
 from contracts.caches import cache_root, use, write_lock
 from contracts.io import write_json_atomic
 
-from .encoder_data import CROSS_ENCODER_QUERIES, TRAIN_NEGATIVES
+from models.encoder import RANKING_QUERIES
+
+from .encoder_data import TRAIN_NEGATIVES
 
 # small enough to train on 2 CPU cores in minutes (docstrings average 45 tokens; 64 keeps most)
 RECIPE = dict(vocab_size=8192, hidden=128, layers=6, heads=2, intermediate=512, max_len=64,
@@ -186,7 +188,7 @@ def _build_into(tmp: Path, recipe: dict, splits, keep, texts, ys, data_fp, threa
 # own module and `negatives` random others; models.encoder.module_queries)
 HEAD_RECIPES = {"classification": dict(labels=16, steps=300, batch_size=32, lr=5e-4, seed=0,
                                        version=1),
-                "cross-encoder": dict(labels=CROSS_ENCODER_QUERIES, negatives=TRAIN_NEGATIVES,
+                "cross-encoder": dict(labels=RANKING_QUERIES, negatives=TRAIN_NEGATIVES,
                                       steps=600, batch_size=32, lr=5e-4, seed=0, version=4)}
 # Cross-encoder versions 1-3 did not learn (BENCHMARKS.md, issue 19): a function's name -> its
 # docstring, and a docstring's first line -> the rest of it, stayed at chance (binary

@@ -16,7 +16,6 @@ from models.records import FORMATS, is_record_file, rows
 
 N_LABELS = 32  # embedding proxy task's classes: the most common labels of the training split
 TRAIN_NEGATIVES = 1  # stdlib ranking task: other modules per training docstring
-CROSS_ENCODER_QUERIES = 16  # its queries: the most common top-level modules (the teacher's)
 SPLITS = ("train", "val", "test")
 
 
@@ -68,11 +67,11 @@ def stdlib_data(task: str = "embedding", classes: list[str] | None = None) -> Te
     as the query and docstrings as candidates, relevant where they document it
     (models.encoder.module_queries: TRAIN_NEGATIVES other modules per training docstring; on
     held-out text every module ranks every docstring)."""
-    from models.encoder import module_queries, stdlib_docstring_splits, top_labels
+    from models.encoder import RANKING_QUERIES, module_queries, stdlib_docstring_splits, top_labels
 
     splits = stdlib_docstring_splits()
     if task == "cross-encoder":
-        keep = classes or top_labels(splits["train"], CROSS_ENCODER_QUERIES)
+        keep = classes or top_labels(splits["train"], RANKING_QUERIES)
         data = TextData({}, {}, source="stdlib", pairs={})
         for s, docs in splits.items():
             negatives = TRAIN_NEGATIVES if s == "train" else None

@@ -306,6 +306,9 @@ def labeled(docs: list[tuple[str, str, str]], keep: list[str]) -> tuple[list[str
     return [t for t, _ in pairs], [y for _, y in pairs]
 
 
+RANKING_QUERIES = 16  # module_queries' queries: the most common top-level modules
+
+
 def module_queries(docs: list[tuple[str, str, str]], keep: list[str],
                    negatives: int | None, seed: int = 0) -> tuple[list[str], list[str], list[float]]:
     """A real ranking task from (name, label, text) docs: the name of a top-level module in

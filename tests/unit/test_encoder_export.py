@@ -10,7 +10,8 @@ import pytest
 
 from contracts.errors import InputError
 from distill.encoder_export import INT8_FILE, ONNX_FILE, export_and_check, onnx_outputs
-from models.encoder import load_encoder, stdlib_docstring_splits, summary_queries
+from models.encoder import (RANKING_QUERIES, load_encoder, module_queries,
+                            stdlib_docstring_splits, top_labels)
 from models.similarity import head_figures
 from models.zoo import parse_spec
 
@@ -71,7 +72,7 @@ def test_a_cross_encoder_exports_one_score_per_pair_with_token_types(ranker_dir,
     import onnxruntime as ort
 
     enc = load_encoder(ranker_dir)
-    queries, candidates, _ = summary_queries(held_out, negatives=3)
+    queries, candidates, _ = module_queries(held_out, top_labels(held_out, RANKING_QUERIES), 3)
     pairs = list(zip(queries, candidates))[:64]
     info = export_and_check(ranker_dir, enc, enc, pairs)
     sess = ort.InferenceSession(str(ranker_dir / ONNX_FILE), providers=["CPUExecutionProvider"])
