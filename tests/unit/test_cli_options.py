@@ -56,7 +56,9 @@ CONVERTED = {
                  "min_query_count", "samples", "role", "user_conf", "mode"},
     "plan": {"retention_threshold", "local_peak_gflops", "engineering_weeks",
              "engineering_usd_per_week", "training_hardware", "training_hours",
-             "require_benefit", "portfolio"},
+             "require_benefit", "portfolio", "datagen", "datagen_samples",
+             "datagen_prompt_tokens", "datagen_completion_tokens", "datagen_tokens_per_s",
+             "datagen_price_in", "datagen_price_out", "datagen_prices"},
 }
 
 
