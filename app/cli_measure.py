@@ -1,7 +1,8 @@
 """The `roi` subcommands that measure or describe hardware: bench, hardware, scenarios,
 loadtest and import (another tool's measurements). Registered on the command in app/cli.py.
 bench's options that are `roi run` bench settings too are derived from their fields
-(app/runconfig.py BenchSettings, app/cli_options.py), and loadtest's from LoadtestSettings.
+(app/runconfig.py BenchSettings, app/cli_options.py); loadtest's from LoadtestSettings
+(bench/loadtest_settings.py) and import's from ImportOptions (roi/import_options.py).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import typer
 from bench.loadtest_settings import LoadtestSettings
 from contracts.defaults import BACKENDS
 from contracts.errors import InputError
+from roi.import_options import ImportOptions
 
 from . import cli_complete as complete
 from .cli_common import HARDWARE_HELP, default_out, interrupted, write_figures
@@ -242,30 +244,23 @@ def _print_peak(result, settings, out_dir) -> None:
           + f"; {len(result.runs)} runs; row appended to {out_dir}/results.jsonl")
 
 
+@from_settings(ImportOptions)
 def import_command(
     tool: str = typer.Argument(..., metavar="TOOL", help="vllm (`vllm bench serve "
                                "--save-result` JSON), optimum-benchmark (benchmark.json or "
                                "benchmark_report.json) or mlperf (mlperf_log_detail.txt)."),
     file: str = typer.Argument(..., metavar="FILE", help="The tool's result file."),
-    hardware: str = typer.Option(..., metavar="NAME", help="The catalog hardware it was "
-                                 "measured on (roi hardware lists them: h100, a100-80gb, l4, "
-                                 "...)."),
-    role: str = typer.Option(..., help="teacher or student."),
+    hardware=setting(metavar="NAME"),
+    role=setting(as_text=True),
     out: str = typer.Option(..., help="Directory of the results table to write or add to "
                             "(results.jsonl + results.csv), the table roi plan --results "
                             "reads."),
-    model: Optional[str] = typer.Option(None, help="Model name [default: the file's]; the "
-                                        "same name as the other tables' rows of that model."),
-    dtype: Optional[str] = typer.Option(None, help="fp32, bf16, fp16, int8, int4 (or torch's "
-                                        "names) [default: the file's, where it says]."),
-    params: Optional[int] = typer.Option(None, help="Parameter count [required: none of the "
-                                         "formats gives it]."),
-    device: Optional[str] = typer.Option(None, help="cuda or cpu [default: cuda on an "
-                                         "accelerator row, cpu on a CPU instance]."),
-    batch_size: Optional[int] = typer.Option(None, help="Concurrency / batch the figures were "
-                                             "measured at [default: the file's]."),
-    seq_len: Optional[int] = typer.Option(None, help="Prompt tokens [default: the file's mean "
-                                          "prompt; mlperf: required]."),
+    model=setting(),
+    dtype=setting(),
+    params=setting(),
+    device=setting(as_text=True),
+    batch_size=setting(),
+    seq_len=setting(),
 ) -> None:
     """Import another tool's measurement as rows (source imported) of a results table, so roi
     plan costs that hardware from it instead of a projection.
@@ -274,11 +269,10 @@ def import_command(
     --params 8030261248 --out runs/h100
     """
     from roi.hardware import load_catalog
-    from roi.importers import ImportOptions, import_file
+    from roi.importers import import_file
     from contracts.io import check_out_dir, dir_lock
 
-    opts = ImportOptions(hardware=hardware, role=role, model=model, dtype=dtype, params=params,
-                         device=device, batch_size=batch_size, seq_len=seq_len)
+    opts = ImportOptions(**settings_values(import_command, locals()))
     rows = import_file(tool, file, opts, load_catalog([]))
     out_dir = check_out_dir(out)
     from contracts.results import JSONL, ResultsStore, row_key

@@ -54,6 +54,8 @@ CONVERTED = {
     "loadtest": {"model", "backend", "scenario", "qps", "latency_ms", "percentile", "seq_len",
                  "threads", "max_batch", "batch_window_ms", "workers", "min_duration_ms",
                  "min_query_count", "samples", "role", "user_conf", "mode"},
+    "import": {"hardware", "role", "model", "dtype", "params", "device", "batch_size",
+               "seq_len"},
     "plan": {"retention_threshold", "local_peak_gflops", "engineering_weeks",
              "engineering_usd_per_week", "training_hardware", "training_hours",
              "require_benefit", "portfolio", "datagen", "datagen_samples",
@@ -177,3 +179,14 @@ def test_a_choice_taken_as_text_shows_its_values_and_mlperf_spellings_pass():
     assert params["mode"].opts == ["--mode", "--test-mode"]
     for name, key in zip(SCENARIOS.values(), SCENARIOS):
         assert LoadtestSettings(model="m", scenario=name).scenario == key
+
+
+def test_the_import_options_choices_are_the_readers():
+    from typing import get_args
+
+    from roi.import_options import ImportOptions
+    from roi.measurements import ROLES
+
+    assert get_args(ImportOptions.model_fields["role"].annotation) == ROLES
+    params = _click("import")
+    assert params["role"].metavar == "[teacher|student]" and params["role"].required
