@@ -137,6 +137,12 @@ class Checked(BaseModel):
         return describe(err, cls)
 
 
+def as_option(err: ValidationError, cls: type[BaseModel]) -> str:
+    """`describe`'s line with the field named as its command-line option (--batch-size)."""
+    field, _, rest = describe(err, cls).partition(":")
+    return f"--{field.replace('_', '-')}:{rest}"
+
+
 def describe(err: ValidationError, cls: type[BaseModel]) -> str:
     """The first error of `err` as 'field: what is allowed; got what' (+ how many more)."""
     first = err.errors()[0]

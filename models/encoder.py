@@ -19,12 +19,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from contracts.defaults import ENCODER_TASKS
 from contracts.errors import InputError
 from contracts.io import usual_permissions, write_json_atomic
 
 POOLING_DIR = "1_Pooling"
 POOLINGS = ("mean", "cls")
-TASKS = ("embedding", "classification", "cross-encoder")
+TASKS = ENCODER_TASKS
 _LAYER_KEY = re.compile(r"^(.*\blayers?\.)(\d+)(\..*)$")  # encoder.layer.N. (BERT, DistilBERT)
 
 

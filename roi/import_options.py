@@ -10,7 +10,7 @@ from typing import Literal, Optional
 
 from pydantic import ConfigDict, Field, ValidationError
 
-from contracts.config import Checked, describe
+from contracts.config import Checked, as_option
 
 CHOICES = {"role": "teacher, student", "device": "cpu, cuda"}
 
@@ -43,5 +43,4 @@ class ImportOptions(Checked):
         name = (problem["loc"] or ("",))[0]
         if name in CHOICES and problem["type"] == "literal_error":
             return f"--{name}: allowed {CHOICES[name]}; got {problem['input']!r}"
-        field, _, rest = describe(err, cls).partition(":")
-        return f"--{field.replace('_', '-')}:{rest}"
+        return as_option(err, cls)

@@ -54,6 +54,8 @@ CONVERTED = {
     "loadtest": {"model", "backend", "scenario", "qps", "latency_ms", "percentile", "seq_len",
                  "threads", "max_batch", "batch_window_ms", "workers", "min_duration_ms",
                  "min_query_count", "samples", "role", "user_conf", "mode"},
+    "distill-encoder": {"data", "text_field", "pair_field", "label_field", "task", "student",
+                        "baseline", "export"},
     "import": {"hardware", "role", "model", "dtype", "params", "device", "batch_size",
                "seq_len"},
     "plan": {"retention_threshold", "local_peak_gflops", "engineering_weeks",
@@ -190,3 +192,19 @@ def test_the_import_options_choices_are_the_readers():
     assert get_args(ImportOptions.model_fields["role"].annotation) == ROLES
     params = _click("import")
     assert params["role"].metavar == "[teacher|student]" and params["role"].required
+
+
+def test_the_encoder_tasks_are_the_models_and_a_bad_one_is_one_line(tmp_path, capsys):
+    from typing import get_args
+
+    from app.cli import main
+    from distill.encoder_inputs import EncoderInputs
+    from models.encoder import TASKS
+
+    assert get_args(EncoderInputs.model_fields["task"].annotation) == ("auto", *TASKS)
+    code = main(["distill-encoder", "--teacher", "hf:x", "--out", str(tmp_path / "o"),
+                 "--task", "ranking"])
+    err = capsys.readouterr().err
+    assert code == 2 and err == ("error: --task ranking: expected one of auto, embedding, "
+                                 "classification, cross-encoder\n")
+    assert not (tmp_path / "o").exists()
