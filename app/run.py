@@ -192,10 +192,10 @@ def step_pilot(run: Run) -> None:
         return
     from distill.pilot import pilot
 
-    p = s["pilot"]
+    budget = {k: v for k, v in s["pilot"].items() if k != "enabled"}  # pilot's own keywords
     with run.hooks.pilot_progress() as progress:
-        pilot(pilot_config(s), _pilot_students(s), run.path("pilot"), steps=p["steps"],
-              points=p.get("points"), modes=p["modes"], progress=progress)
+        pilot(pilot_config(s), _pilot_students(s), run.path("pilot"), progress=progress,
+              **budget)
 
 
 # the run's settings roi.planner.plan takes under the same names
