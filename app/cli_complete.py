@@ -4,7 +4,7 @@ Each function completes what the shell has typed so far from the one list the va
 against, imported only when the shell asks (never by `roi --help`): the bench variants
 (contracts.defaults.VARIANTS, `deploy` for all of them), the scenario presets
 (contracts.defaults) and scenario YAML files, LoadGen's scenarios as MLPerf spells them and
-its test modes (bench.loadgen).
+its test modes (bench.loadtest_settings).
 """
 
 from __future__ import annotations
@@ -57,13 +57,13 @@ def _yaml_files(incomplete: str) -> list[str]:
 
 def loadgen_scenario(incomplete: str) -> list[str]:
     """roi loadtest --scenario: LoadGen's scenarios as MLPerf spells them."""
-    from bench.loadgen import SCENARIOS
+    from bench.loadtest_settings import SCENARIOS
 
     return _matching(SCENARIOS.values(), incomplete)
 
 
 def mode(incomplete: str) -> list[str]:
     """roi loadtest --mode: performance or accuracy."""
-    from bench.loadgen import TEST_MODES
+    from bench.loadtest_settings import TEST_MODES
 
     return _matching(TEST_MODES, incomplete)

@@ -1,7 +1,8 @@
 """The `roi` subcommands that measure or describe hardware: bench, hardware, scenarios,
 loadtest and import (another tool's measurements). Registered on the command in app/cli.py.
 bench's options that are `roi run` bench settings too are derived from their fields
-(app/runconfig.py BenchSettings, app/cli_options.py).
+(app/runconfig.py BenchSettings, app/cli_options.py); loadtest's from LoadtestSettings
+(bench/loadtest_settings.py) and import's from ImportOptions (roi/import_options.py).
 """
 
 from __future__ import annotations
@@ -11,12 +12,14 @@ from typing import Optional
 
 import typer
 
+from bench.loadtest_settings import LoadtestSettings
 from contracts.defaults import BACKENDS
 from contracts.errors import InputError
+from roi.import_options import ImportOptions
 
 from . import cli_complete as complete
 from .cli_common import HARDWARE_HELP, default_out, interrupted, write_figures
-from .cli_options import from_settings, setting
+from .cli_options import from_settings, setting, settings_values
 from .runconfig import BenchSettings, RunConfig
 
 
@@ -122,55 +125,35 @@ def scenarios(
     print_scenarios(found)
 
 
+@from_settings(LoadtestSettings)
 def loadtest(
-    model: str = typer.Option(..., help="Model spec: builtin:NAME, hf:DIR, onnx:FILE or "
-                              "ckpt:DIR."),
-    backend: str = typer.Option("ort-fp32", autocompletion=complete.variant,
-                                help="torch-eager, torch-eager-bf16, ort-fp32 or "
-                                "ort-int8."),
-    scenario: str = typer.Option("server", autocompletion=complete.loadgen_scenario,
-                                 help="LoadGen scenario: singlestream (p90), "
-                                 "multistream (p99), server (Poisson arrivals, p99 bound) or "
-                                 "offline (throughput)."),
-    qps: Optional[float] = typer.Option(None, help="server: target QPS (with --find-peak, "
-                                        "where the search starts); offline: expected QPS."),
-    latency_ms: Optional[float] = typer.Option(None, help="server: the latency bound (ms) at "
-                                               "--percentile."),
-    percentile: Optional[float] = typer.Option(None, help="Latency percentile claimed "
-                                               "[default: the scenario's: 90 singlestream, "
-                                               "99 multistream and server]."),
+    model=setting(),
+    backend=setting("variant", as_text=True, metavar="VARIANT",
+                    autocompletion=complete.variant),
+    scenario=setting(as_text=True, autocompletion=complete.loadgen_scenario),
+    qps=setting(note="With --find-peak: where the search starts."),
+    latency_ms=setting(),
+    percentile=setting(),
     find_peak: bool = typer.Option(False, help="server: search the highest QPS that stays "
                                    "VALID (bracket from --qps, then bisection over runs)."),
     out: Optional[str] = typer.Option(None, help="Run directory: results.jsonl/.csv (the "
                                       "table roi plan reads) and LoadGen's logs under "
                                       "loadgen/ [default: runs/loadtest-<time>]."),
-    seq_len: int = typer.Option(128, help="Tokens per sample."),
-    threads: Optional[int] = typer.Option(None, help="Intra-op threads of the backend "
-                                          "[default: physical cores]."),
-    max_batch: int = typer.Option(1, help="Dynamic batching: most samples per backend call."),
-    batch_window_ms: float = typer.Option(0.0, help="How long a worker waits for a batch to "
-                                          "fill after its first sample (0: take what is "
-                                          "queued)."),
-    workers: int = typer.Option(1, help="SUT worker threads, each running batches."),
-    min_duration_ms: int = typer.Option(10_000, help="LoadGen's minimum run time per test."),
-    min_query_count: Optional[int] = typer.Option(None, help="LoadGen's minimum queries "
-                                                  "[default: what early stopping needs for "
-                                                  "the percentile: 64 for p90, 662 for p99]."),
-    samples: int = typer.Option(256, help="Distinct real inputs in the query-sample library."),
-    role: Optional[str] = typer.Option(None, help="teacher or student [default: the role the "
-                                       "results table gives the model; teacher for "
-                                       "builtin:teacher]."),
+    seq_len=setting(),
+    threads=setting(unset=True, note="[default: physical cores]"),
+    max_batch=setting(),
+    batch_window_ms=setting(),
+    workers=setting(),
+    min_duration_ms=setting(),
+    min_query_count=setting(),
+    samples=setting(),
+    role=setting(as_text=True),
     precision: float = typer.Option(0.05, help="--find-peak: stop when the VALID / INVALID "
                                     "bracket is this close (relative)."),
     max_runs: int = typer.Option(10, help="--find-peak: most LoadGen runs."),
-    user_conf: Optional[str] = typer.Option(None, metavar="FILE", help="MLPerf user.conf "
-                                            "(MODEL.SCENARIO.KEY = VALUE lines; MODEL is the "
-                                            "--model spec or *) passed to LoadGen's FromConfig; "
-                                            "its keys win over the options."),
-    mode: str = typer.Option("performance", autocompletion=complete.mode,
-                             help="performance, or accuracy: LoadGen's "
-                             "AccuracyOnly, every sample once, the outputs logged and their "
-                             "agreement with the PyTorch (else ONNX fp32) model recorded."),
+    user_conf=setting(metavar="FILE"),
+    mode=setting("test_mode", as_text=True, autocompletion=complete.mode,
+                 param_decls=("--mode", "--test-mode")),
 ) -> None:
     """Load-test a model on MLPerf LoadGen; the summary becomes a row (source loadgen) of the
     results table roi plan reads, and --find-peak a measured peak the planner prefers.
@@ -181,7 +164,7 @@ def loadtest(
               roi loadtest --model ckpt:runs/student --backend ort-int8 --scenario Offline
               --mode accuracy
     """
-    from bench.loadgen import LoadtestSettings, check_settings
+    from bench.loadgen import check_settings
 
     if precision <= 0 or max_runs < 2:
         raise InputError(f"--precision must be > 0 and --max-runs >= 2; got {precision:g}, "
@@ -192,13 +175,9 @@ def loadtest(
         raise InputError(f"--find-peak times performance runs; got --mode {mode}")
     from models.runtime import default_threads
 
-    settings = check_settings(LoadtestSettings(
-        model=model, variant=backend, scenario=scenario, qps=qps, latency_ms=latency_ms,
-        percentile=percentile, seq_len=seq_len,
-        threads=threads if threads is not None else default_threads(),
-        max_batch=max_batch, batch_window_ms=batch_window_ms, workers=workers,
-        min_duration_ms=min_duration_ms, min_query_count=min_query_count, samples=samples,
-        role=role, user_conf=user_conf, test_mode=mode))
+    values = settings_values(loadtest, locals())
+    settings = check_settings(LoadtestSettings(**{**values, "threads": values.get(
+        "threads", default_threads())}))
     out_dir = out or default_out("loadtest")
     from pathlib import Path
 
@@ -265,30 +244,23 @@ def _print_peak(result, settings, out_dir) -> None:
           + f"; {len(result.runs)} runs; row appended to {out_dir}/results.jsonl")
 
 
+@from_settings(ImportOptions)
 def import_command(
     tool: str = typer.Argument(..., metavar="TOOL", help="vllm (`vllm bench serve "
                                "--save-result` JSON), optimum-benchmark (benchmark.json or "
                                "benchmark_report.json) or mlperf (mlperf_log_detail.txt)."),
     file: str = typer.Argument(..., metavar="FILE", help="The tool's result file."),
-    hardware: str = typer.Option(..., metavar="NAME", help="The catalog hardware it was "
-                                 "measured on (roi hardware lists them: h100, a100-80gb, l4, "
-                                 "...)."),
-    role: str = typer.Option(..., help="teacher or student."),
+    hardware=setting(metavar="NAME"),
+    role=setting(as_text=True),
     out: str = typer.Option(..., help="Directory of the results table to write or add to "
                             "(results.jsonl + results.csv), the table roi plan --results "
                             "reads."),
-    model: Optional[str] = typer.Option(None, help="Model name [default: the file's]; the "
-                                        "same name as the other tables' rows of that model."),
-    dtype: Optional[str] = typer.Option(None, help="fp32, bf16, fp16, int8, int4 (or torch's "
-                                        "names) [default: the file's, where it says]."),
-    params: Optional[int] = typer.Option(None, help="Parameter count [required: none of the "
-                                         "formats gives it]."),
-    device: Optional[str] = typer.Option(None, help="cuda or cpu [default: cuda on an "
-                                         "accelerator row, cpu on a CPU instance]."),
-    batch_size: Optional[int] = typer.Option(None, help="Concurrency / batch the figures were "
-                                             "measured at [default: the file's]."),
-    seq_len: Optional[int] = typer.Option(None, help="Prompt tokens [default: the file's mean "
-                                          "prompt; mlperf: required]."),
+    model=setting(),
+    dtype=setting(),
+    params=setting(),
+    device=setting(as_text=True),
+    batch_size=setting(),
+    seq_len=setting(),
 ) -> None:
     """Import another tool's measurement as rows (source imported) of a results table, so roi
     plan costs that hardware from it instead of a projection.
@@ -297,11 +269,10 @@ def import_command(
     --params 8030261248 --out runs/h100
     """
     from roi.hardware import load_catalog
-    from roi.importers import ImportOptions, import_file
+    from roi.importers import import_file
     from contracts.io import check_out_dir, dir_lock
 
-    opts = ImportOptions(hardware=hardware, role=role, model=model, dtype=dtype, params=params,
-                         device=device, batch_size=batch_size, seq_len=seq_len)
+    opts = ImportOptions(**settings_values(import_command, locals()))
     rows = import_file(tool, file, opts, load_catalog([]))
     out_dir = check_out_dir(out)
     from contracts.results import JSONL, ResultsStore, row_key

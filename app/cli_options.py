@@ -7,7 +7,8 @@ command taking `**values`. `@from_settings(Model)` fills in a command's paramete
 is `setting()`, in the order written, beside its own command-only options (typer.Option as
 usual); a setting may name another model than the decorator's. A list field is a repeatable
 option, or one comma-separated string (`comma=True`); a Literal is a choice; `note` adds what
-this command does when the option is left out (or other words of its own).
+this command does when the option is left out (or other words of its own). A Literal taken
+`as_text` (for the model's own one-line refusal) shows its choices as the metavar.
 
 With `unset=True` every derived option defaults to None, meaning "not given": the model's default
 is said in the help instead, so a settings file read by the command can still set the field.
@@ -110,9 +111,22 @@ def field_parameter(name: str, spec: Setting) -> inspect.Parameter:
         annotation = Optional[annotation]
     flags = spec.option.get("param_decls", ())  # none: typer's, from the name (--x/--no-x)
     extra = {k: v for k, v in spec.option.items() if k != "param_decls"}
+    choices = _choices(info.annotation)
+    if spec.as_text and choices and "metavar" not in extra:  # the model refuses the others
+        extra["metavar"] = "[" + "|".join(choices) + "]"
     return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=annotation,
                              default=typer.Option(default, *flags,
                                                   help=field_help(info, spec), **extra))
+
+
+def settings_values(command: Callable, values: dict[str, Any],
+                    model: Optional[type[BaseModel]] = None) -> dict[str, Any]:
+    """{field: value} of the options `command` derives (from `model` only, if given), taken
+    from `values` (the command's parameters, by name); an unset option left out, so that the
+    model's default holds."""
+    return {field: values[name]
+            for name, (source, field, unset) in command.__settings__.items()
+            if (model is None or source is model) and not (unset and values[name] is None)}
 
 
 def model_field(model: type[BaseModel], path: str) -> FieldInfo:
@@ -131,6 +145,15 @@ def field_help(info: FieldInfo, spec: Setting) -> Optional[str]:
     if spec.unset and default is not None and "[default:" not in text:
         text += f" [default: {_cli_value(default, True)}]"
     return text or None
+
+
+def _choices(annotation: Any) -> tuple:
+    """The values of a Literal (an Optional one too); () for any other type."""
+    if typing.get_origin(annotation) is typing.Literal:
+        return typing.get_args(annotation)
+    if typing.get_origin(annotation) in (Union, types.UnionType):
+        return next((c for a in typing.get_args(annotation) if (c := _choices(a))), ())
+    return ()
 
 
 def _flag(name: str) -> str:

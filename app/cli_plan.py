@@ -1,6 +1,7 @@
 """The `roi` subcommands that plan and render: plan (measured and LLM plans), run (the whole
 pipeline, app/run.py) and report. Registered on the command in app/cli.py. plan's options that
-are `roi run` settings too are derived from their fields (app/runconfig.py, app/cli_options.py).
+are `roi run` settings too are derived from their fields (app/runconfig.py, app/cli_options.py),
+its --datagen-* options from roi.datagen_inputs.DataGenInputs'.
 """
 
 from __future__ import annotations
@@ -10,12 +11,13 @@ from typing import Optional
 
 import typer
 
-from contracts.defaults import DATAGEN_COMPLETION_TOKENS, DATAGEN_PROMPT_TOKENS, SCENARIO_PRESETS
+from contracts.defaults import SCENARIO_PRESETS
 from contracts.errors import InputError
+from roi.datagen_inputs import DataGenInputs
 
 from . import cli_complete as complete
 from .cli_common import HARDWARE_HELP, default_out, write_figures
-from .cli_options import from_settings, setting
+from .cli_options import from_settings, setting, settings_values
 from .runconfig import RunConfig
 
 
@@ -64,26 +66,14 @@ def plan(
     llm_sla: Optional[str] = typer.Option(None, help="With a config: teacher: mlperf (TTFT 2 s, "
                                           "TPOT 100 ms) or mlperf-interactive (500 / 30 ms) "
                                           "[default: the scenario's latency bound]."),
-    datagen: str = typer.Option("none", help="Teacher-generated training data to price into "
-                                "the one-time cost: none, local (the teacher on the training "
-                                "hardware) or api:MODEL (roi/data/api_prices.yaml)."),
-    datagen_samples: int = typer.Option(0, help="Samples the teacher generates."),
-    # the --datagen-* options are roi.datagen_cost.DataGenInputs' fields (a dataclass of the
-    # planner, not a settings model: its defaults come from contracts.defaults)
-    datagen_prompt_tokens: float = typer.Option(DATAGEN_PROMPT_TOKENS,
-                                                help="Prompt tokens per sample."),
-    datagen_completion_tokens: float = typer.Option(DATAGEN_COMPLETION_TOKENS,
-                                                    help="Generated tokens per sample."),
-    datagen_tokens_per_s: Optional[float] = typer.Option(None, help="local: the teacher's "
-                                                         "decode rate [default: from the "
-                                                         "results table]."),
-    datagen_price_in: Optional[float] = typer.Option(None, help="api: USD per 1M input tokens "
-                                                     "[default: the price catalog's]."),
-    datagen_price_out: Optional[float] = typer.Option(None, help="api: USD per 1M output "
-                                                      "tokens [default: the catalog's]."),
-    datagen_prices: Optional[str] = typer.Option(None, metavar="FILE", help="api: a price "
-                                                 "catalog YAML in the shape of "
-                                                 "roi/data/api_prices.yaml."),
+    datagen=setting("teacher", model=DataGenInputs, metavar="none|local|api:MODEL"),
+    datagen_samples=setting("samples", model=DataGenInputs),
+    datagen_prompt_tokens=setting("prompt_tokens", model=DataGenInputs),
+    datagen_completion_tokens=setting("completion_tokens", model=DataGenInputs),
+    datagen_tokens_per_s=setting("tokens_per_s", model=DataGenInputs),
+    datagen_price_in=setting("usd_per_1m_input_tokens", model=DataGenInputs),
+    datagen_price_out=setting("usd_per_1m_output_tokens", model=DataGenInputs),
+    datagen_prices=setting("prices_file", model=DataGenInputs, metavar="FILE"),
     figures: bool = typer.Option(True, help="Draw the cost per scenario and throughput per "
                                  "dollar figures into OUT/figures/ (--no-figures: the plan "
                                  "alone, about 0.4 s CPU less per scenario)."),
@@ -102,17 +92,12 @@ def plan(
             raise InputError("roi plan: give --results FILE (measured models), or --teacher "
                              "config:NAME|FILE alone (a model described by its config)")
         return _plan_llm(teacher, students, scenario, retention_threshold, llm_sla, out)
-    from roi.datagen_cost import DataGenInputs
     from roi.payback import RoiInputs
     from roi.planner import plan as make_plan
     from roi.planner import write_plan
     from roi.retention import parse_metrics_args
 
-    gen = DataGenInputs(teacher=datagen, samples=datagen_samples,
-                        prompt_tokens=datagen_prompt_tokens,
-                        completion_tokens=datagen_completion_tokens,
-                        tokens_per_s=datagen_tokens_per_s, usd_per_1m_input_tokens=datagen_price_in,
-                        usd_per_1m_output_tokens=datagen_price_out, prices_file=datagen_prices)
+    gen = DataGenInputs(**settings_values(plan, locals(), DataGenInputs))
     inputs = RoiInputs(engineering_weeks=engineering_weeks,
                        engineering_usd_per_week=engineering_usd_per_week,
                        training_hardware=training_hardware, training_hours=training_hours,

@@ -2,7 +2,8 @@
 Registered on the command in app/cli.py. Options that are settings are derived from their
 fields (app/cli_options.py): generate's from distill.generate_types.GenerateConfig, --data and
 --text-field from the trainer's distill.config.TrainConfig, pilot's --points and --modes from
-`roi run`'s pilot settings (app/runconfig.py).
+`roi run`'s pilot settings (app/runconfig.py), distill-encoder's from
+distill.encoder_inputs.EncoderInputs.
 """
 
 from __future__ import annotations
@@ -13,10 +14,11 @@ import typer
 
 from contracts.errors import InputError
 from distill.config import TrainConfig
+from distill.encoder_inputs import EncoderInputs
 from distill.generate_types import GenerateConfig
 
 from .cli_common import default_out
-from .cli_options import from_settings, setting
+from .cli_options import from_settings, setting, settings_values
 from .runconfig import RunConfig
 
 
@@ -64,6 +66,7 @@ def distill(
         print_distill_summary(result.metrics, result.out_dir)
 
 
+@from_settings(EncoderInputs)
 def distill_encoder(
     teacher: str = typer.Option(..., help="An encoder: hf:DIR or hf:ORG/NAME[@REVISION] (BERT "
                                 "family): sentence embeddings (pooled as its 1_Pooling/"
@@ -72,31 +75,16 @@ def distill_encoder(
                                 "distill.build_encoder [--task ...] builds one offline."),
     out: str = typer.Option(..., help="Output directory: the student (hf:DIR), metrics.json, "
                             "and baseline/ (the no-KD baseline, labeled data only)."),
-    data: str = typer.Option("stdlib", metavar="FILE", help="stdlib (the standard library's "
-                             "docstrings, labeled for the task) or a .jsonl, .csv or "
-                             ".parquet file or a datasets directory."),
-    text_field: str = typer.Option("text", metavar="NAME", help="The column holding each "
-                                   "row's text (a cross-encoder's query)."),
-    pair_field: Optional[str] = typer.Option(None, metavar="NAME", help="Cross-encoder: the "
-                                             "column holding the text scored with it."),
-    label_field: Optional[str] = typer.Option(None, metavar="NAME", help="The column holding "
-                                              "labels (optional; rows without one are "
-                                              "distilled on the teacher's outputs alone)."),
-    negative_field: Optional[str] = typer.Option(None, metavar="NAME", help="Cross-encoder "
-                                                 "with --set loss=margin-mse: the column "
-                                                 "holding each row's negative (the pair is "
-                                                 "its positive)."),
-    task: str = typer.Option("auto", help="auto (the checkpoint's head), embedding, "
-                             "classification or cross-encoder."),
-    student: Optional[str] = typer.Option(None, help="A student hf:DIR with the teacher's "
-                                          "tokenizer [default: the teacher shrunk to --set "
-                                          "layers]."),
-    baseline: bool = typer.Option(True, help="Also train the student from scratch on the "
-                                  "labels, without the teacher (labeled data only)."),
+    data=setting(metavar="FILE"),
+    text_field=setting(metavar="NAME"),
+    pair_field=setting(metavar="NAME"),
+    label_field=setting(metavar="NAME"),
+    negative_field=setting(metavar="NAME"),
+    task=setting(as_text=True),
+    student=setting(),
+    baseline=setting(),
     resume: bool = typer.Option(False, help="Continue an interrupted run in --out."),
-    export: bool = typer.Option(True, help="Export the student to ONNX (student.onnx, "
-                                "student.int8.onnx: embeddings, or the head's logits) and "
-                                "measure both (against the teacher; a head's against torch)."),
+    export=setting(),
     set_: list[str] = typer.Option([], "--set", help="Override one setting, key=value "
                                    "(distill.encoder.EncoderConfig), e.g. --set layers=2."),
 ) -> None:
@@ -112,10 +100,9 @@ def distill_encoder(
 
     from .console import training_progress
 
+    inputs = EncoderInputs(**settings_values(distill_encoder, locals()))
     with training_progress() as progress:
-        metrics = run(teacher, out, data, text_field, parse_overrides(set_), baseline, resume,
-                      progress, export, task=task, student=student, pair_field=pair_field,
-                      label_field=label_field, negative_field=negative_field)
+        metrics = run(teacher, out, inputs, parse_overrides(set_), resume, progress)
     print("\n".join(summary_lines(metrics)))
 
 

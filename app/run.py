@@ -121,11 +121,9 @@ class RunResult:
 
 
 def _bench_kwargs(run: Run) -> dict:
-    b = run.settings["bench"]
-    return dict(backends=b["backends"], batch_sizes=b["batch_sizes"], seq_lens=b["seq_lens"],
-                threads=b.get("threads"), device=b["device"], quick=b["quick"],
-                rounds=b["rounds"], isolate=b["isolate"], timeout_s=b.get("timeout_s"),
-                memory_budget_mb=b.get("memory_budget_mb"), resume=True)
+    """The run's bench settings (BenchSettings' fields that are set, over the profile's) are
+    plan_sweep's keywords of the same names, as they are; a run resumes its sweeps."""
+    return {**run.settings["bench"], "resume": True}
 
 
 def _sweep(run: Run, out: Path, teacher: str, students: Any) -> None:
@@ -194,22 +192,34 @@ def step_pilot(run: Run) -> None:
         return
     from distill.pilot import pilot
 
-    p = s["pilot"]
+    budget = {k: v for k, v in s["pilot"].items() if k != "enabled"}  # pilot's own keywords
     with run.hooks.pilot_progress() as progress:
-        pilot(pilot_config(s), _pilot_students(s), run.path("pilot"), steps=p["steps"],
-              points=p.get("points"), modes=p["modes"], progress=progress)
+        pilot(pilot_config(s), _pilot_students(s), run.path("pilot"), progress=progress,
+              **budget)
+
+
+# the run's settings roi.planner.plan takes under the same names
+PLAN_SETTINGS = ("hardware", "retention_threshold", "local_peak_gflops", "require_benefit",
+                 "portfolio")
+
+
+def _planned(run: Run, curves):
+    """The plan of the run's results and scenarios with its settings, its economics as the ROI
+    inputs, `curves` as the pilots, and the run's own budget reported."""
+    from roi.payback import RoiInputs
+    from roi.planner import plan
+
+    s = run.settings
+    return plan(run.path(RESULTS_CSV), s["scenarios"], roi_inputs=RoiInputs(**s["economics"]),
+                pilot=curves, report_steps=[int(s["trainer"]["steps"])],
+                **{k: s[k] for k in PLAN_SETTINGS})
 
 
 def step_plan(run: Run) -> None:
-    from roi.payback import RoiInputs
-    from roi.planner import Plan, plan, write_plan
+    from roi.planner import Plan, write_plan
 
     s = run.settings
-    result = plan(run.path(RESULTS_CSV), s["scenarios"], hardware=s["hardware"],
-                  retention_threshold=s["retention_threshold"],
-                  local_peak_gflops=s["local_peak_gflops"], roi_inputs=RoiInputs(**s["economics"]),
-                  require_benefit=s["require_benefit"], pilot=_pilot_curves(run),
-                  report_steps=[int(s["trainer"]["steps"])], portfolio=s["portfolio"])
+    result = _planned(run, _pilot_curves(run))
     doc = dict(result.to_dict())
     note = _trainer_note(s, doc["trainer"].get("steps"))
     doc["trainer_note"] = " ".join(filter(None, [doc.get("trainer_note"), note]))
@@ -263,18 +273,11 @@ def step_distill(run: Run) -> None:
 def step_replan(run: Run) -> None:
     """The plan again with the distillation's own result (a KD and a baseline point at the run's
     budget) beside the pilots: what the full budget is now forecast to reach, and cost."""
-    from roi.payback import RoiInputs
-    from roi.planner import plan, write_plan
+    from roi.planner import write_plan
 
-    s = run.settings
-    own = None if run_encoder.is_embedding(s) else run.layout.metrics  # no curve of its own
+    own = None if run_encoder.is_embedding(run.settings) else run.layout.metrics  # no own curve
     curves = [p for p in (_pilot_curves(run), own) if p is not None] or None
-    result = plan(run.path(RESULTS_CSV), s["scenarios"], hardware=s["hardware"],
-                  retention_threshold=s["retention_threshold"],
-                  local_peak_gflops=s["local_peak_gflops"], roi_inputs=RoiInputs(**s["economics"]),
-                  require_benefit=s["require_benefit"], pilot=curves,
-                  report_steps=[int(s["trainer"]["steps"])], portfolio=s["portfolio"])
-    write_plan(result, run.path("replan"))
+    write_plan(_planned(run, curves), run.path("replan"))
 
 
 def step_bench_student(run: Run) -> None:

@@ -2,8 +2,8 @@
 
 LoadGen generates the traffic, times every sample and decides VALID / INVALID; around it go the
 system under test (SUT) and the query-sample library (QSL) it draws from (bench/loadgen_sut.py)
-on any bench model and backend (bench/loadgen_backends.py). This module holds the settings, one
-run, its row and the search for the peak QPS:
+on any bench model and backend (bench/loadgen_backends.py). This module holds the check of
+the settings (bench/loadtest_settings.py), one run, its row and the search for the peak QPS:
 
     LoadGen ──issue_query──► queue ──► worker thread(s): take up to max_batch samples (waiting
        ▲                                at most batch_window_ms after the first), run one batch
@@ -27,7 +27,7 @@ import math
 import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Protocol
@@ -47,78 +47,16 @@ from .loadgen_accuracy import ACCURACY_SUMMARY, accuracy_fields
 from .loadgen_backends import Backend, load_backend
 from .loadgen_conf import apply_user_conf, from_config, read_user_conf
 from .loadgen_sut import BatchingSUT, real_inputs
+from .loadtest_settings import SCENARIOS, TEST_MODES, LoadtestSettings
 from .measure import VARIANTS
 
-# name on the command line -> LoadGen's TestScenario member
-SCENARIOS = {"singlestream": "SingleStream", "multistream": "MultiStream", "server": "Server",
-             "offline": "Offline"}
-# The percentile each scenario claims (MLPerf's rules): SingleStream p90, MultiStream and Server
-# p99; Offline claims throughput only.
-PERCENTILE = {"singlestream": 90.0, "multistream": 99.0, "server": 99.0, "offline": None}
-# LoadGen's early stopping needs at least this many queries to give a verdict at the percentile
-# claimed (64 for p90 and 662 for p99 with one slow query allowed; loadgen/early_stopping.cc),
-# so the default short run asks for them and a run stays short only where the SUT is fast.
-MIN_QUERIES = {"singlestream": 64, "multistream": 662, "server": 662, "offline": 1}
-DEFAULT_MIN_DURATION_MS = 10_000
-TEST_MODES = {"performance": "PerformanceOnly", "accuracy": "AccuracyOnly"}  # -> LoadGen TestMode
 LOG_DIR = "loadgen"
-
-
-@dataclass(frozen=True)
-class LoadtestSettings:
-    """One load test: the model and backend, LoadGen's scenario and settings, the SUT's."""
-
-    model: str  # a bench model spec
-    variant: str = "ort-fp32"  # a key of bench.measure.VARIANTS
-    scenario: str = "server"  # a key of SCENARIOS
-    qps: float | None = None  # server: target QPS; offline: expected QPS (sizes the query)
-    latency_ms: float | None = None  # server: the latency bound at `percentile`
-    percentile: float | None = None  # default: the scenario's (PERCENTILE)
-    seq_len: int = 128
-    threads: int = 1  # intra-op threads of the backend
-    max_batch: int = 1  # dynamic batching: most samples per backend call
-    batch_window_ms: float = 0.0  # how long a worker waits for a batch to fill (0: take what
-    # is queued now)
-    workers: int = 1  # threads pulling batches off the queue, each with its own backend call
-    min_duration_ms: int = DEFAULT_MIN_DURATION_MS
-    min_query_count: int | None = None  # default: MIN_QUERIES[scenario]
-    max_duration_ms: int = 0  # 0: no cap (LoadGen's default)
-    samples: int = 256  # QSL size (distinct real inputs)
-    samples_per_query: int = 8  # multistream
-    device: str = "cpu"
-    role: str | None = None  # teacher / student; default: from the results table or the spec
-    seed: int = 0  # LoadGen's schedule / sample-index / QSL seeds
-    user_conf: str | None = None  # an MLPerf user.conf passed to FromConfig (bench.loadgen_conf)
-    test_mode: str = "performance"  # or accuracy: LoadGen's AccuracyOnly (bench.loadgen_accuracy)
-
-    @property
-    def claimed_percentile(self) -> float | None:
-        return self.percentile if self.percentile is not None else PERCENTILE[self.scenario]
-
-    @property
-    def queries(self) -> int:
-        return self.min_query_count or MIN_QUERIES[self.scenario]
-
-
-def scenario_name(name: str) -> str:
-    """A scenario as this module keys it, from MLPerf's spelling (Server, Offline,
-    SingleStream, MultiStream) or any case of it."""
-    return str(name).strip().lower()
 
 
 def check_settings(s: LoadtestSettings) -> LoadtestSettings:
     """Refuse bad settings with one line (before any model is loaded); return them completed."""
-    s = replace(s, scenario=scenario_name(s.scenario))
-    if s.scenario not in SCENARIOS:
-        raise InputError(f"--scenario: unknown scenario {s.scenario!r}; allowed: "
-                         f"{', '.join(SCENARIOS)}")
-    if s.test_mode not in TEST_MODES:
-        raise InputError(f"--mode: allowed {', '.join(TEST_MODES)}; got {s.test_mode!r}")
-    if s.user_conf:
+    if s.user_conf:  # (the choices, scenario to role, were checked making the settings)
         s = apply_user_conf(s, read_user_conf(s.user_conf), SCENARIOS[s.scenario])
-    if s.variant not in VARIANTS:
-        raise InputError(f"--backend: unknown backend {s.variant!r}; allowed: "
-                         f"{', '.join(VARIANTS)}")
     if s.scenario == "server" and s.qps is None:
         raise InputError("--qps: the server scenario needs a target QPS (> 0)")
     if s.scenario == "server" and s.latency_ms is None:
@@ -141,8 +79,6 @@ def check_settings(s: LoadtestSettings) -> LoadtestSettings:
         raise InputError(f"--{k} must be a positive integer; got {v!r}")
     if not (math.isfinite(s.batch_window_ms) and s.batch_window_ms >= 0):
         raise InputError(f"--batch-window-ms must be >= 0; got {s.batch_window_ms:g}")
-    if s.role is not None and s.role not in ("teacher", "student"):
-        raise InputError(f"--role: allowed teacher, student; got {s.role!r}")
     from models.zoo import parse_spec
 
     spec = parse_spec(s.model)
@@ -467,7 +403,7 @@ def find_peak(s: LoadtestSettings, out: str | Path, *, precision: float = 0.05,
     while len(runs) < max_runs:
         if probing:
             probing(len(runs) + 1, qps, (lo.row["loadgen_target_qps"] if lo else None, hi))
-        r = run_one(replace(s, qps=qps), out, backend, samples, mode="find-peak-step",
+        r = run_one(s.model_copy(update={"qps": qps}), out, backend, samples, mode="find-peak-step",
                     predictor=predictor)
         runs.append(r)
         if progress:

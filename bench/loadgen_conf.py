@@ -17,7 +17,6 @@ builtin:teacher), or `*`.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
 from contracts.errors import InputError
@@ -138,7 +137,7 @@ def apply_user_conf(s, entries: dict[str, float], conf_scenario: str):
         value = lookup(entries, s.model, conf_scenario, name)
         if value is not None and (scenarios is None or s.scenario in scenarios):
             changes[field] = kind(value)
-    return replace(s, **changes)
+    return s.model_copy(update=changes)
 
 
 def from_config(ts, path: str | Path, model: str, conf_scenario: str) -> None:

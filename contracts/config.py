@@ -122,6 +122,27 @@ def validate(cls: type[BaseModel], data: Any, where: str) -> BaseModel:
         raise InputError(f"{where}{describe(e, cls)}") from None
 
 
+class Checked(BaseModel):
+    """A model refusing a bad value when it is made with one InputError line (the first
+    problem, as `refusal` words it: `describe`'s, unless the model words its own)."""
+
+    def __init__(self, /, **values: Any) -> None:
+        try:
+            super().__init__(**values)
+        except ValidationError as e:
+            raise InputError(type(self).refusal(e)) from None
+
+    @classmethod
+    def refusal(cls, err: ValidationError) -> str:
+        return describe(err, cls)
+
+
+def as_option(err: ValidationError, cls: type[BaseModel]) -> str:
+    """`describe`'s line with the field named as its command-line option (--batch-size)."""
+    field, _, rest = describe(err, cls).partition(":")
+    return f"--{field.replace('_', '-')}:{rest}"
+
+
 def describe(err: ValidationError, cls: type[BaseModel]) -> str:
     """The first error of `err` as 'field: what is allowed; got what' (+ how many more)."""
     first = err.errors()[0]

@@ -47,3 +47,5 @@ TRAINING_HARDWARE_HELP = "Catalog hardware that labels and trains (its hourly pr
 # --datagen-*`): tokens per sample when the user names none.
 DATAGEN_PROMPT_TOKENS = 64.0
 DATAGEN_COMPLETION_TOKENS = 128.0
+# The encoder tasks (models.encoder, `roi distill-encoder --task`): one loss and metric each.
+ENCODER_TASKS = ("embedding", "classification", "cross-encoder")

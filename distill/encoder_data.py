@@ -67,11 +67,12 @@ def stdlib_data(task: str = "embedding", classes: list[str] | None = None) -> Te
     as the query and docstrings as candidates, relevant where they document it
     (models.encoder.module_queries: TRAIN_NEGATIVES other modules per training docstring; on
     held-out text every module ranks every docstring)."""
-    from models.encoder import RANKING_QUERIES, module_queries, stdlib_docstring_splits, top_labels
+    from models.encoder import (RANKING_QUERIES, module_queries, stdlib_docstring_splits,
+                                top_labels)
 
     splits = stdlib_docstring_splits()
     if task == "cross-encoder":
-        keep = classes or top_labels(splits["train"], RANKING_QUERIES)
+        keep = top_labels(splits["train"], RANKING_QUERIES)  # (a ranker's head has no classes)
         data = TextData({}, {}, source="stdlib", pairs={})
         for s, docs in splits.items():
             negatives = TRAIN_NEGATIVES if s == "train" else None

@@ -21,12 +21,13 @@ import numpy as np
 import torch
 
 from contracts.errors import InputError
-from models.encoder import (TASKS, Encoder, layer_picks, load_encoder, reinit, shrink,
+from models.encoder import (Encoder, layer_picks, load_encoder, reinit, shrink,
                             text_fingerprint, vocab_fingerprint)
 
 from . import encoder_eval as ev
 from .encoder import EncoderConfig, Progress, train_encoder, write_metrics
 from .encoder_data import Fields, TextData, file_data, stdlib_data
+from .encoder_inputs import EncoderInputs
 
 log = logging.getLogger(__name__)
 MAX_EVAL = 1000  # held-out texts compared pair by pair (Spearman over ~500k pairs)
@@ -269,18 +270,16 @@ def retention_figures(metrics: dict) -> dict:
             "baseline_retention": (ev.get("baseline") or {}).get("spearman")}
 
 
-def run(teacher: str, out: str, data: str = "stdlib", text_field: str = "text",
-        overrides: dict | None = None, baseline: bool = True, resume: bool = False,
-        progress: Progress | None = None, export: bool = True, *, task: str = "auto",
-        student: str | None = None, pair_field: str | None = None,
-        label_field: str | None = None, negative_field: str | None = None) -> dict:
-    """`roi distill-encoder`: every input checked (one InputError each) before training."""
+def run(teacher: str, out: str, inputs: EncoderInputs = EncoderInputs(),
+        overrides: dict | None = None, resume: bool = False,
+        progress: Progress | None = None) -> dict:
+    """`roi distill-encoder`: every input checked (one InputError each) before training; the
+    task, data and extras are `inputs` (a bad task was refused making them)."""
     from contracts.io import check_out_dir, dir_lock
 
     from .encoder import make_encoder_config
 
-    if task not in ("auto", *TASKS):
-        raise InputError(f"--task {task}: expected one of auto, {', '.join(TASKS)}")
+    task, student, data = inputs.task, inputs.student, inputs.data
     teacher_dir = _hf_dir(teacher, "--teacher")
     cfg = make_encoder_config(overrides or {}, "--set")
     teacher_enc = load_encoder(teacher_dir, task=task)  # refused before anything is written
@@ -290,12 +289,12 @@ def run(teacher: str, out: str, data: str = "stdlib", text_field: str = "text",
     else:
         layer_picks(int(teacher_enc.module.config.num_hidden_layers), cfg.layers)
     texts = (stdlib_data(teacher_enc.task, teacher_enc.labels) if data == "stdlib" else
-             file_data(data, Fields(text_field, pair_field, label_field, negative_field),
-                       teacher_enc.task, teacher_enc.labels))
-    check_loss(cfg, teacher_enc.task, texts, negative_field)
+             file_data(data, Fields(inputs.text_field, inputs.pair_field, inputs.label_field,
+                                    inputs.negative_field), teacher_enc.task, teacher_enc.labels))
+    check_loss(cfg, teacher_enc.task, texts, inputs.negative_field)
     with dir_lock(check_out_dir(out)):
-        return distill_encoder(teacher_dir, out, cfg, texts, baseline, resume, progress, export,
-                               task, student_dir)
+        return distill_encoder(teacher_dir, out, cfg, texts, inputs.baseline, resume, progress,
+                               inputs.export, task, student_dir)
 
 
 def summary_lines(metrics: dict) -> list[str]:

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from contracts.defaults import ENCODER_TASKS
 from contracts.errors import InputError
 from contracts.io import usual_permissions, write_json_atomic
 
@@ -26,7 +27,7 @@ from .zoo import SUPPORTED_HEADS
 
 POOLING_DIR = "1_Pooling"
 POOLINGS = ("mean", "cls")
-TASKS = ("embedding", "classification", "cross-encoder")
+TASKS = ENCODER_TASKS
 _LAYER_KEY = re.compile(r"^(.*\blayers?\.)(\d+)(\..*)$")  # encoder.layer.N. (BERT, DistilBERT)
 
 

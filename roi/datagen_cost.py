@@ -16,7 +16,6 @@ Pure Python (no torch): the planner prices generation wherever it runs.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -26,50 +25,11 @@ import numpy as np
 import pandas as pd
 
 from contracts.config import read_yaml, safe_load
-from contracts.defaults import DATAGEN_COMPLETION_TOKENS, DATAGEN_PROMPT_TOKENS
 from contracts.errors import InputError
 
+from .datagen_inputs import DataGenInputs
+
 DEFAULT_PRICES = "api_prices.yaml"
-
-
-@dataclass(frozen=True)
-class DataGenInputs:
-    """What the plan is told about data generation (defaults: none, nothing generated)."""
-
-    teacher: str = "none"  # none, local (the measured teacher) or api:MODEL
-    samples: int = 0  # prompts the teacher answers
-    prompt_tokens: float = DATAGEN_PROMPT_TOKENS  # tokens sent per sample
-    completion_tokens: float = DATAGEN_COMPLETION_TOKENS  # tokens the teacher writes per sample
-    tokens_per_s: Optional[float] = None  # local: the teacher's decode rate, given
-    usd_per_1m_input_tokens: Optional[float] = None  # api: override the catalog's price
-    usd_per_1m_output_tokens: Optional[float] = None
-    prices_file: Optional[str] = None  # api: another price catalog (same YAML shape)
-
-    def __post_init__(self) -> None:
-        if not (self.teacher in ("none", "local") or (self.teacher.startswith("api:")
-                                                      and len(self.teacher) > 4)):
-            raise InputError(f"datagen teacher: allowed none, local or api:MODEL; received "
-                             f"{self.teacher!r}")
-        if not (isinstance(self.samples, int) and self.samples >= 0):
-            raise InputError(f"datagen samples: must be an integer >= 0; received "
-                             f"{self.samples!r}")
-        for name in ("prompt_tokens", "completion_tokens"):
-            _check(name, getattr(self, name), allow_none=False)
-        for name in ("tokens_per_s", "usd_per_1m_input_tokens", "usd_per_1m_output_tokens"):
-            _check(name, getattr(self, name), positive=name == "tokens_per_s")
-
-    @property
-    def active(self) -> bool:
-        return self.teacher != "none" and self.samples > 0
-
-
-def _check(name: str, v, allow_none: bool = True, positive: bool = False) -> None:
-    if v is None and allow_none:
-        return
-    ok = isinstance(v, (int, float)) and math.isfinite(v) and (v > 0 if positive else v >= 0)
-    if not ok:
-        raise InputError(f"datagen {name}: must be a finite number {'>' if positive else '>='} 0"
-                         f"; received {v!r}")
 
 
 @dataclass(frozen=True)

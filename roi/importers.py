@@ -32,7 +32,6 @@ Pure: no torch, no file writes (the `roi import` command writes through contract
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from pathlib import Path
 
 from contracts.errors import InputError
@@ -40,7 +39,8 @@ from contracts.mlperf_log import finite as _finite
 from contracts.mlperf_log import mlperf_summary, parse_mllog
 from contracts.results import IMPORTED
 
-from .measurements import ROLES, normalise_dtype
+from .import_options import ImportOptions
+from .measurements import normalise_dtype
 
 TOOLS = ("vllm", "optimum-benchmark", "mlperf")
 DOCS = {"vllm": "`vllm bench serve --save-result` JSON",
@@ -48,32 +48,14 @@ DOCS = {"vllm": "`vllm bench serve --save-result` JSON",
         "mlperf": "MLPerf LoadGen mlperf_log_detail.txt"}
 
 
-@dataclass(frozen=True)
-class ImportOptions:
-    """What the command line adds to a file: where it ran and what the file does not say."""
-
-    hardware: str  # a catalog row name
-    role: str  # teacher / student
-    model: str | None = None  # default: the file's
-    dtype: str | None = None  # default: the file's, where it says
-    params: int | None = None
-    device: str | None = None  # default: cuda for an accelerator row, cpu for a CPU row
-    batch_size: int | None = None  # default: the file's concurrency / batch
-    seq_len: int | None = None  # default: the file's mean prompt length
-
-
 def import_file(tool: str, path: str | Path, opts: ImportOptions, catalog) -> list[dict]:
     """The results-table rows of one result file of `tool`; InputError (one line naming the
     file and what is missing) for a malformed or foreign file or a missing option."""
     if tool not in TOOLS:
         raise InputError(f"roi import: unknown tool {tool!r}; allowed: {', '.join(TOOLS)}")
-    if opts.role not in ROLES:
-        raise InputError(f"--role: allowed {', '.join(ROLES)}; got {opts.role!r}")
     if opts.hardware not in catalog:
         raise InputError(f"--hardware: unknown hardware {opts.hardware!r}; known: "
                          f"{', '.join(catalog.names())}")
-    if opts.device is not None and opts.device not in ("cpu", "cuda"):
-        raise InputError(f"--device: allowed cpu, cuda; got {opts.device!r}")
     path = Path(path)
     if not path.is_file():
         what = "is not a regular file" if path.exists() else "does not exist"

@@ -256,4 +256,4 @@ def _quantiles(x: np.ndarray, q) -> list[Optional[float]]:
 
 
 def record_inputs(inputs: RoiInputs) -> dict:
-    return asdict(inputs)
+    return {**asdict(inputs), "datagen": inputs.datagen.model_dump()}

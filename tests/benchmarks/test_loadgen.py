@@ -32,7 +32,6 @@ from __future__ import annotations
 import math
 import os
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -210,9 +209,9 @@ def test_predicted_peak_vs_found_peak(out, model):
     def step(r):  # each search step starts at a quiet moment
         wait_quiet()
 
-    search = find_peak(replace(s, qps=round(0.9 * predicted.qps, 1)), out, precision=0.04,
-                       max_runs=6, step=1.1, progress=step, backend=backend, samples=samples,
-                       predictor=predictor)
+    start = s.model_copy(update={"qps": round(0.9 * predicted.qps, 1)})
+    search = find_peak(start, out, precision=0.04, max_runs=6, step=1.1, progress=step,
+                       backend=backend, samples=samples, predictor=predictor)
     after = _baseline_ms(backend, samples)
     found = search.peak_qps
     error = relative_error(predicted.qps, found) if found else math.inf

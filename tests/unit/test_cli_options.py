@@ -51,9 +51,18 @@ CONVERTED = {
     "generate": {"teacher", "prompts", "num_prompts", "max_new_tokens", "temperature", "top_p",
                  "seed", "batch_size", "api_base_url", "api_endpoint", "api_key_env",
                  "concurrency", "max_requests"},
+    "loadtest": {"model", "backend", "scenario", "qps", "latency_ms", "percentile", "seq_len",
+                 "threads", "max_batch", "batch_window_ms", "workers", "min_duration_ms",
+                 "min_query_count", "samples", "role", "user_conf", "mode"},
+    "distill-encoder": {"data", "text_field", "pair_field", "label_field", "negative_field",
+                        "task", "student", "baseline", "export"},
+    "import": {"hardware", "role", "model", "dtype", "params", "device", "batch_size",
+               "seq_len"},
     "plan": {"retention_threshold", "local_peak_gflops", "engineering_weeks",
              "engineering_usd_per_week", "training_hardware", "training_hours",
-             "require_benefit", "portfolio"},
+             "require_benefit", "portfolio", "datagen", "datagen_samples",
+             "datagen_prompt_tokens", "datagen_completion_tokens", "datagen_tokens_per_s",
+             "datagen_price_in", "datagen_price_out", "datagen_prices"},
 }
 
 
@@ -144,3 +153,58 @@ def test_options_picks_fields_and_gives_each_its_one_flag():
     assert options(Toy, include=("limit",))[0].annotation == Optional[list[int]]
     assert picked[0].default.default is ... and picked[2].default.default == 3
     assert [p.default.param_decls for p in picked] == [("--path",), ("--mode",), ("--count",)]
+
+
+@pytest.mark.parametrize("args,allowed", [
+    (["--scenario", "bogus"], "allowed: singlestream, multistream, server, offline"),
+    (["--test-mode", "x"], "--mode: allowed performance, accuracy; got 'x'"),
+    (["--mode", "x"], "--mode: allowed performance, accuracy; got 'x'"),
+    (["--backend", "trt"], "allowed: torch-eager, torch-eager-bf16, ort-fp32, ort-int8"),
+    (["--role", "judge"], "--role: allowed teacher, student; got 'judge'"),
+])
+def test_an_unknown_choice_is_one_line_naming_the_allowed_ones(tmp_path, capsys, args, allowed):
+    from app.cli import main
+
+    code = main(["loadtest", "--model", "builtin:student-50x", "--qps", "5", "--latency-ms",
+                 "5", *args, "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and err.startswith("error: "), err
+    assert allowed in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_choice_taken_as_text_shows_its_values_and_mlperf_spellings_pass():
+    from bench.loadtest_settings import SCENARIOS, LoadtestSettings
+
+    params = _click("loadtest")
+    assert params["scenario"].metavar == "[" + "|".join(SCENARIOS) + "]"
+    assert params["mode"].opts == ["--mode", "--test-mode"]
+    for name, key in zip(SCENARIOS.values(), SCENARIOS):
+        assert LoadtestSettings(model="m", scenario=name).scenario == key
+
+
+def test_the_import_options_choices_are_the_readers():
+    from typing import get_args
+
+    from roi.import_options import ImportOptions
+    from roi.measurements import ROLES
+
+    assert get_args(ImportOptions.model_fields["role"].annotation) == ROLES
+    params = _click("import")
+    assert params["role"].metavar == "[teacher|student]" and params["role"].required
+
+
+def test_the_encoder_tasks_are_the_models_and_a_bad_one_is_one_line(tmp_path, capsys):
+    from typing import get_args
+
+    from app.cli import main
+    from distill.encoder_inputs import EncoderInputs
+    from models.encoder import TASKS
+
+    assert get_args(EncoderInputs.model_fields["task"].annotation) == ("auto", *TASKS)
+    code = main(["distill-encoder", "--teacher", "hf:x", "--out", str(tmp_path / "o"),
+                 "--task", "ranking"])
+    err = capsys.readouterr().err
+    assert code == 2 and err == ("error: --task ranking: expected one of auto, embedding, "
+                                 "classification, cross-encoder\n")
+    assert not (tmp_path / "o").exists()
