@@ -117,7 +117,7 @@ def head_inputs(model: str, task: str, entry: Path, seq_len: int
     None without a tokenizer."""
     feeds = cached_feeds(Path(entry) / f"gate-{task}-s{seq_len}.npz",
                          lambda: head_texts(model, task, seq_len))
-    what = "(summary, candidate) pairs of " if task == "cross-encoder" else ""
+    what = "(module name, docstring) pairs of " if task == "cross-encoder" else ""
     return None if feeds is None else (feeds, f"{what}stdlib test docstrings {REAL_TEXT}")
 
 

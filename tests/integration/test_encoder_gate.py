@@ -49,7 +49,7 @@ def test_int8_heads_are_judged_against_fp32_in_their_tasks_terms(head_dirs, tmp_
     row = _row(f"hf:{head_dirs[task]}", "ort-int8", tmp_path)
     assert row["gate"] == "pass", row["gate_reason"]
     assert row["gate_inputs"].endswith("(real text)") and row["gate_texts"] == 64
-    assert (task == "cross-encoder") == row["gate_inputs"].startswith("(summary, candidate)")
+    assert (task == "cross-encoder") == row["gate_inputs"].startswith("(module name, docstring)")
     assert 0.95 <= row[figure] <= 1.0 and 0 < row["gate_max_abs_logit_diff"] <= 0.25
     assert "gate_similarity_spearman" not in row and "gate_max_logit_err" not in row
     assert _row(f"hf:{head_dirs[task]}", "ort-fp32", tmp_path)["gate"] == "reference"
