@@ -139,12 +139,12 @@ def check_loss(cfg: EncoderConfig, task: str, data: TextData,
     if cfg.loss == "margin-mse" and task != "cross-encoder":
         raise InputError(f"--set loss=margin-mse: Margin-MSE ranks a cross-encoder's pairs; "
                          f"the teacher is a {task} model (use mse, cosine or mse+cosine)")
-    if cfg.loss == "margin-mse" and not data.triples.get("train"):
-        raise InputError("--set loss=margin-mse: needs (query, positive, negative) rows: a "
-                         "data file with --pair-field (the positive) and --negative-field")
     if cfg.loss == "margin-mse" and cfg.hidden_weight > 0:
         raise InputError("--set hidden_weight: the hidden-state loss is not combined with "
                          "margin-mse (its triples score two pairs each); use hidden_weight=0")
+    if cfg.loss == "margin-mse" and not data.triples.get("train"):
+        raise InputError("--set loss=margin-mse: needs (query, positive, negative) rows: a "
+                         "data file with --pair-field (the positive) and --negative-field")
     if data.triples and cfg.loss != "margin-mse":
         raise InputError(f"--negative-field{' ' + negative_field if negative_field else ''}: "
                          "negatives are read by --set loss=margin-mse alone; add it, or drop "

@@ -144,3 +144,15 @@ def test_cli_bad_width_or_dtype_is_one_line_and_writes_nothing(teacher_dir, tmp_
     assert message in err and "Traceback" not in err
     assert len(err.strip().splitlines()) == 1
     assert not (tmp_path / "out").exists()
+
+
+def test_the_hidden_state_loss_is_refused_with_margin_mse():
+    from contracts.errors import InputError
+    from distill.encoder_data import TextData
+    from distill.encoder_pipeline import check_loss
+
+    cfg = EncoderConfig(loss="margin-mse", hidden_weight=0.5)
+    with pytest.raises(InputError, match="--set hidden_weight: .* not combined with margin-mse"):
+        check_loss(cfg, "cross-encoder", TextData({"train": []}))
+    check_loss(cfg.model_copy(update={"hidden_weight": 0.0}), "cross-encoder",
+               TextData({"train": [("q", "p", "n")]}, triples={"train": [("q", "p", "n")]}))
