@@ -156,3 +156,43 @@ def test_the_hidden_state_loss_is_refused_with_margin_mse():
         check_loss(cfg, "cross-encoder", TextData({"train": []}))
     check_loss(cfg.model_copy(update={"hidden_weight": 0.0}), "cross-encoder",
                TextData({"train": [("q", "p", "n")]}, triples={"train": [("q", "p", "n")]}))
+
+
+def test_a_narrow_run_with_its_projection_resumes_where_an_uninterrupted_one_ends(
+        tiny_encoder, tmp_path):
+    texts, targets = TEXTS * 2, tiny_encoder.embed(TEXTS * 2)
+    cfg = EncoderConfig(**{**FAST, "steps": 6, "ckpt_every": 3}, hidden_size=16,
+                        hidden_weight=1.0)
+    whole = _student(tiny_encoder, 16)
+    train_encoder(cfg, whole, texts, targets, tmp_path / "a", "fp", teacher=tiny_encoder)
+
+    def stop(step, total, loss):
+        if step == 4:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train_encoder(cfg, _student(tiny_encoder, 16), texts, targets, tmp_path / "b", "fp",
+                      progress=stop, teacher=tiny_encoder)
+    resumed = _student(tiny_encoder, 16)
+    train_encoder(cfg, resumed, texts, targets, tmp_path / "b", "fp", resume=True,
+                  teacher=tiny_encoder)
+    assert torch.allclose(resumed.embed(TEXTS), whole.embed(TEXTS), atol=1e-5)
+
+
+def test_a_narrow_classifier_learns_logits_and_hidden_states(tiny_encoder, tmp_path):
+    from distill.build_encoder import with_head
+
+    labels = ["a", "b", "c"]
+    teacher = Encoder(with_head(tiny_encoder.module, "classification", labels),
+                      tiny_encoder.tokenizer, "cls", tiny_encoder.max_len, "classification",
+                      labels)
+    module, _ = shrink(teacher.module, 2, "teacher-layers", 16)
+    student = Encoder(module, teacher.tokenizer, "cls", teacher.max_len, "classification",
+                      labels)
+    texts = TEXTS * 2
+    targets = {"teacher": teacher.embed(texts), "labels": torch.tensor([0, 1, 2] * 4)}
+    run = train_encoder(EncoderConfig(**FAST, hidden_size=16, hidden_weight=1.0), student,
+                        texts, targets, tmp_path / "c", "fp", teacher=teacher)
+    assert all(h["hidden_loss"] > 0 for h in run["history"])
+    assert student.embed(TEXTS).shape == (len(TEXTS), 3)
+    assert load_encoder(tmp_path / "c").module.config.hidden_size == 16
