@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from contracts.errors import InputError
-from models.encoder import (Encoder, layer_picks, load_encoder, reinit, shrink,
+from models.encoder import (Encoder, layer_picks, load_encoder, narrow_config, reinit, shrink,
                             text_fingerprint, vocab_fingerprint)
 
 from . import encoder_eval as ev
@@ -139,6 +139,9 @@ def check_loss(cfg: EncoderConfig, task: str, data: TextData,
     if cfg.loss == "margin-mse" and task != "cross-encoder":
         raise InputError(f"--set loss=margin-mse: Margin-MSE ranks a cross-encoder's pairs; "
                          f"the teacher is a {task} model (use mse, cosine or mse+cosine)")
+    if cfg.loss == "margin-mse" and cfg.hidden_weight > 0:
+        raise InputError("--set hidden_weight: the hidden-state loss is not combined with "
+                         "margin-mse (its triples score two pairs each); use hidden_weight=0")
     if cfg.loss == "margin-mse" and not data.triples.get("train"):
         raise InputError("--set loss=margin-mse: needs (query, positive, negative) rows: a "
                          "data file with --pair-field (the positive) and --negative-field")
@@ -164,12 +167,13 @@ def check_student(student: Encoder, teacher: Encoder, spec: str) -> None:
 
 def _student(teacher: Encoder, cfg: EncoderConfig, init: str,
              given: Encoder | None = None) -> tuple[Encoder, str]:
-    """The teacher shrunk to cfg.layers (teacher-layer init, head copied) or, where a student
-    is given, that one (as it is, or freshly initialised for init random)."""
+    """The teacher shrunk to cfg.layers (teacher-layer init, head copied) at width
+    cfg.hidden_size (a narrower one: random init) or, where a student is given, that one (as it
+    is, or freshly initialised for init random)."""
     if given is not None:
         return ((replace(given, module=reinit(given.module)), "random") if init == "random"
                 else (given, "given student"))
-    module, note = shrink(teacher.module, cfg.layers, init)
+    module, note = shrink(teacher.module, cfg.layers, init, cfg.hidden_size)
     return replace(teacher, module=module), note
 
 
@@ -211,7 +215,7 @@ def distill_encoder(teacher_dir: str, out: str | Path, cfg: EncoderConfig, data:
     student, init = _student(teacher, cfg, cfg.init, given)
     data_fp = f"{_fingerprint(train)}-{teacher_dir}"  # resume only against this teacher
     runs = {"student": train_encoder(cfg, student, train, targets, out, data_fp, resume,
-                                     progress)}
+                                     progress, teacher)}
     models = {"teacher": teacher, "student": student}
     base = _baseline(teacher, cfg, data, out, resume, progress, given) if baseline else None
     if base is not None:
@@ -277,7 +281,8 @@ def run(teacher: str, out: str, inputs: EncoderInputs = EncoderInputs(),
     task, data and extras are `inputs` (a bad task was refused making them)."""
     from contracts.io import check_out_dir, dir_lock
 
-    from .encoder import make_encoder_config
+    from .encoder import check_dtype, make_encoder_config
+    from .trainer import resolve_device
 
     task, student, data = inputs.task, inputs.student, inputs.data
     teacher_dir = _hf_dir(teacher, "--teacher")
@@ -286,8 +291,13 @@ def run(teacher: str, out: str, inputs: EncoderInputs = EncoderInputs(),
     student_dir = _hf_dir(student, "--student") if student else None
     if student_dir:
         check_student(load_encoder(student_dir), teacher_enc, student)
+        if cfg.hidden_size is not None:
+            raise InputError(f"--set hidden_size: --student {student} has its own width; "
+                             "drop one of them")
     else:
         layer_picks(int(teacher_enc.module.config.num_hidden_layers), cfg.layers)
+        narrow_config(teacher_enc.module.config, cfg.hidden_size)
+    check_dtype(cfg, resolve_device(cfg.device))
     texts = (stdlib_data(teacher_enc.task, teacher_enc.labels) if data == "stdlib" else
              file_data(data, Fields(inputs.text_field, inputs.pair_field, inputs.label_field,
                                     inputs.negative_field), teacher_enc.task, teacher_enc.labels))

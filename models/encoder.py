@@ -114,10 +114,17 @@ class Encoder:
     def forward(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
         """Pooled embeddings (B, C) or the head's logits (B, L) of a tokenized batch, with
         gradients where enabled."""
-        out = self.module(**inputs)
+        return self.forward_hidden(inputs, hidden=False)[0]
+
+    def forward_hidden(self, inputs: dict[str, torch.Tensor], hidden: bool = True
+                       ) -> tuple[torch.Tensor, tuple]:
+        """forward's output and (hidden) each layer's (B, T, C) hidden states: the
+        embeddings' first, then one per layer (empty without `hidden`)."""
+        out = self.module(**inputs, output_hidden_states=hidden)
+        states = tuple(out.hidden_states) if hidden else ()
         if self.task != "embedding":
-            return out.logits
-        return pool(out.last_hidden_state, inputs["attention_mask"], self.pooling)
+            return out.logits, states
+        return pool(out.last_hidden_state, inputs["attention_mask"], self.pooling), states
 
     @torch.no_grad()
     def embed(self, texts: list, batch_size: int = 64) -> torch.Tensor:
@@ -237,15 +244,41 @@ def layer_picks(n_teacher: int, n_student: int) -> list[int]:
     return np.linspace(0, n_teacher - 1, n_student).round().astype(int).tolist()
 
 
-def shrink(teacher: torch.nn.Module, n_layers: int, init: str = "teacher-layers"
-           ) -> tuple[torch.nn.Module, str]:
+def narrow_config(config, hidden_size: int | None):
+    """A copy of an encoder's config at width `hidden_size` (None: the same width): the same
+    attention head count (each head hidden_size / heads wide) and the feed-forward width scaled
+    alike. A width the head count does not divide is one InputError."""
+    import copy
+
+    width, heads = int(config.hidden_size), int(config.num_attention_heads)
+    config = copy.deepcopy(config)
+    if hidden_size is None or hidden_size == width:
+        return config
+    if hidden_size % heads:
+        raise InputError(f"--set hidden_size={hidden_size}: the student keeps the teacher's "
+                         f"{heads} attention heads, which must divide its width; use a "
+                         f"multiple of {heads} (the teacher's width: {width})")
+    config.hidden_size = hidden_size
+    config.intermediate_size = max(1, round(int(config.intermediate_size) * hidden_size / width))
+    return config
+
+
+def shrink(teacher: torch.nn.Module, n_layers: int, init: str = "teacher-layers",
+           hidden_size: int | None = None) -> tuple[torch.nn.Module, str]:
     """The teacher's architecture with `n_layers` layers: a copy of the teacher keeping its
     layer_picks (embeddings too) for init teacher-layers, or freshly initialised for random.
-    Returns the student and a note of its init."""
+    At another width (`hidden_size`, see narrow_config) the student is that architecture
+    freshly initialised: no teacher weight fits it. Returns the student and a note of its
+    init."""
     import copy
 
     n_teacher = int(teacher.config.num_hidden_layers)
     picks = layer_picks(n_teacher, n_layers)
+    config = narrow_config(teacher.config, hidden_size)
+    if config.hidden_size != teacher.config.hidden_size:
+        config.num_hidden_layers = n_layers
+        torch.manual_seed(0)
+        return type(teacher)(config), f"random (width {config.hidden_size})"
     student = copy.deepcopy(teacher)
     stack = next((m for m in student.modules()
                   if isinstance(m, torch.nn.ModuleList) and len(m) == n_teacher), None)
